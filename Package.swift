@@ -1,0 +1,68 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Dependency direction (DESIGN.md), never backwards:
+//   Wire -> CZmq            Model -> CBLAS            Data -> CTurboJPEG, CPNG
+//   Worker -> Model, Wire, Data                       Coordinator -> Wire, Data
+// Executables are thin shells over these libraries.
+let package = Package(
+    name: "scvae",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "scvae", targets: ["scvae"]),
+        .executable(name: "scvae-worker", targets: ["scvae-worker"]),
+        .executable(name: "scvae-coordinator", targets: ["scvae-coordinator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries from Debian packages.
+        .systemLibrary(name: "CZmq", path: "Sources/CZmq",
+                       providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG",
+                       providers: [.apt(["libpng-dev"])]),
+
+        // Libraries.
+        .target(name: "Wire", dependencies: ["CZmq"]),
+        .target(name: "Model", dependencies: ["CBLAS"]),
+        .target(name: "Data", dependencies: ["CTurboJPEG", "CPNG"]),
+        .target(name: "Worker", dependencies: [
+            "Model", "Wire", "Data",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Coordinator", dependencies: [
+            "Wire", "Data",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Executables.
+        .executableTarget(name: "scvae", dependencies: [
+            "Model", "Data", "Worker", "Wire",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "scvae-worker", dependencies: [
+            "Worker",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "scvae-coordinator", dependencies: [
+            "Coordinator",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Tests.
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model"]),
+        .testTarget(name: "DataTests", dependencies: ["Data"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"]),
+    ]
+)

@@ -1,0 +1,29 @@
+import CBLAS
+
+/// Thin, shape-checked entry points into OpenBLAS.
+public enum BLAS {
+    /// Sets the number of OpenBLAS threads for this process (at least 1).
+    public static func setThreads(_ count: Int) {
+        openblas_set_num_threads(Int32(max(1, count)))
+    }
+
+    /// C[m x n] = alpha * op(A) * op(B) + beta * C, all row-major.
+    /// `transA`/`transB` select op(X) = X^T. A is m x k after op, B is k x n after op.
+    public static func sgemm(
+        transA: Bool = false, transB: Bool = false,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(
+            CblasRowMajor,
+            transA ? CblasTrans : CblasNoTrans,
+            transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k),
+            alpha, a, Int32(lda), b, Int32(ldb),
+            beta, c, Int32(ldc))
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Coordinator
+import Logging
+
+@main
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scvae-coordinator",
+        abstract: "Coordinate distributed data-parallel SC-VAE training across worker processes.",
+        discussion: """
+            Shards the dataset across --workers worker processes, keeps membership, reports \
+            progress and owns the checkpoints. With --local it starts the workers itself.
+            """)
+
+    @Option(help: "Number of worker processes (ranks) to train with.")
+    var workers: Int = 2
+
+    @Option(name: .customLong("min-workers"), help: "Pause training while fewer workers than this are alive (default: --workers).")
+    var minWorkers: Int?
+
+    @Option(help: "Dataset folder (ImageNet layout, a flat image folder or packed shards). Default: the built-in sample data.")
+    var data: String?
+
+    @Option(help: "Model configuration: tiny, small, imagenet-f8 or imagenet-f16.")
+    var config: String = "tiny"
+
+    @Option(name: .customLong("global-batch"), help: "Images per optimizer step, summed over all workers (fixed whatever the world size).")
+    var globalBatch: Int = 16
+
+    @Option(help: "Number of optimizer steps to train (default 20 unless --epochs is given).")
+    var steps: Int?
+
+    @Option(help: "Number of epochs to train instead of a step count.")
+    var epochs: Int?
+
+    @Option(help: "Adam learning rate after warm-up.")
+    var lr: Double = 4e-5
+
+    @Option(help: "Seed of initialisation, data order and augmentation.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Control-plane endpoint to bind, e.g. tcp://0.0.0.0:5555.")
+    var listen: String = "tcp://127.0.0.1:5555"
+
+    @Option(name: .customLong("checkpoint-dir"), help: "Folder for checkpoints; a valid checkpoint there is resumed automatically.")
+    var checkpointDir: String?
+
+    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every this many steps (0: only at the end).")
+    var checkpointEvery: Int = 0
+
+    @Flag(help: "Start the workers as child processes on this machine (cores/N BLAS threads each).")
+    var local = false
+
+    @Option(help: "Write one JSON object per step to this file (JSON lines).")
+    var metrics: String?
+
+    var settings: CoordinatorSettings {
+        var s = CoordinatorSettings()
+        s.workers = workers
+        s.minWorkers = minWorkers
+        s.dataPath = data
+        s.config = config
+        s.globalBatch = globalBatch
+        s.steps = (steps == nil && epochs == nil) ? 20 : steps
+        s.epochs = epochs
+        s.learningRate = lr
+        s.seed = seed
+        s.listen = listen
+        s.checkpointDir = checkpointDir
+        s.checkpointEvery = checkpointEvery
+        s.local = local
+        s.metricsPath = metrics
+        return s
+    }
+
+    func validate() throws {
+        if let problem = settings.problems().first { throw ValidationError(problem) }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "scvae.coordinator")
+        logger[metadataKey: "role"] = "coordinator"
+        try await runCoordinator(settings, logger: logger)
+    }
+}
