@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependency direction (DESIGN.md), never backwards:
-//   Wire -> CZmq            Model -> CBLAS            Data -> CTurboJPEG, CPNG
+//   Wire -> CZmq, CCRC32C   Model -> CBLAS            Data -> CTurboJPEG, CPNG, CCRC32C
 //   Worker -> Model, Wire, Data                       Coordinator -> Wire, Data
 // Executables are thin shells over these libraries.
 let package = Package(
@@ -28,10 +28,13 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG",
                        providers: [.apt(["libpng-dev"])]),
 
+        // C shims of our own.
+        .target(name: "CCRC32C", path: "Sources/CCRC32C"),
+
         // Libraries.
-        .target(name: "Wire", dependencies: ["CZmq"]),
+        .target(name: "Wire", dependencies: ["CZmq", "CCRC32C"]),
         .target(name: "Model", dependencies: ["CBLAS"]),
-        .target(name: "Data", dependencies: ["CTurboJPEG", "CPNG"]),
+        .target(name: "Data", dependencies: ["CTurboJPEG", "CPNG", "CCRC32C"]),
         .target(name: "Worker", dependencies: [
             "Model", "Wire", "Data",
             .product(name: "Logging", package: "swift-log"),
@@ -60,7 +63,7 @@ let package = Package(
 
         // Tests.
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Data"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "WorkerTests", dependencies: ["Worker"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"]),

@@ -1,0 +1,67 @@
+/// The hyperparameters that fix an SC-VAE's architecture (SCVAE.md, "Configurations").
+///
+/// Notation: ch = base channels, chMult = channel multiplier per level, resBlocks = ResNet blocks
+/// per encoder level (the decoder has one more), C = latent channels, K = dictionary atoms,
+/// T = unrolled ISTA iterations.
+public struct ModelConfig: Sendable, Equatable, Hashable, Codable {
+    public var name: String
+    public var imageSize: Int
+    public var ch: Int
+    public var chMult: [Int]
+    public var resBlocks: Int
+    public var attnResolutions: [Int]
+    public var latentChannels: Int   // C
+    public var atoms: Int            // K
+    public var istaIterations: Int   // T
+    /// Fixed LISTA hyperparameter: theta = beta / c.
+    public var beta: Float = 1
+    /// Weight of MSE(h, D z) in the loss.
+    public var latentWeight: Float = 1
+    /// GroupNorm uses min(maxGroups, channels) groups.
+    public var maxGroups: Int = 32
+    public var groupNormEpsilon: Float = 1e-6
+    /// m of the overcomplete 1-D DCT (n = sqrt(C)); SCVAE.md: 23 for C = 256, 12 for C = 64.
+    public var dctAtomsPerAxis: Int
+
+    public init(name: String, imageSize: Int, ch: Int, chMult: [Int], resBlocks: Int,
+                attnResolutions: [Int], latentChannels: Int, atoms: Int, istaIterations: Int,
+                dctAtomsPerAxis: Int) {
+        self.name = name
+        self.imageSize = imageSize
+        self.ch = ch
+        self.chMult = chMult
+        self.resBlocks = resBlocks
+        self.attnResolutions = attnResolutions
+        self.latentChannels = latentChannels
+        self.atoms = atoms
+        self.istaIterations = istaIterations
+        self.dctAtomsPerAxis = dctAtomsPerAxis
+    }
+
+    public static let imagenetF16 = ModelConfig(
+        name: "imagenet-f16", imageSize: 256, ch: 128, chMult: [1, 1, 2, 2, 4], resBlocks: 2,
+        attnResolutions: [16], latentChannels: 256, atoms: 512, istaIterations: 16, dctAtomsPerAxis: 23)
+    public static let imagenetF8 = ModelConfig(
+        name: "imagenet-f8", imageSize: 256, ch: 128, chMult: [1, 2, 2, 4], resBlocks: 2,
+        attnResolutions: [16], latentChannels: 256, atoms: 512, istaIterations: 16, dctAtomsPerAxis: 23)
+    public static let small = ModelConfig(
+        name: "small", imageSize: 64, ch: 64, chMult: [1, 2, 2], resBlocks: 1,
+        attnResolutions: [16], latentChannels: 64, atoms: 128, istaIterations: 5, dctAtomsPerAxis: 12)
+    public static let tiny = ModelConfig(
+        name: "tiny", imageSize: 32, ch: 32, chMult: [1, 2, 2], resBlocks: 1,
+        attnResolutions: [8], latentChannels: 64, atoms: 128, istaIterations: 5, dctAtomsPerAxis: 12)
+
+    public static let all: [ModelConfig] = [.tiny, .small, .imagenetF8, .imagenetF16]
+
+    /// The configuration with this name, or nil.
+    public static func named(_ name: String) -> ModelConfig? {
+        all.first { $0.name == name }
+    }
+
+    /// Number of resolution levels.
+    public var levels: Int { chMult.count }
+    /// Side of the latent grid (one latent vector per f x f patch, f = 2^(levels-1)).
+    public var latentSize: Int { imageSize >> (levels - 1) }
+    /// GroupNorm groups for a layer with this many channels.
+    public func groups(for channels: Int) -> Int { min(maxGroups, channels) }
+}
