@@ -1,0 +1,218 @@
+/// Who is in the run, which rank each worker has, and when a new generation starts.
+///
+/// This is the coordinator's protocol logic as a value with no I/O (the Instance of
+/// Instance-and-Shell): the shell feeds it events with the current time and carries out the
+/// directives it returns. Every membership change starts a new generation (DESIGN.md,
+/// invariant 4); the new generation resumes from the most advanced replica (DECISIONS.md).
+public struct Membership: Sendable {
+    /// Fixed rules of admission and liveness.
+    public struct Rules: Sendable, Equatable {
+        /// Workers the run wants (--workers).
+        public var targetWorkers: Int
+        /// Below this many live workers training pauses (--min-workers).
+        public var minimumWorkers: Int
+        /// The protocol version this coordinator speaks.
+        public var protocolVersion: UInt16
+        /// Fingerprint of the coordinator's dataset index; workers must see the same data.
+        public var datasetFingerprint: String
+        /// A worker not heard from for this long is declared down.
+        public var livenessDeadline: Double
+
+        public init(targetWorkers: Int, minimumWorkers: Int? = nil, protocolVersion: UInt16,
+                    datasetFingerprint: String, livenessDeadline: Double = 3) {
+            self.targetWorkers = targetWorkers
+            self.minimumWorkers = minimumWorkers ?? targetWorkers
+            self.protocolVersion = protocolVersion
+            self.datasetFingerprint = datasetFingerprint
+            self.livenessDeadline = livenessDeadline
+        }
+    }
+
+    /// Statuses in their only legal order: joining < up < down < removed.
+    /// `joining` workers have been welcomed but are not in a generation yet.
+    public enum Status: Int, Comparable, Sendable {
+        case joining, up, down, removed
+        public static func < (a: Status, b: Status) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    public struct Member: Sendable, Equatable {
+        public var id: String
+        public var host: String
+        public var dataPlaneEndpoint: String
+        public var status: Status
+        public var lastHeard: Double
+        /// Rank in the current generation (nil while joining).
+        public var rank: Int?
+        /// The last step this worker reported applied; -1 before the first.
+        public var appliedStep: Int
+        /// Order of admission: ranks follow it, so survivors keep their relative order.
+        public var admission: Int
+    }
+
+    /// What a hello carries that admission looks at.
+    public struct Hello: Sendable, Equatable {
+        public var workerID: String
+        public var protocolVersion: UInt16
+        public var host: String
+        public var dataPlaneEndpoint: String
+        public var datasetFingerprint: String
+
+        public init(workerID: String, protocolVersion: UInt16, host: String,
+                    dataPlaneEndpoint: String, datasetFingerprint: String) {
+            self.workerID = workerID
+            self.protocolVersion = protocolVersion
+            self.host = host
+            self.dataPlaneEndpoint = dataPlaneEndpoint
+            self.datasetFingerprint = datasetFingerprint
+        }
+    }
+
+    /// Why a worker was turned away.
+    public enum Refusal: Sendable, Equatable {
+        /// It speaks another protocol version.
+        case protocolVersionMismatch(worker: UInt16, coordinator: UInt16)
+        /// It sees a different dataset index.
+        case datasetMismatch(worker: String, coordinator: String)
+        /// A live worker already has this id.
+        case duplicateWorkerID
+        /// The run already has --workers live workers.
+        case runFull(workers: Int)
+    }
+
+    /// One rank's place in a new generation.
+    public struct Placement: Sendable, Equatable {
+        public var workerID: String
+        public var rank: Int
+        public var previousWorkerID: String
+        public var nextWorkerID: String
+    }
+
+    /// What the shell must do.
+    public enum Directive: Sendable, Equatable {
+        /// Tell this worker it is admitted.
+        case welcome(workerID: String)
+        /// Tell this worker why it is refused; the run goes on.
+        case refuse(workerID: String, Refusal)
+        /// Start generation `generation` with these ranks, resuming after `resumeStep` (-1: from
+        /// the start) with parameters held by `stateSourceRank`.
+        case startGeneration(generation: UInt64, placements: [Placement], resumeStep: Int, stateSourceRank: Int)
+        /// These workers were declared down (not heard from within the deadline).
+        case declaredDown(workerIDs: [String], generation: UInt64)
+        /// Too few live workers: training waits for more to join.
+        case pause(liveWorkers: Int, minimumWorkers: Int)
+    }
+
+    public let rules: Rules
+    public private(set) var generation: UInt64 = 0
+    public private(set) var members: [String: Member] = [:]
+    private var admissions = 0
+
+    public init(rules: Rules) {
+        self.rules = rules
+    }
+
+    /// Live workers (joining or up), by admission order.
+    public var liveMembers: [Member] {
+        members.values.filter { $0.status <= .up }.sorted { $0.admission < $1.admission }
+    }
+
+    /// Workers in the current generation, by rank.
+    public var ranked: [Member] {
+        members.values.filter { $0.status == .up }.sorted { ($0.rank ?? 0) < ($1.rank ?? 0) }
+    }
+
+    /// A worker says hello: admit it (and maybe start a generation) or refuse it.
+    public mutating func receive(hello: Hello, now: Double) -> [Directive] {
+        if hello.protocolVersion != rules.protocolVersion {
+            return [.refuse(workerID: hello.workerID, .protocolVersionMismatch(
+                worker: hello.protocolVersion, coordinator: rules.protocolVersion))]
+        }
+        if hello.datasetFingerprint != rules.datasetFingerprint {
+            return [.refuse(workerID: hello.workerID, .datasetMismatch(
+                worker: hello.datasetFingerprint, coordinator: rules.datasetFingerprint))]
+        }
+        if let existing = members[hello.workerID], existing.status <= .up {
+            return [.refuse(workerID: hello.workerID, .duplicateWorkerID)]
+        }
+        if liveMembers.count >= rules.targetWorkers {
+            return [.refuse(workerID: hello.workerID, .runFull(workers: rules.targetWorkers))]
+        }
+        admissions += 1
+        members[hello.workerID] = Member(
+            id: hello.workerID, host: hello.host, dataPlaneEndpoint: hello.dataPlaneEndpoint,
+            status: .joining, lastHeard: now, rank: nil, appliedStep: -1, admission: admissions)
+        return [.welcome(workerID: hello.workerID)] + formGenerationIfReady()
+    }
+
+    /// Any message from a worker proves it alive.
+    public mutating func heard(from workerID: String, now: Double) {
+        guard var member = members[workerID], member.status <= .up else { return }
+        member.lastHeard = max(member.lastHeard, now)
+        members[workerID] = member
+    }
+
+    /// A worker reports the last step it applied (in the current generation).
+    public mutating func applied(step: Int, by workerID: String, generation reported: UInt64, now: Double) {
+        heard(from: workerID, now: now)
+        guard reported == generation, var member = members[workerID], member.status == .up else { return }
+        member.appliedStep = max(member.appliedStep, step)
+        members[workerID] = member
+    }
+
+    /// A worker said goodbye or its connection is known to be gone.
+    public mutating func lost(_ workerID: String, now: Double) -> [Directive] {
+        guard let member = members[workerID], member.status <= .up else { return [] }
+        return declareDown([workerID])
+    }
+
+    /// Periodic liveness check: workers silent past the deadline are down.
+    public mutating func tick(now: Double) -> [Directive] {
+        let silent = liveMembers.filter { now - $0.lastHeard > rules.livenessDeadline }.map(\.id)
+        return silent.isEmpty ? [] : declareDown(silent)
+    }
+
+    private mutating func declareDown(_ ids: [String]) -> [Directive] {
+        let wasInGeneration = ids.contains { members[$0]?.status == .up }
+        for id in ids { members[id]?.status = .down; members[id]?.rank = nil }
+        var directives: [Directive] = [.declaredDown(workerIDs: ids.sorted(), generation: generation)]
+        if wasInGeneration { directives += formGeneration() }
+        return directives
+    }
+
+    private mutating func formGenerationIfReady() -> [Directive] {
+        let live = liveMembers
+        let anyJoining = live.contains { $0.status == .joining }
+        guard anyJoining else { return [] }
+        // At the start wait for the full world; once training, a joiner fills a gap at once.
+        if generation == 0 && live.count < rules.targetWorkers { return [] }
+        return formGeneration()
+    }
+
+    /// Ranks follow admission order; the most advanced replica provides the state.
+    private mutating func formGeneration() -> [Directive] {
+        let live = liveMembers
+        guard live.count >= rules.minimumWorkers else {
+            for member in live where member.status == .up {
+                members[member.id]?.status = .joining
+                members[member.id]?.rank = nil
+            }
+            return [.pause(liveWorkers: live.count, minimumWorkers: rules.minimumWorkers)]
+        }
+        generation += 1
+        let source = live.max { a, b in
+            a.appliedStep != b.appliedStep ? a.appliedStep < b.appliedStep : a.admission > b.admission
+        }!
+        var placements: [Placement] = []
+        for (rank, member) in live.enumerated() {
+            members[member.id]?.status = .up
+            members[member.id]?.rank = rank
+            placements.append(Placement(
+                workerID: member.id, rank: rank,
+                previousWorkerID: live[(rank + live.count - 1) % live.count].id,
+                nextWorkerID: live[(rank + 1) % live.count].id))
+        }
+        let sourceRank = placements.first { $0.workerID == source.id }!.rank
+        return [.startGeneration(generation: generation, placements: placements,
+                                 resumeStep: source.appliedStep, stateSourceRank: sourceRank)]
+    }
+}
