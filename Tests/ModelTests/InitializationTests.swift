@@ -19,7 +19,8 @@ import Testing
     }
 
     /// Golden bits: any change of the generator, the name hash or the Xavier formula shows here.
-    /// The first three were recomputed independently in Python (SplitMix64 chain, FNV-1a, Xavier).
+    /// The convolution values were recomputed independently in Python (SplitMix64 chain, FNV-1a,
+    /// Xavier), the Dict entry and c with numpy (np.kron, permuted rows, np.linalg.norm(D, 2) ** 2).
     @Test func seed1234GivesTheRecordedBits() {
         #expect(CounterRandom.stream(named: "a") == 0xAF63_DC4C_8601_EC8C)   // published FNV-1a 64 of "a"
         #expect(CounterRandom(seed: 1234).bits(stream: 5, counter: 6) == 0x16A6_BCC6_7985_E778)
