@@ -379,20 +379,19 @@ _DTYPES = {torch.float32: ("F32", np.float32), torch.float64: ("F64", np.float64
 
 
 def save_safetensors(tensors: dict, path: Path, metadata: dict | None = None) -> None:
-    """Write float tensors (contiguous, little-endian) and string metadata as a safetensors file."""
+    """Write float tensors and string metadata as a safetensors file.
+
+    Written by hand (not with the safetensors package) so that the bytes are reproducible: the
+    header is JSON with sorted keys (`__metadata__` first), tensors are stored in name order,
+    little-endian, and the header is padded with spaces to a multiple of 8 bytes.
+    """
     tensors = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
-    try:
-        from safetensors.torch import save_file
-        save_file(tensors, str(path), metadata=metadata)
-        return
-    except ImportError:
-        pass
     header, chunks, offset = {}, [], 0
     if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+        header["__metadata__"] = {str(k): str(metadata[k]) for k in sorted(metadata)}
     for name in sorted(tensors):
         tag, np_type = _DTYPES[tensors[name].dtype]
-        data = tensors[name].numpy().astype(np_type).astype("<" + np.dtype(np_type).str[1:]).tobytes()
+        data = tensors[name].numpy().astype(np.dtype(np_type).newbyteorder("<")).tobytes()
         header[name] = {"dtype": tag, "shape": list(tensors[name].shape),
                         "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
@@ -492,6 +491,28 @@ def perturb(model: SCVAE, seed: int, bias_scale: float, norm_scale: float, dict_
         model.c.mul_(1 + c_scale * torch.randn(1, generator=g))
 
 
+def scan_c(model: SCVAE, x: torch.Tensor, spread: float, points: int) -> tuple:
+    """Scale c by the factor in [1 - spread, 1 + spread] that maximises the soft-threshold margin
+    for input x (the encoder output does not depend on c, so only LISTA is re-run). Sets model.c
+    and returns (factor, margin, theta)."""
+    cfg = model.cfg
+    with torch.no_grad():
+        h = model.encoder(x)
+        rows = h.permute(0, 2, 3, 1).reshape(-1, cfg.latent_channels)
+        c0 = float(model.c)
+        best = None
+        for factor in np.linspace(1 - spread, 1 + spread, points):
+            c = torch.tensor([c0 * factor], dtype=model.c.dtype)
+            record: list = []
+            lista(rows, model.Dict, c, cfg.beta, cfg.ista_iterations, record)
+            theta = float(cfg.beta / torch.clamp(c, min=C_FLOOR))
+            margin = threshold_margin(record, theta)
+            if best is None or margin / theta > best[1] / best[2]:
+                best = (float(factor), margin, theta, c)
+        model.c.copy_(best[3])
+    return best[:3]
+
+
 def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     """max|a - b| / max|b| (0 when both are zero)."""
     scale = float(b.abs().max())
@@ -581,23 +602,19 @@ def cmd_fixtures(args) -> None:
         model = SCVAE(cfg)
         model.reset_parameters(torch.Generator().manual_seed(seed))
         perturb(model, seed + 1, args.bias_noise, args.norm_noise, args.dict_noise, args.c_noise)
-        record: list = []
-        with torch.no_grad():
-            model(x, record)
-        theta = float(cfg.beta / torch.clamp(model.c, min=C_FLOOR))
-        margin = threshold_margin(record, theta)
-        print(f"  attempt {attempt}: margin {margin:.3e} = {margin / theta:.3e} * theta")
+        factor, margin, theta = scan_c(model, x, args.c_scan, args.c_scan_points)
+        print(f"  attempt {attempt}: c scaled by {factor:.5f}: margin {margin:.3e} = {margin / theta:.3e} * theta")
         if best is None or margin > best[0]:
             best = (margin, attempt, model)
-        if margin >= max(args.margin_rel * theta, args.margin_abs):
+        if margin >= args.margin_target * theta:
             break
     margin, attempt, model = best
-    theta = float(cfg.beta / torch.clamp(model.c, min=C_FLOOR))
+    theta = float(cfg.beta / torch.clamp(model.c.detach(), min=C_FLOOR))
     required = max(args.margin_rel * theta, args.margin_abs)
     print(f"{cfg.name}: attempt {attempt}, margin {margin:.3e} = {margin / theta:.3e} * theta "
           f"(theta {theta:.6f}, required {required:.3e})")
     if margin < required:
-        raise SystemExit("error: no attempt reached the required margin")
+        raise SystemExit("error: no attempt reached the required margin; raise --max-attempts")
 
     record32: list = []
     terms, grads = compute_step(model, x, record32)
@@ -605,27 +622,37 @@ def cmd_fixtures(args) -> None:
     model64.load_state_dict({n: t.double() for n, t in model.state_dict().items()})
     record64: list = []
     terms64, grads64 = compute_step(model64, x.double(), record64)
+    theta64 = float(cfg.beta / torch.clamp(model64.c.detach(), min=C_FLOOR))
     u_diff = max(float((a.double() - b).abs().max()) for a, b in zip(record32, record64))
-    masks_equal = all(torch.equal(a.abs() > theta, b.abs() > float(cfg.beta / model64.c)) for a, b in
-                      zip(record32, record64))
-    print(f"max |u_f32 - u_f64| = {u_diff:.3e} ({u_diff / margin:.2e} of the margin); "
+    masks_equal = all(torch.equal(a.abs() > theta, b.abs() > theta64) for a, b in zip(record32, record64))
+    print(f"max |u_f32 - u_f64| = {u_diff:.3e}; margin / that = {margin / u_diff:.1f}; "
           f"threshold masks equal: {masks_equal}")
     if not masks_equal:
         raise SystemExit("error: float32 and float64 threshold masks differ")
+    if margin < args.noise_factor * u_diff:
+        raise SystemExit(f"error: margin is less than {args.noise_factor} x the float32 rounding of u")
     print("float32 vs float64 gradients, max|g32 - g64| / max|g64| per tensor:")
-    worst = (0.0, "")
+    global_max = max(float(g.abs().max()) for g in grads64.values())
+    worst, structural_zero, all_rel = (0.0, ""), [], []
     for name, g in grads.items():
-        rel = relative_difference(g, grads64[name])
         scale = float(grads64[name].abs().max())
+        if scale <= 1e-9 * global_max:
+            structural_zero.append(name)
+            print(f"  zero by construction (max|g64| {scale:.1e}, max|g32| {float(g.abs().max()):.1e})  {name}")
+            continue
+        rel = relative_difference(g, grads64[name])
         print(f"  {rel:9.2e}  (max|g| {scale:9.2e})  {name}")
-        if scale > 1e-12 and rel > worst[0]:
+        all_rel.append(rel)
+        if rel > worst[0]:
             worst = (rel, name)
-    print(f"worst relative difference: {worst[0]:.2e} ({worst[1]})")
+    print(f"median relative difference: {float(np.median(all_rel)):.2e}")
+    print(f"worst relative difference: {worst[0]:.2e} ({worst[1]}); "
+          f"{len(structural_zero)} tensors are zero by construction")
     for key in ("loss", "recon", "latent"):
-        print(f"  {key}: f32 {float(terms[key])!r}  f64 {float(terms64[key])!r}")
+        print(f"  {key}: f32 {float(terms[key].detach())!r}  f64 {float(terms64[key].detach())!r}")
     print(f"  sparsity: {float(terms['sparsity'])!r}")
 
-    meta = {key: repr(float(terms[key])) for key in ("loss", "recon", "latent", "sparsity")}
+    meta = {key: repr(float(terms[key].detach())) for key in ("loss", "recon", "latent", "sparsity")}
     save_safetensors(dict(model.state_dict()), out / "weights.safetensors")
     np.save(out / "input.npy", x.numpy().astype("<f4"))
     save_safetensors(grads, out / "grads.safetensors", meta)
@@ -633,9 +660,13 @@ def cmd_fixtures(args) -> None:
     save_safetensors(outputs, out / "outputs.safetensors", meta)
     info = {"config": cfg.name, "batch": args.batch, "seed": args.seed, "attempt": attempt,
             "beta": cfg.beta, "latent_weight": cfg.latent_weight, "c_floor": C_FLOOR,
-            "theta": theta, "margin": margin, "margin_rule": f"max({args.margin_rel} * theta, {args.margin_abs})",
+            "theta": theta, "margin": margin,
+            "margin_rule": f"margin >= max({args.margin_rel} * theta, {args.margin_abs}) and "
+                           f">= {args.noise_factor} * max|u_f32 - u_f64|",
             "max_abs_u_f32_minus_f64": u_diff, "worst_grad_rel_diff_f32_f64": worst[0],
-            "terms_f32": meta, "terms_f64": {k: repr(float(terms64[k])) for k in ("loss", "recon", "latent")},
+            "median_grad_rel_diff_f32_f64": float(np.median(all_rel)),
+            "worst_grad_rel_diff_tensor": worst[1], "zero_by_construction": structural_zero,
+            "terms_f32": meta, "terms_f64": {k: repr(float(terms64[k].detach())) for k in ("loss", "recon", "latent")},
             "torch": torch.__version__}
     (out / "fixture.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"wrote weights.safetensors, input.npy, grads.safetensors, outputs.safetensors, fixture.json in {out}")
@@ -685,7 +716,14 @@ def main(argv=None) -> None:
     p.add_argument("--c-noise", type=float, default=0.01, help="relative std of the noise on c")
     p.add_argument("--margin-rel", type=float, default=1e-4, help="required margin, relative to theta")
     p.add_argument("--margin-abs", type=float, default=0.0, help="required margin, absolute")
-    p.add_argument("--max-attempts", type=int, default=200)
+    p.add_argument("--margin-target", type=float, default=1e-3,
+                   help="stop searching once the margin reaches this fraction of theta (else keep the best)")
+    p.add_argument("--noise-factor", type=float, default=4.0,
+                   help="the margin must also be this many times max|u_f32 - u_f64|")
+    p.add_argument("--max-attempts", type=int, default=10)
+    p.add_argument("--c-scan", type=float, default=0.05,
+                   help="per attempt, scan c over (1 +- this) times its value for the best margin")
+    p.add_argument("--c-scan-points", type=int, default=2001)
     p.set_defaults(func=cmd_fixtures)
 
     p = sub.add_parser("lista-fixture", help="write the LISTA-only fixture")
