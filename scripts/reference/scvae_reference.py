@@ -372,7 +372,7 @@ def xavier_uniform(weight: torch.Tensor, generator: torch.Generator | None) -> N
 
 
 # ----------------------------------------------------------------------------------------------
-# safetensors / npy I/O (via the safetensors package when present, else by hand)
+# safetensors I/O, by hand (reproducible bytes; no dependency on the safetensors package)
 # ----------------------------------------------------------------------------------------------
 
 _DTYPES = {torch.float32: ("F32", np.float32), torch.float64: ("F64", np.float64)}
