@@ -16,7 +16,7 @@ import Testing
     @Test(arguments: 0..<cases.count)
     func forwardMatchesReference(caseIndex: Int) {
         let (name, g, chunk) = Self.cases[caseIndex]
-        var random = TestRandom(seed: UInt64(caseIndex + 1))
+        var random = KernelRandom(seed: UInt64(caseIndex + 1))
         let input = random.array(g.inputCount), weight = random.array(g.weightCount), bias = random.array(g.outChannels)
         var expected = [Float](repeating: 0, count: g.outputCount)
         Conv2dReference.forward(out: &expected, inp: input, weight: weight, bias: bias, geometry: g)
@@ -37,7 +37,7 @@ import Testing
     @Test(arguments: 0..<cases.count)
     func backwardMatchesReference(caseIndex: Int) {
         let (name, g, chunk) = Self.cases[caseIndex]
-        var random = TestRandom(seed: UInt64(100 + caseIndex))
+        var random = KernelRandom(seed: UInt64(100 + caseIndex))
         let input = random.array(g.inputCount), weight = random.array(g.weightCount)
         let dOut = random.array(g.outputCount)
         // Start from non-zero gradients: backward must accumulate.
@@ -62,7 +62,7 @@ import Testing
     /// The reference itself, by central differences of sum(dOut * conv(x)), on the downsample case.
     @Test func referenceBackwardMatchesFiniteDifferences() {
         let g = Conv2dGeometry.downsample(batch: 2, height: 5, width: 5, channels: 3)
-        var random = TestRandom(seed: 7)
+        var random = KernelRandom(seed: 7)
         let input = PinnedFloats(random.array(g.inputCount)), weight = PinnedFloats(random.array(g.weightCount))
         let bias = PinnedFloats(random.array(g.outChannels))
         let dOut = random.array(g.outputCount)

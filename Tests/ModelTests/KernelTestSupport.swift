@@ -2,7 +2,7 @@ import Foundation
 @testable import Model
 
 /// Deterministic pseudo-random numbers for kernel tests (a 64-bit LCG; quality is not the point).
-struct TestRandom {
+struct KernelRandom {
     var state: UInt64
 
     init(seed: UInt64) { state = seed &* 6364136223846793005 &+ 1442695040888963407 }
@@ -76,7 +76,7 @@ struct TestLayoutBuilder {
 /// Random parameters for a layout: conv weights Xavier-uniform, biases and norms perturbed around
 /// their PyTorch initial values so that every gradient path is exercised.
 func randomParameters(_ layout: ParameterLayout, seed: UInt64, biasScale: Float = 0.1) -> [Float] {
-    var random = TestRandom(seed: seed)
+    var random = KernelRandom(seed: seed)
     var values = [Float](repeating: 0, count: layout.totalCount)
     for entry in layout.entries {
         let isNorm = entry.name.contains("norm")

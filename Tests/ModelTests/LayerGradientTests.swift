@@ -17,7 +17,7 @@ import Testing
     static func check(_ layer: ChainLayer, layout: ParameterLayout, batch: Int, seed: UInt64,
                       inputScale: Float = 1, epsilon: Float = 1e-2, perTensor: Int = 12,
                       relative: Double = 2e-2, absoluteFraction: Double = 2e-3) -> (bad: [GradientCheck], count: Int) {
-        var random = TestRandom(seed: seed)
+        var random = KernelRandom(seed: seed)
         let parameters = PinnedFloats(randomParameters(layout, seed: seed &+ 1))
         let input = PinnedFloats(random.array(batch * layer.inputSize, scale: inputScale))
         let weights = random.array(batch * layer.outputSize)
@@ -64,7 +64,7 @@ import Testing
     }
 
     @Test func swishAlone() {
-        var random = TestRandom(seed: 5)
+        var random = KernelRandom(seed: 5)
         let input = PinnedFloats(random.array(40, scale: 4))
         let weights = random.array(40)
         var out = [Float](repeating: 0, count: 40)

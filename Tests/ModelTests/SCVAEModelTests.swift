@@ -5,40 +5,21 @@ import Testing
 /// The whole model: finite-difference spot checks through forwardBackward, the gradient contract
 /// (accumulation, scaling, determinism), and a short overfitting run.
 @Suite struct SCVAEModelTests {
-    /// Parameters for tests: Xavier-style convs, perturbed norms, unit-norm random dictionary
-    /// columns and c = the squared spectral norm of D (power iteration), as SCVAE.md initialises c.
+    /// Parameters for tests: Xavier-style convs, norms perturbed around (1, 0) so every path is
+    /// exercised, and the DCT dictionary with its c (model-core's initialDictionary).
     static func parameters(_ config: ModelConfig, seed: UInt64) -> [Float] {
         let layout = ParameterLayout(config: config)
         var values = randomParameters(layout, seed: seed, biasScale: 0.05)
-        var random = TestRandom(seed: seed &+ 99)
-        let (rows, columns) = (config.latentChannels, config.atoms)
-        let dict = layout.entry("Dict")
-        var d = random.array(rows * columns)
-        for k in 0..<columns {
-            var norm: Float = 0
-            for r in 0..<rows { norm += d[r * columns + k] * d[r * columns + k] }
-            norm = norm.squareRoot()
-            for r in 0..<rows { d[r * columns + k] /= norm }
-        }
-        for i in 0..<d.count { values[dict.offset + i] = d[i] }
-        // Power iteration on D^T D.
-        var v = [Float](repeating: 1, count: columns)
-        var eigenvalue: Float = 0
-        for _ in 0..<200 {
-            var dv = [Float](repeating: 0, count: rows)
-            for r in 0..<rows { for k in 0..<columns { dv[r] += d[r * columns + k] * v[k] } }
-            var w = [Float](repeating: 0, count: columns)
-            for k in 0..<columns { for r in 0..<rows { w[k] += d[r * columns + k] * dv[r] } }
-            eigenvalue = (w.map { $0 * $0 }.reduce(0, +)).squareRoot()
-            v = w.map { $0 / eigenvalue }
-        }
-        values[layout.entry("c").offset] = eigenvalue
+        let (dictionary, c) = initialDictionary(config: config)
+        let entry = layout.entry("Dict")
+        for i in 0..<entry.count { values[entry.offset + i] = dictionary[i] }
+        values[layout.entry("c").offset] = c
         return values
     }
 
     /// Smooth coloured patterns in [-1, 1], NCHW.
     static func images(_ config: ModelConfig, count: Int, seed: UInt64) -> [Float] {
-        var random = TestRandom(seed: seed)
+        var random = KernelRandom(seed: seed)
         let side = config.imageSize
         var pixels = [Float](repeating: 0, count: count * 3 * side * side)
         for b in 0..<count {
@@ -74,7 +55,7 @@ import Testing
             "decoder.conv_in.weight", "decoder.mid.attn_1.proj_out.weight", "decoder.up.2.block.1.conv2.weight",
             "decoder.up.1.upsample.conv.weight", "decoder.up.0.block.0.norm2.bias", "decoder.conv_out.weight",
         ]
-        var random = TestRandom(seed: 3)
+        var random = KernelRandom(seed: 3)
         var checks: [GradientCheck] = []
         var bad: [GradientCheck] = []
         for name in names {
@@ -84,7 +65,10 @@ import Testing
             while picks.count < min(3, entry.count) { picks.insert(random.index(entry.count)) }
             var tensorChecks: [GradientCheck] = []
             for i in picks.sorted() {
-                let epsilon: Float = name == "c" ? 1e-2 : 5e-3
+                // Parameters upstream of LISTA move many soft-threshold inputs at once; a small step
+                // keeps them from crossing theta (a kink) between the two evaluations.
+                let upstream = name.hasPrefix("encoder") || name == "Dict" || name == "c"
+                let epsilon: Float = upstream ? 1e-3 : 5e-3
                 tensorChecks.append(GradientCheck(name: name, index: i, analytic: Double(grads[i]),
                                                   numeric: centralDifference(parameters.pointer + entry.offset + i, epsilon: epsilon, loss)))
             }
@@ -92,7 +76,8 @@ import Testing
             bad += gradientMismatches(tensorChecks, relative: 5e-2, absolute: 2e-2 * Double(maxAbs(grads)))
         }
         let worst = checks.map { abs($0.analytic - $0.numeric) / max(abs($0.numeric), 1e-12) }.max() ?? 0
-        print("tiny finite differences: \(checks.count) checks, worst relative difference \(worst); first \(checks.prefix(3))")
+        print("tiny finite differences: \(checks.count) checks, worst relative difference \(worst)")
+        for check in checks { print("  ", check) }
         #expect(bad.isEmpty, "\(bad.count) of \(checks.count) mismatched: \(bad)\nall: \(checks)")
     }
 
@@ -147,7 +132,9 @@ import Testing
     @Test func tinyOverfitsFourImages() {
         let config = ModelConfig.tiny
         let model = SCVAEModel(config: config, maxBatch: 4)
-        var parameters = Self.parameters(config, seed: 8)
+        // The real initialisation (Xavier, GroupNorm (1, 0), DCT dictionary).
+        var parameters = [Float](repeating: 0, count: model.layout.totalCount)
+        parameters.withUnsafeMutableBufferPointer { initializeParameters($0, layout: model.layout, config: config, seed: 8) }
         let images = Self.images(config, count: 4, seed: 9)
         let n = parameters.count
         var m = [Float](repeating: 0, count: n), v = [Float](repeating: 0, count: n)
