@@ -1,0 +1,183 @@
+/// 2-D convolution on NHWC activations via im2col and BLAS sgemm.
+///
+/// Legend: B = batch, H x W = input, OH x OW = output, Ci/Co = channels, k = kernel side,
+/// R = B*OH*OW output pixels (GEMM rows), P = k*k*Ci patch width (GEMM depth).
+/// Activations NHWC: inp [B, H, W, Ci], out [B, OH, OW, Co]. Weight PyTorch [Co, Ci, k, k], bias [Co].
+///
+/// The weight is repacked per call to Wr [k, k, Ci, Co] = [P, Co] so that an im2col row, whose
+/// columns run (ky, kx, ci), copies whole contiguous Ci runs out of NHWC memory. The patch matrix is
+/// built in row chunks so its scratch stays a few MiB whatever the image size.
+enum Conv2d {
+    /// Floats of im2col scratch per chunk (8 MiB).
+    static let columnBudget = 1 << 21
+
+    /// out = conv(inp) + bias, or out += conv(inp) + bias when `accumulate` (used for residual sums).
+    static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                        geometry g: Conv2dGeometry, accumulate: Bool = false, workspace: Workspace,
+                        rowsPerChunk chunkOverride: Int? = nil) {
+        let co = g.outChannels
+        let wr = repackedWeight(weight, g, workspace)
+        for r in 0..<g.rows {
+            let row = out + r * co
+            if accumulate {
+                for j in 0..<co { row[j] += bias[j] }
+            } else {
+                row.update(from: bias, count: co)
+            }
+        }
+        if g.isPlainProduct {
+            BLAS.sgemm(m: g.rows, n: co, k: g.inChannels, a: inp, lda: g.inChannels,
+                       b: wr, ldb: co, beta: 1, c: out, ldc: co)
+            return
+        }
+        let width = g.patchWidth
+        let chunk = chunkOverride ?? rowsPerChunk(g)
+        let columns = workspace.floats(.convColumns, chunk * width)
+        var start = 0
+        while start < g.rows {
+            let count = min(chunk, g.rows - start)
+            im2col(columns, inp, g, rows: start..<(start + count))
+            BLAS.sgemm(m: count, n: co, k: width, a: columns, lda: width,
+                       b: wr, ldb: co, beta: 1, c: out + start * co, ldc: co)
+            start += count
+        }
+    }
+
+    /// dInput += dL/dinp (skipped when nil), dWeight += dL/dweight, dBias += dL/dbias,
+    /// given dOut = dL/dout.
+    static func backward(dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>,
+                         dBias: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
+                         inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         geometry g: Conv2dGeometry, workspace: Workspace, rowsPerChunk chunkOverride: Int? = nil) {
+        let co = g.outChannels
+        accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: co)
+        let wr = repackedWeight(weight, g, workspace)
+        let width = g.patchWidth
+        let dwr = workspace.zeroed(.convWeightGradient, width * co)
+        if g.isPlainProduct {
+            BLAS.sgemm(transA: true, m: width, n: co, k: g.rows, a: inp, lda: width,
+                       b: dOut, ldb: co, beta: 1, c: dwr, ldc: co)
+            if let dInput {
+                BLAS.sgemm(transB: true, m: g.rows, n: width, k: co, a: dOut, lda: co,
+                           b: wr, ldb: co, beta: 1, c: dInput, ldc: width)
+            }
+        } else {
+            let chunk = chunkOverride ?? rowsPerChunk(g)
+            let columns = workspace.floats(.convColumns, chunk * width)
+            var start = 0
+            while start < g.rows {
+                let count = min(chunk, g.rows - start)
+                let rows = start..<(start + count)
+                im2col(columns, inp, g, rows: rows)
+                BLAS.sgemm(transA: true, m: width, n: co, k: count, a: columns, lda: width,
+                           b: dOut + start * co, ldb: co, beta: 1, c: dwr, ldc: co)
+                if let dInput {
+                    // The patch rows are no longer needed: reuse them for the patch gradients.
+                    BLAS.sgemm(transB: true, m: count, n: width, k: co, a: dOut + start * co, lda: co,
+                               b: wr, ldb: co, beta: 0, c: columns, ldc: width)
+                    col2imAdd(dInput, columns, g, rows: rows)
+                }
+                start += count
+            }
+        }
+        unpackAddWeightGradient(dWeight, dwr, g)
+    }
+
+    // MARK: - Pieces
+
+    static func rowsPerChunk(_ g: Conv2dGeometry) -> Int {
+        max(1, min(g.rows, columnBudget / g.patchWidth))
+    }
+
+    /// Wr[(ky*k + kx)*Ci + ci, co] = W[co, ci, ky, kx].
+    static func repackedWeight(_ weight: UnsafePointer<Float>, _ g: Conv2dGeometry,
+                               _ workspace: Workspace) -> UnsafeMutablePointer<Float> {
+        let (k, ci, co) = (g.kernel, g.inChannels, g.outChannels)
+        let wr = workspace.floats(.convWeight, g.weightCount)
+        for o in 0..<co {
+            for i in 0..<ci {
+                for tap in 0..<(k * k) {
+                    wr[(tap * ci + i) * co + o] = weight[(o * ci + i) * k * k + tap]
+                }
+            }
+        }
+        return wr
+    }
+
+    /// dW[co, ci, ky, kx] += dWr[(ky*k + kx)*Ci + ci, co].
+    static func unpackAddWeightGradient(_ dWeight: UnsafeMutablePointer<Float>, _ dwr: UnsafePointer<Float>,
+                                        _ g: Conv2dGeometry) {
+        let (k, ci, co) = (g.kernel, g.inChannels, g.outChannels)
+        for o in 0..<co {
+            for i in 0..<ci {
+                for tap in 0..<(k * k) {
+                    dWeight[(o * ci + i) * k * k + tap] += dwr[(tap * ci + i) * co + o]
+                }
+            }
+        }
+    }
+
+    /// dBias[c] += sum over rows of dOut[r, c]; summed in Double in row order (deterministic).
+    static func accumulateBiasGradient(_ dBias: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>,
+                                       rows: Int, channels: Int) {
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: channels) { sums in
+            sums.initialize(repeating: 0)
+            for r in 0..<rows {
+                let row = dOut + r * channels
+                for c in 0..<channels { sums[c] += Double(row[c]) }
+            }
+            for c in 0..<channels { dBias[c] += Float(sums[c]) }
+        }
+    }
+
+    /// Fills columns[r - rows.lowerBound, :] with the (ky, kx, ci) patch of output pixel r; zeros
+    /// where the patch reaches into padding.
+    static func im2col(_ columns: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                       _ g: Conv2dGeometry, rows: Range<Int>) {
+        let (oh, ow, k, ci) = (g.outHeight, g.outWidth, g.kernel, g.inChannels)
+        let width = g.patchWidth
+        for r in rows {
+            let b = r / (oh * ow)
+            let oy = (r / ow) % oh
+            let ox = r % ow
+            var dst = columns + (r - rows.lowerBound) * width
+            for ky in 0..<k {
+                let iy = oy * g.stride - g.padBefore + ky
+                for kx in 0..<k {
+                    let ix = ox * g.stride - g.padBefore + kx
+                    if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
+                        dst.update(from: inp + ((b * g.height + iy) * g.width + ix) * ci, count: ci)
+                    } else {
+                        dst.update(repeating: 0, count: ci)
+                    }
+                    dst += ci
+                }
+            }
+        }
+    }
+
+    /// The adjoint of im2col: adds every patch gradient back onto the input pixels it came from.
+    static func col2imAdd(_ dInput: UnsafeMutablePointer<Float>, _ columns: UnsafePointer<Float>,
+                          _ g: Conv2dGeometry, rows: Range<Int>) {
+        let (oh, ow, k, ci) = (g.outHeight, g.outWidth, g.kernel, g.inChannels)
+        let width = g.patchWidth
+        for r in rows {
+            let b = r / (oh * ow)
+            let oy = (r / ow) % oh
+            let ox = r % ow
+            var src = columns + (r - rows.lowerBound) * width
+            for ky in 0..<k {
+                let iy = oy * g.stride - g.padBefore + ky
+                for kx in 0..<k {
+                    let ix = ox * g.stride - g.padBefore + kx
+                    if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
+                        let dst = dInput + ((b * g.height + iy) * g.width + ix) * ci
+                        for c in 0..<ci { dst[c] += src[c] }
+                    }
+                    src += ci
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+/// Owned float storage for activations and caches, freed with its owner.
+///
+/// Layers keep their outputs and caches in these for up to `maxBatch` images (llm.c style: allocate
+/// once, reuse every step).
+final class FloatStorage {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: max(1, count))
+        pointer.initialize(repeating: 0, count: max(1, count))
+    }
+
+    deinit { pointer.deallocate() }
+}
+
+/// Scratch buffers shared by all layers of one model, one per role.
+///
+/// Backward passes run one layer at a time, so a role's buffer is never needed by two layers at
+/// once; sharing them keeps memory near one copy of the activations. A slot grows on demand, which
+/// only invalidates earlier pointers to that same slot.
+final class Workspace {
+    enum Slot: Int, CaseIterable {
+        /// Ping-pong gradients between the layers of an Encoder or Decoder chain.
+        case chainGradientA, chainGradientB
+        /// Gradients inside a ResnetBlock (between its norms and convolutions).
+        case blockGradientA, blockGradientB
+        /// Gradients inside an AttnBlock.
+        case attentionNorm, attentionQuery, attentionKey, attentionValue, attentionMixed, attentionScores
+        /// Convolution: repacked weights [kh, kw, in, out], their gradient, and im2col rows.
+        case convWeight, convWeightGradient, convColumns
+    }
+
+    private var pointers: [UnsafeMutablePointer<Float>?] = Array(repeating: nil, count: Slot.allCases.count)
+    private var capacities: [Int] = Array(repeating: 0, count: Slot.allCases.count)
+
+    /// A buffer of at least `count` floats for this role (contents unspecified).
+    func floats(_ slot: Slot, _ count: Int) -> UnsafeMutablePointer<Float> {
+        let index = slot.rawValue
+        if capacities[index] < count {
+            pointers[index]?.deallocate()
+            pointers[index] = .allocate(capacity: count)
+            capacities[index] = count
+        }
+        return pointers[index]!
+    }
+
+    /// A zero-filled buffer of `count` floats for this role.
+    func zeroed(_ slot: Slot, _ count: Int) -> UnsafeMutablePointer<Float> {
+        let buffer = floats(slot, count)
+        buffer.update(repeating: 0, count: count)
+        return buffer
+    }
+
+    deinit { for pointer in pointers { pointer?.deallocate() } }
+}

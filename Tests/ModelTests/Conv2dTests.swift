@@ -1,0 +1,94 @@
+import Testing
+@testable import Model
+
+/// The im2col + sgemm convolution against the naive direct reference, in every variant the model uses.
+@Suite struct Conv2dTests {
+    static let cases: [(String, Conv2dGeometry, Int?)] = [
+        ("3x3 same, odd map, batch 2", .same3x3(batch: 2, height: 7, width: 5, inChannels: 3, outChannels: 5), nil),
+        ("3x3 same, chunked rows", .same3x3(batch: 3, height: 6, width: 6, inChannels: 4, outChannels: 6), 7),
+        ("1x1", .pointwise(batch: 3, height: 4, width: 6, inChannels: 6, outChannels: 4), nil),
+        ("downsample 8x8", .downsample(batch: 2, height: 8, width: 8, channels: 5), nil),
+        ("downsample odd 7x9, chunked", .downsample(batch: 2, height: 7, width: 9, channels: 3), 5),
+        ("3x3 stride 2 symmetric pad", Conv2dGeometry(batch: 1, height: 6, width: 5, inChannels: 2, outChannels: 3,
+                                                      kernel: 3, stride: 2, padBefore: 1, padAfter: 1), nil),
+    ]
+
+    @Test(arguments: 0..<cases.count)
+    func forwardMatchesReference(caseIndex: Int) {
+        let (name, g, chunk) = Self.cases[caseIndex]
+        var random = KernelRandom(seed: UInt64(caseIndex + 1))
+        let input = random.array(g.inputCount), weight = random.array(g.weightCount), bias = random.array(g.outChannels)
+        var expected = [Float](repeating: 0, count: g.outputCount)
+        Conv2dReference.forward(out: &expected, inp: input, weight: weight, bias: bias, geometry: g)
+        let workspace = Workspace()
+        var fast = [Float](repeating: 0, count: g.outputCount)
+        Conv2d.forward(out: &fast, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, rowsPerChunk: chunk)
+        let diff = maxAbsDifference(fast, expected)
+        #expect(diff < 1e-4, "\(name) \(g): max diff \(diff); first \(Array(fast.prefix(4))) vs \(Array(expected.prefix(4)))")
+        // accumulate: out += conv + bias.
+        var accumulated = random.array(g.outputCount)
+        let before = accumulated
+        Conv2d.forward(out: &accumulated, inp: input, weight: weight, bias: bias, geometry: g, accumulate: true,
+                       workspace: workspace, rowsPerChunk: chunk)
+        let sum = zip(before, expected).map { $0 + $1 }
+        #expect(maxAbsDifference(accumulated, sum) < 1e-4, "\(name): accumulate")
+    }
+
+    @Test(arguments: 0..<cases.count)
+    func backwardMatchesReference(caseIndex: Int) {
+        let (name, g, chunk) = Self.cases[caseIndex]
+        var random = KernelRandom(seed: UInt64(100 + caseIndex))
+        let input = random.array(g.inputCount), weight = random.array(g.weightCount)
+        let dOut = random.array(g.outputCount)
+        // Start from non-zero gradients: backward must accumulate.
+        let dInput0 = random.array(g.inputCount), dWeight0 = random.array(g.weightCount), dBias0 = random.array(g.outChannels)
+        var (dInputRef, dWeightRef, dBiasRef) = (dInput0, dWeight0, dBias0)
+        Conv2dReference.backward(dInput: &dInputRef, dWeight: &dWeightRef, dBias: &dBiasRef, dOut: dOut,
+                                 inp: input, weight: weight, geometry: g)
+        var (dInput, dWeight, dBias) = (dInput0, dWeight0, dBias0)
+        Conv2d.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, weight: weight,
+                        geometry: g, workspace: Workspace(), rowsPerChunk: chunk)
+        let diffs = [maxAbsDifference(dInput, dInputRef), maxAbsDifference(dWeight, dWeightRef), maxAbsDifference(dBias, dBiasRef)]
+        #expect(diffs.allSatisfy { $0 < 1e-4 },
+                "\(name) \(g): max diff dInput/dWeight/dBias \(diffs); dWeight first \(Array(dWeight.prefix(4))) vs \(Array(dWeightRef.prefix(4)))")
+    }
+
+    @Test func outputShapes() {
+        #expect(Conv2dGeometry.downsample(batch: 1, height: 32, width: 32, channels: 4).outHeight == 16)
+        #expect(Conv2dGeometry.downsample(batch: 1, height: 7, width: 7, channels: 4).outWidth == 3)
+        #expect(Conv2dGeometry.same3x3(batch: 1, height: 5, width: 9, inChannels: 1, outChannels: 1).outWidth == 9)
+    }
+
+    /// The reference itself, by central differences of sum(dOut * conv(x)), on the downsample case.
+    @Test func referenceBackwardMatchesFiniteDifferences() {
+        let g = Conv2dGeometry.downsample(batch: 2, height: 5, width: 5, channels: 3)
+        var random = KernelRandom(seed: 7)
+        let input = PinnedFloats(random.array(g.inputCount)), weight = PinnedFloats(random.array(g.weightCount))
+        let bias = PinnedFloats(random.array(g.outChannels))
+        let dOut = random.array(g.outputCount)
+        var out = [Float](repeating: 0, count: g.outputCount)
+        func loss() -> Double {
+            Conv2d.forward(out: &out, inp: input.pointer, weight: weight.pointer, bias: bias.pointer, geometry: g, workspace: Workspace())
+            return zip(out, dOut).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        var dInput = [Float](repeating: 0, count: g.inputCount), dWeight = [Float](repeating: 0, count: g.weightCount)
+        var dBias = [Float](repeating: 0, count: g.outChannels)
+        Conv2dReference.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut,
+                                 inp: input.pointer, weight: weight.pointer, geometry: g)
+        var checks: [GradientCheck] = []
+        for i in stride(from: 0, to: g.inputCount, by: 7) {
+            checks.append(GradientCheck(name: "input", index: i, analytic: Double(dInput[i]),
+                                        numeric: centralDifference(input.pointer + i, epsilon: 1e-2, loss)))
+        }
+        for i in stride(from: 0, to: g.weightCount, by: 5) {
+            checks.append(GradientCheck(name: "weight", index: i, analytic: Double(dWeight[i]),
+                                        numeric: centralDifference(weight.pointer + i, epsilon: 1e-2, loss)))
+        }
+        for i in 0..<g.outChannels {
+            checks.append(GradientCheck(name: "bias", index: i, analytic: Double(dBias[i]),
+                                        numeric: centralDifference(bias.pointer + i, epsilon: 1e-2, loss)))
+        }
+        let bad = gradientMismatches(checks, relative: 1e-3, absolute: 1e-3)
+        #expect(bad.isEmpty, "\(bad.count) of \(checks.count) mismatched; first: \(bad.prefix(3))")
+    }
+}
