@@ -25,7 +25,7 @@ public final class ZmqMessage {
     /// Whether more parts of the same multipart message follow.
     public var hasMore: Bool { zmq_msg_more(pointer) != 0 }
 
-    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try body(UnsafeRawBufferPointer(start: zmq_msg_data(pointer), count: zmq_msg_size(pointer)))
     }
 
