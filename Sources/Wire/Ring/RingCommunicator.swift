@@ -82,7 +82,16 @@ public final class RingCommunicator {
         try run(plan, buffer: buffer, generation: generation)
     }
 
-    private func run(_ plan: RingPlan, buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) throws(RingError) {
+    /// The all-reduce schedule without the reduction: the same pieces travel, nothing is added.
+    /// For benchmarks only (the ceiling of the transport); the buffer's contents are undefined after.
+    public func allReduceSendsOnly(_ buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) throws(RingError) {
+        let schedule = RingSchedule(rank: rank, worldSize: worldSize, elementCount: buffer.count,
+                                    pieceElements: settings.pieceElements)
+        try run(RingPlan.allReduce(schedule), buffer: buffer, generation: generation, appliesPieces: false)
+    }
+
+    private func run(_ plan: RingPlan, buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64,
+                     appliesPieces: Bool = true) throws(RingError) {
         guard worldSize > 1 else { return }
         if generation != self.generation {
             self.generation = generation
@@ -90,6 +99,7 @@ public final class RingCommunicator {
         }
         var machine = RingMachine(plan: plan, rank: rank, worldSize: worldSize, generation: generation,
                                   sequence: sequence, checksumsData: settings.checksumData)
+        machine.appliesPieces = appliesPieces
         sequence += 1
         do throws(RingError) {
             for send in machine.initialSends(buffer: UnsafeBufferPointer(buffer)) { try post(send, from: buffer) }

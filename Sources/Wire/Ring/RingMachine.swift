@@ -24,6 +24,9 @@ public struct RingMachine: Sendable {
     public let sequence: UInt64
     /// Whether outgoing pieces carry a CRC32C of their data.
     public let checksumsData: Bool
+    /// False only in the sends-only benchmark: pieces are checked but not applied, which
+    /// measures the transport's ceiling for the same schedule (DECISIONS.md).
+    var appliesPieces = true
     private var nextIndex = 0
 
     public init(plan: RingPlan, rank: Int, worldSize: Int, generation: UInt64, sequence: UInt64, checksumsData: Bool) {
@@ -78,7 +81,9 @@ public struct RingMachine: Sendable {
                                     expected: checksum, computed: computed)
             }
         }
-        apply(expected.operation, data, to: UnsafeMutableBufferPointer(rebasing: buffer[range]))
+        if appliesPieces {
+            apply(expected.operation, data, to: UnsafeMutableBufferPointer(rebasing: buffer[range]))
+        }
         nextIndex += 1
         return .applied(forward: expected.forward.map { makeSend($0, buffer: UnsafeBufferPointer(buffer)) })
     }
