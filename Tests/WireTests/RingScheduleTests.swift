@@ -171,3 +171,14 @@ import Testing
         return (buffers, bytesSent)
     }
 }
+
+@Suite struct GradientBucketTests {
+    @Test func contiguousTensorsMergeUntilTheBucketIsFull() {
+        let ranges = [0..<10, 10..<15, 15..<40, 40..<41]
+        #expect(GradientBuckets.plan(tensorRanges: ranges.reversed(), bucketElements: 20) == [15..<41, 0..<15])
+        #expect(GradientBuckets.plan(tensorRanges: ranges, bucketElements: 1) == ranges)
+        #expect(GradientBuckets.plan(tensorRanges: ranges, bucketElements: 1000) == [0..<41])
+        // A gap in memory starts a new bucket; empty tensors are skipped.
+        #expect(GradientBuckets.plan(tensorRanges: [0..<5, 5..<5, 8..<9], bucketElements: 100) == [0..<5, 8..<9])
+    }
+}

@@ -171,3 +171,48 @@ final class Counter: @unchecked Sendable {
     func increment() -> Int { lock.lock(); defer { lock.unlock() }; count += 1; return count }
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
+
+extension SocketTests {
+    /// Buckets handed to the collective thread as "backward" produces them (last tensor first):
+    /// every rank ends bit-identical, matching the plain sum.
+    @Test func bucketedAllReduceOnTheCollectiveThread() throws {
+        let worldSize = 3
+        let tensorSizes = [1000, 7, 20_000, 3, 4096, 12_345, 1]
+        var offsets: [Range<Int>] = []
+        var start = 0
+        for size in tensorSizes { offsets.append(start..<start + size); start += size }
+        let length = start
+        let buckets = GradientBuckets.plan(tensorRanges: offsets.reversed(), bucketElements: 5000)
+        let inputs = RingScheduleTests.inputs(worldSize: worldSize, length: length, seed: 77)
+        let context = try ZmqContext()
+        let board = Slots<String>(count: worldSize)
+        let settings = RingSettings(pieceBytes: 8 << 10, silenceDeadline: TestTiming.scaled(10))
+        let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> [Float] in
+            let collectives = try CollectiveThread { () throws(RingError) -> RingCommunicator in
+                try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 5,
+                                     bindTo: "tcp://127.0.0.1:*", settings: settings)
+            }
+            defer { collectives.stop() }
+            board.set(rank, collectives.endpoint)
+            guard let endpoints = board.waitAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
+            _ = try collectives.wait(collectives.connect(toNext: endpoints[(rank + 1) % worldSize]))
+            var gradient = inputs[rank]
+            try gradient.withUnsafeMutableBufferPointer { whole in
+                let tickets = buckets.map { bucket in
+                    collectives.allReduce(UnsafeMutableBufferPointer(rebasing: whole[bucket]), generation: 1)
+                }
+                for ticket in tickets { _ = try collectives.wait(ticket, timeout: TestTiming.scaled(30)) }
+            }
+            return gradient
+        }
+        guard case let .success(first)? = results[0] else { Issue.record("rank 0: \(String(describing: results[0]))"); return }
+        for rank in 1..<worldSize {
+            guard case let .success(buffer)? = results[rank] else { Issue.record("rank \(rank): \(String(describing: results[rank]))"); continue }
+            #expect(buffer.map(\.bitPattern) == first.map(\.bitPattern))
+        }
+        for index in stride(from: 0, to: length, by: 97) {
+            let reference = inputs.reduce(0.0) { $0 + Double($1[index]) }
+            #expect(abs(Double(first[index]) - reference) <= 1e-3 * max(abs(reference), 1))
+        }
+    }
+}
