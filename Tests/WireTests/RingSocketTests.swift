@@ -15,7 +15,7 @@ extension SocketTests {
         let expected = try RingScheduleTests.runAllReduce(inputs, pieceElements: 4096).results[0]
         let context = try ZmqContext()
         let board = Slots<String>(count: worldSize)
-        let settings = RingSettings(pieceBytes: 16 << 10, silenceDeadline: TestTiming.scaled(10))
+        let settings = RingSettings(pieceBytes: 16 << 10, silenceDeadline: TestTiming.scaled(10), checksumData: caseIndex % 2 == 0)
         let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> [Float] in
             let ring = try makeRingMember(rank: rank, worldSize: worldSize, context: context, transport: transport,
                                           board: board, settings: settings)

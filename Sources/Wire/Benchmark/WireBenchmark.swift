@@ -39,7 +39,7 @@ public enum WireBenchmark {
     /// Ring all-reduce of `megabytes` MiB of float32 over `transport` ("tcp" or "ipc").
     /// `reduce: false` runs the same schedule without adding (the sends-only ceiling).
     public static func ringAllReduce(worldSize: Int, megabytes: Int, transport: String = "tcp", iterations: Int = 5,
-                                     reduce: Bool = true, settings: RingSettings = RingSettings(checksumData: false),
+                                     reduce: Bool = true, settings: RingSettings = RingSettings(),
                                      ioThreads: Int = 1) throws -> BandwidthFigure {
         let elements = megabytes << 18
         let context = try ZmqContext(ioThreads: ioThreads)

@@ -5,7 +5,10 @@ public struct RingSettings: Sendable {
     /// How long the previous rank may stay silent (or the next refuse data) before the ring
     /// fails with `RingError.peerSilent` / `.sendStalled`.
     public var silenceDeadline: Duration
-    /// Whether every piece carries a CRC32C of its data, checked on receipt.
+    /// Whether every piece carries a CRC32C of its data, checked on receipt. Off by default:
+    /// measured here it cut a 64 MiB, N=2 all-reduce from ~1.4 to ~0.45 GB/s, while TCP
+    /// already checksums segments and replicas compare parameter checksums every few steps
+    /// (DESIGN invariant 3). The small frame before each piece is always checksummed.
     public var checksumData: Bool
     /// Liveness from outside the ring (the worker's heartbeat view): when the silence deadline
     /// passes and this says the peer rank is alive, the ring keeps waiting and reports a stall
@@ -16,7 +19,7 @@ public struct RingSettings: Sendable {
     /// ZeroMQ high-water marks of the data sockets, in messages.
     public var highWaterMark: Int32
 
-    public init(pieceBytes: Int = 1 << 20, silenceDeadline: Duration = .seconds(5), checksumData: Bool = true,
+    public init(pieceBytes: Int = 1 << 20, silenceDeadline: Duration = .seconds(5), checksumData: Bool = false,
                 isPeerAlive: (@Sendable (Int) -> Bool)? = nil, onStall: (@Sendable (Int, Duration) -> Void)? = nil,
                 highWaterMark: Int32 = 10_000) {
         self.pieceBytes = max(pieceBytes, 4)
