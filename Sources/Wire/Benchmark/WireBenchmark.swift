@@ -1,0 +1,156 @@
+import Foundation
+
+/// A measured bandwidth. GB/s are 1e9 bytes per second.
+public struct BandwidthFigure: Sendable, CustomStringConvertible {
+    public var name: String
+    public var bytes: Int
+    public var worldSize: Int
+    /// Median seconds of one operation over `iterations` timed runs.
+    public var seconds: Double
+    public var iterations: Int
+
+    /// Buffer bytes over time (nccl-tests' algbw).
+    public var algorithmBandwidth: Double { Double(bytes) / seconds / 1e9 }
+    /// algbw * 2(N-1)/N: what each rank's links carry (nccl-tests' busbw for all-reduce).
+    public var busBandwidth: Double {
+        worldSize > 1 ? algorithmBandwidth * Double(2 * (worldSize - 1)) / Double(worldSize) : algorithmBandwidth
+    }
+
+    public var description: String {
+        let mib = Double(bytes) / Double(1 << 20)
+        return "\(name): \(fixed(mib, 1)) MiB, N=\(worldSize), median \(fixed(seconds * 1000, 2)) ms of \(iterations): " +
+            "algbw \(fixed(algorithmBandwidth, 3)) GB/s, busbw \(fixed(busBandwidth, 3)) GB/s"
+    }
+}
+
+/// Failures of a benchmark run.
+public enum BenchmarkError: Error, Sendable {
+    /// A rank thread failed with `error`.
+    case rankFailed(rank: Int, error: String)
+    /// A rank thread did not finish within the benchmark's time bound.
+    case rankTimedOut(rank: Int)
+}
+
+/// Bandwidth measurements between threads of this process (one thread per rank).
+///
+/// Figures from threads share one process and one libzmq context, so they are an upper
+/// bound of what separate processes reach on the same transport; they say so in their name.
+public enum WireBenchmark {
+    /// Ring all-reduce of `megabytes` MiB of float32 over `transport` ("tcp" or "ipc").
+    /// `reduce: false` runs the same schedule without adding (the sends-only ceiling).
+    public static func ringAllReduce(worldSize: Int, megabytes: Int, transport: String = "tcp", iterations: Int = 5,
+                                     reduce: Bool = true, settings: RingSettings = RingSettings(),
+                                     ioThreads: Int = 1) throws -> BandwidthFigure {
+        let elements = megabytes << 18
+        let context = try ZmqContext(ioThreads: ioThreads)
+        let endpoints = ResultSlots<String>(count: worldSize)
+        let results = runOnThreads(worldSize, timeout: .seconds(600)) { rank -> [Double] in
+            let bind = transport == "ipc" ? "ipc:///tmp/scvae-bench-\(getpid())-\(rank)" : "tcp://127.0.0.1:*"
+            let ring = try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 1,
+                                            bindTo: bind, settings: settings)
+            defer { ring.close() }
+            endpoints.set(rank, ring.endpoint)
+            let all = endpoints.waitAll(timeout: .seconds(60)).compactMap { $0 }
+            guard all.count == worldSize else { throw BenchmarkError.rankTimedOut(rank: (rank + 1) % worldSize) }
+            try ring.connect(toNext: all[(rank + 1) % worldSize])
+            var buffer = [Float](repeating: Float(rank), count: elements)
+            var times: [Double] = []
+            for iteration in 0..<(iterations + 1) {   // the first run warms up and is not counted
+                let start = ContinuousClock.now
+                try buffer.withUnsafeMutableBufferPointer { pointer in
+                    if reduce {
+                        try ring.allReduce(pointer, generation: 1)
+                    } else {
+                        try ring.allReduceSendsOnly(pointer, generation: 1)
+                    }
+                }
+                if iteration > 0 { times.append((ContinuousClock.now - start).inSeconds) }
+            }
+            return times
+        }
+        let times = try collect(results)
+        // An operation ends when the slowest rank ends: take each iteration's maximum.
+        let perIteration = (0..<iterations).map { index in times.map { $0[index] }.max() ?? 0 }
+        return BandwidthFigure(name: "ring \(reduce ? "all-reduce" : "sends-only") \(transport) (threads)",
+                               bytes: elements * 4, worldSize: worldSize, seconds: median(perIteration), iterations: iterations)
+    }
+
+    /// One thread PUSHes `megabytes` MiB (pieces of `pieceBytes`, zero-copy) to another, which
+    /// answers with one short acknowledgement when it has received everything.
+    public static func pointToPoint(megabytes: Int, transport: String = "tcp", iterations: Int = 5,
+                                    pieceBytes: Int = 1 << 20, ioThreads: Int = 1) throws -> BandwidthFigure {
+        let bytes = megabytes << 20
+        let context = try ZmqContext(ioThreads: ioThreads)
+        let endpoints = ResultSlots<String>(count: 2)
+        let results = runOnThreads(2, timeout: .seconds(600)) { role -> [Double] in
+            let deadline = { ContinuousClock.now + .seconds(60) }
+            let bind = transport == "ipc" ? "ipc:///tmp/scvae-p2p-\(getpid())-\(role)" : "tcp://127.0.0.1:*"
+            let inbox = try ZmqSocket(context, type: .pull)
+            try inbox.setHighWaterMarks(send: 0, receive: 0)
+            endpoints.set(role, try inbox.bind(bind))
+            let outbox = try ZmqSocket(context, type: .push)
+            try outbox.setHighWaterMarks(send: 0, receive: 0)
+            let all = endpoints.waitAll(timeout: .seconds(60)).compactMap { $0 }
+            guard all.count == 2 else { throw BenchmarkError.rankTimedOut(rank: 1 - role) }
+            try outbox.connect(all[1 - role])
+            defer { outbox.close(); inbox.close() }
+            var times: [Double] = []
+            let payload = [UInt8](repeating: 1, count: bytes)
+            for iteration in 0..<(iterations + 1) {
+                let start = ContinuousClock.now
+                if role == 0 {
+                    try payload.withUnsafeBytes { raw in
+                        var offset = 0
+                        let released = ResultSlots<Bool>(count: 1)
+                        var pending = 0
+                        while offset < raw.count {
+                            let end = min(offset + pieceBytes, raw.count)
+                            pending += 1
+                            let isLast = end == raw.count
+                            try outbox.sendZeroCopy(UnsafeRawBufferPointer(rebasing: raw[offset..<end]), deadline: deadline()) {
+                                if isLast { released.set(0, true) }
+                            }
+                            offset = end
+                        }
+                        _ = try inbox.receive(deadline: deadline())   // acknowledgement
+                        _ = released.waitAll(timeout: .seconds(60))
+                        _ = pending
+                    }
+                } else {
+                    var received = 0
+                    while received < bytes { received += try inbox.receiveMessage(deadline: deadline()).count }
+                    try outbox.send([1], deadline: deadline())
+                }
+                if iteration > 0 { times.append((ContinuousClock.now - start).inSeconds) }
+            }
+            return times
+        }
+        let times = try collect(results)
+        return BandwidthFigure(name: "ZeroMQ point-to-point \(transport) (threads)", bytes: bytes, worldSize: 1,
+                               seconds: median(times[0]), iterations: iterations)
+    }
+
+    private static func collect(_ results: [Result<[Double], any Error>?]) throws -> [[Double]] {
+        try results.enumerated().map { rank, result in
+            switch result {
+            case let .success(times)?: return times
+            case let .failure(error)?: throw BenchmarkError.rankFailed(rank: rank, error: "\(error)")
+            case nil: throw BenchmarkError.rankTimedOut(rank: rank)
+            }
+        }
+    }
+
+    private static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+}
+
+private func fixed(_ value: Double, _ digits: Int) -> String {
+    guard value.isFinite else { return "\(value)" }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let rounded = (value * scale).rounded() / scale
+    return "\(rounded)"
+}

@@ -1,0 +1,115 @@
+/// A ring neighbour as a worker needs it to connect.
+public struct RingPeer: Equatable, Sendable {
+    public var rank: UInt32
+    public var endpoint: String
+    /// The neighbour's CURVE public key (Z85), when CURVE is on.
+    public var curvePublicKey: String?
+
+    public init(rank: UInt32, endpoint: String, curvePublicKey: String? = nil) {
+        self.rank = rank
+        self.endpoint = endpoint
+        self.curvePublicKey = curvePublicKey
+    }
+
+    func encode(into writer: inout ByteWriter) {
+        writer.write(rank)
+        writer.write(endpoint)
+        writer.writeOptional(curvePublicKey) { $0.write($1) }
+    }
+
+    init(from reader: inout ByteReader, field: String) throws(DecodeError) {
+        rank = try reader.readUInt32(field + ".rank")
+        endpoint = try reader.readString(field + ".endpoint")
+        curvePublicKey = try reader.readOptional(field + ".curvePublicKey") { r throws(DecodeError) in
+            try r.readString(field + ".curvePublicKey")
+        }
+    }
+}
+
+/// Where in the seeded permutation the next step starts (DESIGN invariant 2).
+public struct ShardCursor: Equatable, Sendable {
+    public var epoch: UInt64
+    /// The next step to run within `epoch`.
+    public var step: UInt64
+
+    public init(epoch: UInt64, step: UInt64) {
+        self.epoch = epoch
+        self.step = step
+    }
+}
+
+/// Coordinator -> worker: the worker's place in a new generation.
+public struct Assignment: WirePayload {
+    public static let kind = MessageKind.assignment
+
+    public var rank: UInt32
+    public var worldSize: UInt32
+    public var generation: UInt64
+    /// Rank - 1 mod N: the ring receives from it.
+    public var previous: RingPeer
+    /// Rank + 1 mod N: the ring sends to it.
+    public var next: RingPeer
+    /// Model configuration name ("small", "imagenet-f16", ...).
+    public var configurationName: String
+    /// Training settings as a JSON object (learning rate, optimizer, ...), opaque to Wire.
+    public var settingsJSON: String
+    public var cursor: ShardCursor
+    public var globalBatch: UInt32
+    public var seed: UInt64
+    /// The rank holding the most advanced replica; it broadcasts state to the others.
+    public var stateSourceRank: UInt32
+
+    public init(rank: UInt32, worldSize: UInt32, generation: UInt64, previous: RingPeer, next: RingPeer,
+                configurationName: String, settingsJSON: String, cursor: ShardCursor,
+                globalBatch: UInt32, seed: UInt64, stateSourceRank: UInt32) {
+        self.rank = rank
+        self.worldSize = worldSize
+        self.generation = generation
+        self.previous = previous
+        self.next = next
+        self.configurationName = configurationName
+        self.settingsJSON = settingsJSON
+        self.cursor = cursor
+        self.globalBatch = globalBatch
+        self.seed = seed
+        self.stateSourceRank = stateSourceRank
+    }
+
+    public func encode(into writer: inout ByteWriter) {
+        writer.write(rank)
+        writer.write(worldSize)
+        writer.write(generation)
+        previous.encode(into: &writer)
+        next.encode(into: &writer)
+        writer.write(configurationName)
+        writer.write(settingsJSON)
+        writer.write(cursor.epoch)
+        writer.write(cursor.step)
+        writer.write(globalBatch)
+        writer.write(seed)
+        writer.write(stateSourceRank)
+    }
+
+    public init(from reader: inout ByteReader) throws(DecodeError) {
+        rank = try reader.readUInt32("assignment.rank")
+        worldSize = try reader.readUInt32("assignment.worldSize")
+        guard worldSize >= 1 else { throw .invalidValue(field: "assignment.worldSize", detail: "0, must be >= 1") }
+        guard rank < worldSize else {
+            throw .invalidValue(field: "assignment.rank", detail: "\(rank) is not below world size \(worldSize)")
+        }
+        generation = try reader.readUInt64("assignment.generation")
+        previous = try RingPeer(from: &reader, field: "assignment.previous")
+        next = try RingPeer(from: &reader, field: "assignment.next")
+        configurationName = try reader.readString("assignment.configurationName")
+        settingsJSON = try reader.readString("assignment.settingsJSON")
+        cursor = ShardCursor(epoch: try reader.readUInt64("assignment.cursor.epoch"),
+                             step: try reader.readUInt64("assignment.cursor.step"))
+        globalBatch = try reader.readUInt32("assignment.globalBatch")
+        guard globalBatch >= 1 else { throw .invalidValue(field: "assignment.globalBatch", detail: "0, must be >= 1") }
+        seed = try reader.readUInt64("assignment.seed")
+        stateSourceRank = try reader.readUInt32("assignment.stateSourceRank")
+        guard stateSourceRank < worldSize else {
+            throw .invalidValue(field: "assignment.stateSourceRank", detail: "\(stateSourceRank) is not below world size \(worldSize)")
+        }
+    }
+}

@@ -1,0 +1,139 @@
+/// Worker -> coordinator: the first message of a worker, and the one it sends on reconnect.
+public struct Hello: WirePayload {
+    public static let kind = MessageKind.hello
+
+    /// The protocol version the worker speaks (also in the frame header; repeated so a refusal
+    /// can name it even when a future header layout changes).
+    public var protocolVersion: UInt16
+    /// Stable name of the worker process, unique within a run (for example "node3-0").
+    public var workerID: String
+    public var host: String
+    /// Where the worker's ring receiver is bound, e.g. "tcp://10.0.0.3:41000".
+    public var dataPlaneEndpoint: String
+    /// Feature names the worker supports ("ipc", "curve", "buckets", ...).
+    public var capabilities: [String]
+    /// Hash of the sorted (relative path, byte size) list of the worker's dataset.
+    public var datasetFingerprint: String
+    /// The worker's CURVE public key in Z85 (40 characters), when CURVE is on.
+    public var curvePublicKey: String?
+
+    public init(protocolVersion: UInt16 = FrameHeader.currentVersion, workerID: String, host: String,
+                dataPlaneEndpoint: String, capabilities: [String] = [], datasetFingerprint: String,
+                curvePublicKey: String? = nil) {
+        self.protocolVersion = protocolVersion
+        self.workerID = workerID
+        self.host = host
+        self.dataPlaneEndpoint = dataPlaneEndpoint
+        self.capabilities = capabilities
+        self.datasetFingerprint = datasetFingerprint
+        self.curvePublicKey = curvePublicKey
+    }
+
+    public func encode(into writer: inout ByteWriter) {
+        writer.write(protocolVersion)
+        writer.write(workerID)
+        writer.write(host)
+        writer.write(dataPlaneEndpoint)
+        writer.writeArray(capabilities) { $0.write($1) }
+        writer.write(datasetFingerprint)
+        writer.writeOptional(curvePublicKey) { $0.write($1) }
+    }
+
+    public init(from reader: inout ByteReader) throws(DecodeError) {
+        protocolVersion = try reader.readUInt16("hello.protocolVersion")
+        workerID = try reader.readString("hello.workerID")
+        guard !workerID.isEmpty else { throw .invalidValue(field: "hello.workerID", detail: "empty") }
+        host = try reader.readString("hello.host")
+        dataPlaneEndpoint = try reader.readString("hello.dataPlaneEndpoint")
+        capabilities = try reader.readArray("hello.capabilities", minimumElementSize: 4) { r throws(DecodeError) in
+            try r.readString("hello.capabilities[]")
+        }
+        datasetFingerprint = try reader.readString("hello.datasetFingerprint")
+        curvePublicKey = try reader.readOptional("hello.curvePublicKey") { r throws(DecodeError) in
+            try r.readString("hello.curvePublicKey")
+        }
+        if let key = curvePublicKey, key.utf8.count != 40 {
+            throw .invalidValue(field: "hello.curvePublicKey", detail: "\(key.utf8.count) characters, Z85 keys have 40")
+        }
+    }
+}
+
+/// Coordinator -> worker: admitted; an `Assignment` follows when the generation starts.
+public struct Welcome: WirePayload {
+    public static let kind = MessageKind.welcome
+
+    public var workerID: String
+    /// How often the worker must send heartbeats.
+    public var heartbeatIntervalMilliseconds: UInt32
+    /// Silence longer than this and the coordinator declares the worker dead.
+    public var livenessDeadlineMilliseconds: UInt32
+
+    public init(workerID: String, heartbeatIntervalMilliseconds: UInt32, livenessDeadlineMilliseconds: UInt32) {
+        self.workerID = workerID
+        self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+        self.livenessDeadlineMilliseconds = livenessDeadlineMilliseconds
+    }
+
+    public func encode(into writer: inout ByteWriter) {
+        writer.write(workerID)
+        writer.write(heartbeatIntervalMilliseconds)
+        writer.write(livenessDeadlineMilliseconds)
+    }
+
+    public init(from reader: inout ByteReader) throws(DecodeError) {
+        workerID = try reader.readString("welcome.workerID")
+        heartbeatIntervalMilliseconds = try reader.readUInt32("welcome.heartbeatIntervalMilliseconds")
+        livenessDeadlineMilliseconds = try reader.readUInt32("welcome.livenessDeadlineMilliseconds")
+    }
+}
+
+/// Coordinator -> worker: not admitted. The worker logs `reason` and `detail` and exits non-zero.
+public struct Refuse: WirePayload {
+    public static let kind = MessageKind.refuse
+
+    public enum Reason: UInt8, Sendable, CaseIterable {
+        /// The hello's protocol version is not the coordinator's.
+        case protocolVersionMismatch = 1
+        /// The worker's dataset fingerprint differs from the run's.
+        case datasetMismatch = 2
+        /// CURVE is on and the worker's key is not in the admitted list.
+        case unknownKey = 3
+        /// Another live worker already uses this worker id.
+        case duplicateWorkerID = 4
+        /// The run already has all the workers it wants.
+        case runFull = 5
+        /// The run is finishing or aborted.
+        case shuttingDown = 6
+        /// Anything else; `detail` explains.
+        case other = 255
+    }
+
+    public var reason: Reason
+    public var detail: String
+
+    public init(reason: Reason, detail: String) {
+        self.reason = reason
+        self.detail = detail
+    }
+
+    public func encode(into writer: inout ByteWriter) {
+        writer.write(reason.rawValue)
+        writer.write(detail)
+    }
+
+    public init(from reader: inout ByteReader) throws(DecodeError) {
+        reason = try reader.readEnum("refuse.reason")
+        detail = try reader.readString("refuse.detail")
+    }
+}
+
+extension ByteReader {
+    /// A `UInt8`-coded enum; an unknown code is `.invalidValue` naming the field and the code.
+    public mutating func readEnum<E: RawRepresentable>(_ field: String) throws(DecodeError) -> E where E.RawValue == UInt8 {
+        let raw = try readUInt8(field)
+        guard let value = E(rawValue: raw) else {
+            throw .invalidValue(field: field, detail: "unknown code \(raw) for \(E.self)")
+        }
+        return value
+    }
+}

@@ -1,0 +1,200 @@
+/// The socket shell of the ring collectives: one rank's PULL socket (from rank - 1) and PUSH
+/// socket (to rank + 1), driving a `RingMachine` per collective.
+///
+/// **Thread:** create, use and close a communicator on one dedicated thread (a `Thread`, not
+/// Swift's cooperative pool: its calls block up to the silence deadline). It is not `Sendable`.
+///
+/// Each piece is a two-part message: a `Frame` of kind `.ringChunk` (generation, run id,
+/// `RingChunkHeader`) and the raw little-endian float32 data, sent zero-copy from the buffer.
+public final class RingCommunicator {
+    public let rank: Int
+    public let worldSize: Int
+    public let runID: UInt64
+    public let settings: RingSettings
+    /// The endpoint the previous rank connects to (ZMQ_LAST_ENDPOINT of the bind).
+    public let endpoint: String
+    public private(set) var nextEndpoint = "(not connected)"
+    public private(set) var statistics = RingStatistics()
+
+    private let receiver: ZmqSocket
+    private var sender: ZmqSocket?
+    private let inFlight = InFlightSends()
+    private var generation: UInt64 = 0
+    private var sequence: UInt64 = 0
+    private var broken = false
+
+    /// Binds the receiving socket to `bindEndpoint` ("tcp://127.0.0.1:*", "ipc:///tmp/x").
+    public init(context: ZmqContext, rank: Int, worldSize: Int, runID: UInt64, bindTo bindEndpoint: String,
+                settings: RingSettings = RingSettings()) throws(RingError) {
+        precondition(worldSize >= 1 && rank >= 0 && rank < worldSize, "rank \(rank) of world size \(worldSize)")
+        self.rank = rank
+        self.worldSize = worldSize
+        self.runID = runID
+        self.settings = settings
+        let previous = (rank - 1 + worldSize) % worldSize
+        do {
+            receiver = try ZmqSocket(context, type: .pull)
+            try receiver.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
+            endpoint = try receiver.bind(bindEndpoint)
+            let sender = try ZmqSocket(context, type: .push)
+            try sender.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
+            self.sender = sender
+        } catch {
+            throw .transport(rank: previous, error: error)
+        }
+    }
+
+    deinit { close() }
+
+    /// Connects to the next rank's `endpoint`. Pieces queue until the connection is up.
+    public func connect(toNext endpoint: String) throws(RingError) {
+        do {
+            try liveSender().connect(endpoint)
+        } catch {
+            throw .transport(rank: nextRank, error: error)
+        }
+        nextEndpoint = endpoint
+    }
+
+    /// Closes both sockets, dropping queued pieces.
+    public func close() {
+        sender?.close()
+        sender = nil
+        receiver.close()
+        _ = inFlight.waitUntilReleased(nil, deadline: .now + .seconds(2))
+    }
+
+    public var previousRank: Int { (rank - 1 + worldSize) % worldSize }
+    public var nextRank: Int { (rank + 1) % worldSize }
+
+    /// Sums `buffer` over all ranks in place; every rank ends with the same bytes.
+    /// All ranks call it with the same length and generation.
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) throws(RingError) {
+        let schedule = RingSchedule(rank: rank, worldSize: worldSize, elementCount: buffer.count,
+                                    pieceElements: settings.pieceElements)
+        try run(RingPlan.allReduce(schedule), buffer: buffer, generation: generation)
+    }
+
+    /// Copies `root`'s buffer into every rank's `buffer` (same length everywhere).
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int, generation: UInt64) throws(RingError) {
+        let plan = RingPlan.broadcast(rank: rank, worldSize: worldSize, root: root, elementCount: buffer.count,
+                                      pieceElements: settings.pieceElements)
+        try run(plan, buffer: buffer, generation: generation)
+    }
+
+    /// The all-reduce schedule without the reduction: the same pieces travel, nothing is added.
+    /// For benchmarks only (the ceiling of the transport); the buffer's contents are undefined after.
+    public func allReduceSendsOnly(_ buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) throws(RingError) {
+        let schedule = RingSchedule(rank: rank, worldSize: worldSize, elementCount: buffer.count,
+                                    pieceElements: settings.pieceElements)
+        try run(RingPlan.allReduce(schedule), buffer: buffer, generation: generation, appliesPieces: false)
+    }
+
+    private func run(_ plan: RingPlan, buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64,
+                     appliesPieces: Bool = true) throws(RingError) {
+        guard worldSize > 1 else { return }
+        if generation != self.generation {
+            self.generation = generation
+            sequence = 0
+        }
+        var machine = RingMachine(plan: plan, rank: rank, worldSize: worldSize, generation: generation,
+                                  sequence: sequence, checksumsData: settings.checksumData)
+        machine.appliesPieces = appliesPieces
+        sequence += 1
+        do throws(RingError) {
+            for send in machine.initialSends(buffer: UnsafeBufferPointer(buffer)) { try post(send, from: buffer) }
+            while let expected = machine.nextReceive {
+                if expected.operation == .overwrite {
+                    try awaitRelease(expected.transfer.range)
+                }
+                let parts = try receivePiece(expected)
+                guard let frame = parts.first else { continue }
+                let envelope: Envelope
+                do throws(DecodeError) {
+                    envelope = try Envelope.decode(frame.bytes, expectedRunID: runID)
+                } catch .foreignRun {
+                    statistics.foreignFramesDropped += 1
+                    continue
+                } catch {
+                    throw RingError.badFrame(rank: previousRank, error: error)
+                }
+                guard case let .ringChunk(header) = envelope.message, parts.count == 2 else {
+                    throw RingError.unexpectedPiece(rank: previousRank, expected: "ring chunk with a data part",
+                                                    found: "\(envelope.message.kind) in \(parts.count) parts")
+                }
+                let outcome = try parts[1].withUnsafeBytes { data throws(RingError) in
+                    try machine.accept(generation: envelope.generation, header: header, data: data, buffer: buffer)
+                }
+                switch outcome {
+                case .dropped:
+                    statistics.piecesDropped += 1
+                case let .applied(forward):
+                    statistics.piecesReceived += 1
+                    if let forward { try post(forward, from: buffer) }
+                }
+            }
+            // The caller may reuse or free the buffer on return: wait until libzmq let go of it.
+            try awaitRelease(nil)
+        } catch {
+            // A broken collective leaves pieces queued for a peer that may be dead: drop them
+            // so libzmq releases the buffer before the caller gets it back.
+            broken = true
+            sender?.close()
+            sender = nil
+            _ = inFlight.waitUntilReleased(nil, deadline: .now + settings.silenceDeadline)
+            throw error
+        }
+    }
+
+    private func liveSender() throws(ZmqError) -> ZmqSocket {
+        guard let sender else { throw .call(operation: "send to rank \(nextRank)", errno: 0, text: "ring broken earlier; make a new communicator") }
+        return sender
+    }
+
+    private func post(_ send: RingMachine.Send, from buffer: UnsafeMutableBufferPointer<Float>) throws(RingError) {
+        let frame = Envelope(generation: generation, runID: runID, message: .ringChunk(send.header)).encoded()
+        let data = UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[send.range]))
+        let deadline = ContinuousClock.now + settings.silenceDeadline
+        do {
+            let sender = try liveSender()
+            try sender.send(frame, more: true, deadline: deadline)
+            let token = inFlight.begin(send.range)
+            let inFlight = self.inFlight
+            try sender.sendZeroCopy(data, deadline: deadline) { inFlight.end(token) }
+        } catch .timedOut(_, _, let seconds) {
+            throw .sendStalled(rank: nextRank, endpoint: nextEndpoint, seconds: seconds)
+        } catch {
+            throw .transport(rank: nextRank, error: error)
+        }
+        statistics.piecesSent += 1
+        statistics.bytesSent += data.count
+    }
+
+    private func awaitRelease(_ range: Range<Int>?) throws(RingError) {
+        guard inFlight.waitUntilReleased(range, deadline: .now + settings.silenceDeadline) else {
+            throw .bufferStillInUse(seconds: settings.silenceDeadline.inSeconds)
+        }
+    }
+
+    /// Receives the parts of one piece; silence past the deadline is death unless the
+    /// liveness hook vouches for the peer (then it is a stall, reported, and waited for).
+    private func receivePiece(_ expected: RingReceive) throws(RingError) -> [ZmqMessage] {
+        var waited = Duration.zero
+        while true {
+            do {
+                return try receiver.receiveParts(deadline: .now + settings.silenceDeadline, maxParts: 2)
+            } catch .timedOut {
+                waited += settings.silenceDeadline
+                if let isPeerAlive = settings.isPeerAlive, isPeerAlive(previousRank) {
+                    statistics.stalls += 1
+                    settings.onStall?(previousRank, waited)
+                    continue
+                }
+                throw .peerSilent(rank: previousRank, endpoint: endpoint, seconds: waited.inSeconds,
+                                  step: expected.transfer.step, piece: expected.transfer.piece)
+            } catch {
+                throw .transport(rank: previousRank, error: error)
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+/// Why a ring collective failed. After any of these the generation is broken: the worker
+/// reports to the coordinator, which starts a new one. Ranks are ring ranks.
+public enum RingError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The previous rank sent nothing for `seconds` (the silence deadline) while this rank
+    /// waited for step `step`, piece `piece`: it is dead or gone (or the liveness hook said so).
+    case peerSilent(rank: Int, endpoint: String, seconds: Double, step: Int, piece: Int)
+    /// The next rank did not take data for `seconds`: it is dead or its queue is full.
+    case sendStalled(rank: Int, endpoint: String, seconds: Double)
+    /// A frame of a newer generation arrived from `rank`: this rank is stale and must rejoin.
+    case newerGeneration(rank: Int, found: UInt64, current: UInt64)
+    /// A piece from `rank` does not match the schedule: `expected` and `found` describe it.
+    case unexpectedPiece(rank: Int, expected: String, found: String)
+    /// A frame from `rank` could not be decoded.
+    case badFrame(rank: Int, error: DecodeError)
+    /// The data of a piece from `rank` fails its CRC32C.
+    case dataChecksum(rank: Int, step: Int, piece: Int, expected: UInt32, computed: UInt32)
+    /// libzmq failed while talking to `rank`.
+    case transport(rank: Int, error: ZmqError)
+    /// libzmq kept a zero-copy buffer longer than `seconds`; the buffer cannot be safely reused.
+    case bufferStillInUse(seconds: Double)
+
+    public var description: String {
+        switch self {
+        case let .peerSilent(rank, endpoint, seconds, step, piece):
+            "rank \(rank) (\(endpoint)) silent for \(seconds) s; waiting for step \(step) piece \(piece)"
+        case let .sendStalled(rank, endpoint, seconds):
+            "rank \(rank) (\(endpoint)) took no data for \(seconds) s"
+        case let .newerGeneration(rank, found, current):
+            "rank \(rank) is in generation \(found), this rank in \(current)"
+        case let .unexpectedPiece(rank, expected, found):
+            "unexpected piece from rank \(rank): expected \(expected), found \(found)"
+        case let .badFrame(rank, error):
+            "bad frame from rank \(rank): \(error)"
+        case let .dataChecksum(rank, step, piece, expected, computed):
+            "data of step \(step) piece \(piece) from rank \(rank) has CRC32C 0x\(String(computed, radix: 16)), header says 0x\(String(expected, radix: 16))"
+        case let .transport(rank, error):
+            "transport to rank \(rank): \(error)"
+        case let .bufferStillInUse(seconds):
+            "zero-copy buffer still held by libzmq after \(seconds) s"
+        }
+    }
+}

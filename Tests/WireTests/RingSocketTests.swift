@@ -1,0 +1,218 @@
+import Foundation
+import Testing
+@testable import Wire
+
+extension SocketTests {
+    static let ringCases: [(worldSize: Int, transport: String)] = [(2, "tcp"), (3, "tcp"), (4, "tcp"), (2, "ipc"), (3, "ipc")]
+
+    /// N threads, real sockets: the result equals the in-memory machine's bit for bit (same
+    /// order of sums), on every rank.
+    @Test(arguments: 0..<5)
+    func allReduceOverSockets(caseIndex: Int) throws {
+        let (worldSize, transport) = Self.ringCases[caseIndex]
+        let length = 100_003
+        let inputs = RingScheduleTests.inputs(worldSize: worldSize, length: length, seed: UInt64(worldSize))
+        let expected = try RingScheduleTests.runAllReduce(inputs, pieceElements: 4096).results[0]
+        let context = try ZmqContext()
+        let board = Slots<String>(count: worldSize)
+        let settings = RingSettings(pieceBytes: 16 << 10, silenceDeadline: TestTiming.scaled(10), checksumData: caseIndex % 2 == 0)
+        let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> [Float] in
+            let ring = try makeRingMember(rank: rank, worldSize: worldSize, context: context, transport: transport,
+                                          board: board, settings: settings)
+            defer { ring.close() }
+            var buffer = inputs[rank]
+            try buffer.withUnsafeMutableBufferPointer { try ring.allReduce($0, generation: 1) }
+            // A second collective in the same generation (sequence 1) on the same sockets.
+            var again = inputs[rank]
+            try again.withUnsafeMutableBufferPointer { try ring.allReduce($0, generation: 1) }
+            #expect(again.map(\.bitPattern) == buffer.map(\.bitPattern))
+            #expect(ring.statistics.bytesSent == 2 * RingSchedule(rank: rank, worldSize: worldSize, elementCount: length).elementsSent * 4)
+            return buffer
+        }
+        for rank in 0..<worldSize {
+            switch results[rank] {
+            case let .success(buffer)?:
+                #expect(buffer.map(\.bitPattern) == expected.map(\.bitPattern), "N=\(worldSize) \(transport) rank \(rank)")
+            case let .failure(error)?: Issue.record("rank \(rank): \(error)")
+            case nil: Issue.record("rank \(rank) did not finish in time")
+            }
+        }
+    }
+
+    @Test func broadcastFromEachRootOverSockets() throws {
+        let worldSize = 3
+        let length = 50_001
+        let inputs = RingScheduleTests.inputs(worldSize: worldSize, length: length, seed: 9)
+        let context = try ZmqContext()
+        let board = Slots<String>(count: worldSize)
+        let settings = RingSettings(pieceBytes: 32 << 10, silenceDeadline: TestTiming.scaled(10))
+        let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> [[Float]] in
+            let ring = try makeRingMember(rank: rank, worldSize: worldSize, context: context, transport: "tcp",
+                                          board: board, settings: settings)
+            defer { ring.close() }
+            return try (0..<worldSize).map { root in
+                var buffer = inputs[rank]
+                // Generation 2 then 3: a new generation resets the collective sequence.
+                try buffer.withUnsafeMutableBufferPointer { try ring.broadcast($0, root: root, generation: UInt64(2 + root / 2)) }
+                return buffer
+            }
+        }
+        for rank in 0..<worldSize {
+            guard case let .success(buffers)? = results[rank] else { Issue.record("rank \(rank): \(String(describing: results[rank]))"); continue }
+            for root in 0..<worldSize { #expect(buffers[root] == inputs[root], "rank \(rank) root \(root)") }
+        }
+    }
+
+    /// Pieces of an older generation and frames of another run are dropped and counted.
+    @Test func staleAndForeignFramesAreDropped() throws {
+        let worldSize = 2
+        let context = try ZmqContext()
+        let board = Slots<String>(count: worldSize)
+        let intruderDone = Slots<Bool>(count: 1)
+        let settings = RingSettings(pieceBytes: 4 << 10, silenceDeadline: TestTiming.scaled(10))
+        let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> RingStatistics in
+            let ring = try makeRingMember(rank: rank, worldSize: worldSize, context: context, transport: "tcp",
+                                          board: board, settings: settings)
+            defer { ring.close() }
+            if rank == 0 {
+                let intruder = try ZmqSocket(context, type: .push)
+                defer { intruder.close() }
+                try intruder.connect(ring.nextEndpoint)
+                let stale = RingChunkHeader(collective: .allReduce, sequence: 0, sourceRank: 0, ringStep: 0, piece: 0,
+                                            elementOffset: 0, elementCount: 1)
+                let deadline = ContinuousClock.now + TestTiming.scaled(5)
+                try intruder.send(parts: [Envelope(generation: 1, runID: 0xC0FFEE, message: .ringChunk(stale)).encoded(), [0, 0, 0, 0]],
+                                  deadline: deadline)
+                try intruder.send(parts: [Envelope(generation: 2, runID: 0xBAD, message: .ringChunk(stale)).encoded(), [0, 0, 0, 0]],
+                                  deadline: deadline)
+                Thread.sleep(forTimeInterval: 0.3 * TestTiming.scale)
+                intruderDone.set(0, true)
+            }
+            _ = intruderDone.waitAll(timeout: TestTiming.scaled(20))
+            var buffer = [Float](repeating: Float(rank + 1), count: 40_000)
+            try buffer.withUnsafeMutableBufferPointer { try ring.allReduce($0, generation: 2) }
+            #expect(buffer.allSatisfy { $0 == 3 })
+            return ring.statistics
+        }
+        guard case let .success(statistics)? = results[1] else { Issue.record("rank 1: \(String(describing: results[1]))"); return }
+        guard case .success? = results[0] else { Issue.record("rank 0: \(String(describing: results[0]))"); return }
+        #expect(statistics.piecesDropped == 1)
+        #expect(statistics.foreignFramesDropped == 1)
+    }
+
+    /// A neighbour that goes away: the survivor gets `.peerSilent` naming it, within the
+    /// deadline plus a generous bound, never a hang.
+    @Test(arguments: [2, 3])
+    func deadNeighbourIsATypedErrorInTime(worldSize: Int) throws {
+        let context = try ZmqContext()
+        let board = Slots<String>(count: worldSize)
+        let deadline = TestTiming.scaled(1)
+        let settings = RingSettings(pieceBytes: 4 << 10, silenceDeadline: deadline)
+        let dead = worldSize - 1
+        let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> (RingError?, Duration) in
+            let ring = try makeRingMember(rank: rank, worldSize: worldSize, context: context, transport: "tcp",
+                                          board: board, settings: settings)
+            if rank == dead {
+                ring.close()   // joined the ring, then went away
+                return (nil, .zero)
+            }
+            defer { ring.close() }
+            var buffer = [Float](repeating: 1, count: 10_000)
+            let start = ContinuousClock.now
+            do {
+                try buffer.withUnsafeMutableBufferPointer { try ring.allReduce($0, generation: 1) }
+                return (nil, ContinuousClock.now - start)
+            } catch let error as RingError {
+                return (error, ContinuousClock.now - start)
+            }
+        }
+        // Rank 0 receives from the dead rank directly.
+        guard case let .success((error, elapsed))? = results[0] else { Issue.record("rank 0: \(String(describing: results[0]))"); return }
+        guard case let .peerSilent(rank, _, seconds, _, _)? = error else { Issue.record("rank 0 got \(String(describing: error))"); return }
+        #expect(rank == dead)
+        #expect(seconds >= deadline.inSeconds)
+        #expect(elapsed < deadline + TestTiming.scaled(10))
+        // Every other survivor also ends with a typed error rather than hanging.
+        for survivor in 1..<dead {
+            guard case let .success((survivorError, _))? = results[survivor], survivorError != nil else {
+                Issue.record("rank \(survivor): \(String(describing: results[survivor]))"); continue
+            }
+        }
+    }
+
+    /// A silent peer that the liveness hook vouches for is waited for (stalls counted), and
+    /// becomes an error once the hook says it is gone.
+    @Test func liveButSilentPeerIsReportedAsAStallFirst() throws {
+        let context = try ZmqContext()
+        let board = Slots<String>(count: 2)
+        let counter = Counter()
+        let stallReports = Counter()
+        let settings = RingSettings(pieceBytes: 4 << 10, silenceDeadline: TestTiming.scaled(0.2),
+                                    isPeerAlive: { _ in counter.increment() <= 2 },
+                                    onStall: { _, _ in _ = stallReports.increment() })
+        let results = onRankThreads(2, timeout: TestTiming.scaled(60)) { rank -> RingStatistics in
+            let ring = try makeRingMember(rank: rank, worldSize: 2, context: context, transport: "tcp",
+                                          board: board, settings: settings)
+            defer { ring.close() }
+            guard rank == 0 else { return RingStatistics() }
+            var buffer = [Float](repeating: 1, count: 100)
+            #expect(throws: RingError.self) { try buffer.withUnsafeMutableBufferPointer { try ring.allReduce($0, generation: 1) } }
+            return ring.statistics
+        }
+        guard case let .success(statistics)? = results[0] else { Issue.record("\(String(describing: results[0]))"); return }
+        #expect(statistics.stalls == 2)
+        #expect(stallReports.value == 2)
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() -> Int { lock.lock(); defer { lock.unlock() }; count += 1; return count }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
+
+extension SocketTests {
+    /// Buckets handed to the collective thread as "backward" produces them (last tensor first):
+    /// every rank ends bit-identical, matching the plain sum.
+    @Test func bucketedAllReduceOnTheCollectiveThread() throws {
+        let worldSize = 3
+        let tensorSizes = [1000, 7, 20_000, 3, 4096, 12_345, 1]
+        var offsets: [Range<Int>] = []
+        var start = 0
+        for size in tensorSizes { offsets.append(start..<start + size); start += size }
+        let length = start
+        let buckets = GradientBuckets.plan(tensorRanges: offsets.reversed(), bucketElements: 5000)
+        let inputs = RingScheduleTests.inputs(worldSize: worldSize, length: length, seed: 77)
+        let context = try ZmqContext()
+        let board = Slots<String>(count: worldSize)
+        let settings = RingSettings(pieceBytes: 8 << 10, silenceDeadline: TestTiming.scaled(10))
+        let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> [Float] in
+            let collectives = try CollectiveThread { () throws(RingError) -> RingCommunicator in
+                try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 5,
+                                     bindTo: "tcp://127.0.0.1:*", settings: settings)
+            }
+            defer { collectives.stop() }
+            board.set(rank, collectives.endpoint)
+            guard let endpoints = board.waitAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
+            _ = try collectives.wait(collectives.connect(toNext: endpoints[(rank + 1) % worldSize]))
+            var gradient = inputs[rank]
+            try gradient.withUnsafeMutableBufferPointer { whole in
+                let tickets = buckets.map { bucket in
+                    collectives.allReduce(UnsafeMutableBufferPointer(rebasing: whole[bucket]), generation: 1)
+                }
+                for ticket in tickets { _ = try collectives.wait(ticket, timeout: TestTiming.scaled(30)) }
+            }
+            return gradient
+        }
+        guard case let .success(first)? = results[0] else { Issue.record("rank 0: \(String(describing: results[0]))"); return }
+        for rank in 1..<worldSize {
+            guard case let .success(buffer)? = results[rank] else { Issue.record("rank \(rank): \(String(describing: results[rank]))"); continue }
+            #expect(buffer.map(\.bitPattern) == first.map(\.bitPattern))
+        }
+        for index in stride(from: 0, to: length, by: 97) {
+            let reference = inputs.reduce(0.0) { $0 + Double($1[index]) }
+            #expect(abs(Double(first[index]) - reference) <= 1e-3 * max(abs(reference), 1))
+        }
+    }
+}
