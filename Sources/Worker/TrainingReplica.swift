@@ -1,0 +1,119 @@
+import Model
+
+/// Sums a float buffer across all ranks, in place; every rank ends with the same bytes.
+public protocol GradientReducer: AnyObject {
+    func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+}
+
+/// The reducer of a world of one: the local sum is the global sum.
+public final class SingleRankReducer: GradientReducer {
+    public init() {}
+    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
+}
+
+/// What one optimizer step did, seen identically by every rank.
+public struct StepOutcome: Sendable, Equatable {
+    /// False when a non-finite loss or gradient on some rank made every rank skip the update.
+    public var applied: Bool
+    /// Samples that contributed, summed over ranks (the divisor of the gradient sum).
+    public var samples: Int
+    /// Global means over the step's samples.
+    public var loss: Double
+    public var recon: Double
+    public var latent: Double
+    /// Fraction of exactly-zero codes over the step's samples.
+    public var sparsity: Double
+    public var learningRate: Float
+    public var gradientNorm: Double
+}
+
+/// One replica of the model and its optimizer: gradients of the local slice, all-reduced, applied.
+///
+/// The buffer that is all-reduced is the flat gradient buffer followed by a trailer of
+/// statistics, so one collective carries the count of good samples (the divisor), the
+/// non-finite flag and the loss terms (DECISIONS.md: the divisor is the global count of samples
+/// that decoded; a non-finite value anywhere skips the step on every rank).
+public final class TrainingReplica {
+    public let model: SCVAEModel
+    public var parameters: [Float]
+    public var optimizer: Optimizer
+    /// Largest number of images one forward/backward handles; a larger slice is accumulated.
+    public let microBatch: Int
+    private var buffer: [Float]
+
+    private enum Trailer: Int, CaseIterable {
+        case samples, nonFinite, loss, recon, latent, zeroCodes, codes
+    }
+
+    public var parameterCount: Int { model.layout.totalCount }
+
+    public init(model: SCVAEModel, parameters: [Float], optimizer: Optimizer, microBatch: Int) {
+        precondition(parameters.count == model.layout.totalCount, "parameter buffer does not match the layout")
+        precondition(microBatch >= 1, "micro-batch must hold at least one image")
+        self.model = model
+        self.parameters = parameters
+        self.optimizer = optimizer
+        self.microBatch = microBatch
+        self.buffer = [Float](repeating: 0, count: model.layout.totalCount + Trailer.allCases.count)
+    }
+
+    /// One step on this rank's slice of the global batch: `count` images, NCHW in [-1, 1].
+    public func step(images: UnsafePointer<Float>, count: Int, reducer: GradientReducer) throws -> StepOutcome {
+        let n = parameterCount
+        let imageFloats = 3 * model.config.imageSize * model.config.imageSize
+        buffer.withUnsafeMutableBufferPointer { buffer in
+            buffer.update(repeating: 0)
+            var terms = (loss: 0.0, recon: 0.0, latent: 0.0, zero: 0, codes: 0)
+            parameters.withUnsafeBufferPointer { params in
+                let gradients = UnsafeMutableBufferPointer(rebasing: buffer[0..<n])
+                var done = 0
+                while done < count {
+                    let part = min(microBatch, count - done)
+                    let t = model.forwardBackward(parameters: params, images: images + done * imageFloats, batch: part,
+                                                  gradients: gradients, gradientScale: 1)
+                    terms.loss += t.total
+                    terms.recon += t.recon
+                    terms.latent += t.latent
+                    terms.zero += t.zeroCodes
+                    terms.codes += t.codeCount
+                    done += part
+                }
+            }
+            let finite = terms.loss.isFinite && globalNorm(UnsafeBufferPointer(rebasing: buffer[0..<n])).isFinite
+            buffer[n + Trailer.samples.rawValue] = Float(count)
+            buffer[n + Trailer.nonFinite.rawValue] = finite ? 0 : 1
+            buffer[n + Trailer.loss.rawValue] = finite ? Float(terms.loss) : 0
+            buffer[n + Trailer.recon.rawValue] = finite ? Float(terms.recon) : 0
+            buffer[n + Trailer.latent.rawValue] = finite ? Float(terms.latent) : 0
+            buffer[n + Trailer.zeroCodes.rawValue] = Float(terms.zero)
+            buffer[n + Trailer.codes.rawValue] = Float(terms.codes)
+            if !finite {
+                // Keep the reduced sum finite so every rank sees the flag, not NaN bytes.
+                UnsafeMutableBufferPointer(rebasing: buffer[0..<n]).update(repeating: 0)
+            }
+        }
+        try buffer.withUnsafeMutableBufferPointer { try reducer.allReduceSum($0) }
+
+        let samples = Int(buffer[n + Trailer.samples.rawValue])
+        let skip = buffer[n + Trailer.nonFinite.rawValue] > 0 || samples == 0
+        let divisor = Double(max(samples, 1))
+        var outcome = StepOutcome(
+            applied: !skip, samples: samples,
+            loss: Double(buffer[n + Trailer.loss.rawValue]) / divisor,
+            recon: Double(buffer[n + Trailer.recon.rawValue]) / divisor,
+            latent: Double(buffer[n + Trailer.latent.rawValue]) / divisor,
+            sparsity: Double(buffer[n + Trailer.zeroCodes.rawValue]) / Double(max(buffer[n + Trailer.codes.rawValue], 1)),
+            learningRate: 0, gradientNorm: 0)
+        guard !skip else { return outcome }
+        let inverse = Float(1 / divisor)
+        buffer.withUnsafeMutableBufferPointer { buffer in
+            for i in 0..<n { buffer[i] *= inverse }
+            parameters.withUnsafeMutableBufferPointer { params in
+                let report = optimizer.update(parameters: params, gradients: UnsafeBufferPointer(rebasing: buffer[0..<n]))
+                outcome.learningRate = report.learningRate
+                outcome.gradientNorm = report.gradientNorm
+            }
+        }
+        return outcome
+    }
+}
