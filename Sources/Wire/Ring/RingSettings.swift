@@ -30,7 +30,8 @@ public struct RingSettings: Sendable {
         self.highWaterMark = highWaterMark
     }
 
-    var pieceElements: Int { max(pieceBytes / MemoryLayout<Float>.size, 1) }
+    /// Elements per piece, at most 2^28 (1 GiB) so a piece always fits the header's `UInt32` count.
+    var pieceElements: Int { min(max(pieceBytes / MemoryLayout<Float>.size, 1), 1 << 28) }
 }
 
 /// Counters of one communicator.
