@@ -17,9 +17,9 @@ struct WireBenchmarks {
         let worldSize = environment["SCVAE_WIRE_BENCH_N"].flatMap(Int.init) ?? 2
         print("cores online: \(ProcessInfo.processInfo.activeProcessorCount), ranks: \(worldSize) threads, libzmq \(zmqLibraryVersion())")
         for transport in ["tcp", "ipc"] {
-            print(try WireBenchmark.pointToPoint(megabytes: mib, transport: transport))
-            print(try WireBenchmark.ringAllReduce(worldSize: worldSize, megabytes: mib, transport: transport, reduce: false))
-            print(try WireBenchmark.ringAllReduce(worldSize: worldSize, megabytes: mib, transport: transport))
+            print(try WireBenchmark.pointToPoint(megabytes: mib, transport: transport, iterations: 9))
+            print(try WireBenchmark.ringAllReduce(worldSize: worldSize, megabytes: mib, transport: transport, iterations: 9, reduce: false))
+            print(try WireBenchmark.ringAllReduce(worldSize: worldSize, megabytes: mib, transport: transport, iterations: 9))
             var checked = try WireBenchmark.ringAllReduce(worldSize: worldSize, megabytes: mib, transport: transport,
                                                           settings: RingSettings(checksumData: true))
             checked.name += " with CRC32C of the data"

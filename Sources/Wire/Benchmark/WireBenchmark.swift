@@ -33,8 +33,8 @@ public enum BenchmarkError: Error, Sendable {
 
 /// Bandwidth measurements between threads of this process (one thread per rank).
 ///
-/// Figures from threads share one process and one libzmq context, so they are an upper
-/// bound of what separate processes reach on the same transport; they say so in their name.
+/// Each rank thread has its own libzmq context (its own I/O thread), as a process would; the
+/// ranks still share one address space and allocator, so figures say "(threads)" in their name.
 public enum WireBenchmark {
     /// Ring all-reduce of `megabytes` MiB of float32 over `transport` ("tcp" or "ipc").
     /// `reduce: false` runs the same schedule without adding (the sends-only ceiling).
@@ -42,9 +42,10 @@ public enum WireBenchmark {
                                      reduce: Bool = true, settings: RingSettings = RingSettings(),
                                      ioThreads: Int = 1) throws -> BandwidthFigure {
         let elements = megabytes << 18
-        let context = try ZmqContext(ioThreads: ioThreads)
         let endpoints = ResultSlots<String>(count: worldSize)
         let results = runOnThreads(worldSize, timeout: .seconds(600)) { rank -> [Double] in
+            // A context per rank, as separate processes would have (own libzmq I/O threads).
+            let context = try ZmqContext(ioThreads: ioThreads)
             let bind = transport == "ipc" ? "ipc:///tmp/scvae-bench-\(getpid())-\(rank)" : "tcp://127.0.0.1:*"
             let ring = try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 1,
                                             bindTo: bind, settings: settings)
@@ -80,10 +81,10 @@ public enum WireBenchmark {
     public static func pointToPoint(megabytes: Int, transport: String = "tcp", iterations: Int = 5,
                                     pieceBytes: Int = 1 << 20, ioThreads: Int = 1) throws -> BandwidthFigure {
         let bytes = megabytes << 20
-        let context = try ZmqContext(ioThreads: ioThreads)
         let endpoints = ResultSlots<String>(count: 2)
         let results = runOnThreads(2, timeout: .seconds(600)) { role -> [Double] in
             let deadline = { ContinuousClock.now + .seconds(60) }
+            let context = try ZmqContext(ioThreads: ioThreads)
             let bind = transport == "ipc" ? "ipc:///tmp/scvae-p2p-\(getpid())-\(role)" : "tcp://127.0.0.1:*"
             let inbox = try ZmqSocket(context, type: .pull)
             try inbox.setHighWaterMarks(send: 0, receive: 0)
