@@ -49,7 +49,7 @@ public final class CollectiveThread: @unchecked Sendable {
         switch setup {
         case let .success(endpoint)?: self.endpoint = endpoint
         case let .failure(error)?: throw error
-        case nil: throw .peerSilent(rank: -1, endpoint: "collective thread setup", seconds: setupTimeout.inSeconds, step: 0, piece: 0)
+        case nil: throw .collectiveThreadTimedOut(job: "setup", seconds: setupTimeout.inSeconds)
         }
     }
 
@@ -75,7 +75,7 @@ public final class CollectiveThread: @unchecked Sendable {
         let deadline = Date(timeIntervalSinceNow: timeout.inSeconds)
         while finished[ticket.number] == nil {
             if !condition.wait(until: deadline) {
-                throw .peerSilent(rank: -1, endpoint: "collective thread", seconds: timeout.inSeconds, step: 0, piece: 0)
+                throw .collectiveThreadTimedOut(job: "job \(ticket.number)", seconds: timeout.inSeconds)
             }
         }
         switch finished.removeValue(forKey: ticket.number) {
@@ -98,7 +98,7 @@ public final class CollectiveThread: @unchecked Sendable {
         submitted += 1
         let ticket = Ticket(number: submitted)
         if stopped {
-            finished[ticket.number] = .failure(.transport(rank: -1, error: .contextTerminated(operation: "collective thread stopped")))
+            finished[ticket.number] = .failure(.collectiveThreadStopped(job: "job \(ticket.number)"))
         } else {
             queue.append((ticket, job))
         }
@@ -144,7 +144,7 @@ public final class CollectiveThread: @unchecked Sendable {
     private func failQueued() {
         publish { state in
             for (ticket, _) in state.queue {
-                state.finished[ticket.number] = .failure(.transport(rank: -1, error: .contextTerminated(operation: "collective thread stopped")))
+                state.finished[ticket.number] = .failure(.collectiveThreadStopped(job: "job \(ticket.number)"))
             }
             state.queue.removeAll()
         }

@@ -23,7 +23,9 @@ public final class RingCommunicator {
     private let inFlight = InFlightSends()
     private var generation: UInt64 = 0
     private var sequence: UInt64 = 0
-    private var broken = false
+    /// True after a collective failed: the sending socket is closed; make a new communicator
+    /// for the next generation.
+    public private(set) var isBroken = false
 
     /// Binds the receiving socket to `bindEndpoint` ("tcp://127.0.0.1:*", "ipc:///tmp/x").
     public init(context: ZmqContext, rank: Int, worldSize: Int, runID: UInt64, bindTo bindEndpoint: String,
@@ -150,7 +152,7 @@ public final class RingCommunicator {
         } catch {
             // A broken collective leaves pieces queued for a peer that may be dead: drop them
             // so libzmq releases the buffer before the caller gets it back.
-            broken = true
+            isBroken = true
             sender?.close()
             sender = nil
             _ = inFlight.waitUntilReleased(nil, deadline: .now + settings.silenceDeadline)
