@@ -18,7 +18,7 @@ public final class CollectiveThread: @unchecked Sendable {
     }
 
     private enum Job {
-        case connect(String)
+        case connect(String, curvePublicKey: String?)
         case allReduce(SharedFloatBuffer, generation: UInt64)
         case broadcast(SharedFloatBuffer, root: Int, generation: UInt64)
         case stop
@@ -56,7 +56,10 @@ public final class CollectiveThread: @unchecked Sendable {
     /// The bound endpoint of the communicator (give it to the previous rank).
     public private(set) var endpoint = ""
 
-    public func connect(toNext endpoint: String) -> Ticket { submit(.connect(endpoint)) }
+    /// Connects the communicator to the next rank (`curvePublicKey`: its key, when CURVE is on).
+    public func connect(toNext endpoint: String, curvePublicKey: String? = nil) -> Ticket {
+        submit(.connect(endpoint, curvePublicKey: curvePublicKey))
+    }
 
     /// Queues an all-reduce of `buffer` (typically one gradient bucket).
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) -> Ticket {
@@ -125,7 +128,7 @@ public final class CollectiveThread: @unchecked Sendable {
             let result: Result<Duration, RingError>
             do throws(RingError) {
                 switch job {
-                case let .connect(endpoint): try communicator.connect(toNext: endpoint)
+                case let .connect(endpoint, key): try communicator.connect(toNext: endpoint, curvePublicKey: key)
                 case let .allReduce(buffer, generation): try communicator.allReduce(buffer.pointer, generation: generation)
                 case let .broadcast(buffer, root, generation): try communicator.broadcast(buffer.pointer, root: root, generation: generation)
                 case .stop:
