@@ -216,3 +216,52 @@ extension SocketTests {
         }
     }
 }
+
+extension SocketTests {
+    /// Ring traffic under CURVE: with the right neighbour key the collective completes; with a
+    /// wrong one the handshake fails, nothing arrives, and the survivor gets a typed error in time.
+    @Test(arguments: [true, false])
+    func curveRing(rightKeys: Bool) throws {
+        guard CurveKeyPair.isCurveAvailable else { return }
+        let worldSize = 2
+        let keys = try (0..<worldSize).map { _ in try CurveKeyPair.generate() }
+        let stranger = try CurveKeyPair.generate()
+        let context = try ZmqContext()
+        let board = Slots<String>(count: worldSize)
+        let settings = keys.map {
+            RingSettings(pieceBytes: 8 << 10, silenceDeadline: TestTiming.scaled(rightKeys ? 10 : 1), curveKeys: $0)
+        }
+        let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> [Float] in
+            let ring = try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 3,
+                                            bindTo: "tcp://127.0.0.1:*", settings: settings[rank])
+            defer { ring.close() }
+            board.set(rank, ring.endpoint)
+            guard let endpoints = board.waitAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
+            let next = (rank + 1) % worldSize
+            try ring.connect(toNext: endpoints[next], curvePublicKey: rightKeys ? keys[next].publicKey : stranger.publicKey)
+            var buffer = [Float](repeating: Float(rank + 1), count: 5000)
+            try buffer.withUnsafeMutableBufferPointer { try ring.allReduce($0, generation: 1) }
+            return buffer
+        }
+        for rank in 0..<worldSize {
+            switch results[rank] {
+            case let .success(buffer)?:
+                #expect(rightKeys, "rank \(rank) completed with a wrong server key")
+                #expect(buffer.allSatisfy { $0 == 3 })
+            case let .failure(error)?:
+                #expect(!rightKeys, "rank \(rank): \(error)")
+                if case RingError.peerSilent? = error as? RingError {} else { Issue.record("rank \(rank): \(error)") }
+            case nil: Issue.record("rank \(rank) did not finish in time")
+            }
+        }
+    }
+
+    @Test func curveKeysAreZ85AndBadKeysAreTypedErrors() throws {
+        guard CurveKeyPair.isCurveAvailable else { return }
+        let keys = try CurveKeyPair.generate()
+        #expect(keys.publicKey.utf8.count == 40 && keys.secretKey.utf8.count == 40)
+        let context = try ZmqContext()
+        let socket = try ZmqSocket(context, type: .push)
+        #expect(throws: ZmqError.self) { try socket.enableCurveClient(keys, serverPublicKey: "short") }
+    }
+}
