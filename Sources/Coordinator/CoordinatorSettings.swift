@@ -8,17 +8,39 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var steps: Int? = 20
     public var epochs: Int? = nil
     public var learningRate: Double = 4e-5
+    /// "adam" (default) or "sgd" (plain SGD, for N-invariance checks).
+    public var optimizer: String = "adam"
+    public var warmupSteps: Int = 0
+    /// "constant" or "cosine" after the warm-up.
+    public var schedule: String = "constant"
+    /// Images per forward/backward on a worker; larger slices are accumulated.
+    public var microBatch: Int = 16
+    /// Replicas compare parameter checksums every this many steps (and at start and end).
+    public var checksumEvery: Int = 10
     public var seed: UInt64 = 0
     public var listen: String = "tcp://127.0.0.1:5555"
+    /// Written with the endpoint actually bound (useful with port 0), when given.
+    public var endpointFile: String? = nil
     public var checkpointDir: String? = nil
     public var checkpointEvery: Int = 0
     public var local: Bool = false
     public var metricsPath: String? = nil
+    /// Index and sample-data cache, passed to --local workers too.
+    public var cacheDirectory: String? = nil
+    /// Seconds to wait for all --workers to connect before giving up.
+    public var rendezvousTimeout: Double = 300
+    /// Seconds without a message after which a worker is declared down.
+    public var livenessDeadline: Double = 10
+    /// Progress lines every this many steps (metrics are written for every step).
+    public var logEvery: Int = 1
 
     public init() {}
 
     /// The configuration names SCVAE.md defines.
     public static let configNames = ["tiny", "small", "imagenet-f8", "imagenet-f16"]
+
+    /// Where the final weights and the summary go when --checkpoint-dir is not given.
+    public static let defaultOutputDirectory = "scvae-run"
 
     /// Problems a person can act on, one sentence each; empty when the settings are usable.
     public func problems() -> [String] {
@@ -37,10 +59,26 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let steps, steps < 1 { found.append("--steps must be at least 1 (got \(steps)).") }
         if let epochs, epochs < 1 { found.append("--epochs must be at least 1 (got \(epochs)).") }
         if !(learningRate > 0 && learningRate.isFinite) { found.append("--lr must be a positive number (got \(learningRate)).") }
+        if !["adam", "sgd"].contains(optimizer) { found.append("--optimizer must be adam or sgd (got '\(optimizer)').") }
+        if !["constant", "cosine"].contains(schedule) { found.append("--schedule must be constant or cosine (got '\(schedule)').") }
+        if warmupSteps < 0 { found.append("--warmup must be 0 or more steps (got \(warmupSteps)).") }
+        if microBatch < 1 { found.append("--micro-batch must be at least 1 (got \(microBatch)).") }
+        if checksumEvery < 1 { found.append("--checksum-every must be at least 1 (got \(checksumEvery)).") }
+        if logEvery < 1 { found.append("--log-every must be at least 1 (got \(logEvery)).") }
         if checkpointEvery < 0 { found.append("--checkpoint-every must be 0 (only at the end) or positive.") }
+        if !(rendezvousTimeout > 0) { found.append("--rendezvous-timeout must be positive (got \(rendezvousTimeout)).") }
+        if !(livenessDeadline > 0) { found.append("--liveness-deadline must be positive (got \(livenessDeadline)).") }
         if !(listen.hasPrefix("tcp://") || listen.hasPrefix("ipc://")) {
             found.append("--listen must be a ZeroMQ endpoint such as tcp://0.0.0.0:5555 (got '\(listen)').")
         }
         return found
     }
+
+    /// --listen with port 0 spelled as ZeroMQ's wildcard.
+    var bindEndpoint: String {
+        listen.hasSuffix(":0") ? String(listen.dropLast()) + "*" : listen
+    }
+
+    /// The folder that receives `final/model.safetensors`.
+    public var outputDirectory: String { checkpointDir ?? Self.defaultOutputDirectory }
 }

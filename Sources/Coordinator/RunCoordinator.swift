@@ -1,9 +1,80 @@
+import Data
+import Foundation
 import Logging
 
-/// Entry point of `scvae-coordinator`: runs a whole training job with these settings.
-public func runCoordinator(_ settings: CoordinatorSettings, logger: Logger) async throws {
-    let data = settings.dataPath ?? "built-in sample data"
-    let length = settings.steps.map { "\($0) steps" } ?? "\(settings.epochs ?? 0) epochs"
-    logger.info("plan: config \(settings.config), \(settings.workers) workers, global batch \(settings.globalBatch), \(length), data: \(data)")
-    logger.notice("distributed training is not implemented yet (issue 6); nothing was trained.")
+/// Entry point of `scvae-coordinator`: runs a whole training job with these settings. Throws
+/// (after logging) when the run fails; the caller exits non-zero.
+public func runCoordinator(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger) async throws {
+    // Sockets and process waits block: the job runs on a thread of its own, not on the cooperative pool.
+    let result: Result<Void, Error> = await withCheckedContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(returning: Result { try runJob(settings, stopSignal: stopSignal, logger: logger) })
+        }
+        thread.name = "scvae-coordinator"
+        thread.start()
+    }
+    try result.get()
+}
+
+private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger) throws {
+    let index = try DatasetLocation.resolve(dataPath: settings.dataPath, cacheDirectory: settings.cacheDirectory, logger: logger)
+    let sampler: Sampler
+    do { sampler = try Sampler(sampleCount: index.count, globalBatch: settings.globalBatch, seed: settings.seed) } catch {
+        throw CoordinatorFailure.plan("\(index.root): \(error)")
+    }
+    let totalSteps = settings.steps ?? (settings.epochs ?? 1) * sampler.stepsPerEpoch
+    logger.info("plan: config \(settings.config), \(settings.workers) workers, global batch \(settings.globalBatch), \(totalSteps) steps (\(sampler.stepsPerEpoch) per epoch of \(index.count) images), \(settings.optimizer) lr \(settings.learningRate), seed \(settings.seed)")
+
+    let server = try CoordinatorServer(settings: settings, index: index, totalSteps: totalSteps, stopSignal: stopSignal, logger: logger)
+    logger.info("listening on \(server.endpoint)")
+    if let file = settings.endpointFile {
+        do { try server.endpoint.write(toFile: file, atomically: true, encoding: .utf8) } catch {
+            throw CoordinatorFailure.cannotWrite(path: file, reason: "\(error)")
+        }
+    }
+    var local: LocalWorkers?
+    if settings.local {
+        let workers = LocalWorkers(logger: logger)
+        local = workers
+        server.localWorkers = workers
+        do { try workers.start(count: settings.workers, endpoint: server.endpoint, settings: settings) } catch {
+            workers.stop(grace: .zero)
+            throw error
+        }
+    }
+    let started = ContinuousClock.now
+    let outcome: (path: String, step: Int, epoch: Int)
+    do {
+        outcome = try server.run()
+    } catch {
+        logger.error("\(error)")
+        local?.stop(grace: .seconds(10))
+        throw error
+    }
+    local?.stop(grace: .seconds(30))
+    let seconds = (ContinuousClock.now - started).seconds
+    try writeSummary(settings: settings, server: server, outcome: outcome, seconds: seconds, logger: logger)
+}
+
+private func writeSummary(settings: CoordinatorSettings, server: CoordinatorServer,
+                          outcome: (path: String, step: Int, epoch: Int), seconds: Double, logger: Logger) throws {
+    let last = server.finalSummary
+    let stoppedEarly = outcome.step < server.totalSteps
+    var fields: [(String, String)] = [
+        ("config", "\"\(settings.config)\""), ("workers", "\(settings.workers)"), ("global_batch", "\(settings.globalBatch)"),
+        ("steps", "\(outcome.step)"), ("planned_steps", "\(server.totalSteps)"), ("epoch", "\(outcome.epoch)"),
+        ("seconds", ProgressFormat.number(seconds)), ("weights", "\"\(outcome.path)\""),
+        ("stopped_early", stoppedEarly ? "true" : "false"),
+    ]
+    if let last {
+        fields += [("loss", ProgressFormat.number(last.loss)), ("sparsity", ProgressFormat.number(last.sparsity)),
+                   ("images_per_s", ProgressFormat.number(last.imagesPerSecond))]
+    }
+    let json = "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}\n"
+    let path = ((outcome.path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("summary.json")
+    do { try json.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+        throw CoordinatorFailure.cannotWrite(path: path, reason: "\(error)")
+    }
+    let loss = last.map { " final loss \(ProgressFormat.fixed($0.loss, 4)), sparsity \(ProgressFormat.fixed($0.sparsity, 3))," } ?? ""
+    logger.notice("summary: \(outcome.step)/\(server.totalSteps) steps\(stoppedEarly ? " (stopped early)" : "") in \(ProgressFormat.clock(seconds)),\(loss) weights \(outcome.path), summary \(path)")
 }

@@ -25,6 +25,9 @@ public struct StepOutcome: Sendable, Equatable {
     public var sparsity: Double
     public var learningRate: Float
     public var gradientNorm: Double
+    /// True when some rank asked to stop after this step: every rank sees the same answer, so
+    /// all ranks leave the ring at the same step boundary.
+    public var stopRequested: Bool = false
 }
 
 /// One replica of the model and its optimizer: gradients of the local slice, all-reduced, applied.
@@ -42,7 +45,7 @@ public final class TrainingReplica {
     private var buffer: [Float]
 
     private enum Trailer: Int, CaseIterable {
-        case samples, nonFinite, loss, recon, latent, zeroCodes, codes
+        case samples, nonFinite, loss, recon, latent, zeroCodes, codes, stopRequests
     }
 
     public var parameterCount: Int { model.layout.totalCount }
@@ -58,7 +61,9 @@ public final class TrainingReplica {
     }
 
     /// One step on this rank's slice of the global batch: `count` images, NCHW in [-1, 1].
-    public func step(images: UnsafePointer<Float>, count: Int, reducer: GradientReducer) throws -> StepOutcome {
+    /// `stopRequested` rides in the reduced trailer: if any rank sets it, every rank's outcome says so.
+    public func step(images: UnsafePointer<Float>, count: Int, reducer: GradientReducer,
+                     stopRequested: Bool = false) throws -> StepOutcome {
         let n = parameterCount
         let imageFloats = 3 * model.config.imageSize * model.config.imageSize
         buffer.withUnsafeMutableBufferPointer { buffer in
@@ -87,6 +92,7 @@ public final class TrainingReplica {
             buffer[n + Trailer.latent.rawValue] = finite ? Float(terms.latent) : 0
             buffer[n + Trailer.zeroCodes.rawValue] = Float(terms.zero)
             buffer[n + Trailer.codes.rawValue] = Float(terms.codes)
+            buffer[n + Trailer.stopRequests.rawValue] = stopRequested ? 1 : 0
             if !finite {
                 // Keep the reduced sum finite so every rank sees the flag, not NaN bytes.
                 UnsafeMutableBufferPointer(rebasing: buffer[0..<n]).update(repeating: 0)
@@ -103,7 +109,8 @@ public final class TrainingReplica {
             recon: Double(buffer[n + Trailer.recon.rawValue]) / divisor,
             latent: Double(buffer[n + Trailer.latent.rawValue]) / divisor,
             sparsity: Double(buffer[n + Trailer.zeroCodes.rawValue]) / Double(max(buffer[n + Trailer.codes.rawValue], 1)),
-            learningRate: 0, gradientNorm: 0)
+            learningRate: 0, gradientNorm: 0,
+            stopRequested: buffer[n + Trailer.stopRequests.rawValue] > 0)
         guard !skip else { return outcome }
         let inverse = Float(1 / divisor)
         buffer.withUnsafeMutableBufferPointer { buffer in

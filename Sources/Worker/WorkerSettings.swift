@@ -4,6 +4,14 @@ public struct WorkerSettings: Sendable, Equatable {
     public var threads: Int = 1
     public var dataPath: String? = nil
     public var reconnectTimeoutSeconds: Double = 600
+    /// Index and sample-data cache (default `$XDG_CACHE_HOME/scvae`, else `~/.cache/scvae`).
+    public var cacheDirectory: String? = nil
+    /// Address the data-plane (ring) socket binds on; its neighbours connect to it.
+    public var host: String = "127.0.0.1"
+    /// Name of this worker in the run (default `<host>-<pid>`).
+    public var workerID: String? = nil
+    /// Tests only: claim this protocol version in the hello (env SCVAE_FAKE_PROTOCOL_VERSION).
+    public var fakeProtocolVersion: UInt16? = nil
 
     public init() {}
 
@@ -15,6 +23,8 @@ public struct WorkerSettings: Sendable, Equatable {
         }
         if threads < 1 { found.append("--threads must be at least 1 (got \(threads)).") }
         if !(reconnectTimeoutSeconds > 0) { found.append("--reconnect-timeout must be positive (got \(reconnectTimeoutSeconds)).") }
+        if host.isEmpty || host.contains("/") { found.append("--host must be an address such as 10.0.0.3 (got '\(host)').") }
+        if let workerID, workerID.isEmpty { found.append("--worker-id must not be empty.") }
         return found
     }
 }

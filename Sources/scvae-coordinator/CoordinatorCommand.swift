@@ -33,8 +33,23 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Number of epochs to train instead of a step count.")
     var epochs: Int?
 
-    @Option(help: "Adam learning rate after warm-up.")
+    @Option(help: "Learning rate after warm-up.")
     var lr: Double = 4e-5
+
+    @Option(help: "Optimizer: adam (default) or sgd (plain SGD, for N-invariance checks).")
+    var optimizer: String = "adam"
+
+    @Option(help: "Warm-up steps (linear ramp to --lr).")
+    var warmup: Int = 0
+
+    @Option(help: "Learning-rate schedule after the warm-up: constant or cosine.")
+    var schedule: String = "constant"
+
+    @Option(name: .customLong("micro-batch"), help: "Images per forward/backward on a worker; larger slices are accumulated.")
+    var microBatch: Int = 16
+
+    @Option(name: .customLong("checksum-every"), help: "Compare the replicas' parameter checksums every this many steps.")
+    var checksumEvery: Int = 10
 
     @Option(help: "Seed of initialisation, data order and augmentation.")
     var seed: UInt64 = 0
@@ -54,6 +69,21 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Write one JSON object per step to this file (JSON lines).")
     var metrics: String?
 
+    @Option(name: .customLong("cache-dir"), help: "Index and sample-data cache (default: $XDG_CACHE_HOME/scvae, else ~/.cache/scvae).")
+    var cacheDir: String?
+
+    @Option(name: .customLong("endpoint-file"), help: "Write the control endpoint actually bound here (useful with port 0).")
+    var endpointFile: String?
+
+    @Option(name: .customLong("rendezvous-timeout"), help: "Seconds to wait for all workers to connect.")
+    var rendezvousTimeout: Double = 300
+
+    @Option(name: .customLong("liveness-deadline"), help: "Seconds of silence after which a worker is declared down.")
+    var livenessDeadline: Double = 10
+
+    @Option(name: .customLong("log-every"), help: "Print a progress line every this many steps.")
+    var logEvery: Int = 1
+
     var settings: CoordinatorSettings {
         var s = CoordinatorSettings()
         s.workers = workers
@@ -70,6 +100,16 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.checkpointEvery = checkpointEvery
         s.local = local
         s.metricsPath = metrics
+        s.optimizer = optimizer
+        s.warmupSteps = warmup
+        s.schedule = schedule
+        s.microBatch = microBatch
+        s.checksumEvery = checksumEvery
+        s.cacheDirectory = cacheDir
+        s.endpointFile = endpointFile
+        s.rendezvousTimeout = rendezvousTimeout
+        s.livenessDeadline = livenessDeadline
+        s.logEvery = logEvery
         return s
     }
 
@@ -80,6 +120,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "scvae.coordinator")
         logger[metadataKey: "role"] = "coordinator"
-        try await runCoordinator(settings, logger: logger)
+        let stopSignal = StopSignal()
+        stopSignal.install()
+        do {
+            try await runCoordinator(settings, stopSignal: stopSignal, logger: logger)
+        } catch {
+            throw ExitCode.failure
+        }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import Worker
 
@@ -20,12 +21,26 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("reconnect-timeout"), help: "Seconds to keep retrying a lost coordinator before exiting non-zero.")
     var reconnectTimeout: Double = 600
 
+    @Option(name: .customLong("cache-dir"), help: "Index and sample-data cache (default: $XDG_CACHE_HOME/scvae, else ~/.cache/scvae).")
+    var cacheDir: String?
+
+    @Option(help: "Address this worker's ring socket binds on (reachable by its neighbours).")
+    var host: String = "127.0.0.1"
+
+    @Option(name: .customLong("worker-id"), help: "Name of this worker in the run (default: HOST-PID).")
+    var workerID: String?
+
     var settings: WorkerSettings {
         var s = WorkerSettings()
         s.coordinator = coordinator
         s.threads = threads
         s.dataPath = data
         s.reconnectTimeoutSeconds = reconnectTimeout
+        s.cacheDirectory = cacheDir
+        s.host = host
+        s.workerID = workerID
+        // Tests only: pretend to speak another protocol version.
+        s.fakeProtocolVersion = ProcessInfo.processInfo.environment["SCVAE_FAKE_PROTOCOL_VERSION"].flatMap { UInt16($0) }
         return s
     }
 
@@ -34,8 +49,12 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Started by `scvae-coordinator --local`: Ctrl-C reaches the whole process group, but the
+        // coordinator owns this worker's end (it stops at a step boundary and saves the weights).
+        if ProcessInfo.processInfo.environment["SCVAE_LOCAL_CHILD"] == "1" { signal(SIGINT, SIG_IGN) }
         var logger = Logger(label: "scvae.worker")
         logger[metadataKey: "role"] = "worker"
-        try await runWorker(settings, logger: logger)
+        let code = await runWorker(settings, logger: logger)
+        if code != 0 { throw ExitCode(code) }
     }
 }

@@ -1,0 +1,47 @@
+/// Why a run ended with an error. Each case names the worker, rank, step, file or field involved.
+public enum CoordinatorFailure: Error, CustomStringConvertible {
+    /// Not every worker connected within the rendezvous timeout.
+    case rendezvousTimedOut(seconds: Double, connected: [String], missingRanks: [Int], expected: Int)
+    /// A worker was declared down (no message within the liveness deadline) while training.
+    case workerDown(workerIDs: [String], ranks: [Int], deadlineSeconds: Double, step: Int)
+    /// A worker aborted: it names its reason.
+    case workerAborted(workerID: String, rank: Int?, reason: String)
+    /// A worker process started by --local exited before the end of the run.
+    case localWorkerExited(workerID: String, status: Int32)
+    /// Replicas hold different parameters (DESIGN invariant 3).
+    case replicasDiverged(String)
+    /// The parameter upload from rank 0 failed or was incomplete.
+    case upload(String)
+    /// A file could not be written.
+    case cannotWrite(path: String, reason: String)
+    /// The dataset could not be prepared or indexed.
+    case dataset(String)
+    /// The data cannot fill one global batch, or similar planning problems.
+    case plan(String)
+    /// ZeroMQ failed on the control socket.
+    case transport(String)
+    /// The worker executable for --local was not found.
+    case workerExecutableMissing(path: String)
+    /// Interrupted (SIGINT/SIGTERM) before training started.
+    case interruptedBeforeTraining
+
+    public var description: String {
+        switch self {
+        case let .rendezvousTimedOut(seconds, connected, missing, expected):
+            "timed out after \(Int(seconds)) s waiting for \(expected) workers: \(connected.count) connected (\(connected.joined(separator: ", "))); missing ranks \(missing.map(String.init).joined(separator: ", "))"
+        case let .workerDown(ids, ranks, deadline, step):
+            "worker \(ids.joined(separator: ", ")) (rank \(ranks.map(String.init).joined(separator: ", "))) is down: silent for more than \(deadline) s at step \(step); elastic recovery is not built yet, so the run stops"
+        case let .workerAborted(id, rank, reason):
+            "worker \(id)\(rank.map { " (rank \($0))" } ?? "") aborted: \(reason)"
+        case let .localWorkerExited(id, status): "local worker \(id) exited with status \(status) before the end of the run"
+        case let .replicasDiverged(detail): detail
+        case let .upload(detail): "final parameter upload failed: \(detail)"
+        case let .cannotWrite(path, reason): "cannot write \(path): \(reason)"
+        case let .dataset(detail): detail
+        case let .plan(detail): detail
+        case let .transport(detail): "control socket: \(detail)"
+        case let .workerExecutableMissing(path): "--local needs the scvae-worker executable next to this one; not found at \(path)"
+        case .interruptedBeforeTraining: "interrupted before training started"
+        }
+    }
+}

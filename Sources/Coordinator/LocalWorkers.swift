@@ -1,0 +1,80 @@
+import Foundation
+import Logging
+
+/// The worker processes `--local` starts: the `scvae-worker` next to this executable, one per
+/// rank, each with max(1, cores / N) BLAS threads. Their output goes to this terminal through
+/// their own log lines (each carries role and rank).
+final class LocalWorkers {
+    struct Child {
+        let id: String
+        let process: Process
+    }
+
+    private(set) var children: [Child] = []
+    let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// The worker executable beside the running coordinator.
+    static func workerExecutable() -> String {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return ((me as NSString).deletingLastPathComponent as NSString).appendingPathComponent("scvae-worker")
+    }
+
+    func start(count: Int, endpoint: String, settings: CoordinatorSettings) throws {
+        let executable = Self.workerExecutable()
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw CoordinatorFailure.workerExecutableMissing(path: executable)
+        }
+        let threads = max(1, ProcessInfo.processInfo.activeProcessorCount / count)
+        var environment = ProcessInfo.processInfo.environment
+        environment["SCVAE_LOCAL_CHILD"] = "1"
+        for i in 0..<count {
+            let id = "local-\(i)"
+            var arguments = ["--coordinator", endpoint, "--threads", "\(threads)", "--worker-id", id,
+                             "--reconnect-timeout", "\(max(settings.rendezvousTimeout, 60))"]
+            if let data = settings.dataPath { arguments += ["--data", data] }
+            if let cache = settings.cacheDirectory { arguments += ["--cache-dir", cache] }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            process.environment = environment
+            do {
+                try process.run()
+            } catch {
+                throw CoordinatorFailure.transport("cannot start \(executable): \(error)")
+            }
+            children.append(Child(id: id, process: process))
+        }
+        logger.info("started \(count) local workers (\(executable), \(threads) BLAS thread(s) each)")
+    }
+
+    /// The first child that has exited, with its status.
+    func exited() -> (id: String, status: Int32)? {
+        for child in children where !child.process.isRunning {
+            return (child.id, child.process.terminationStatus)
+        }
+        return nil
+    }
+
+    /// Waits up to `grace` for the children to exit on their own, then terminates the rest.
+    func stop(grace: Duration) {
+        let deadline = ContinuousClock.now + grace
+        while children.contains(where: { $0.process.isRunning }) && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        for child in children where child.process.isRunning {
+            logger.warning("local worker \(child.id) still running after \(grace); terminating it")
+            child.process.terminate()
+        }
+        let hard = ContinuousClock.now + .seconds(5)
+        while children.contains(where: { $0.process.isRunning }) && ContinuousClock.now < hard {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        for child in children where child.process.isRunning {
+            kill(child.process.processIdentifier, SIGKILL)
+        }
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+
+/// The training settings sent to workers as the `Assignment`'s JSON. The keys are the contract
+/// with `Worker.TrainingRecipe`, which decodes the same object (Coordinator never imports Worker).
+public struct TrainingRecipe: Codable, Sendable, Equatable {
+    public var learningRate: Double
+    public var optimizer: String
+    public var warmupSteps: Int
+    public var schedule: String
+    public var totalSteps: Int
+    public var microBatch: Int
+    public var checksumEvery: Int
+
+    public init(settings: CoordinatorSettings, totalSteps: Int) {
+        learningRate = settings.learningRate
+        optimizer = settings.optimizer
+        warmupSteps = settings.warmupSteps
+        schedule = settings.schedule
+        self.totalSteps = totalSteps
+        microBatch = settings.microBatch
+        checksumEvery = settings.checksumEvery
+    }
+
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    /// Whether workers send a parameter checksum with the report of step `step` (from 1).
+    public func comparesChecksum(afterStep step: Int) -> Bool {
+        step % checksumEvery == 0 || step >= totalSteps
+    }
+}
