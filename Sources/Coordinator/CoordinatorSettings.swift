@@ -17,6 +17,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var microBatch: Int = 16
     /// Replicas compare parameter checksums every this many steps (and at start and end).
     public var checksumEvery: Int = 10
+    /// Verification mode: per-sample gradient slots, all-reduced exactly, summed in batch order,
+    /// so runs with any N are bit-identical (G times the all-reduce traffic).
+    public var exactReduction: Bool = false
     public var seed: UInt64 = 0
     public var listen: String = "tcp://127.0.0.1:5555"
     /// Written with the endpoint actually bound (useful with port 0), when given.
@@ -24,6 +27,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var checkpointDir: String? = nil
     public var checkpointEvery: Int = 0
     public var local: Bool = false
+    /// BLAS threads of each --local worker; nil: max(1, cores / N).
+    public var workerThreads: Int? = nil
     public var metricsPath: String? = nil
     /// Index and sample-data cache, passed to --local workers too.
     public var cacheDirectory: String? = nil
@@ -64,6 +69,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if warmupSteps < 0 { found.append("--warmup must be 0 or more steps (got \(warmupSteps)).") }
         if microBatch < 1 { found.append("--micro-batch must be at least 1 (got \(microBatch)).") }
         if checksumEvery < 1 { found.append("--checksum-every must be at least 1 (got \(checksumEvery)).") }
+        if let workerThreads, workerThreads < 1 { found.append("--worker-threads must be at least 1 (got \(workerThreads)).") }
         if logEvery < 1 { found.append("--log-every must be at least 1 (got \(logEvery)).") }
         if checkpointEvery < 0 { found.append("--checkpoint-every must be 0 (only at the end) or positive.") }
         if !(rendezvousTimeout > 0) { found.append("--rendezvous-timeout must be positive (got \(rendezvousTimeout)).") }

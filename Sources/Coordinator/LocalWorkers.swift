@@ -28,7 +28,7 @@ final class LocalWorkers {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw CoordinatorFailure.workerExecutableMissing(path: executable)
         }
-        let threads = max(1, ProcessInfo.processInfo.activeProcessorCount / count)
+        let threads = settings.workerThreads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / count)
         var environment = ProcessInfo.processInfo.environment
         environment["SCVAE_LOCAL_CHILD"] = "1"
         for i in 0..<count {

@@ -10,6 +10,8 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var totalSteps: Int
     public var microBatch: Int
     public var checksumEvery: Int
+    /// Per-sample gradient slots reduced exactly (see --exact-reduction).
+    public var exactReduction: Bool
 
     public init(settings: CoordinatorSettings, totalSteps: Int) {
         learningRate = settings.learningRate
@@ -19,6 +21,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         self.totalSteps = totalSteps
         microBatch = settings.microBatch
         checksumEvery = settings.checksumEvery
+        exactReduction = settings.exactReduction
     }
 
     public var json: String {

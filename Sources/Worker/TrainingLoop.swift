@@ -33,6 +33,11 @@ struct TrainingLoop {
                                     onFailure: { logger.warning("\($0.path): \($0)") })
         defer { prefetcher.stop() }
         let reducer = RingReducer(collectives: collectives, generation: generation)
+        if recipe.exactReduction == true {
+            replica.exactSlots = TrainingReplica.ExactSlots(
+                globalBatch: sampler.globalBatch,
+                firstSlot: Sampler.sliceRange(rank: rank, worldSize: world, globalBatch: sampler.globalBatch).lowerBound)
+        }
         var steps = done
         var stopAsked = false
         var nonFiniteRun = 0

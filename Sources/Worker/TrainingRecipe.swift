@@ -20,9 +20,13 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var microBatch: Int
     /// Replicas compare parameter checksums every this many steps (and at the start and end).
     public var checksumEvery: Int
+    /// Reduce per-sample gradient slots exactly (bit-identical across N, G times the traffic);
+    /// absent or false: one summed buffer.
+    public var exactReduction: Bool?
 
     public init(learningRate: Double, optimizer: String, warmupSteps: Int, schedule: String,
-                totalSteps: Int, microBatch: Int, checksumEvery: Int) {
+                totalSteps: Int, microBatch: Int, checksumEvery: Int, exactReduction: Bool? = nil) {
+        self.exactReduction = exactReduction
         self.learningRate = learningRate
         self.optimizer = optimizer
         self.warmupSteps = warmupSteps

@@ -60,57 +60,101 @@ public final class TrainingReplica {
         self.buffer = [Float](repeating: 0, count: model.layout.totalCount + Trailer.allCases.count)
     }
 
+    /// Exact reduction (a verification mode, G times the all-reduce traffic): each sample's
+    /// gradient goes to its own slot of a G-slot buffer, the others stay zero, so the all-reduce
+    /// only ever adds zeros (exact), and every rank sums the slots in global-batch order. The
+    /// result is then bit-identical whatever N (given one BLAS thread per worker), where the
+    /// summed mode differs by float rounding that soft-threshold flips can amplify.
+    public struct ExactSlots: Sendable, Equatable {
+        public var globalBatch: Int
+        /// The slot of this rank's first sample (its slice's start in the global batch).
+        public var firstSlot: Int
+        public init(globalBatch: Int, firstSlot: Int) {
+            self.globalBatch = globalBatch
+            self.firstSlot = firstSlot
+        }
+    }
+
+    /// Set to reduce exactly (see `ExactSlots`); nil (the default) all-reduces one summed buffer.
+    public var exactSlots: ExactSlots?
+
     /// One step on this rank's slice of the global batch: `count` images, NCHW in [-1, 1].
     /// `stopRequested` rides in the reduced trailer: if any rank sets it, every rank's outcome says so.
     public func step(images: UnsafePointer<Float>, count: Int, reducer: GradientReducer,
                      stopRequested: Bool = false) throws -> StepOutcome {
         let n = parameterCount
+        let slots = exactSlots?.globalBatch ?? 1
+        let t = slots * n  // where the trailer starts
+        if buffer.count != t + Trailer.allCases.count {
+            buffer = [Float](repeating: 0, count: t + Trailer.allCases.count)
+        }
         let imageFloats = 3 * model.config.imageSize * model.config.imageSize
         buffer.withUnsafeMutableBufferPointer { buffer in
             buffer.update(repeating: 0)
             var terms = (loss: 0.0, recon: 0.0, latent: 0.0, zero: 0, codes: 0)
+            func add(_ l: LossTerms) {
+                terms.loss += l.total
+                terms.recon += l.recon
+                terms.latent += l.latent
+                terms.zero += l.zeroCodes
+                terms.codes += l.codeCount
+            }
             parameters.withUnsafeBufferPointer { params in
+                if let exact = exactSlots {
+                    precondition(exact.firstSlot + count <= exact.globalBatch, "slice runs past the global batch")
+                    for j in 0..<count {
+                        let slot = (exact.firstSlot + j) * n
+                        add(model.forwardBackward(parameters: params, images: images + j * imageFloats, batch: 1,
+                                                  gradients: UnsafeMutableBufferPointer(rebasing: buffer[slot..<(slot + n)]),
+                                                  gradientScale: 1))
+                    }
+                    return
+                }
                 let gradients = UnsafeMutableBufferPointer(rebasing: buffer[0..<n])
                 var done = 0
                 while done < count {
                     let part = min(microBatch, count - done)
-                    let t = model.forwardBackward(parameters: params, images: images + done * imageFloats, batch: part,
-                                                  gradients: gradients, gradientScale: 1)
-                    terms.loss += t.total
-                    terms.recon += t.recon
-                    terms.latent += t.latent
-                    terms.zero += t.zeroCodes
-                    terms.codes += t.codeCount
+                    add(model.forwardBackward(parameters: params, images: images + done * imageFloats, batch: part,
+                                              gradients: gradients, gradientScale: 1))
                     done += part
                 }
             }
-            let finite = terms.loss.isFinite && globalNorm(UnsafeBufferPointer(rebasing: buffer[0..<n])).isFinite
-            buffer[n + Trailer.samples.rawValue] = Float(count)
-            buffer[n + Trailer.nonFinite.rawValue] = finite ? 0 : 1
-            buffer[n + Trailer.loss.rawValue] = finite ? Float(terms.loss) : 0
-            buffer[n + Trailer.recon.rawValue] = finite ? Float(terms.recon) : 0
-            buffer[n + Trailer.latent.rawValue] = finite ? Float(terms.latent) : 0
-            buffer[n + Trailer.zeroCodes.rawValue] = Float(terms.zero)
-            buffer[n + Trailer.codes.rawValue] = Float(terms.codes)
-            buffer[n + Trailer.stopRequests.rawValue] = stopRequested ? 1 : 0
+            let finite = terms.loss.isFinite && globalNorm(UnsafeBufferPointer(rebasing: buffer[0..<t])).isFinite
+            buffer[t + Trailer.samples.rawValue] = Float(count)
+            buffer[t + Trailer.nonFinite.rawValue] = finite ? 0 : 1
+            buffer[t + Trailer.loss.rawValue] = finite ? Float(terms.loss) : 0
+            buffer[t + Trailer.recon.rawValue] = finite ? Float(terms.recon) : 0
+            buffer[t + Trailer.latent.rawValue] = finite ? Float(terms.latent) : 0
+            buffer[t + Trailer.zeroCodes.rawValue] = Float(terms.zero)
+            buffer[t + Trailer.codes.rawValue] = Float(terms.codes)
+            buffer[t + Trailer.stopRequests.rawValue] = stopRequested ? 1 : 0
             if !finite {
                 // Keep the reduced sum finite so every rank sees the flag, not NaN bytes.
-                UnsafeMutableBufferPointer(rebasing: buffer[0..<n]).update(repeating: 0)
+                UnsafeMutableBufferPointer(rebasing: buffer[0..<t]).update(repeating: 0)
             }
         }
         try buffer.withUnsafeMutableBufferPointer { try reducer.allReduceSum($0) }
+        if slots > 1 {
+            // Sum the slots in global-batch order into slot 0: the same order on every rank and N.
+            buffer.withUnsafeMutableBufferPointer { buffer in
+                for slot in 1..<slots {
+                    let base = slot * n
+                    for i in 0..<n { buffer[i] += buffer[base + i] }
+                }
+            }
+        }
 
-        let samples = Int(buffer[n + Trailer.samples.rawValue])
-        let skip = buffer[n + Trailer.nonFinite.rawValue] > 0 || samples == 0
+        let samples = Int(buffer[t + Trailer.samples.rawValue])
+        let skip = buffer[t + Trailer.nonFinite.rawValue] > 0 || samples == 0
         let divisor = Double(max(samples, 1))
         var outcome = StepOutcome(
             applied: !skip, samples: samples,
-            loss: Double(buffer[n + Trailer.loss.rawValue]) / divisor,
-            recon: Double(buffer[n + Trailer.recon.rawValue]) / divisor,
-            latent: Double(buffer[n + Trailer.latent.rawValue]) / divisor,
-            sparsity: Double(buffer[n + Trailer.zeroCodes.rawValue]) / Double(max(buffer[n + Trailer.codes.rawValue], 1)),
+            loss: Double(buffer[t + Trailer.loss.rawValue]) / divisor,
+            recon: Double(buffer[t + Trailer.recon.rawValue]) / divisor,
+            latent: Double(buffer[t + Trailer.latent.rawValue]) / divisor,
+            sparsity: Double(buffer[t + Trailer.zeroCodes.rawValue]) / Double(max(buffer[t + Trailer.codes.rawValue], 1)),
             learningRate: 0, gradientNorm: 0,
-            stopRequested: buffer[n + Trailer.stopRequests.rawValue] > 0)
+            stopRequested: buffer[t + Trailer.stopRequests.rawValue] > 0)
         guard !skip else { return outcome }
         let inverse = Float(1 / divisor)
         buffer.withUnsafeMutableBufferPointer { buffer in

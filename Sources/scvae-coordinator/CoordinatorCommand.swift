@@ -48,6 +48,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("micro-batch"), help: "Images per forward/backward on a worker; larger slices are accumulated.")
     var microBatch: Int = 16
 
+    @Flag(name: .customLong("exact-reduction"), help: "Verification mode: per-sample gradient slots reduced exactly, so any N gives bit-identical weights (G times the all-reduce traffic).")
+    var exactReduction = false
+
     @Option(name: .customLong("checksum-every"), help: "Compare the replicas' parameter checksums every this many steps.")
     var checksumEvery: Int = 10
 
@@ -65,6 +68,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     @Flag(help: "Start the workers as child processes on this machine (cores/N BLAS threads each).")
     var local = false
+
+    @Option(name: .customLong("worker-threads"), help: "BLAS threads of each --local worker (default: max(1, cores / N)).")
+    var workerThreads: Int?
 
     @Option(help: "Write one JSON object per step to this file (JSON lines).")
     var metrics: String?
@@ -110,6 +116,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.rendezvousTimeout = rendezvousTimeout
         s.livenessDeadline = livenessDeadline
         s.logEvery = logEvery
+        s.workerThreads = workerThreads
+        s.exactReduction = exactReduction
         return s
     }
 

@@ -1,0 +1,138 @@
+import Foundation
+import Model
+import Testing
+import Worker
+
+/// Every test that starts real processes (coordinator and workers on 127.0.0.1) lives in this
+/// one serialized suite: tiny configuration, small global batches, few steps, bounded waits.
+@Suite(.serialized) struct ProcessTests {
+    /// A coordinator with --local on port 0, the suite's data cache and one BLAS thread per worker.
+    static func coordinator(_ arguments: [String], folder: String, log: String = "coordinator.log",
+                            local: Bool = true) throws -> ChildProcess {
+        var all = ["--listen", "tcp://127.0.0.1:0", "--cache-dir", Scratch.cache, "--config", "tiny",
+                   "--checkpoint-dir", folder, "--endpoint-file", "\(folder)/endpoint"] + arguments
+        if local { all += ["--local", "--worker-threads", "1"] }
+        return try ChildProcess("scvae-coordinator", all, log: "\(folder)/\(log)")
+    }
+
+    /// Runs a --local training to its end and returns the final parameters (in tiny's layout).
+    static func train(workers: Int, _ arguments: [String], name: String) throws -> [Float] {
+        let folder = try Scratch.folder(name)
+        let run = try coordinator(["--workers", "\(workers)"] + arguments, folder: folder)
+        let status = run.waitForExit(seconds: 240)
+        #expect(status == 0, "coordinator exited with \(status.map(String.init) ?? "nothing"):\n\(run.output.suffix(4000))")
+        return try WeightsFile.load("\(folder)/final/model.safetensors", layout: ParameterLayout(config: .tiny)).parameters
+    }
+
+    static func initialParameters(seed: UInt64) -> [Float] {
+        let layout = ParameterLayout(config: .tiny)
+        var params = [Float](repeating: 0, count: layout.totalCount)
+        params.withUnsafeMutableBufferPointer { initializeParameters($0, layout: layout, config: .tiny, seed: seed) }
+        return params
+    }
+
+    /// DECISIONS.md: max|dA - dB| relative to max|dA|, on the change from the initial value.
+    static func relativeDifference(_ a: [Float], _ b: [Float], from start: [Float]) -> (difference: Float, change: Float) {
+        let change = zip(a, start).map { abs($0 - $1) }.max() ?? 0
+        let difference = zip(zip(a, b), start).map { abs(($0.0 - $1) - ($0.1 - $1)) }.max() ?? 0
+        return (difference, change)
+    }
+
+    @Test func twoWorkersTrainTinyTheLossFallsAndTheWeightsLoad() throws {
+        let folder = try Scratch.folder("train")
+        let run = try Self.coordinator(["--workers", "2", "--steps", "12", "--global-batch", "8", "--lr", "2e-3",
+                                        "--metrics", "\(folder)/metrics.jsonl"], folder: folder)
+        let status = run.waitForExit(seconds: 240)
+        let output = run.output
+        #expect(status == 0, "coordinator exited with \(status.map(String.init) ?? "nothing"):\n\(output.suffix(4000))")
+        #expect(output.contains("step 12/12"), "progress lines say step N/TOTAL")
+        #expect(output.contains("img/s") && output.contains("all-reduce") && output.contains("ETA"))
+        #expect(output.contains("rank=1"), "worker lines carry their rank")
+
+        let lines = try String(contentsOfFile: "\(folder)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 12)
+        let records = try lines.map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        for key in ["step", "epoch", "loss", "images_per_s"] { #expect(records.allSatisfy { $0[key] != nil }, "metrics carry \(key)") }
+        let losses = records.compactMap { $0["loss"] as? Double }
+        let first = losses.prefix(3).reduce(0, +) / 3, last = losses.suffix(3).reduce(0, +) / 3
+        #expect(last < first, "loss falls: first steps \(losses.prefix(3)), last steps \(losses.suffix(3))")
+
+        let loaded = try WeightsFile.load("\(folder)/final/model.safetensors", layout: ParameterLayout(config: .tiny))
+        #expect(loaded.unknownNames.isEmpty, "only SCVAE.md names: \(loaded.unknownNames)")
+        #expect(loaded.metadata["step"] == "12" && loaded.metadata["config"] == "tiny")
+        #expect(loaded.parameters != Self.initialParameters(seed: 0))
+        #expect(FileManager.default.fileExists(atPath: "\(folder)/final/summary.json"))
+    }
+
+    @Test func theSameGlobalBatchGivesTheSameModelWithOneTwoAndFourWorkers() throws {
+        let start = Self.initialParameters(seed: 0)
+        let sgd = ["--global-batch", "8", "--optimizer", "sgd", "--lr", "5e-3", "--log-every", "10"]
+        // Exact reduction: per-sample gradient slots, summed in batch order on every rank.
+        let exact = try [1, 2, 4].map { n in try Self.train(workers: n, sgd + ["--steps", "10", "--exact-reduction"], name: "exact\(n)") }
+        for (n, other) in zip([2, 4], exact.dropFirst()) {
+            let (difference, change) = Self.relativeDifference(exact[0], other, from: start)
+            #expect(change > 0)
+            #expect(difference <= 1e-4 * change, "N=\(n): max|dA-dB| = \(difference), max|dA| = \(change)")
+            #expect(other == exact[0], "exact reduction is bit-identical across N")
+        }
+        // The default summed all-reduce: after one step N=1 and N=2 differ only by float rounding.
+        let one = try Self.train(workers: 1, sgd + ["--steps", "1"], name: "summed1")
+        let two = try Self.train(workers: 2, sgd + ["--steps", "1"], name: "summed2")
+        let (difference, change) = Self.relativeDifference(one, two, from: start)
+        #expect(change > 0 && difference <= 1e-4 * change, "summed, 1 step: max|dA-dB| = \(difference), max|dA| = \(change)")
+    }
+
+    @Test func theSameWorldAndSeedTwiceGiveBitIdenticalWeights() throws {
+        let arguments = ["--global-batch", "8", "--steps", "10", "--lr", "1e-3", "--seed", "3", "--log-every", "10"]
+        let first = try Self.train(workers: 2, arguments, name: "repeat-a")
+        let second = try Self.train(workers: 2, arguments, name: "repeat-b")
+        #expect(first == second)
+        #expect(first != Self.initialParameters(seed: 3))
+    }
+
+    @Test func aWorkerOfAnotherProtocolVersionIsRefusedAndTheRunGoesOn() throws {
+        let folder = try Scratch.folder("version")
+        let run = try Self.coordinator(["--workers", "1", "--steps", "2", "--global-batch", "4"], folder: folder, local: false)
+        let endpointFile = "\(folder)/endpoint"
+        let deadline = Date(timeIntervalSinceNow: Deadline.seconds(60))
+        while !FileManager.default.fileExists(atPath: endpointFile) && Date() < deadline && run.process.isRunning {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let endpoint = try String(contentsOfFile: endpointFile, encoding: .utf8)
+        let common = ["--coordinator", endpoint, "--cache-dir", Scratch.cache, "--reconnect-timeout", "\(Deadline.seconds(60))"]
+
+        let old = try ChildProcess("scvae-worker", common + ["--worker-id", "old"], log: "\(folder)/old.log",
+                                   environment: ["SCVAE_FAKE_PROTOCOL_VERSION": "0"])
+        let oldStatus = old.waitForExit(seconds: 60)
+        #expect(oldStatus != nil && oldStatus != 0, "the refused worker exits non-zero")
+        #expect(old.output.contains("protocol version 0") && old.output.contains("version 1"), "\(old.output.suffix(2000))")
+        #expect(run.process.isRunning, "the coordinator goes on")
+
+        let good = try ChildProcess("scvae-worker", common + ["--worker-id", "good"], log: "\(folder)/good.log")
+        let status = run.waitForExit(seconds: 120)
+        #expect(status == 0, "\(run.output.suffix(4000))")
+        #expect(run.output.contains("refused a worker: protocol version mismatch"))
+        #expect(good.waitForExit(seconds: 30) == 0, "\(good.output.suffix(2000))")
+    }
+
+    @Test func aMissingWorkerIsNamedAndTheCoordinatorExitsNonZero() throws {
+        let folder = try Scratch.folder("missing")
+        let run = try Self.coordinator(["--workers", "2", "--rendezvous-timeout", "\(Deadline.seconds(3))"], folder: folder, local: false)
+        let status = run.waitForExit(seconds: 60)
+        #expect(status != nil && status != 0)
+        #expect(run.output.contains("missing ranks 0, 1"), "\(run.output.suffix(2000))")
+    }
+
+    @Test func interruptingTheCoordinatorStopsAtAStepBoundaryAndSavesTheWeights() throws {
+        let folder = try Scratch.folder("interrupt")
+        let run = try Self.coordinator(["--workers", "2", "--steps", "500", "--global-batch", "4"], folder: folder)
+        #expect(run.waitForOutput("step 2/500", seconds: 120), "\(run.output.suffix(3000))")
+        kill(run.process.processIdentifier, SIGINT)
+        let status = run.waitForExit(seconds: 120)
+        #expect(status == 0, "\(run.output.suffix(4000))")
+        let loaded = try WeightsFile.load("\(folder)/final/model.safetensors", layout: ParameterLayout(config: .tiny))
+        let step = Int(loaded.metadata["step"] ?? "") ?? 0
+        #expect(step >= 2 && step < 500)
+        #expect(run.output.contains("stopped early"))
+    }
+}
