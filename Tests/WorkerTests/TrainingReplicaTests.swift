@@ -82,18 +82,24 @@ final class Unchecked<Value>: @unchecked Sendable {
         return params
     }
 
-    static func replica(_ params: [Float], microBatch: Int = 4) -> TrainingReplica {
+    static func replica(_ params: [Float], microBatch: Int = 4, exact: TrainingReplica.ExactSlots? = nil) -> TrainingReplica {
         let settings = OptimizerSettings(kind: .sgd, schedule: LearningRateSchedule(peak: 0.005))
-        return TrainingReplica(model: SCVAEModel(config: config, maxBatch: microBatch), parameters: params,
-                               optimizer: Optimizer(settings: settings, parameterCount: params.count),
-                               microBatch: microBatch)
+        let replica = TrainingReplica(model: SCVAEModel(config: config, maxBatch: microBatch), parameters: params,
+                                      optimizer: Optimizer(settings: settings, parameterCount: params.count),
+                                      microBatch: microBatch)
+        replica.exactSlots = exact
+        return replica
     }
 
     /// Runs `steps` steps of a world of `slices.count` ranks on threads; returns each rank's parameters.
-    static func train(world slices: [Range<Int>], images: [Float], steps: Int, microBatch: Int = 4) -> [[Float]] {
+    static func train(world slices: [Range<Int>], images: [Float], steps: Int, microBatch: Int = 4,
+                      exact: Bool = false) -> [[Float]] {
         let start = initialParameters()
         let reducer = InMemoryReducer(worldSize: slices.count)
-        let replicas = Unchecked(slices.map { _ in replica(start, microBatch: microBatch) })
+        let total = slices.last!.upperBound
+        let replicas = Unchecked(slices.map {
+            replica(start, microBatch: microBatch, exact: exact ? .init(globalBatch: total, firstSlot: $0.lowerBound) : nil)
+        })
         onThreads(slices.count) { rank in
             let slice = slices[rank]
             images.withUnsafeBufferPointer { pixels in
@@ -123,6 +129,35 @@ final class Unchecked<Value>: @unchecked Sendable {
             let diff = zip(zip(one, other), start).map { abs(($0.0 - $1) - ($0.1 - $1)) }.max()!
             #expect(diff <= 1e-4 * change, "max |dA - dB| = \(diff), max |dA| = \(change)")
         }
+    }
+
+    @Test func exactReductionIsBitIdenticalWhateverTheWorldSize() {
+        let images = Self.images(6)
+        let one = Self.train(world: [0..<6], images: images, steps: 2, exact: true)[0]
+        let two = Self.train(world: [0..<3, 3..<6], images: images, steps: 2, exact: true)
+        let three = Self.train(world: [0..<2, 2..<4, 4..<6], images: images, steps: 2, exact: true)
+        #expect(one == two[0] && two[0] == two[1])
+        #expect(one == three[0] && three[0] == three[2])
+        #expect(one != Self.initialParameters())
+        let summed = Self.train(world: [0..<6], images: images, steps: 2)[0]
+        let change = zip(summed, Self.initialParameters()).map { abs($0 - $1) }.max()!
+        let diff = zip(summed, one).map { abs($0 - $1) }.max()!
+        #expect(diff <= 1e-4 * change, "exact and summed agree up to rounding: \(diff) vs \(change)")
+    }
+
+    @Test func aStopRequestOnOneRankReachesEveryRank() {
+        let images = Self.images(4)
+        let start = Self.initialParameters()
+        let reducer = InMemoryReducer(worldSize: 2)
+        let replicas = Unchecked([Self.replica(start), Self.replica(start)])
+        let outcomes = Unchecked([StepOutcome?](repeating: nil, count: 2))
+        onThreads(2) { rank in
+            outcomes.value[rank] = images.withUnsafeBufferPointer {
+                try! replicas.value[rank].step(images: $0.baseAddress! + rank * 2 * Self.imageFloats, count: 2,
+                                               reducer: reducer.rank(rank), stopRequested: rank == 1)
+            }
+        }
+        #expect(outcomes.value.allSatisfy { $0?.stopRequested == true && $0?.applied == true })
     }
 
     @Test func aNonFiniteGradientOnOneRankSkipsTheStepEverywhere() {
