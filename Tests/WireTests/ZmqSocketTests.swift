@@ -58,7 +58,7 @@ extension SocketTests {
             #expect(parts[1].count == raw.count)
             parts[1].withUnsafeBytes { #expect($0.elementsEqual(raw)) }
             // libzmq lets go of the buffer once it has been written to the connection.
-            #expect(released.waitAll(timeout: TestTiming.scaled(10)) == [true])
+            #expect(released.waitForAll(timeout: TestTiming.scaled(10)) == [true])
         }
     }
 
