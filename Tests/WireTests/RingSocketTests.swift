@@ -88,7 +88,7 @@ extension SocketTests {
                 Thread.sleep(forTimeInterval: 0.3 * TestTiming.scale)
                 intruderDone.set(0, true)
             }
-            _ = intruderDone.waitAll(timeout: TestTiming.scaled(20))
+            _ = intruderDone.waitForAll(timeout: TestTiming.scaled(20))
             var buffer = [Float](repeating: Float(rank + 1), count: 40_000)
             try buffer.withUnsafeMutableBufferPointer { try ring.allReduce($0, generation: 2) }
             #expect(buffer.allSatisfy { $0 == 3 })
@@ -194,7 +194,7 @@ extension SocketTests {
             }
             defer { collectives.stop() }
             board.set(rank, collectives.endpoint)
-            guard let endpoints = board.waitAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
+            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
             _ = try collectives.wait(collectives.connect(toNext: endpoints[(rank + 1) % worldSize]))
             var gradient = inputs[rank]
             try gradient.withUnsafeMutableBufferPointer { whole in
@@ -214,5 +214,54 @@ extension SocketTests {
             let reference = inputs.reduce(0.0) { $0 + Double($1[index]) }
             #expect(abs(Double(first[index]) - reference) <= 1e-3 * max(abs(reference), 1))
         }
+    }
+}
+
+extension SocketTests {
+    /// Ring traffic under CURVE: with the right neighbour key the collective completes; with a
+    /// wrong one the handshake fails, nothing arrives, and the survivor gets a typed error in time.
+    @Test(arguments: [true, false])
+    func curveRing(rightKeys: Bool) throws {
+        guard CurveKeyPair.isCurveAvailable else { return }
+        let worldSize = 2
+        let keys = try (0..<worldSize).map { _ in try CurveKeyPair.generate() }
+        let stranger = try CurveKeyPair.generate()
+        let context = try ZmqContext()
+        let board = Slots<String>(count: worldSize)
+        let settings = keys.map {
+            RingSettings(pieceBytes: 8 << 10, silenceDeadline: TestTiming.scaled(rightKeys ? 10 : 1), curveKeys: $0)
+        }
+        let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> [Float] in
+            let ring = try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 3,
+                                            bindTo: "tcp://127.0.0.1:*", settings: settings[rank])
+            defer { ring.close() }
+            board.set(rank, ring.endpoint)
+            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
+            let next = (rank + 1) % worldSize
+            try ring.connect(toNext: endpoints[next], curvePublicKey: rightKeys ? keys[next].publicKey : stranger.publicKey)
+            var buffer = [Float](repeating: Float(rank + 1), count: 5000)
+            try buffer.withUnsafeMutableBufferPointer { try ring.allReduce($0, generation: 1) }
+            return buffer
+        }
+        for rank in 0..<worldSize {
+            switch results[rank] {
+            case let .success(buffer)?:
+                #expect(rightKeys, "rank \(rank) completed with a wrong server key")
+                #expect(buffer.allSatisfy { $0 == 3 })
+            case let .failure(error)?:
+                #expect(!rightKeys, "rank \(rank): \(error)")
+                if case RingError.peerSilent? = error as? RingError {} else { Issue.record("rank \(rank): \(error)") }
+            case nil: Issue.record("rank \(rank) did not finish in time")
+            }
+        }
+    }
+
+    @Test func curveKeysAreZ85AndBadKeysAreTypedErrors() throws {
+        guard CurveKeyPair.isCurveAvailable else { return }
+        let keys = try CurveKeyPair.generate()
+        #expect(keys.publicKey.utf8.count == 40 && keys.secretKey.utf8.count == 40)
+        let context = try ZmqContext()
+        let socket = try ZmqSocket(context, type: .push)
+        #expect(throws: ZmqError.self) { try socket.enableCurveClient(keys, serverPublicKey: "short") }
     }
 }

@@ -16,10 +16,11 @@ struct WireBenchmarks {
         let mib = environment["SCVAE_WIRE_BENCH_MIB"].flatMap(Int.init) ?? 64
         let worldSize = environment["SCVAE_WIRE_BENCH_N"].flatMap(Int.init) ?? 2
         print("cores online: \(ProcessInfo.processInfo.activeProcessorCount), ranks: \(worldSize) threads, libzmq \(zmqLibraryVersion())")
+        print(WireBenchmark.localReduce(megabytes: mib))
         for transport in ["tcp", "ipc"] {
-            print(try WireBenchmark.pointToPoint(megabytes: mib, transport: transport))
-            print(try WireBenchmark.ringAllReduce(worldSize: worldSize, megabytes: mib, transport: transport, reduce: false))
-            print(try WireBenchmark.ringAllReduce(worldSize: worldSize, megabytes: mib, transport: transport))
+            print(try WireBenchmark.pointToPoint(megabytes: mib, transport: transport, iterations: 9))
+            print(try WireBenchmark.ringAllReduce(worldSize: worldSize, megabytes: mib, transport: transport, iterations: 9, reduce: false))
+            print(try WireBenchmark.ringAllReduce(worldSize: worldSize, megabytes: mib, transport: transport, iterations: 9))
             var checked = try WireBenchmark.ringAllReduce(worldSize: worldSize, megabytes: mib, transport: transport,
                                                           settings: RingSettings(checksumData: true))
             checked.name += " with CRC32C of the data"

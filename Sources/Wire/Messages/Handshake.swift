@@ -1,4 +1,7 @@
 /// Worker -> coordinator: the first message of a worker, and the one it sends on reconnect.
+///
+/// A worker that does not know the run yet sends it with run id 0; the coordinator accepts
+/// run id 0 on `hello` only, and its `welcome` frame carries the run id to use from then on.
 public struct Hello: WirePayload {
     public static let kind = MessageKind.hello
 
@@ -8,7 +11,8 @@ public struct Hello: WirePayload {
     /// Stable name of the worker process, unique within a run (for example "node3-0").
     public var workerID: String
     public var host: String
-    /// Where the worker's ring receiver is bound, e.g. "tcp://10.0.0.3:41000".
+    /// Where the worker's ring receiver can be reached, e.g. "tcp://10.0.0.3:41000" (a socket
+    /// bound to `tcp://0.0.0.0:*` reports 0.0.0.0: advertise the host's address instead).
     public var dataPlaneEndpoint: String
     /// Feature names the worker supports ("ipc", "curve", "buckets", ...).
     public var capabilities: [String]

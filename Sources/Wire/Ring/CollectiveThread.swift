@@ -18,7 +18,7 @@ public final class CollectiveThread: @unchecked Sendable {
     }
 
     private enum Job {
-        case connect(String)
+        case connect(String, curvePublicKey: String?)
         case allReduce(SharedFloatBuffer, generation: UInt64)
         case broadcast(SharedFloatBuffer, root: Int, generation: UInt64)
         case stop
@@ -49,14 +49,17 @@ public final class CollectiveThread: @unchecked Sendable {
         switch setup {
         case let .success(endpoint)?: self.endpoint = endpoint
         case let .failure(error)?: throw error
-        case nil: throw .peerSilent(rank: -1, endpoint: "collective thread setup", seconds: setupTimeout.inSeconds, step: 0, piece: 0)
+        case nil: throw .collectiveThreadTimedOut(job: "setup", seconds: setupTimeout.inSeconds)
         }
     }
 
     /// The bound endpoint of the communicator (give it to the previous rank).
     public private(set) var endpoint = ""
 
-    public func connect(toNext endpoint: String) -> Ticket { submit(.connect(endpoint)) }
+    /// Connects the communicator to the next rank (`curvePublicKey`: its key, when CURVE is on).
+    public func connect(toNext endpoint: String, curvePublicKey: String? = nil) -> Ticket {
+        submit(.connect(endpoint, curvePublicKey: curvePublicKey))
+    }
 
     /// Queues an all-reduce of `buffer` (typically one gradient bucket).
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) -> Ticket {
@@ -75,7 +78,7 @@ public final class CollectiveThread: @unchecked Sendable {
         let deadline = Date(timeIntervalSinceNow: timeout.inSeconds)
         while finished[ticket.number] == nil {
             if !condition.wait(until: deadline) {
-                throw .peerSilent(rank: -1, endpoint: "collective thread", seconds: timeout.inSeconds, step: 0, piece: 0)
+                throw .collectiveThreadTimedOut(job: "job \(ticket.number)", seconds: timeout.inSeconds)
             }
         }
         switch finished.removeValue(forKey: ticket.number) {
@@ -98,7 +101,7 @@ public final class CollectiveThread: @unchecked Sendable {
         submitted += 1
         let ticket = Ticket(number: submitted)
         if stopped {
-            finished[ticket.number] = .failure(.transport(rank: -1, error: .contextTerminated(operation: "collective thread stopped")))
+            finished[ticket.number] = .failure(.collectiveThreadStopped(job: "job \(ticket.number)"))
         } else {
             queue.append((ticket, job))
         }
@@ -125,7 +128,7 @@ public final class CollectiveThread: @unchecked Sendable {
             let result: Result<Duration, RingError>
             do throws(RingError) {
                 switch job {
-                case let .connect(endpoint): try communicator.connect(toNext: endpoint)
+                case let .connect(endpoint, key): try communicator.connect(toNext: endpoint, curvePublicKey: key)
                 case let .allReduce(buffer, generation): try communicator.allReduce(buffer.pointer, generation: generation)
                 case let .broadcast(buffer, root, generation): try communicator.broadcast(buffer.pointer, root: root, generation: generation)
                 case .stop:
@@ -144,7 +147,7 @@ public final class CollectiveThread: @unchecked Sendable {
     private func failQueued() {
         publish { state in
             for (ticket, _) in state.queue {
-                state.finished[ticket.number] = .failure(.transport(rank: -1, error: .contextTerminated(operation: "collective thread stopped")))
+                state.finished[ticket.number] = .failure(.collectiveThreadStopped(job: "job \(ticket.number)"))
             }
             state.queue.removeAll()
         }

@@ -1,3 +1,5 @@
+import CZmq
+
 /// The socket shell of the ring collectives: one rank's PULL socket (from rank - 1) and PUSH
 /// socket (to rank + 1), driving a `RingMachine` per collective.
 ///
@@ -21,7 +23,9 @@ public final class RingCommunicator {
     private let inFlight = InFlightSends()
     private var generation: UInt64 = 0
     private var sequence: UInt64 = 0
-    private var broken = false
+    /// True after a collective failed: the sending socket is closed; make a new communicator
+    /// for the next generation.
+    public private(set) var isBroken = false
 
     /// Binds the receiving socket to `bindEndpoint` ("tcp://127.0.0.1:*", "ipc:///tmp/x").
     public init(context: ZmqContext, rank: Int, worldSize: Int, runID: UInt64, bindTo bindEndpoint: String,
@@ -35,6 +39,7 @@ public final class RingCommunicator {
         do {
             receiver = try ZmqSocket(context, type: .pull)
             try receiver.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
+            if let keys = settings.curveKeys { try receiver.enableCurveServer(keys) }
             endpoint = try receiver.bind(bindEndpoint)
             let sender = try ZmqSocket(context, type: .push)
             try sender.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
@@ -47,9 +52,18 @@ public final class RingCommunicator {
     deinit { close() }
 
     /// Connects to the next rank's `endpoint`. Pieces queue until the connection is up.
-    public func connect(toNext endpoint: String) throws(RingError) {
-        do {
-            try liveSender().connect(endpoint)
+    /// With `RingSettings.curveKeys`, `curvePublicKey` is the next rank's key (from the assignment).
+    public func connect(toNext endpoint: String, curvePublicKey: String? = nil) throws(RingError) {
+        do throws(ZmqError) {
+            let sender = try liveSender()
+            if let keys = settings.curveKeys {
+                guard let curvePublicKey else {
+                    throw ZmqError.call(operation: "connect to rank \(nextRank)", errno: EINVAL,
+                                        text: "CURVE is on but the next rank's public key is missing")
+                }
+                try sender.enableCurveClient(keys, serverPublicKey: curvePublicKey)
+            }
+            try sender.connect(endpoint)
         } catch {
             throw .transport(rank: nextRank, error: error)
         }
@@ -138,7 +152,7 @@ public final class RingCommunicator {
         } catch {
             // A broken collective leaves pieces queued for a peer that may be dead: drop them
             // so libzmq releases the buffer before the caller gets it back.
-            broken = true
+            isBroken = true
             sender?.close()
             sender = nil
             _ = inFlight.waitUntilReleased(nil, deadline: .now + settings.silenceDeadline)
@@ -170,9 +184,17 @@ public final class RingCommunicator {
         statistics.bytesSent += data.count
     }
 
+    /// Waits until libzmq has let go of the buffer `range` (nil: of every range). The next rank
+    /// reads those bytes; while the liveness hook vouches for it, a slow reader is a stall.
     private func awaitRelease(_ range: Range<Int>?) throws(RingError) {
-        guard inFlight.waitUntilReleased(range, deadline: .now + settings.silenceDeadline) else {
-            throw .bufferStillInUse(seconds: settings.silenceDeadline.inSeconds)
+        var waited = Duration.zero
+        while !inFlight.waitUntilReleased(range, deadline: .now + settings.silenceDeadline) {
+            waited += settings.silenceDeadline
+            guard let isPeerAlive = settings.isPeerAlive, isPeerAlive(nextRank) else {
+                throw .bufferStillInUse(seconds: waited.inSeconds)
+            }
+            statistics.stalls += 1
+            settings.onStall?(nextRank, waited)
         }
     }
 

@@ -18,6 +18,10 @@ public enum RingError: Error, Equatable, Sendable, CustomStringConvertible {
     case transport(rank: Int, error: ZmqError)
     /// libzmq kept a zero-copy buffer longer than `seconds`; the buffer cannot be safely reused.
     case bufferStillInUse(seconds: Double)
+    /// A caller waited `seconds` for `job` on the collective thread (setup, or a ticket) in vain.
+    case collectiveThreadTimedOut(job: String, seconds: Double)
+    /// The collective thread was stopped (or never started) before it ran `job`.
+    case collectiveThreadStopped(job: String)
 
     public var description: String {
         switch self {
@@ -37,6 +41,10 @@ public enum RingError: Error, Equatable, Sendable, CustomStringConvertible {
             "transport to rank \(rank): \(error)"
         case let .bufferStillInUse(seconds):
             "zero-copy buffer still held by libzmq after \(seconds) s"
+        case let .collectiveThreadTimedOut(job, seconds):
+            "waited \(seconds) s for \(job) on the collective thread"
+        case let .collectiveThreadStopped(job):
+            "collective thread stopped before \(job)"
         }
     }
 }

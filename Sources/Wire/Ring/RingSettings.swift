@@ -18,19 +18,24 @@ public struct RingSettings: Sendable {
     public var onStall: (@Sendable (_ rank: Int, _ waited: Duration) -> Void)?
     /// ZeroMQ high-water marks of the data sockets, in messages.
     public var highWaterMark: Int32
+    /// CURVE for ring traffic: this rank's keys (its receiving socket is the CURVE server).
+    /// The next rank's public key is given to `RingCommunicator.connect(toNext:curvePublicKey:)`.
+    public var curveKeys: CurveKeyPair?
 
     public init(pieceBytes: Int = 1 << 20, silenceDeadline: Duration = .seconds(5), checksumData: Bool = false,
                 isPeerAlive: (@Sendable (Int) -> Bool)? = nil, onStall: (@Sendable (Int, Duration) -> Void)? = nil,
-                highWaterMark: Int32 = 10_000) {
+                highWaterMark: Int32 = 10_000, curveKeys: CurveKeyPair? = nil) {
         self.pieceBytes = max(pieceBytes, 4)
         self.silenceDeadline = silenceDeadline
         self.checksumData = checksumData
         self.isPeerAlive = isPeerAlive
         self.onStall = onStall
         self.highWaterMark = highWaterMark
+        self.curveKeys = curveKeys
     }
 
-    var pieceElements: Int { max(pieceBytes / MemoryLayout<Float>.size, 1) }
+    /// Elements per piece, at most 2^28 (1 GiB) so a piece always fits the header's `UInt32` count.
+    var pieceElements: Int { min(max(pieceBytes / MemoryLayout<Float>.size, 1), 1 << 28) }
 }
 
 /// Counters of one communicator.

@@ -1,0 +1,48 @@
+/// One message received on a control socket: who sent it (ROUTER sockets prefix an identity)
+/// and either the decoded envelope or why it could not be decoded. A bad frame is a value,
+/// not a thrown error, so the receive loop logs it, counts it and goes on (DESIGN invariant 8).
+public struct ReceivedEnvelope: Sendable {
+    /// The ROUTER identity of the sender; nil on DEALER, PULL and PAIR sockets.
+    public var identity: [UInt8]?
+    public var envelope: Result<Envelope, DecodeError>
+}
+
+extension ZmqSocket {
+    /// Sends one framed message (DEALER, PUSH, PAIR).
+    public func send(_ envelope: Envelope, deadline: ContinuousClock.Instant) throws(ZmqError) {
+        try send(envelope.encoded(), deadline: deadline)
+    }
+
+    /// Sends one framed message to the peer with `identity` (ROUTER).
+    public func send(_ envelope: Envelope, to identity: [UInt8], deadline: ContinuousClock.Instant) throws(ZmqError) {
+        try send(parts: [identity, envelope.encoded()], deadline: deadline)
+    }
+
+    /// Receives one message and decodes it. Throws only transport failures (including the
+    /// deadline); a malformed frame comes back as `.failure` in `envelope`.
+    public func receiveEnvelope(deadline: ContinuousClock.Instant, limits: DecodeLimits = .default,
+                                expectedRunID: UInt64? = nil) throws(ZmqError) -> ReceivedEnvelope {
+        let parts = try receiveParts(deadline: deadline, maxParts: 3)
+        switch parts.count {
+        case 1:
+            return ReceivedEnvelope(identity: nil, envelope: decode(parts[0], limits, expectedRunID))
+        case 2:
+            return ReceivedEnvelope(identity: parts[0].bytes, envelope: decode(parts[1], limits, expectedRunID))
+        default:
+            return ReceivedEnvelope(identity: parts.first?.bytes,
+                                    envelope: .failure(.invalidValue(field: "message parts", detail: "\(parts.count) parts, expected 1 or 2")))
+        }
+    }
+
+    private func decode(_ part: ZmqMessage, _ limits: DecodeLimits, _ expectedRunID: UInt64?) -> Result<Envelope, DecodeError> {
+        // Check the size before copying the bytes out of libzmq's buffer.
+        guard part.count <= limits.maxPayloadLength + FrameHeader.size else {
+            return .failure(.oversized(payloadLength: UInt64(part.count), limit: limits.maxPayloadLength))
+        }
+        do {
+            return .success(try Envelope.decode(part.bytes, limits: limits, expectedRunID: expectedRunID))
+        } catch {
+            return .failure(error)
+        }
+    }
+}
