@@ -29,7 +29,7 @@ final class AttnBlock: ChainLayer {
         self.channels = channels
         self.workspace = workspace
         norm = GroupNormLayer("\(prefix).norm", layout: layout, config: config, positions: positions,
-                              channels: channels, swish: false, maxBatch: maxBatch)
+                              channels: channels, swish: false, maxBatch: maxBatch, workspace: workspace)
         let pointwise = Conv2dGeometry.pointwise(batch: 1, height: height, width: width, inChannels: channels, outChannels: channels)
         query = ConvLayer("\(prefix).q", layout: layout, geometry: pointwise, maxBatch: maxBatch, workspace: workspace)
         key = ConvLayer("\(prefix).k", layout: layout, geometry: pointwise, maxBatch: maxBatch, workspace: workspace)

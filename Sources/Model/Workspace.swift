@@ -28,6 +28,8 @@ final class Workspace {
         case blockGradientA, blockGradientB
         /// Gradients inside an AttnBlock.
         case attentionNorm, attentionQuery, attentionKey, attentionValue, attentionMixed, attentionScores
+        /// GroupNorm backward: the gradient at the pre-swish output of one image.
+        case normGradient
         /// Convolution: repacked weights [kh, kw, in, out], their gradient, and im2col rows.
         case convWeight, convWeightGradient, convColumns
     }
