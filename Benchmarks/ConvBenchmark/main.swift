@@ -78,5 +78,9 @@ for config in configs.compactMap({ ModelConfig.named(String($0)) }) {
             }
         }
     }
-    print(String(format: "%@ batch %d forwardBackward: %.3f s/step, %.2f images/s", config.name as NSString, batch, time, Double(batch) / time))
+    let flops = 3 * model.forwardFlopsPerImage * Double(batch)
+    print(String(format: "%@ batch %d forwardBackward: %.3f s/step, %.2f images/s, %.1f GEMM GFLOP/s (3x forward FLOPs / time)",
+                 config.name as NSString, batch, time, Double(batch) / time, flops / time / 1e9))
+    let resident = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8))?.split(separator: "\n").first { $0.hasPrefix("VmHWM") } ?? ""
+    print("  peak resident: \(resident)")
 }

@@ -40,6 +40,10 @@ final class AttnBlock: ChainLayer {
         output = FloatStorage(count: maxBatch * positions * channels)
     }
 
+    /// Four 1x1 convolutions plus q k^T and A v (2 P^2 C multiply-adds).
+    var forwardFlopsPerImage: Double {
+        4 * query.forwardFlopsPerImage + 4 * Double(positions * positions * channels)
+    }
     var inputSize: Int { positions * channels }
     var outputSize: Int { positions * channels }
     private var scale: Float { 1 / Float(channels).squareRoot() }

@@ -34,6 +34,7 @@ final class GroupNormLayer: ChainLayer {
         rstd = FloatStorage(count: maxBatch * groups)
     }
 
+    var forwardFlopsPerImage: Double { 0 }
     var inputSize: Int { positions * channels }
     var outputSize: Int { positions * channels }
 

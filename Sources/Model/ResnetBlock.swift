@@ -42,6 +42,9 @@ final class ResnetBlock: ChainLayer {
         output = FloatStorage(count: maxBatch * positions * outChannels)
     }
 
+    var forwardFlopsPerImage: Double {
+        conv1.forwardFlopsPerImage + conv2.forwardFlopsPerImage + (shortcut?.forwardFlopsPerImage ?? 0)
+    }
     var inputSize: Int { height * width * inChannels }
     var outputSize: Int { height * width * outChannels }
 
