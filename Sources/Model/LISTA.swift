@@ -18,7 +18,8 @@
 /// LISTA at every latent position. Rows are positions (P = batch * Hl * Wl, NHWC order), C = latent channels, K = atoms.
 ///
 /// `forward` keeps the iterates that `backward` reads, so a backward pass must follow the forward
-/// pass of the same inputs (as in llm.c); a second forward overwrites them.
+/// pass of the same inputs (as in llm.c); a second forward overwrites them. Memory: about
+/// (T + 5) * maxPositions * K floats (imagenet-f8 at batch 8: P = 8192, K = 512, T = 16: ~350 MB).
 public final class LISTA {
     /// The floor that keeps c positive: the forward uses max(c, LISTA.cFloor); dL/dc is 0 when c < cFloor.
     public static let cFloor: Float = 1e-4
@@ -41,6 +42,7 @@ public final class LISTA {
     private let gradUSum: UnsafeMutablePointer<Float>   // sum over t >= 1 of dL/dU_t [maxPositions, K]
     private let gradStep: UnsafeMutablePointer<Float>   // dL/dS [K, K]
     private var lastPositions = -1
+    private var lastC: Float = .nan
 
     /// Allocates caches for up to `maxPositions` rows.
     public init(config: ModelConfig, maxPositions: Int) {
@@ -86,6 +88,7 @@ public final class LISTA {
         let theta = beta / cEffective
         let inverseC = 1 / cEffective
         lastPositions = P
+        lastC = c
 
         // Y = H D; G = D^T D; S = I - G / c.
         BLAS.sgemm(m: P, n: K, k: C, a: h, lda: C, b: dictionary, ldb: K, c: y, ldc: K)
@@ -116,6 +119,7 @@ public final class LISTA {
                          dH: UnsafeMutablePointer<Float>, dDictionary: UnsafeMutablePointer<Float>, dC: UnsafeMutablePointer<Float>) {
         precondition(positions == lastPositions,
                      "LISTA.backward: \(positions) positions, but the last forward had \(lastPositions)")
+        precondition(c.bitPattern == lastC.bitPattern, "LISTA.backward: c = \(c), but the last forward used \(lastC)")
         let C = channels, K = atoms, P = positions
         let cEffective = max(c, Self.cFloor)
         let inverseC = 1 / cEffective

@@ -128,7 +128,10 @@ public struct Optimizer: Sendable {
     }
 
     public struct StepReport: Sendable, Equatable {
-        /// The update's number (1 for the first).
+        /// False when the gradients were not finite: nothing was changed (DECISIONS.md: such a step
+        /// is skipped on every rank, and every rank sees the same reduced gradients).
+        public var applied: Bool
+        /// The update's number (1 for the first); for a skipped step, the number it would have had.
         public var update: Int
         public var learningRate: Float
         /// ||g||_2 over the whole buffer, before clipping.
@@ -138,7 +141,8 @@ public struct Optimizer: Sendable {
     }
 
     /// Applies one update to `parameters` from `gradients` (already averaged). The gradient buffer
-    /// is not modified; clipping scales it on the fly.
+    /// is not modified; clipping scales it on the fly. Non-finite gradients change nothing (see
+    /// `StepReport.applied`), so one bad batch cannot poison the moments.
     @discardableResult
     public mutating func update(parameters: UnsafeMutableBufferPointer<Float>,
                                 gradients: UnsafeBufferPointer<Float>) -> StepReport {
@@ -147,6 +151,9 @@ public struct Optimizer: Sendable {
         let update = state.step + 1
         let rate = settings.schedule.rate(update: update)
         let norm = globalNorm(gradients)
+        guard norm.isFinite else {
+            return StepReport(applied: false, update: update, learningRate: rate, gradientNorm: norm, clipScale: 0)
+        }
         var scale: Float = 1
         if let maxNorm = settings.maxGradientNorm, norm > Double(maxNorm) {
             scale = Float(Double(maxNorm) / (norm + 1e-6))
@@ -175,7 +182,7 @@ public struct Optimizer: Sendable {
             }
         }
         state.step = update
-        return StepReport(update: update, learningRate: rate, gradientNorm: norm, clipScale: scale)
+        return StepReport(applied: true, update: update, learningRate: rate, gradientNorm: norm, clipScale: scale)
     }
 }
 

@@ -137,6 +137,31 @@ func compare(_ fast: [Float], _ reference: [Double]) -> (maxDiff: Double, scale:
         #expect(fast.zeros == fast.codes.filter { $0 == 0 }.count)
     }
 
+    /// The dictionary and c the model starts from (DCT, squared spectral norm), beta = 1 as in training.
+    @Test func fastMatchesNaiveReferenceWithTheInitialDictionary() {
+        let config = ModelConfig.tiny
+        let (dictionary, c) = initialDictionary(config: config)
+        var problem = LISTAProblem(channels: 64, atoms: 128, iterations: config.istaIterations, positions: 9, seed: 21)
+        problem.config = config
+        problem.dictionary = dictionary
+        problem.c = c
+        problem.h = problem.h.map { $0 * 2 }
+        let expected = problem.reference.forward(h: problem.h, dictionary: dictionary, c: c, positions: 9)
+        let gradients = problem.reference.backward(dHHat: problem.dHHat, h: problem.h, dictionary: dictionary,
+                                                   c: c, positions: 9)
+        let fast = problem.runFast()
+        #expect(expected.thresholdMargin > 1e-5, "margin \(expected.thresholdMargin): pick another seed")
+        let sparsity = Double(fast.zeros) / Double(fast.codes.count)
+        #expect(sparsity > 0.05 && sparsity < 0.98, "sparsity \(sparsity)")
+        for (name, values, reference) in [
+            ("hHat", fast.hHat, expected.hHat), ("dH", fast.dH, gradients.dH),
+            ("dDictionary", fast.dDictionary, gradients.dDictionary), ("dC", [fast.dC], [gradients.dC]),
+        ] {
+            let result = compare(values, reference)
+            #expect(result.maxDiff <= 1e-4 * max(1, result.scale), "\(name): \(result.message)")
+        }
+    }
+
     @Test func backwardMatchesFiniteDifferences() {
         let problem = LISTAProblem.withMargin(0.02, channels: 4, atoms: 6, iterations: 3, positions: 3, seed: 5)
         let analytic = problem.runFast()

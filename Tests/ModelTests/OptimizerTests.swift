@@ -101,6 +101,19 @@ import Darwin
         #expect(abs(params[0] + 0.9) < 1e-6 && abs(params[1] + 1.2) < 1e-6, "\(params)")
     }
 
+    @Test func nonFiniteGradientsChangeNothing() {
+        var optimizer = Optimizer(settings: OptimizerSettings(), parameterCount: 3)
+        var params: [Float] = [1, 2, 3]
+        _ = Self.run(&optimizer, &params, [[0.1, 0.2, 0.3]])
+        let before = (params, optimizer.state)
+        let report = Self.run(&optimizer, &params, [[0.1, .nan, 0.3]])[0]
+        #expect(!report.applied && report.update == 2)
+        #expect(params == before.0 && optimizer.state == before.1)
+        #expect(Self.run(&optimizer, &params, [[.infinity, 0, 0]])[0].applied == false)
+        #expect(Self.run(&optimizer, &params, [[0.1, 0.2, 0.3]])[0].applied)
+        #expect(optimizer.state.step == 2)
+    }
+
     @Test func scheduleWarmsUpThenHoldsOrDecays() {
         let constant = LearningRateSchedule(peak: 1, warmupSteps: 4)
         #expect((1...6).map { constant.rate(update: $0) } == [0.25, 0.5, 0.75, 1, 1, 1])
