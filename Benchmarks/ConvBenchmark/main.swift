@@ -52,13 +52,19 @@ for (name, g) in shapes where ProcessInfo.processInfo.environment["SCVAE_BENCH_S
     dWeight.initialize(repeating: 0, count: g.weightCount)
     dInput.initialize(repeating: 0, count: g.inputCount)
     let flops = g.forwardFlops
-    let forward = best(3) { Conv2d.forward(out: output, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace) }
-    let backward = best(3) {
-        Conv2d.backward(dInput: dInput, dWeight: dWeight, dBias: bias, dOut: output, inp: input, weight: weight, geometry: g, workspace: workspace)
+    let methods: [(String, Conv2d.Method)] = Conv2dShifted.applies(to: g) ? [("im2col", .im2col), ("shifted", .shifted)] : [("im2col", .im2col)]
+    for (label, method) in methods {
+        let forward = best(3) {
+            Conv2d.forward(out: output, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: method)
+        }
+        let backward = best(3) {
+            Conv2d.backward(dInput: dInput, dWeight: dWeight, dBias: bias, dOut: output, inp: input, weight: weight,
+                            geometry: g, workspace: workspace, method: method)
+        }
+        // Backward = grad-input + grad-weight, each as many FLOPs as the forward.
+        print(String(format: "%-20@ %-8@ forward %6.1f  backward (grad-in + grad-w) %6.1f  GFLOP/s  (forward %.1f ms)",
+                     name as NSString, label as NSString, flops / forward / 1e9, 2 * flops / backward / 1e9, forward * 1e3))
     }
-    // Backward = grad-input + grad-weight, each as many FLOPs as the forward.
-    print(String(format: "%-22@ forward %6.1f  backward (grad-in + grad-w) %6.1f  GFLOP/s  (forward %.1f ms)",
-                 name as NSString, flops / forward / 1e9, 2 * flops / backward / 1e9, forward * 1e3))
 }
 
 let configs = (ProcessInfo.processInfo.environment["SCVAE_BENCH_CONFIGS"] ?? "tiny,small").split(separator: ",")
