@@ -20,6 +20,7 @@ public struct PlannedStep: Sendable, Equatable {
 /// A sample left out of its batch.
 public struct SampleFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public let sampleIndex: Int
+    /// The sample's file path (or shard and member name).
     public let path: String
     public let error: ImageError
 
@@ -87,13 +88,13 @@ public final class Prefetcher: Sendable {
     private let threads: [NativeThread]
 
     /// Starts `threads` producers over `plan` (step k of the run, nil past the end).
-    public init(index: DatasetIndex, transform: ImageTransform, seed: UInt64,
+    public init(source: any SampleSource, transform: ImageTransform, seed: UInt64,
                 plan: @escaping @Sendable (Int) -> PlannedStep?,
                 threads threadCount: Int = 1, depth: Int = 2,
                 maximumPixels: Int = ImageDecoder.defaultMaximumPixels,
                 onFailure: @escaping @Sendable (SampleFailure) -> Void = { _ in }) {
         precondition(threadCount > 0 && depth > 0, "Prefetcher: threads and depth must be positive")
-        let engine = PrefetchEngine(index: index, transform: transform, seed: seed, depth: depth, plan: plan,
+        let engine = PrefetchEngine(source: source, transform: transform, seed: seed, depth: depth, plan: plan,
                                     maximumPixels: maximumPixels, onFailure: onFailure)
         self.engine = engine
         // The threads hold the engine, not the prefetcher, so dropping the prefetcher stops them.
@@ -101,11 +102,11 @@ public final class Prefetcher: Sendable {
     }
 
     /// A training prefetcher for one rank.
-    public convenience init(index: DatasetIndex, transform: ImageTransform, plan: TrainingPlan,
+    public convenience init(source: any SampleSource, transform: ImageTransform, plan: TrainingPlan,
                             threads: Int = 1, depth: Int = 2,
                             maximumPixels: Int = ImageDecoder.defaultMaximumPixels,
                             onFailure: @escaping @Sendable (SampleFailure) -> Void = { _ in }) {
-        self.init(index: index, transform: transform, seed: plan.sampler.seed, plan: { plan.step($0) },
+        self.init(source: source, transform: transform, seed: plan.sampler.seed, plan: { plan.step($0) },
                   threads: threads, depth: depth, maximumPixels: maximumPixels, onFailure: onFailure)
     }
 
@@ -131,7 +132,7 @@ public final class Prefetcher: Sendable {
 
 /// The state the producer threads and the consumer share, guarded by one lock.
 private final class PrefetchEngine: @unchecked Sendable {
-    let index: DatasetIndex
+    let source: any SampleSource
     let transform: ImageTransform
     let seed: UInt64
     let depth: Int
@@ -147,10 +148,10 @@ private final class PrefetchEngine: @unchecked Sendable {
     private var stopped = false
     private var skipped = 0
 
-    init(index: DatasetIndex, transform: ImageTransform, seed: UInt64, depth: Int,
+    init(source: any SampleSource, transform: ImageTransform, seed: UInt64, depth: Int,
          plan: @escaping @Sendable (Int) -> PlannedStep?, maximumPixels: Int,
          onFailure: @escaping @Sendable (SampleFailure) -> Void) {
-        self.index = index
+        self.source = source
         self.transform = transform
         self.seed = seed
         self.depth = depth
@@ -218,9 +219,10 @@ private final class PrefetchEngine: @unchecked Sendable {
         var good: [Int] = []
         var failures: [SampleFailure] = []
         for sample in planned.sampleIndices {
-            let path = index.path(of: sample)
+            let path = source.name(of: sample)
             do {
-                let image = try decoder.decodeFile(atPath: path, shorterSideAtLeast: transform.size)
+                let bytes = try source.readBytes(of: sample)
+                let image = try decoder.decode(bytes, file: path, shorterSideAtLeast: transform.size)
                 images.withUnsafeMutableBufferPointer { buffer in
                     let slot = UnsafeMutableBufferPointer(rebasing: buffer[(good.count * stride)..<((good.count + 1) * stride)])
                     transform.apply(image, seed: seed, epoch: planned.cursor.epoch, sampleIndex: sample, into: slot)
