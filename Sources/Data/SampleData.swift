@@ -56,6 +56,11 @@ public enum SampleData {
         return target
     }
 
+    /// `ensure` in the default cache folder (`$XDG_CACHE_HOME/scvae`, else `~/.cache/scvae`).
+    public static func ensureInDefaultCache(count: Int = 2000, size: Int = 64, seed: UInt64 = 0) throws(SampleDataError) -> String {
+        try ensure(at: DatasetIndexCache.defaultDirectory(), count: count, size: size, seed: seed)
+    }
+
     /// Writes the set into `folder` (created), without the atomic rename.
     static func generate(into folder: String, count: Int, size: Int, seed: UInt64) throws(SampleDataError) {
         for className in classNames {

@@ -102,4 +102,25 @@ private func drain(_ prefetcher: Prefetcher) -> [PreparedBatch] {
         // An endless plan whose prefetcher is dropped without stop() must not leave threads hanging.
         _ = Prefetcher(source: index, transform: ImageTransform(size: 16, mode: .training), plan: plan, threads: 2)
     }
+
+    @Test func evaluationPlanSeesEverySampleOnceInOrder() throws {
+        for worldSize in 1...4 {
+            var seen: [Int] = []
+            var steps: [[[Int]]] = []
+            for rank in 0..<worldSize {
+                let plan = EvaluationPlan(sampleCount: 23, batchSize: 5, rank: rank, worldSize: worldSize)
+                #expect(plan.stepCount == 5)
+                steps.append((0..<plan.stepCount).map { plan.step($0)!.sampleIndices })
+                #expect(plan.step(5) == nil)
+            }
+            for k in 0..<5 { for rank in 0..<worldSize { seen += steps[rank][k] } }
+            #expect(seen == Array(0..<23), "N=\(worldSize)")
+        }
+        let (directory, index, bad) = try datasetWithBadFiles()
+        _ = directory
+        let plan = EvaluationPlan(sampleCount: index.count, batchSize: 8, rank: 0, worldSize: 1)
+        let batches = drain(Prefetcher(source: index, transform: ImageTransform(size: 16, mode: .evaluation), plan: plan))
+        #expect(batches.map(\.count).reduce(0, +) == index.count - bad.count)
+        #expect(batches.flatMap(\.failures).count == bad.count)
+    }
 }
