@@ -220,7 +220,7 @@ private func decodeError(_ bytes: [UInt8], maximumPixels: Int = ImageDecoder.def
         let rgb = (0..<(12 * 9 * 3)).map { UInt8($0 * 13 % 256) }
         let png = try PNGCodec.encode(pixels: rgb, width: 12, height: 9, format: PNGCodec.colorFlag)
         let decoder = ImageDecoder(maximumPixels: 1 << 20)
-        var random = CounterRandom(key: 23)
+        var random = KeyedRandom(key: 23)
         var refused = 0
         for original in [jpeg, png] {
             for _ in 0..<600 {

@@ -181,7 +181,7 @@ private func decodeError(_ bytes: [UInt8]) -> SafeTensorsError? {
 
     @Test func randomCorruptionsNeverTrap() throws {
         let bytes = try SafeTensors.encode(sample, metadata: ["step": "4"])
-        var random = CounterRandom(key: 17)
+        var random = KeyedRandom(key: 17)
         for _ in 0..<2000 {
             var damaged = bytes
             for _ in 0..<(1 + random.below(4)) {
