@@ -46,7 +46,7 @@ public final class ImageDecoder {
     }
 
     /// Decodes `bytes`. With `shorterSideAtLeast`, a JPEG is decoded at the smallest DCT reduction
-    /// (1/2, 1/4, 1/8, ...) whose shorter side still reaches that many pixels, which is much faster
+    /// (1/2, 1/4 or 1/8) whose shorter side still reaches that many pixels, which is much faster
     /// than decoding the full image when the target is small; PNGs are always decoded at full size.
     public func decode(_ bytes: [UInt8], file: String = "<memory>", shorterSideAtLeast target: Int? = nil) throws(ImageError) -> RGBImage {
         guard !bytes.isEmpty else { throw .empty(file: file) }

@@ -60,6 +60,15 @@ struct ResampleTaps {
         }
     }
 
+    /// Calls `body` with unchecked views of `first`, `count` and `weights`.
+    func withUnsafeTaps<T>(_ body: (UnsafeBufferPointer<Int>, UnsafeBufferPointer<Int>, UnsafeBufferPointer<Float>) -> T) -> T {
+        first.withUnsafeBufferPointer { firsts in
+            count.withUnsafeBufferPointer { counts in
+                weights.withUnsafeBufferPointer { weights in body(firsts, counts, weights) }
+            }
+        }
+    }
+
     /// The input range every output position of these taps reads.
     var inputRange: Range<Int> {
         guard let low = first.min() else { return 0..<0 }
@@ -79,17 +88,16 @@ func resampleWindow(_ image: RGBImage, width: Int, height: Int, columns: Range<I
     // Horizontal pass over only the input rows the vertical pass will read.
     var across = [Float](repeating: 0, count: inputRows.count * windowWidth * 3)
     image.pixels.withUnsafeBufferPointer { source in
-        horizontal.weights.withUnsafeBufferPointer { weights in
-            across.withUnsafeMutableBufferPointer { target in
+        across.withUnsafeMutableBufferPointer { target in
+            horizontal.withUnsafeTaps { firsts, counts, weights in
                 for (r, y) in inputRows.enumerated() {
                     let sourceRow = y * image.width * 3
                     let targetRow = r * windowWidth * 3
                     for c in 0..<windowWidth {
-                        let start = horizontal.first[c], taps = horizontal.count[c]
                         let w = c * horizontal.stride
                         var red: Float = 0, green: Float = 0, blue: Float = 0
-                        var p = sourceRow + start * 3
-                        for t in 0..<taps {
+                        var p = sourceRow + firsts[c] * 3
+                        for t in 0..<counts[c] {
                             let weight = weights[w + t]
                             red += weight * Float(source[p])
                             green += weight * Float(source[p + 1])
