@@ -45,7 +45,7 @@ struct BenchDataCommand: ParsableCommand {
         let best = rates.max() ?? 0
         print(String(format: "scvae: %.1f images/s in total, %.1f images/s per thread (best pass)", best, best / Double(threads)))
         if comparePillow {
-            fflush(stdout)
+            fflush(nil)  // our lines first, then the script's
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .deletingLastPathComponent().appendingPathComponent("scripts/bench/pillow_data.py").path
             let process = Process()
