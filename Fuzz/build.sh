@@ -8,9 +8,8 @@ clang -O1 -g -fsanitize=fuzzer-no-link,address -c Sources/CCRC32C/crc32c.c \
     -I Sources/CCRC32C/include -o "$out/crc32c.o"
 swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
     -module-name FrameFuzz \
-    -I Fuzz/FrameFuzz/CCRC32C \
-    Sources/Wire/ByteIO.swift Sources/Wire/DecodeError.swift Sources/Wire/Frame.swift Sources/Wire/CRC32C.swift \
-    Sources/Wire/Messages/*.swift \
+    -I Fuzz/FrameFuzz/CCRC32C -I Sources/CZmq \
+    Sources/Wire/*.swift Sources/Wire/Messages/*.swift Sources/Wire/Zmq/*.swift Sources/Wire/Ring/*.swift \
     Fuzz/FrameFuzz/FrameFuzz.swift \
     "$out/crc32c.o" \
     -use-ld=lld -o "$out/frame-fuzz"

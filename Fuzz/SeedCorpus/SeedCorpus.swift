@@ -37,7 +37,14 @@ struct SeedCorpus {
             let kindByte = UInt8(kinds.firstIndex(of: message.kind) ?? 0)
             try write([kindByte] + message.encodedPayload(), to: "\(directory)/payload-\(message.kind)")
         }
-        print("wrote \(messages.count * 2) seeds to \(directory)")
+        // A piece the fuzzer's ring machine (rank 1 of 3, 10 elements, pieces of 2) expects
+        // first, in generation 1: first byte = ring kind index + 1 * kind count.
+        let data = [Float](repeating: 2, count: 2).withUnsafeBytes { Array($0) }
+        let expected = RingChunkHeader(collective: .allReduce, sequence: 0, sourceRank: 0, ringStep: 0, piece: 0,
+                                       elementOffset: 0, elementCount: 2, dataChecksum: crc32c(data))
+        let ringIndex = kinds.firstIndex(of: .ringChunk) ?? 0
+        try write([UInt8(ringIndex + kinds.count)] + expected.encodedPayload(), to: "\(directory)/payload-ringChunk-expected")
+        print("wrote \(messages.count * 2 + 1) seeds to \(directory)")
     }
 
     static func write(_ bytes: [UInt8], to path: String) throws {

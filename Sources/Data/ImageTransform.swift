@@ -6,7 +6,7 @@
 ///
 /// then float32 CHW with values x / 127.5 - 1 in [-1, 1].
 ///
-/// The crop and flip of a sample are drawn from `CounterRandom(.augmentation, seed, epoch,
+/// The crop and flip of a sample are drawn from `KeyedRandom(.augmentation, seed, epoch,
 /// sampleIndex)`: first the crop row (uniform in 0...H'-S), then the crop column (0...W'-S),
 /// then the flip (`coin()`), where W' x H' is the resized size. A sample therefore gets the same
 /// augmentation whichever rank decodes it and whenever.
@@ -43,7 +43,7 @@ public struct ImageTransform: Sendable, Equatable {
         let resized = sizeWithShorterSide(width: width, height: height, shorterSide: size)
         switch mode {
         case .training:
-            var random = CounterRandom(.augmentation, seed: seed, epoch, sampleIndex)
+            var random = KeyedRandom(.augmentation, seed: seed, epoch, sampleIndex)
             let y = random.below(resized.height - size + 1)
             let x = random.below(resized.width - size + 1)
             let flip = random.coin()

@@ -20,6 +20,7 @@ public struct PlannedStep: Sendable, Equatable {
 /// A sample left out of its batch.
 public struct SampleFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public let sampleIndex: Int
+    /// The sample's file path (or shard and member name).
     public let path: String
     public let error: ImageError
 
@@ -82,18 +83,48 @@ public final class TrainingPlan: @unchecked Sendable {
 
 /// Hands out prepared batches in step order; see the file's documentation. Call `stop()` (or
 /// drop the prefetcher) to end the producer threads early.
+/// The evaluation steps of one rank: the dataset in index order (no permutation), `batchSize`
+/// samples per global step, each rank its contiguous slice, the last step possibly shorter so that
+/// every sample is seen exactly once. Cursors have epoch 0.
+public struct EvaluationPlan: Sendable {
+    public let sampleCount: Int
+    public let batchSize: Int
+    public let rank: Int
+    public let worldSize: Int
+
+    public init(sampleCount: Int, batchSize: Int, rank: Int, worldSize: Int) {
+        precondition(batchSize > 0 && worldSize > 0 && (0..<worldSize).contains(rank), "EvaluationPlan: invalid batch or rank")
+        self.sampleCount = sampleCount
+        self.batchSize = batchSize
+        self.rank = rank
+        self.worldSize = worldSize
+    }
+
+    /// ceil(n / B).
+    public var stepCount: Int { (sampleCount + batchSize - 1) / batchSize }
+
+    public func step(_ k: Int) -> PlannedStep? {
+        guard k >= 0 && k < stepCount else { return nil }
+        let start = k * batchSize
+        let size = min(batchSize, sampleCount - start)
+        let slice = Sampler.sliceRange(rank: rank, worldSize: worldSize, globalBatch: size)
+        return PlannedStep(cursor: SamplerCursor(epoch: 0, step: k),
+                           sampleIndices: Array((start + slice.lowerBound)..<(start + slice.upperBound)))
+    }
+}
+
 public final class Prefetcher: Sendable {
     private let engine: PrefetchEngine
     private let threads: [NativeThread]
 
     /// Starts `threads` producers over `plan` (step k of the run, nil past the end).
-    public init(index: DatasetIndex, transform: ImageTransform, seed: UInt64,
+    public init(source: any SampleSource, transform: ImageTransform, seed: UInt64,
                 plan: @escaping @Sendable (Int) -> PlannedStep?,
                 threads threadCount: Int = 1, depth: Int = 2,
                 maximumPixels: Int = ImageDecoder.defaultMaximumPixels,
                 onFailure: @escaping @Sendable (SampleFailure) -> Void = { _ in }) {
         precondition(threadCount > 0 && depth > 0, "Prefetcher: threads and depth must be positive")
-        let engine = PrefetchEngine(index: index, transform: transform, seed: seed, depth: depth, plan: plan,
+        let engine = PrefetchEngine(source: source, transform: transform, seed: seed, depth: depth, plan: plan,
                                     maximumPixels: maximumPixels, onFailure: onFailure)
         self.engine = engine
         // The threads hold the engine, not the prefetcher, so dropping the prefetcher stops them.
@@ -101,11 +132,20 @@ public final class Prefetcher: Sendable {
     }
 
     /// A training prefetcher for one rank.
-    public convenience init(index: DatasetIndex, transform: ImageTransform, plan: TrainingPlan,
+    public convenience init(source: any SampleSource, transform: ImageTransform, plan: TrainingPlan,
                             threads: Int = 1, depth: Int = 2,
                             maximumPixels: Int = ImageDecoder.defaultMaximumPixels,
                             onFailure: @escaping @Sendable (SampleFailure) -> Void = { _ in }) {
-        self.init(index: index, transform: transform, seed: plan.sampler.seed, plan: { plan.step($0) },
+        self.init(source: source, transform: transform, seed: plan.sampler.seed, plan: { plan.step($0) },
+                  threads: threads, depth: depth, maximumPixels: maximumPixels, onFailure: onFailure)
+    }
+
+    /// An evaluation prefetcher for one rank (centre crops; the seed is unused by them).
+    public convenience init(source: any SampleSource, transform: ImageTransform, plan: EvaluationPlan,
+                            threads: Int = 1, depth: Int = 2,
+                            maximumPixels: Int = ImageDecoder.defaultMaximumPixels,
+                            onFailure: @escaping @Sendable (SampleFailure) -> Void = { _ in }) {
+        self.init(source: source, transform: transform, seed: 0, plan: { plan.step($0) },
                   threads: threads, depth: depth, maximumPixels: maximumPixels, onFailure: onFailure)
     }
 
@@ -131,7 +171,7 @@ public final class Prefetcher: Sendable {
 
 /// The state the producer threads and the consumer share, guarded by one lock.
 private final class PrefetchEngine: @unchecked Sendable {
-    let index: DatasetIndex
+    let source: any SampleSource
     let transform: ImageTransform
     let seed: UInt64
     let depth: Int
@@ -147,10 +187,10 @@ private final class PrefetchEngine: @unchecked Sendable {
     private var stopped = false
     private var skipped = 0
 
-    init(index: DatasetIndex, transform: ImageTransform, seed: UInt64, depth: Int,
+    init(source: any SampleSource, transform: ImageTransform, seed: UInt64, depth: Int,
          plan: @escaping @Sendable (Int) -> PlannedStep?, maximumPixels: Int,
          onFailure: @escaping @Sendable (SampleFailure) -> Void) {
-        self.index = index
+        self.source = source
         self.transform = transform
         self.seed = seed
         self.depth = depth
@@ -218,9 +258,10 @@ private final class PrefetchEngine: @unchecked Sendable {
         var good: [Int] = []
         var failures: [SampleFailure] = []
         for sample in planned.sampleIndices {
-            let path = index.path(of: sample)
+            let path = source.name(of: sample)
             do {
-                let image = try decoder.decodeFile(atPath: path, shorterSideAtLeast: transform.size)
+                let bytes = try source.readBytes(of: sample)
+                let image = try decoder.decode(bytes, file: path, shorterSideAtLeast: transform.size)
                 images.withUnsafeMutableBufferPointer { buffer in
                     let slot = UnsafeMutableBufferPointer(rebasing: buffer[(good.count * stride)..<((good.count + 1) * stride)])
                     transform.apply(image, seed: seed, epoch: planned.cursor.epoch, sampleIndex: sample, into: slot)

@@ -1,3 +1,5 @@
+import CCRC32C
+
 /// The safetensors format (https://github.com/huggingface/safetensors), read and written without
 /// knowing any layer:
 ///
@@ -29,6 +31,11 @@ public struct NamedTensor: Equatable, Sendable {
     public init(name: String, shape: [Int], floats: [Float]) {
         self.init(name: name, shape: shape, dtype: .F32,
                   data: floats.withUnsafeBytes { Array($0) })
+    }
+
+    /// CRC-32C (Castagnoli) of the data bytes: the per-tensor checksum of checkpoints.
+    public var crc32c: UInt32 {
+        data.withUnsafeBytes { scvae_crc32c(0, $0.baseAddress, $0.count) }
     }
 
     /// Number of elements the shape describes (1 for a scalar, shape []).

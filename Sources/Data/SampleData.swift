@@ -8,7 +8,7 @@ import Darwin
 /// gradients, textures), one kind of structure per class, so that training has something to learn
 /// without a download. Generated once, deterministically, and reused.
 ///
-/// Image i belongs to class i mod 8 and is drawn from `CounterRandom(.sampleData, seed: seed, i)`
+/// Image i belongs to class i mod 8 and is drawn from `KeyedRandom(.sampleData, seed: seed, i)`
 /// with integer and correctly rounded float arithmetic only (no sin or exp, whose last bits vary
 /// between C libraries), then JPEG-encoded at quality 90 with libjpeg-turbo's accurate DCT. Its
 /// shorter side is `size`, its longer side `size` to 5/4 `size`, so random crops have room.
@@ -56,6 +56,11 @@ public enum SampleData {
         return target
     }
 
+    /// `ensure` in the default cache folder (`$XDG_CACHE_HOME/scvae`, else `~/.cache/scvae`).
+    public static func ensureInDefaultCache(count: Int = 2000, size: Int = 64, seed: UInt64 = 0) throws(SampleDataError) -> String {
+        try ensure(at: DatasetIndexCache.defaultDirectory(), count: count, size: size, seed: seed)
+    }
+
     /// Writes the set into `folder` (created), without the atomic rename.
     static func generate(into folder: String, count: Int, size: Int, seed: UInt64) throws(SampleDataError) {
         for className in classNames {
@@ -86,7 +91,7 @@ public enum SampleData {
 
     /// Image `index` of the set.
     public static func image(index: Int, size: Int, seed: UInt64) -> RGBImage {
-        var random = CounterRandom(.sampleData, seed: seed, index)
+        var random = KeyedRandom(.sampleData, seed: seed, index)
         let longer = size + random.below(size / 4 + 1)
         let landscape = random.coin()
         var canvas = Canvas(width: landscape ? longer : size, height: landscape ? size : longer)
@@ -96,12 +101,12 @@ public enum SampleData {
         return canvas.image
     }
 
-    static func randomColor(_ random: inout CounterRandom) -> (Int, Int, Int) {
+    static func randomColor(_ random: inout KeyedRandom) -> (Int, Int, Int) {
         (random.below(256), random.below(256), random.below(256))
     }
 
     /// One of 16 integer directions spread around the circle.
-    static func randomDirection(_ random: inout CounterRandom) -> (Int, Int) {
+    static func randomDirection(_ random: inout KeyedRandom) -> (Int, Int) {
         let directions = [(8, 0), (7, 3), (6, 6), (3, 7), (0, 8), (-3, 7), (-6, 6), (-7, 3),
                           (-8, 0), (-7, -3), (-6, -6), (-3, -7), (0, -8), (3, -7), (6, -6), (7, -3)]
         return directions[random.below(directions.count)]
@@ -184,7 +189,7 @@ struct Canvas {
     /// Adds small per-pixel noise, a film-grain texture, from a hash of (key, pixel).
     mutating func addGrain(key: UInt64, amplitude: Int) {
         for i in 0..<pixels.count {
-            let noise = Int(CounterRandom.mix(key &+ UInt64(i) &* CounterRandom.golden) % UInt64(2 * amplitude + 1)) - amplitude
+            let noise = Int(KeyedRandom.mix(key &+ UInt64(i) &* KeyedRandom.golden) % UInt64(2 * amplitude + 1)) - amplitude
             pixels[i] = UInt8(min(255, max(0, Int(pixels[i]) + noise)))
         }
     }
@@ -192,7 +197,7 @@ struct Canvas {
 
 /// The eight structures of the sample classes.
 enum SampleDrawing {
-    static func draw(kind: Int, on canvas: inout Canvas, random: inout CounterRandom) {
+    static func draw(kind: Int, on canvas: inout Canvas, random: inout KeyedRandom) {
         let w = canvas.width, h = canvas.height
         let side = min(w, h)
         switch kind {

@@ -2,7 +2,7 @@
 /// "Batches and randomness").
 ///
 /// Epoch e visits the dataset in a seeded permutation: Fisher–Yates driven by
-/// `CounterRandom(.permutation, seed: seed, e)`:
+/// `KeyedRandom(.permutation, seed: seed, e)`:
 ///
 ///     order = [0, 1, ..., n-1]
 ///     for i in n-1 down to 1: j = random.below(i + 1); swap(order[i], order[j])
@@ -66,7 +66,7 @@ public struct Sampler: Sendable, Equatable {
     /// The permutation of sample indices for `epoch`.
     public func permutation(epoch: Int) -> [Int] {
         var order = Array(0..<sampleCount)
-        var random = CounterRandom(.permutation, seed: seed, epoch)
+        var random = KeyedRandom(.permutation, seed: seed, epoch)
         var i = sampleCount - 1
         while i > 0 {
             let j = random.below(i + 1)

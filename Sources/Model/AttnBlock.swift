@@ -29,7 +29,7 @@ final class AttnBlock: ChainLayer {
         self.channels = channels
         self.workspace = workspace
         norm = GroupNormLayer("\(prefix).norm", layout: layout, config: config, positions: positions,
-                              channels: channels, swish: false, maxBatch: maxBatch)
+                              channels: channels, swish: false, maxBatch: maxBatch, workspace: workspace)
         let pointwise = Conv2dGeometry.pointwise(batch: 1, height: height, width: width, inChannels: channels, outChannels: channels)
         query = ConvLayer("\(prefix).q", layout: layout, geometry: pointwise, maxBatch: maxBatch, workspace: workspace)
         key = ConvLayer("\(prefix).k", layout: layout, geometry: pointwise, maxBatch: maxBatch, workspace: workspace)
@@ -40,6 +40,10 @@ final class AttnBlock: ChainLayer {
         output = FloatStorage(count: maxBatch * positions * channels)
     }
 
+    /// Four 1x1 convolutions plus q k^T and A v (2 P^2 C multiply-adds).
+    var forwardFlopsPerImage: Double {
+        4 * query.forwardFlopsPerImage + 4 * Double(positions * positions * channels)
+    }
     var inputSize: Int { positions * channels }
     var outputSize: Int { positions * channels }
     private var scale: Float { 1 / Float(channels).squareRoot() }

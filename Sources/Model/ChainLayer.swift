@@ -6,6 +6,8 @@ protocol ChainLayer: AnyObject {
     /// Floats per image of the input and of the output.
     var inputSize: Int { get }
     var outputSize: Int { get }
+    /// Multiply-add FLOPs (x2) of the GEMM work in one image's forward pass, for benchmarks.
+    var forwardFlopsPerImage: Double { get }
     /// Runs `batch` images; the returned output stays valid until this layer's next forward.
     /// The layer keeps `input` for its backward, so the caller must keep it alive until then.
     func forward(_ input: UnsafePointer<Float>, batch: Int, parameters: UnsafePointer<Float>) -> UnsafePointer<Float>
@@ -28,6 +30,7 @@ final class LayerChain {
 
     var inputSize: Int { layers.first!.inputSize }
     var outputSize: Int { layers.last!.outputSize }
+    var forwardFlopsPerImage: Double { layers.reduce(0) { $0 + $1.forwardFlopsPerImage } }
 
     func forward(_ input: UnsafePointer<Float>, batch: Int, parameters: UnsafePointer<Float>) -> UnsafePointer<Float> {
         var current = input

@@ -8,6 +8,24 @@
 /// columns run (ky, kx, ci), copies whole contiguous Ci runs out of NHWC memory. The patch matrix is
 /// built in row chunks so its scratch stays a few MiB whatever the image size.
 enum Conv2d {
+    /// How a convolution is computed; `automatic` picks by shape (DECISIONS.md, "Facts measured here").
+    enum Method: Sendable { case automatic, im2col, shifted }
+
+    /// Maps with at least this many pixels use shifted GEMMs for 3x3 stride-1 convolutions.
+    static let shiftedMinimumPixels = 64 * 64
+
+    static func resolve(_ method: Method, _ g: Conv2dGeometry) -> Method {
+        switch method {
+        case .automatic:
+            return Conv2dShifted.applies(to: g) && g.height * g.width >= shiftedMinimumPixels ? .shifted : .im2col
+        case .shifted:
+            precondition(Conv2dShifted.applies(to: g), "shifted GEMMs need a 3x3 stride-1 pad-1 convolution")
+            return .shifted
+        case .im2col:
+            return .im2col
+        }
+    }
+
     /// Floats of im2col scratch per chunk (8 MiB).
     static let columnBudget = 1 << 21
 
@@ -15,9 +33,13 @@ enum Conv2d {
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                         geometry g: Conv2dGeometry, accumulate: Bool = false, workspace: Workspace,
-                        rowsPerChunk chunkOverride: Int? = nil) {
+                        rowsPerChunk chunkOverride: Int? = nil, method: Method = .automatic) {
         let co = g.outChannels
         let wr = repackedWeight(weight, g, workspace)
+        if resolve(method, g) == .shifted {
+            Conv2dShifted.forward(out: out, inp: inp, wr: wr, bias: bias, geometry: g, accumulate: accumulate, workspace: workspace)
+            return
+        }
         for r in 0..<g.rows {
             let row = out + r * co
             if accumulate {
@@ -49,13 +71,16 @@ enum Conv2d {
     static func backward(dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>,
                          dBias: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                         geometry g: Conv2dGeometry, workspace: Workspace, rowsPerChunk chunkOverride: Int? = nil) {
+                         geometry g: Conv2dGeometry, workspace: Workspace, rowsPerChunk chunkOverride: Int? = nil,
+                         method: Method = .automatic) {
         let co = g.outChannels
         accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: co)
         let wr = repackedWeight(weight, g, workspace)
         let width = g.patchWidth
         let dwr = workspace.zeroed(.convWeightGradient, width * co)
-        if g.isPlainProduct {
+        if resolve(method, g) == .shifted {
+            Conv2dShifted.backward(dInput: dInput, dWr: dwr, dOut: dOut, inp: inp, wr: wr, geometry: g, workspace: workspace)
+        } else if g.isPlainProduct {
             BLAS.sgemm(transA: true, m: width, n: co, k: g.rows, a: inp, lda: width,
                        b: dOut, ldb: co, beta: 1, c: dwr, ldc: co)
             if let dInput {

@@ -29,6 +29,7 @@ final class ConvLayer: ChainLayer {
     /// The output of the last forward (only for layers that own one).
     var outputPointer: UnsafePointer<Float> { UnsafePointer(output!.pointer) }
 
+    var forwardFlopsPerImage: Double { geometry.forwardFlops }
     var inputSize: Int { geometry.inputCount }
     var outputSize: Int { geometry.outputCount }
 

@@ -37,7 +37,7 @@ enum Decoder {
             }
         }
         layers.append(GroupNormLayer("decoder.norm_out", layout: layout, config: config, positions: side * side,
-                                     channels: channels, swish: true, maxBatch: maxBatch))
+                                     channels: channels, swish: true, maxBatch: maxBatch, workspace: workspace))
         layers.append(ConvLayer("decoder.conv_out", layout: layout, geometry: same3x3(channels, 3),
                                 maxBatch: maxBatch, workspace: workspace))
         return LayerChain(layers: layers, workspace: workspace)

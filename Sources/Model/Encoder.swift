@@ -36,7 +36,7 @@ enum Encoder {
         layers += midLayers("encoder", config: config, layout: layout, side: side, channels: channels,
                             maxBatch: maxBatch, workspace: workspace)
         layers.append(GroupNormLayer("encoder.norm_out", layout: layout, config: config, positions: side * side,
-                                     channels: channels, swish: true, maxBatch: maxBatch))
+                                     channels: channels, swish: true, maxBatch: maxBatch, workspace: workspace))
         layers.append(ConvLayer("encoder.conv_out", layout: layout, geometry: same3x3(channels, config.latentChannels),
                                 maxBatch: maxBatch, workspace: workspace))
         return LayerChain(layers: layers, workspace: workspace)

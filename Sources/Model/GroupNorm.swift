@@ -36,10 +36,12 @@ enum GroupNorm {
                     mean[b * groups + g] = Float(sum / count)
                 }
                 channelSums.initialize(repeating: 0)
+                // `scale` briefly holds each channel's group mean.
+                for c in 0..<channels { scale[c] = mean[b * groups + c / perGroup] }
                 for p in 0..<positions {
                     let row = x + p * channels
                     for c in 0..<channels {
-                        let d = Double(row[c] - mean[b * groups + c / perGroup])
+                        let d = Double(row[c] - scale[c])
                         channelSums[c] += d * d
                     }
                 }
@@ -71,39 +73,52 @@ enum GroupNorm {
     }
 
     /// dInput +=, dWeight +=, dBias += from dOut; `inp`, `mean`, `rstd` as written by forward.
+    /// `scratch` holds P*C floats: with swish fused, dy (the gradient at y) is computed once there
+    /// instead of re-evaluating the sigmoid in the second pass.
     static func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
                          dBias: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                          weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                         batch: Int, positions: Int, channels: Int, groups: Int, swish: Bool) {
+                         batch: Int, positions: Int, channels: Int, groups: Int, swish: Bool,
+                         scratch: UnsafeMutablePointer<Float>) {
         let perGroup = channels / groups
-        let count = Float(positions * perGroup)
+        let count = Double(positions * perGroup)
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * channels) { sums in
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * groups) { groupTerms in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 5 * channels) { perChannel in
             let sumDy = sums.baseAddress!, sumDyXhat = sumDy + channels
-            let meanDxhat = groupTerms.baseAddress!, meanDxhatXhat = meanDxhat + groups
+            let channelMean = perChannel.baseAddress!, channelRstd = channelMean + channels
+            let shiftDx = channelRstd + channels, slopeDx = shiftDx + channels, scaleDy = slopeDx + channels
             for b in 0..<batch {
                 let x = inp + b * positions * channels
-                let dy0 = dOut + b * positions * channels
                 let stats = b * groups
+                for c in 0..<channels {
+                    channelMean[c] = mean[stats + c / perGroup]
+                    channelRstd[c] = rstd[stats + c / perGroup]
+                }
                 // dy is the gradient at y = xhat * gamma + beta (through swish when fused).
-                @inline(__always) func gradientAtY(_ p: Int, _ c: Int) -> (dy: Float, xhat: Float) {
-                    let g = stats + c / perGroup
-                    let xhat = (x[p * channels + c] - mean[g]) * rstd[g]
-                    var dy = dy0[p * channels + c]
-                    if swish {
-                        let y = xhat * weight[c] + bias[c]
-                        let s = 1 / (1 + expf(-y))
-                        dy *= s * (1 + y * (1 - s))
+                let dy: UnsafePointer<Float>
+                if swish {
+                    let dOutSample = dOut + b * positions * channels
+                    for p in 0..<positions {
+                        let row = p * channels
+                        for c in 0..<channels {
+                            let y = (x[row + c] - channelMean[c]) * channelRstd[c] * weight[c] + bias[c]
+                            let sigmoid = 1 / (1 + expf(-y))
+                            scratch[row + c] = dOutSample[row + c] * sigmoid * (1 + y * (1 - sigmoid))
+                        }
                     }
-                    return (dy, xhat)
+                    dy = UnsafePointer(scratch)
+                } else {
+                    dy = dOut + b * positions * channels
                 }
                 for c in 0..<(2 * channels) { sums[c] = 0 }
                 for p in 0..<positions {
+                    let row = p * channels
                     for c in 0..<channels {
-                        let (dy, xhat) = gradientAtY(p, c)
-                        sumDy[c] += Double(dy)
-                        sumDyXhat[c] += Double(dy * xhat)
+                        let g = dy[row + c]
+                        let xhat = (x[row + c] - channelMean[c]) * channelRstd[c]
+                        sumDy[c] += Double(g)
+                        sumDyXhat[c] += Double(g * xhat)
                     }
                 }
                 for c in 0..<channels {
@@ -112,21 +127,26 @@ enum GroupNorm {
                 }
                 // dxhat = dy * gamma; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
                 for g in 0..<groups {
-                    var a = 0.0, bsum = 0.0
+                    var meanDxhat = 0.0, meanDxhatXhat = 0.0
                     for c in (g * perGroup)..<((g + 1) * perGroup) {
-                        a += Double(weight[c]) * sumDy[c]
-                        bsum += Double(weight[c]) * sumDyXhat[c]
+                        meanDxhat += Double(weight[c]) * sumDy[c]
+                        meanDxhatXhat += Double(weight[c]) * sumDyXhat[c]
                     }
-                    meanDxhat[g] = Float(a) / count
-                    meanDxhatXhat[g] = Float(bsum) / count
+                    meanDxhat /= count
+                    meanDxhatXhat /= count
+                    for c in (g * perGroup)..<((g + 1) * perGroup) {
+                        let r = channelRstd[c]
+                        scaleDy[c] = r * weight[c]
+                        // dx = scaleDy * dy - r * meanDxhat - r * xhat * meanDxhatXhat, with xhat = (x - m) r.
+                        slopeDx[c] = r * r * Float(meanDxhatXhat)
+                        shiftDx[c] = r * Float(meanDxhat) - channelMean[c] * slopeDx[c]
+                    }
                 }
                 let dx = dInput + b * positions * channels
                 for p in 0..<positions {
+                    let row = p * channels
                     for c in 0..<channels {
-                        let (dy, xhat) = gradientAtY(p, c)
-                        let g = c / perGroup
-                        dx[p * channels + c] += rstd[stats + g]
-                            * (dy * weight[c] - meanDxhat[g] - xhat * meanDxhatXhat[g])
+                        dx[row + c] += scaleDy[c] * dy[row + c] - slopeDx[c] * x[row + c] - shiftDx[c]
                     }
                 }
             }

@@ -14,9 +14,10 @@ final class GroupNormLayer: ChainLayer {
     private let mean: FloatStorage
     private let rstd: FloatStorage
     private var input: UnsafePointer<Float>?
+    private let workspace: Workspace
 
     init(_ prefix: String, layout: ParameterLayout, config: ModelConfig, positions: Int, channels: Int,
-         swish: Bool, maxBatch: Int) {
+         swish: Bool, maxBatch: Int, workspace: Workspace) {
         let weight = layout.entry("\(prefix).weight"), bias = layout.entry("\(prefix).bias")
         precondition(weight.shape == [channels] && bias.shape == [channels], "\(prefix) is not a norm of \(channels) channels")
         self.positions = positions
@@ -25,6 +26,7 @@ final class GroupNormLayer: ChainLayer {
         precondition(channels % groups == 0, "\(prefix): \(channels) channels do not split into \(groups) groups")
         epsilon = config.groupNormEpsilon
         self.swish = swish
+        self.workspace = workspace
         weightOffset = weight.offset
         biasOffset = bias.offset
         output = FloatStorage(count: maxBatch * positions * channels)
@@ -32,6 +34,7 @@ final class GroupNormLayer: ChainLayer {
         rstd = FloatStorage(count: maxBatch * groups)
     }
 
+    var forwardFlopsPerImage: Double { 0 }
     var inputSize: Int { positions * channels }
     var outputSize: Int { positions * channels }
 
@@ -52,6 +55,7 @@ final class GroupNormLayer: ChainLayer {
         GroupNorm.backward(dInput: dInput, dWeight: gradients + weightOffset, dBias: gradients + biasOffset,
                            dOut: dOutput, inp: input, mean: mean.pointer, rstd: rstd.pointer,
                            weight: parameters + weightOffset, bias: parameters + biasOffset,
-                           batch: batch, positions: positions, channels: channels, groups: groups, swish: swish)
+                           batch: batch, positions: positions, channels: channels, groups: groups, swish: swish,
+                           scratch: workspace.floats(.normGradient, positions * channels))
     }
 }

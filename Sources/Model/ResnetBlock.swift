@@ -26,12 +26,12 @@ final class ResnetBlock: ChainLayer {
         self.workspace = workspace
         let positions = height * width
         norm1 = GroupNormLayer("\(prefix).norm1", layout: layout, config: config, positions: positions,
-                               channels: inChannels, swish: true, maxBatch: maxBatch)
+                               channels: inChannels, swish: true, maxBatch: maxBatch, workspace: workspace)
         conv1 = ConvLayer("\(prefix).conv1", layout: layout,
                           geometry: .same3x3(batch: 1, height: height, width: width, inChannels: inChannels, outChannels: outChannels),
                           maxBatch: maxBatch, workspace: workspace)
         norm2 = GroupNormLayer("\(prefix).norm2", layout: layout, config: config, positions: positions,
-                               channels: outChannels, swish: true, maxBatch: maxBatch)
+                               channels: outChannels, swish: true, maxBatch: maxBatch, workspace: workspace)
         conv2 = ConvLayer("\(prefix).conv2", layout: layout,
                           geometry: .same3x3(batch: 1, height: height, width: width, inChannels: outChannels, outChannels: outChannels),
                           maxBatch: nil, workspace: workspace)
@@ -42,6 +42,9 @@ final class ResnetBlock: ChainLayer {
         output = FloatStorage(count: maxBatch * positions * outChannels)
     }
 
+    var forwardFlopsPerImage: Double {
+        conv1.forwardFlopsPerImage + conv2.forwardFlopsPerImage + (shortcut?.forwardFlopsPerImage ?? 0)
+    }
     var inputSize: Int { height * width * inChannels }
     var outputSize: Int { height * width * outChannels }
 

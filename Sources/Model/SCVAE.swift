@@ -69,6 +69,13 @@ public final class SCVAEModel {
         precondition(encoder.outputSize == latentSize && decoder.inputSize == latentSize && decoder.outputSize == imageSize)
     }
 
+    /// GEMM FLOPs of one image's forward pass through encoder, LISTA and decoder (for benchmarks;
+    /// backward costs about twice this).
+    public var forwardFlopsPerImage: Double {
+        let (p, c, k, t) = (Double(latentPositions), Double(config.latentChannels), Double(config.atoms), Double(config.istaIterations))
+        return encoder.forwardFlopsPerImage + decoder.forwardFlopsPerImage + 2 * p * (2 * c * k + t * k * k)
+    }
+
     /// Floats per image and per image's latent grid.
     private var imageSize: Int { 3 * config.imageSize * config.imageSize }
     private var latentPositions: Int { config.latentSize * config.latentSize }

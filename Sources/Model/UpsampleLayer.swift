@@ -14,6 +14,7 @@ final class UpsampleLayer: ChainLayer {
         output = FloatStorage(count: maxBatch * 4 * height * width * channels)
     }
 
+    var forwardFlopsPerImage: Double { 0 }
     var inputSize: Int { height * width * channels }
     var outputSize: Int { 4 * height * width * channels }
 

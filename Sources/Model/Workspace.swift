@@ -28,8 +28,12 @@ final class Workspace {
         case blockGradientA, blockGradientB
         /// Gradients inside an AttnBlock.
         case attentionNorm, attentionQuery, attentionKey, attentionValue, attentionMixed, attentionScores
+        /// GroupNorm backward: the gradient at the pre-swish output of one image.
+        case normGradient
         /// Convolution: repacked weights [kh, kw, in, out], their gradient, and im2col rows.
         case convWeight, convWeightGradient, convColumns
+        /// Shifted-GEMM convolution: wide output rows and the padded output gradient.
+        case convWide, convPaddedGradient
     }
 
     private var pointers: [UnsafeMutablePointer<Float>?] = Array(repeating: nil, count: Slot.allCases.count)

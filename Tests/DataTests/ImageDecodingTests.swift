@@ -214,4 +214,30 @@ private func decodeError(_ bytes: [UInt8], maximumPixels: Int = ImageDecoder.def
         let (r, g, b) = small[50, 37]
         #expect(abs(Int(r) - Int(original[201, 149].0)) <= 6 && abs(Int(g) - Int(original[201, 149].1)) <= 6 && abs(Int(b) - 100) <= 6)
     }
+
+    @Test func randomCorruptionsNeverCrash() throws {
+        let jpeg = try encodeJPEG(gradient(width: 40, height: 30), quality: 85)
+        let rgb = (0..<(12 * 9 * 3)).map { UInt8($0 * 13 % 256) }
+        let png = try PNGCodec.encode(pixels: rgb, width: 12, height: 9, format: PNGCodec.colorFlag)
+        let decoder = ImageDecoder(maximumPixels: 1 << 20)
+        var random = KeyedRandom(key: 23)
+        var refused = 0
+        for original in [jpeg, png] {
+            for _ in 0..<600 {
+                var damaged = original
+                for _ in 0..<(1 + random.below(3)) {
+                    damaged[2 + random.below(damaged.count - 2)] = UInt8(random.below(256))
+                }
+                do {
+                    let image = try decoder.decode(damaged, file: "fuzz")
+                    #expect(image.pixels.count == image.width * image.height * 3)
+                } catch {
+                    refused += 1
+                    #expect(error.file == "fuzz")
+                }
+            }
+        }
+        #expect(refused > 0)
+        #expect(try decoder.decode(jpeg).width == 40, "the decoder is still usable")
+    }
 }

@@ -44,7 +44,7 @@ private func drain(_ prefetcher: Prefetcher) -> [PreparedBatch] {
         for rank in 0..<2 {
             let plan = TrainingPlan(sampler: sampler, rank: rank, worldSize: 2, start: SamplerCursor(epoch: 0, step: 0), stepCount: 8)
             let warnings = Collector<SampleFailure>()
-            let prefetcher = Prefetcher(index: index, transform: transform, plan: plan, onFailure: { warnings.append($0) })
+            let prefetcher = Prefetcher(source: index, transform: transform, plan: plan, onFailure: { warnings.append($0) })
             let batches = drain(prefetcher)
             #expect(batches.count == 8)
             let decoder = ImageDecoder()
@@ -78,7 +78,7 @@ private func drain(_ prefetcher: Prefetcher) -> [PreparedBatch] {
         let transform = ImageTransform(size: 12, mode: .training)
         func run(threads: Int) -> [([Int], [Float])] {
             let plan = TrainingPlan(sampler: sampler, rank: 1, worldSize: 3, start: SamplerCursor(epoch: 1, step: 2), stepCount: 9)
-            return drain(Prefetcher(index: index, transform: transform, plan: plan, threads: threads, depth: 3)).map { ($0.sampleIndices, $0.images) }
+            return drain(Prefetcher(source: index, transform: transform, plan: plan, threads: threads, depth: 3)).map { ($0.sampleIndices, $0.images) }
         }
         let one = run(threads: 1), three = run(threads: 3)
         #expect(one.count == 9)
@@ -91,7 +91,7 @@ private func drain(_ prefetcher: Prefetcher) -> [PreparedBatch] {
         _ = directory
         let sampler = try Sampler(sampleCount: index.count, globalBatch: 4, seed: 1)
         let plan = TrainingPlan(sampler: sampler, rank: 0, worldSize: 1, start: SamplerCursor(epoch: 0, step: 0))
-        let prefetcher = Prefetcher(index: index, transform: ImageTransform(size: 16, mode: .training), plan: plan, threads: 2, depth: 2)
+        let prefetcher = Prefetcher(source: index, transform: ImageTransform(size: 16, mode: .training), plan: plan, threads: 2, depth: 2)
         usleep(300_000)
         #expect(prefetcher.stepsInFlight <= 2, "producers wait for the consumer")
         #expect(prefetcher.next() != nil)
@@ -100,6 +100,27 @@ private func drain(_ prefetcher: Prefetcher) -> [PreparedBatch] {
         prefetcher.stop()
         #expect(prefetcher.next() == nil)
         // An endless plan whose prefetcher is dropped without stop() must not leave threads hanging.
-        _ = Prefetcher(index: index, transform: ImageTransform(size: 16, mode: .training), plan: plan, threads: 2)
+        _ = Prefetcher(source: index, transform: ImageTransform(size: 16, mode: .training), plan: plan, threads: 2)
+    }
+
+    @Test func evaluationPlanSeesEverySampleOnceInOrder() throws {
+        for worldSize in 1...4 {
+            var seen: [Int] = []
+            var steps: [[[Int]]] = []
+            for rank in 0..<worldSize {
+                let plan = EvaluationPlan(sampleCount: 23, batchSize: 5, rank: rank, worldSize: worldSize)
+                #expect(plan.stepCount == 5)
+                steps.append((0..<plan.stepCount).map { plan.step($0)!.sampleIndices })
+                #expect(plan.step(5) == nil)
+            }
+            for k in 0..<5 { for rank in 0..<worldSize { seen += steps[rank][k] } }
+            #expect(seen == Array(0..<23), "N=\(worldSize)")
+        }
+        let (directory, index, bad) = try datasetWithBadFiles()
+        _ = directory
+        let plan = EvaluationPlan(sampleCount: index.count, batchSize: 8, rank: 0, worldSize: 1)
+        let batches = drain(Prefetcher(source: index, transform: ImageTransform(size: 16, mode: .evaluation), plan: plan))
+        #expect(batches.map(\.count).reduce(0, +) == index.count - bad.count)
+        #expect(batches.flatMap(\.failures).count == bad.count)
     }
 }

@@ -172,4 +172,22 @@ private func decodeError(_ bytes: [UInt8]) -> SafeTensorsError? {
         let parsed = try JSONValue.parse(Array(#""\u00e9\ud83d\ude42""#.utf8))
         #expect(parsed == .string("é🙂"))
     }
+
+    @Test func tensorChecksumIsCRC32C() {
+        // The standard CRC-32C check value: "123456789" -> 0xE3069283.
+        #expect(NamedTensor(name: "t", shape: [9], dtype: .U8, data: Array("123456789".utf8)).crc32c == 0xE306_9283)
+        #expect(NamedTensor(name: "e", shape: [0], floats: []).crc32c == 0)
+    }
+
+    @Test func randomCorruptionsNeverTrap() throws {
+        let bytes = try SafeTensors.encode(sample, metadata: ["step": "4"])
+        var random = KeyedRandom(key: 17)
+        for _ in 0..<2000 {
+            var damaged = bytes
+            for _ in 0..<(1 + random.below(4)) {
+                damaged[random.below(damaged.count)] = UInt8(random.below(256))
+            }
+            _ = try? SafeTensors.decode(damaged)
+        }
+    }
 }

@@ -23,7 +23,7 @@ final class TemporaryDirectory {
         let target = file(name)
         let folder = (target as NSString).deletingLastPathComponent
         try! FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: target, contents: Data(bytes))
+        precondition(FileManager.default.createFile(atPath: target, contents: Data(bytes)), "cannot write \(target)")
         return target
     }
 }

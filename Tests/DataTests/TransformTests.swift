@@ -13,10 +13,10 @@ private func image(width: Int, height: Int, _ color: (Int, Int) -> (UInt8, UInt8
     return RGBImage(width: width, height: height, pixels: pixels)
 }
 
-@Suite struct CounterRandomTests {
+@Suite struct KeyedRandomTests {
     @Test func matchesPublishedSplitMix64Values() {
         // SplitMix64 seeded with 1234567: the reference sequence of Vigna's splitmix64.c.
-        var random = CounterRandom(key: 1_234_567)
+        var random = KeyedRandom(key: 1_234_567)
         #expect(random.next() == 6_457_827_717_110_365_317)
         #expect(random.next() == 3_203_168_211_198_807_973)
         #expect(random.next() == 9_817_491_932_198_370_423)
@@ -24,15 +24,15 @@ private func image(width: Int, height: Int, _ color: (Int, Int) -> (UInt8, UInt8
     }
 
     @Test func keyDerivationIsAsDocumented() {
-        // Computed independently (Python) from the formula in CounterRandom's documentation.
-        #expect(CounterRandom.key([2, 42, 3, 7]) == 4_159_740_540_201_644_148)
-        var random = CounterRandom(.augmentation, seed: 42, 3, 7)
+        // Computed independently (Python) from the formula in KeyedRandom's documentation.
+        #expect(KeyedRandom.key([2, 42, 3, 7]) == 4_159_740_540_201_644_148)
+        var random = KeyedRandom(.augmentation, seed: 42, 3, 7)
         #expect(random.next() == 7_162_736_462_989_273_717)
         #expect(random.next() == 4_040_492_598_061_190_807)
     }
 
     @Test func boundedValuesStayInRangeAndCoverIt() {
-        var random = CounterRandom(key: 99)
+        var random = KeyedRandom(key: 99)
         var seen = Set<Int>()
         for _ in 0..<2000 {
             let value = random.below(7)

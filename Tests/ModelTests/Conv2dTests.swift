@@ -53,6 +53,48 @@ import Testing
                 "\(name) \(g): max diff dInput/dWeight/dBias \(diffs); dWeight first \(Array(dWeight.prefix(4))) vs \(Array(dWeightRef.prefix(4)))")
     }
 
+    static let shiftedCases: [Conv2dGeometry] = [
+        .same3x3(batch: 2, height: 7, width: 5, inChannels: 3, outChannels: 5),
+        .same3x3(batch: 2, height: 33, width: 33, inChannels: 3, outChannels: 4),   // more wide rows than one block
+        .same3x3(batch: 1, height: 1, width: 1, inChannels: 2, outChannels: 2),
+    ]
+
+    /// The shifted-GEMM path (used automatically on large maps) against the reference, forced on small ones.
+    @Test(arguments: 0..<shiftedCases.count)
+    func shiftedMatchesReference(caseIndex: Int) {
+        let g = Self.shiftedCases[caseIndex]
+        var random = KernelRandom(seed: UInt64(200 + caseIndex))
+        let input = random.array(g.inputCount), weight = random.array(g.weightCount), bias = random.array(g.outChannels)
+        var expected = [Float](repeating: 0, count: g.outputCount)
+        Conv2dReference.forward(out: &expected, inp: input, weight: weight, bias: bias, geometry: g)
+        let workspace = Workspace()
+        var fast = random.array(g.outputCount)
+        Conv2d.forward(out: &fast, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: .shifted)
+        #expect(maxAbsDifference(fast, expected) < 1e-4, "\(g) forward: first \(Array(fast.prefix(4))) vs \(Array(expected.prefix(4)))")
+        var accumulated = random.array(g.outputCount)
+        let before = accumulated
+        Conv2d.forward(out: &accumulated, inp: input, weight: weight, bias: bias, geometry: g, accumulate: true,
+                       workspace: workspace, method: .shifted)
+        #expect(maxAbsDifference(accumulated, zip(before, expected).map { $0 + $1 }) < 1e-4, "\(g) accumulate")
+
+        let dOut = random.array(g.outputCount)
+        let dInput0 = random.array(g.inputCount), dWeight0 = random.array(g.weightCount), dBias0 = random.array(g.outChannels)
+        var (dInputRef, dWeightRef, dBiasRef) = (dInput0, dWeight0, dBias0)
+        Conv2dReference.backward(dInput: &dInputRef, dWeight: &dWeightRef, dBias: &dBiasRef, dOut: dOut,
+                                 inp: input, weight: weight, geometry: g)
+        var (dInput, dWeight, dBias) = (dInput0, dWeight0, dBias0)
+        Conv2d.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, weight: weight,
+                        geometry: g, workspace: workspace, method: .shifted)
+        let diffs = [maxAbsDifference(dInput, dInputRef), maxAbsDifference(dWeight, dWeightRef), maxAbsDifference(dBias, dBiasRef)]
+        #expect(diffs.allSatisfy { $0 < 2e-4 }, "\(g) backward: max diff dInput/dWeight/dBias \(diffs)")
+    }
+
+    @Test func automaticMethodPicksShiftedOnlyForLargeSame3x3Maps() {
+        #expect(Conv2d.resolve(.automatic, .same3x3(batch: 1, height: 64, width: 64, inChannels: 1, outChannels: 1)) == .shifted)
+        #expect(Conv2d.resolve(.automatic, .same3x3(batch: 1, height: 32, width: 32, inChannels: 1, outChannels: 1)) == .im2col)
+        #expect(Conv2d.resolve(.automatic, .downsample(batch: 1, height: 64, width: 64, channels: 1)) == .im2col)
+    }
+
     @Test func outputShapes() {
         #expect(Conv2dGeometry.downsample(batch: 1, height: 32, width: 32, channels: 4).outHeight == 16)
         #expect(Conv2dGeometry.downsample(batch: 1, height: 7, width: 7, channels: 4).outWidth == 3)

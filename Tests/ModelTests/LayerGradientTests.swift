@@ -58,7 +58,7 @@ import Testing
         var builder = TestLayoutBuilder()
         builder.norm("n", 8)
         let layer = GroupNormLayer("n", layout: builder.layout, config: Self.config, positions: 6, channels: 8,
-                                   swish: swish, maxBatch: 2)
+                                   swish: swish, maxBatch: 2, workspace: Workspace())
         let result = Self.check(layer, layout: builder.layout, batch: 2, seed: 11, inputScale: 2)
         #expect(result.bad.isEmpty && result.count >= 10, Self.report(result))
     }

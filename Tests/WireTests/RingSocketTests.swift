@@ -88,7 +88,7 @@ extension SocketTests {
                 Thread.sleep(forTimeInterval: 0.3 * TestTiming.scale)
                 intruderDone.set(0, true)
             }
-            _ = intruderDone.waitAll(timeout: TestTiming.scaled(20))
+            _ = intruderDone.waitForAll(timeout: TestTiming.scaled(20))
             var buffer = [Float](repeating: Float(rank + 1), count: 40_000)
             try buffer.withUnsafeMutableBufferPointer { try ring.allReduce($0, generation: 2) }
             #expect(buffer.allSatisfy { $0 == 3 })
@@ -194,7 +194,7 @@ extension SocketTests {
             }
             defer { collectives.stop() }
             board.set(rank, collectives.endpoint)
-            guard let endpoints = board.waitAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
+            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
             _ = try collectives.wait(collectives.connect(toNext: endpoints[(rank + 1) % worldSize]))
             var gradient = inputs[rank]
             try gradient.withUnsafeMutableBufferPointer { whole in
@@ -236,7 +236,7 @@ extension SocketTests {
                                             bindTo: "tcp://127.0.0.1:*", settings: settings[rank])
             defer { ring.close() }
             board.set(rank, ring.endpoint)
-            guard let endpoints = board.waitAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
+            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
             let next = (rank + 1) % worldSize
             try ring.connect(toNext: endpoints[next], curvePublicKey: rightKeys ? keys[next].publicKey : stranger.publicKey)
             var buffer = [Float](repeating: Float(rank + 1), count: 5000)

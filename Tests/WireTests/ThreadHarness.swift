@@ -12,53 +12,23 @@ enum TestTiming {
     static func scaled(_ seconds: Double) -> Duration { .milliseconds(Int(seconds * scale * 1000)) }
 }
 
-/// Results written by rank threads.
-final class Slots<T: Sendable>: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var values: [T?]
+/// Endpoint boards and result slots are Wire's `ResultSlots`; tests want "all or nothing".
+typealias Slots = ResultSlots
 
-    init(count: Int) { values = Array(repeating: nil, count: count) }
-
-    func set(_ index: Int, _ value: T) {
-        condition.lock()
-        values[index] = value
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// All values once every slot is set, or nil at the timeout.
-    func waitAll(timeout: Duration) -> [T]? {
-        let deadline = Date(timeIntervalSinceNow: timeout.inSeconds)
-        condition.lock()
-        defer { condition.unlock() }
-        while values.contains(where: { $0 == nil }) {
-            if !condition.wait(until: deadline) { return nil }
-        }
-        return values.compactMap { $0 }
-    }
-
-    var snapshot: [T?] {
-        condition.lock()
-        defer { condition.unlock() }
-        return values
+extension ResultSlots {
+    /// Every value once all are set, or nil at the timeout.
+    func waitForAll(timeout: Duration) -> [T]? {
+        let values: [T?] = waitAll(timeout: timeout)
+        let set = values.compactMap { $0 }
+        return set.count == values.count ? set : nil
     }
 }
 
-/// Runs `body(rank)` for each rank on its own `Thread` (never the cooperative pool) and waits
-/// at most `timeout`. A rank that has not finished by then yields nil: the test fails, not hangs.
+/// Runs `body(rank)` for each rank on its own `Thread` (Wire's `runOnThreads`). A rank that has
+/// not finished by `timeout` yields nil: the test fails, it does not hang.
 func onRankThreads<T: Sendable>(_ count: Int, timeout: Duration,
                                 _ body: @escaping @Sendable (Int) throws -> T) -> [Result<T, any Error>?] {
-    let slots = Slots<Result<T, any Error>>(count: count)
-    for rank in 0..<count {
-        let thread = Thread {
-            slots.set(rank, Result { try body(rank) })
-        }
-        thread.stackSize = 4 << 20
-        thread.name = "rank-\(rank)"
-        thread.start()
-    }
-    _ = slots.waitAll(timeout: timeout)
-    return slots.snapshot
+    runOnThreads(count, timeout: timeout, body)
 }
 
 /// Builds a ring of `worldSize` communicators, one per thread, exchanging bound endpoints
@@ -71,7 +41,7 @@ func makeRingMember(rank: Int, worldSize: Int, context: ZmqContext, transport: S
     let communicator = try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: runID,
                                             bindTo: bindEndpoint, settings: settings)
     board.set(rank, communicator.endpoint)
-    guard let endpoints = board.waitAll(timeout: TestTiming.scaled(20)) else {
+    guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else {
         throw RingError.peerSilent(rank: -1, endpoint: "board", seconds: 20, step: -1, piece: -1)
     }
     try communicator.connect(toNext: endpoints[(rank + 1) % worldSize])

@@ -46,39 +46,58 @@ public enum WireBenchmark {
     public static func ringAllReduce(worldSize: Int, megabytes: Int, transport: String = "tcp", iterations: Int = 5,
                                      reduce: Bool = true, settings: RingSettings = RingSettings(),
                                      ioThreads: Int = 1) throws -> BandwidthFigure {
-        let elements = megabytes << 18
         let endpoints = ResultSlots<String>(count: worldSize)
         let results = runOnThreads(worldSize, timeout: .seconds(600)) { rank -> [Double] in
-            // A context per rank, as separate processes would have (own libzmq I/O threads).
-            let context = try ZmqContext(ioThreads: ioThreads)
-            let bind = transport == "ipc" ? "ipc:///tmp/scvae-bench-\(getpid())-\(rank)" : "tcp://127.0.0.1:*"
-            let ring = try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 1,
-                                            bindTo: bind, settings: settings)
-            defer { ring.close() }
-            endpoints.set(rank, ring.endpoint)
-            let all = endpoints.waitAll(timeout: .seconds(60)).compactMap { $0 }
-            guard all.count == worldSize else { throw BenchmarkError.rankTimedOut(rank: (rank + 1) % worldSize) }
-            try ring.connect(toNext: all[(rank + 1) % worldSize])
-            var buffer = [Float](repeating: Float(rank), count: elements)
-            var times: [Double] = []
-            for iteration in 0..<(iterations + 1) {   // the first run warms up and is not counted
-                let start = ContinuousClock.now
-                try buffer.withUnsafeMutableBufferPointer { pointer in
-                    if reduce {
-                        try ring.allReduce(pointer, generation: 1)
-                    } else {
-                        try ring.allReduceSendsOnly(pointer, generation: 1)
-                    }
-                }
-                if iteration > 0 { times.append((ContinuousClock.now - start).inSeconds) }
+            try ringRankTimes(rank: rank, worldSize: worldSize, megabytes: megabytes, transport: transport,
+                              iterations: iterations, reduce: reduce, settings: settings, ioThreads: ioThreads,
+                              bindSuffix: "\(getpid())-\(rank)") { own in
+                endpoints.set(rank, own)
+                let all = endpoints.waitAll(timeout: .seconds(60)).compactMap { $0 }
+                guard all.count == worldSize else { throw BenchmarkError.rankTimedOut(rank: (rank + 1) % worldSize) }
+                return all
             }
-            return times
         }
-        let times = try collect(results)
-        // An operation ends when the slowest rank ends: take each iteration's maximum.
+        return ringFigure(times: try collect(results), worldSize: worldSize, megabytes: megabytes,
+                          transport: transport, reduce: reduce, iterations: iterations, where: "threads")
+    }
+
+    /// One rank of a ring benchmark: binds, publishes its endpoint through `exchange` (which
+    /// returns every rank's endpoint), connects to the next rank and times `iterations` runs
+    /// after one warm-up.
+    public static func ringRankTimes(rank: Int, worldSize: Int, megabytes: Int, transport: String, iterations: Int,
+                                     reduce: Bool, settings: RingSettings = RingSettings(), ioThreads: Int = 1,
+                                     bindSuffix: String, exchange: (String) throws -> [String]) throws -> [Double] {
+        let elements = megabytes << 18
+        // A context per rank, as separate processes would have (own libzmq I/O threads).
+        let context = try ZmqContext(ioThreads: ioThreads)
+        let bind = transport == "ipc" ? "ipc:///tmp/scvae-bench-\(bindSuffix)" : "tcp://127.0.0.1:*"
+        let ring = try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 1,
+                                        bindTo: bind, settings: settings)
+        defer { ring.close() }
+        let all = try exchange(ring.endpoint)
+        try ring.connect(toNext: all[(rank + 1) % worldSize])
+        var buffer = [Float](repeating: Float(rank), count: elements)
+        var times: [Double] = []
+        for iteration in 0..<(iterations + 1) {   // the first run warms up and is not counted
+            let start = ContinuousClock.now
+            try buffer.withUnsafeMutableBufferPointer { pointer in
+                if reduce {
+                    try ring.allReduce(pointer, generation: 1)
+                } else {
+                    try ring.allReduceSendsOnly(pointer, generation: 1)
+                }
+            }
+            if iteration > 0 { times.append((ContinuousClock.now - start).inSeconds) }
+        }
+        return times
+    }
+
+    /// The figure of a ring run from every rank's times: an operation ends when the slowest rank ends.
+    public static func ringFigure(times: [[Double]], worldSize: Int, megabytes: Int, transport: String, reduce: Bool,
+                                  iterations: Int, where place: String) -> BandwidthFigure {
         let perIteration = (0..<iterations).map { index in times.map { $0[index] }.max() ?? 0 }
-        return BandwidthFigure(name: "ring \(reduce ? "all-reduce" : "sends-only") \(transport) (threads)",
-                               bytes: elements * 4, worldSize: worldSize, seconds: median(perIteration),
+        return BandwidthFigure(name: "ring \(reduce ? "all-reduce" : "sends-only") \(transport) (\(place))",
+                               bytes: (megabytes << 18) * 4, worldSize: worldSize, seconds: median(perIteration),
                                bestSeconds: perIteration.min() ?? .nan, iterations: iterations)
     }
 
@@ -86,55 +105,71 @@ public enum WireBenchmark {
     /// answers with one short acknowledgement when it has received everything.
     public static func pointToPoint(megabytes: Int, transport: String = "tcp", iterations: Int = 5,
                                     pieceBytes: Int = 1 << 20, ioThreads: Int = 1) throws -> BandwidthFigure {
-        let bytes = megabytes << 20
         let endpoints = ResultSlots<String>(count: 2)
         let results = runOnThreads(2, timeout: .seconds(600)) { role -> [Double] in
-            let deadline = { ContinuousClock.now + .seconds(60) }
-            let context = try ZmqContext(ioThreads: ioThreads)
-            let bind = transport == "ipc" ? "ipc:///tmp/scvae-p2p-\(getpid())-\(role)" : "tcp://127.0.0.1:*"
-            let inbox = try ZmqSocket(context, type: .pull)
-            try inbox.setHighWaterMarks(send: 0, receive: 0)
-            endpoints.set(role, try inbox.bind(bind))
-            let outbox = try ZmqSocket(context, type: .push)
-            try outbox.setHighWaterMarks(send: 0, receive: 0)
-            let all = endpoints.waitAll(timeout: .seconds(60)).compactMap { $0 }
-            guard all.count == 2 else { throw BenchmarkError.rankTimedOut(rank: 1 - role) }
-            try outbox.connect(all[1 - role])
-            defer { outbox.close(); inbox.close() }
-            var times: [Double] = []
-            let payload = [UInt8](repeating: 1, count: bytes)
-            for iteration in 0..<(iterations + 1) {
-                let start = ContinuousClock.now
-                if role == 0 {
-                    try payload.withUnsafeBytes { raw in
-                        var offset = 0
-                        let released = ResultSlots<Bool>(count: 1)
-                        var pending = 0
-                        while offset < raw.count {
-                            let end = min(offset + pieceBytes, raw.count)
-                            pending += 1
-                            let isLast = end == raw.count
-                            try outbox.sendZeroCopy(UnsafeRawBufferPointer(rebasing: raw[offset..<end]), deadline: deadline()) {
-                                if isLast { released.set(0, true) }
-                            }
-                            offset = end
-                        }
-                        _ = try inbox.receive(deadline: deadline())   // acknowledgement
-                        _ = released.waitAll(timeout: .seconds(60))
-                        _ = pending
-                    }
-                } else {
-                    var received = 0
-                    while received < bytes { received += try inbox.receiveMessage(deadline: deadline()).count }
-                    try outbox.send([1], deadline: deadline())
-                }
-                if iteration > 0 { times.append((ContinuousClock.now - start).inSeconds) }
+            try pointToPointRoleTimes(role: role, megabytes: megabytes, transport: transport, iterations: iterations,
+                                      pieceBytes: pieceBytes, ioThreads: ioThreads,
+                                      bindSuffix: "\(getpid())-\(role)") { own in
+                endpoints.set(role, own)
+                let all = endpoints.waitAll(timeout: .seconds(60)).compactMap { $0 }
+                guard all.count == 2 else { throw BenchmarkError.rankTimedOut(rank: 1 - role) }
+                return all
             }
-            return times
         }
-        let times = try collect(results)
-        return BandwidthFigure(name: "ZeroMQ point-to-point \(transport) (threads)", bytes: bytes, worldSize: 1,
-                               seconds: median(times[0]), bestSeconds: times[0].min() ?? .nan, iterations: iterations)
+        return pointToPointFigure(times: try collect(results), megabytes: megabytes, transport: transport,
+                                  iterations: iterations, where: "threads")
+    }
+
+    /// One side of the point-to-point benchmark: role 0 sends, role 1 receives and acknowledges.
+    public static func pointToPointRoleTimes(role: Int, megabytes: Int, transport: String, iterations: Int,
+                                             pieceBytes: Int = 1 << 20, ioThreads: Int = 1, bindSuffix: String,
+                                             exchange: (String) throws -> [String]) throws -> [Double] {
+        let bytes = megabytes << 20
+        let deadline = { ContinuousClock.now + .seconds(60) }
+        let context = try ZmqContext(ioThreads: ioThreads)
+        let bind = transport == "ipc" ? "ipc:///tmp/scvae-p2p-\(bindSuffix)" : "tcp://127.0.0.1:*"
+        let inbox = try ZmqSocket(context, type: .pull)
+        try inbox.setHighWaterMarks(send: 0, receive: 0)
+        let own = try inbox.bind(bind)
+        let outbox = try ZmqSocket(context, type: .push)
+        try outbox.setHighWaterMarks(send: 0, receive: 0)
+        let all = try exchange(own)
+        try outbox.connect(all[1 - role])
+        defer { outbox.close(); inbox.close() }
+        var times: [Double] = []
+        let payload = [UInt8](repeating: 1, count: bytes)
+        for iteration in 0..<(iterations + 1) {
+            let start = ContinuousClock.now
+            if role == 0 {
+                try payload.withUnsafeBytes { raw in
+                    var offset = 0
+                    let released = ResultSlots<Bool>(count: 1)
+                    while offset < raw.count {
+                        let end = min(offset + pieceBytes, raw.count)
+                        let isLast = end == raw.count
+                        try outbox.sendZeroCopy(UnsafeRawBufferPointer(rebasing: raw[offset..<end]), deadline: deadline()) {
+                            if isLast { released.set(0, true) }
+                        }
+                        offset = end
+                    }
+                    _ = try inbox.receive(deadline: deadline())   // acknowledgement
+                    _ = released.waitAll(timeout: .seconds(60))
+                }
+            } else {
+                var received = 0
+                while received < bytes { received += try inbox.receiveMessage(deadline: deadline()).count }
+                try outbox.send([1], deadline: deadline())
+            }
+            if iteration > 0 { times.append((ContinuousClock.now - start).inSeconds) }
+        }
+        return times
+    }
+
+    /// The figure of a point-to-point run from the sender's times.
+    public static func pointToPointFigure(times: [[Double]], megabytes: Int, transport: String, iterations: Int,
+                                          where place: String) -> BandwidthFigure {
+        BandwidthFigure(name: "ZeroMQ point-to-point \(transport) (\(place))", bytes: megabytes << 20, worldSize: 1,
+                        seconds: median(times[0]), bestSeconds: times[0].min() ?? .nan, iterations: iterations)
     }
 
     /// The ring's own reduction (`target += incoming`, float32) on one thread, without any

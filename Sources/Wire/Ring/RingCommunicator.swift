@@ -184,9 +184,17 @@ public final class RingCommunicator {
         statistics.bytesSent += data.count
     }
 
+    /// Waits until libzmq has let go of the buffer `range` (nil: of every range). The next rank
+    /// reads those bytes; while the liveness hook vouches for it, a slow reader is a stall.
     private func awaitRelease(_ range: Range<Int>?) throws(RingError) {
-        guard inFlight.waitUntilReleased(range, deadline: .now + settings.silenceDeadline) else {
-            throw .bufferStillInUse(seconds: settings.silenceDeadline.inSeconds)
+        var waited = Duration.zero
+        while !inFlight.waitUntilReleased(range, deadline: .now + settings.silenceDeadline) {
+            waited += settings.silenceDeadline
+            guard let isPeerAlive = settings.isPeerAlive, isPeerAlive(nextRank) else {
+                throw .bufferStillInUse(seconds: waited.inSeconds)
+            }
+            statistics.stalls += 1
+            settings.onStall?(nextRank, waited)
         }
     }
 

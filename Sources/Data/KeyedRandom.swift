@@ -1,6 +1,7 @@
-/// Counter-based random numbers: every value is a pure function of a key and a position, so a
-/// sample's augmentation and an epoch's permutation are the same on every rank, every platform
-/// and after every resume, whatever was drawn before.
+/// Counter-based random numbers for the data pipeline. Every value is a pure function of a key
+/// and a position, so a sample's augmentation and an epoch's permutation are the same on every
+/// rank, every platform and after every resume, whatever was drawn before. (Named apart from
+/// Model's `CounterRandom`, whose chain differs, so code importing both stays unambiguous.)
 ///
 /// The generator is SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number
 /// generators", OOPSLA 2014), in the form used by Java's SplittableRandom and many libraries:
@@ -16,7 +17,7 @@
 ///
 /// (`+` before `^`, all arithmetic on UInt64 with wrapping). Only wrapping 64-bit integer
 /// arithmetic is involved, so the numbers are identical on every platform.
-public struct CounterRandom: Sendable, Equatable {
+public struct KeyedRandom: Sendable, Equatable {
     public static let golden: UInt64 = 0x9E37_79B9_7F4A_7C15
 
     /// The key the stream was created with.
@@ -46,7 +47,7 @@ public struct CounterRandom: Sendable, Equatable {
 
     /// The stream of one purpose within a run: `(purpose, seed, words...)` keyed as documented.
     public init(_ purpose: Purpose, seed: UInt64, _ words: Int...) {
-        self.init(key: CounterRandom.key([purpose.rawValue, seed] + words.map { UInt64(bitPattern: Int64($0)) }))
+        self.init(key: KeyedRandom.key([purpose.rawValue, seed] + words.map { UInt64(bitPattern: Int64($0)) }))
     }
 
     /// Separates the streams of different uses of the same seed.
@@ -61,7 +62,7 @@ public struct CounterRandom: Sendable, Equatable {
 
     /// The value at position `index` (1-based) of the stream, without advancing.
     public func value(at index: UInt64) -> UInt64 {
-        CounterRandom.mix(key &+ index &* CounterRandom.golden)
+        KeyedRandom.mix(key &+ index &* KeyedRandom.golden)
     }
 
     /// The next 64 random bits.
@@ -73,7 +74,7 @@ public struct CounterRandom: Sendable, Equatable {
     /// A uniform integer in 0..<bound (bound > 0), without modulo bias: Lemire's multiply-shift
     /// with rejection ("Fast random integer generation in an interval", 2019).
     public mutating func below(_ bound: Int) -> Int {
-        precondition(bound > 0, "CounterRandom.below: bound must be positive")
+        precondition(bound > 0, "KeyedRandom.below: bound must be positive")
         let range = UInt64(bound)
         var product = next().multipliedFullWidth(by: range)
         if product.low < range {

@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import Wire
+
+/// `scvae bench allreduce`: N processes on this machine run the ring all-reduce; the same run
+/// measures the sends-only ring (the transport's ceiling) and raw ZeroMQ point-to-point between
+/// two processes. Ranks are child processes of this executable (`scvae bench allreduce-rank`)
+/// that exchange endpoints through files in a private temporary folder.
+struct BenchAllReduceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "allreduce",
+        abstract: "Ring all-reduce bandwidth between N processes, beside sends-only ring and raw ZeroMQ point-to-point figures.")
+
+    @Option(help: "Number of processes (ranks).")
+    var workers: Int = 2
+
+    @Option(help: "Buffer size in MiB of float32.")
+    var mib: Int = 64
+
+    @Option(help: "Transport between processes: tcp or ipc.")
+    var transport: String = "tcp"
+
+    @Option(help: "Timed iterations (after one warm-up).")
+    var iterations: Int = 10
+
+    @Flag(help: "Allow more processes than cores (figures are then not representative).")
+    var oversubscribe = false
+
+    func validate() throws {
+        guard workers >= 2 else { throw ValidationError("--workers must be at least 2.") }
+        guard mib >= 1, iterations >= 1 else { throw ValidationError("--mib and --iterations must be at least 1.") }
+        guard ["tcp", "ipc"].contains(transport) else { throw ValidationError("--transport must be tcp or ipc.") }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if workers > cores && !oversubscribe {
+            throw ValidationError("--workers \(workers) is more than the \(cores) cores here; benchmarks never oversubscribe (pass --oversubscribe to run anyway).")
+        }
+    }
+
+    func run() throws {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        print("machine: \(cores) cores; \(workers) processes; \(mib) MiB float32; transport \(transport)")
+        for (kind, world) in [("p2p", 2), ("sends-only", workers), ("allreduce", workers)] {
+            let times = try ProcessRanks.run(kind: kind, worldSize: world, mib: mib, transport: transport, iterations: iterations)
+            let figure: BandwidthFigure
+            if kind == "p2p" {
+                figure = WireBenchmark.pointToPointFigure(times: times, megabytes: mib, transport: transport,
+                                                          iterations: iterations, where: "processes")
+            } else {
+                figure = WireBenchmark.ringFigure(times: times, worldSize: world, megabytes: mib, transport: transport,
+                                                  reduce: kind == "allreduce", iterations: iterations, where: "processes")
+            }
+            print(figure)
+        }
+    }
+}
+
+/// One rank of `scvae bench allreduce`, started by it; not for people.
+struct BenchAllReduceRankCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "allreduce-rank", shouldDisplay: false)
+
+    @Option var kind: String
+    @Option var rank: Int
+    @Option var world: Int
+    @Option var mib: Int
+    @Option var transport: String
+    @Option var iterations: Int
+    @Option var folder: String
+
+    func run() throws {
+        let exchange = { (own: String) throws -> [String] in
+            try ProcessRanks.publish(own, rank: rank, in: folder)
+            return try ProcessRanks.gather(worldSize: world, in: folder)
+        }
+        let suffix = "\(ProcessInfo.processInfo.processIdentifier)-\(rank)"
+        let times: [Double]
+        switch kind {
+        case "p2p":
+            times = try WireBenchmark.pointToPointRoleTimes(role: rank, megabytes: mib, transport: transport,
+                                                            iterations: iterations, bindSuffix: suffix, exchange: exchange)
+        default:
+            times = try WireBenchmark.ringRankTimes(rank: rank, worldSize: world, megabytes: mib, transport: transport,
+                                                    iterations: iterations, reduce: kind == "allreduce",
+                                                    bindSuffix: suffix, exchange: exchange)
+        }
+        try times.map { "\($0)" }.joined(separator: "\n")
+            .write(toFile: "\(folder)/times-\(rank)", atomically: true, encoding: .utf8)
+    }
+}
+
+/// Starting rank processes and exchanging endpoints through files.
+enum ProcessRanks {
+    static let timeout: TimeInterval = 600
+
+    /// Starts `worldSize` rank processes and returns each rank's timed iterations.
+    static func run(kind: String, worldSize: Int, mib: Int, transport: String, iterations: Int) throws -> [[Double]] {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("scvae-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var processes: [Process] = []
+        defer { for process in processes where process.isRunning { process.terminate() } }
+        for rank in 0..<worldSize {
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = ["bench", "allreduce-rank", "--kind", kind, "--rank", "\(rank)", "--world", "\(worldSize)",
+                                 "--mib", "\(mib)", "--transport", transport, "--iterations", "\(iterations)", "--folder", folder]
+            try process.run()
+            processes.append(process)
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        for (rank, process) in processes.enumerated() {
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            guard !process.isRunning else { throw ValidationError("rank \(rank) of the \(kind) benchmark did not finish in \(Int(timeout)) s") }
+            guard process.terminationStatus == 0 else {
+                throw ValidationError("rank \(rank) of the \(kind) benchmark failed (exit \(process.terminationStatus))")
+            }
+        }
+        return try (0..<worldSize).map { rank in
+            try String(contentsOfFile: "\(folder)/times-\(rank)", encoding: .utf8)
+                .split(separator: "\n").compactMap { Double($0) }
+        }
+    }
+
+    /// Writes this rank's endpoint where the others look for it (atomically).
+    static func publish(_ endpoint: String, rank: Int, in folder: String) throws {
+        try endpoint.write(toFile: "\(folder)/endpoint-\(rank)", atomically: true, encoding: .utf8)
+    }
+
+    /// Every rank's endpoint, waiting (bounded) until all have published.
+    static func gather(worldSize: Int, in folder: String) throws -> [String] {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let endpoints = (0..<worldSize).map { try? String(contentsOfFile: "\(folder)/endpoint-\($0)", encoding: .utf8) }
+            if endpoints.allSatisfy({ $0 != nil }) { return endpoints.map { $0! } }
+            usleep(10_000)
+        }
+        throw ValidationError("ranks did not all publish an endpoint within 60 s")
+    }
+}

@@ -1,0 +1,8 @@
+import ArgumentParser
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks that print figures (run them on a release build; record them in BENCHMARKS.md).",
+        subcommands: [BenchStepCommand.self, BenchDataCommand.self, BenchAllReduceCommand.self, BenchAllReduceRankCommand.self])
+}

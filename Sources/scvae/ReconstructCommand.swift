@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import Model
+import Worker
+
+struct ReconstructCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconstruct",
+        abstract: "Reconstruct a folder of images; write each reconstruction beside its original and print PSNR, SSIM and code sparsity.")
+
+    @Option(help: "Model configuration: tiny, small, imagenet-f8 or imagenet-f16.")
+    var config: String = "tiny"
+
+    @Option(help: "Weights (safetensors with the names of SCVAE.md).")
+    var weights: String
+
+    @Option(help: "Folder of images (.jpg, .jpeg, .png); each is resized and centre-cropped to the model's size.")
+    var input: String
+
+    @Option(help: "Output folder for NAME-original.jpg and NAME-reconstruction.jpg.")
+    var out: String
+
+    @Option(help: "Images per forward pass.")
+    var batch: Int = 8
+
+    @Option(help: "OpenBLAS threads.")
+    var threads: Int = 1
+
+    func validate() throws {
+        guard ModelConfig.named(config) != nil else {
+            throw ValidationError("--config must be one of \(ModelConfig.all.map(\.name).joined(separator: ", ")); got '\(config)'.")
+        }
+        guard batch >= 1, threads >= 1 else { throw ValidationError("--batch and --threads must be at least 1.") }
+    }
+
+    func run() throws {
+        BLAS.setThreads(threads)
+        let model = ModelConfig.named(config)!
+        let loaded = try WeightsFile.load(weights, layout: ParameterLayout(config: model))
+        if !loaded.unknownNames.isEmpty {
+            printError("warning: \(weights): ignoring tensors this model does not use: \(loaded.unknownNames.joined(separator: ", "))")
+        }
+        let result = try Reconstruction(config: model, parameters: loaded.parameters, inputFolder: input,
+                                        outputFolder: out, batchSize: batch)
+        for (file, reason) in result.skipped { printError("warning: skipped \(file): \(reason)") }
+        for item in result.items {
+            print("\(item.source): PSNR \(String(format: "%.2f", item.psnr)) dB, SSIM \(String(format: "%.4f", item.ssim))")
+        }
+        print("\(result.items.count) images: mean PSNR \(String(format: "%.2f", result.meanPSNR)) dB, mean SSIM \(String(format: "%.4f", result.meanSSIM)), code sparsity \(String(format: "%.4f", result.sparsity)); written to \(out)")
+    }
+}
