@@ -28,7 +28,7 @@ struct TrainingLoop {
         let remaining = max(recipe.totalSteps - done, 0)
         let plan = TrainingPlan(sampler: sampler, rank: rank, worldSize: world, start: start, stepCount: remaining)
         let logger = self.logger
-        let prefetcher = Prefetcher(index: index, transform: ImageTransform(size: replica.model.config.imageSize, mode: .training),
+        let prefetcher = Prefetcher(source: index, transform: ImageTransform(size: replica.model.config.imageSize, mode: .training),
                                     plan: plan, threads: 1, depth: 2,
                                     onFailure: { logger.warning("\($0.path): \($0)") })
         defer { prefetcher.stop() }
