@@ -76,6 +76,8 @@ final class CoordinatorServer {
         do {
             return try serve()
         } catch {
+            // Abort first: it also ends a worker blocked in a ring wait on a dead neighbour.
+            broadcast(.abort(Abort(reason: "run failed: \(error)")))
             broadcastShutdown(exitCode: 1, reason: "run failed: \(error)")
             throw error
         }
@@ -353,8 +355,13 @@ final class CoordinatorServer {
 
     /// Tells every worker that said hello to exit with `exitCode`.
     func broadcastShutdown(exitCode: Int32, reason: String) {
+        broadcast(.shutdown(Shutdown(exitCode: exitCode, reason: reason)))
+    }
+
+    /// Sends `message` to every live worker that said hello.
+    private func broadcast(_ message: Message) {
         for workerID in identities.keys.sorted() where (membership.members[workerID]?.status ?? .down) <= .up {
-            send(.shutdown(Shutdown(exitCode: exitCode, reason: reason)), to: workerID)
+            send(message, to: workerID)
         }
     }
 }

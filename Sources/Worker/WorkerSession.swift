@@ -33,9 +33,22 @@ final class WorkerSession {
         workerID = settings.workerID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
     }
 
-    /// Runs the session; returns the exit code the coordinator asked for.
+    /// Runs the session; returns the exit code the coordinator asked for. A failure of this
+    /// worker is also sent to the coordinator as an `Abort`, so the run ends with its reason.
     func run() throws -> Int32 {
         defer { control.stop() }
+        do {
+            return try session()
+        } catch let failure as WorkerFailure {
+            switch failure {
+            case .refused, .aborted, .coordinatorSilent: break
+            default: control.send(.abort(Abort(reason: "\(failure)")))
+            }
+            throw failure
+        }
+    }
+
+    private func session() throws -> Int32 {
         let index = try DatasetLocation.resolve(dataPath: settings.dataPath, cacheDirectory: settings.cacheDirectory, logger: logger)
         let dataEndpoint = try reserveDataPlaneEndpoint()
         control.send(.hello(Hello(workerID: workerID, host: ProcessInfo.processInfo.hostName,

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Training throughput of `scvae-coordinator --local` at N = 1 and N = 2 workers, one BLAS thread
+# each (never more workers than cores), on the built-in sample data. Prints images/s and the
+# step-time breakdown (data, compute, all-reduce wait; the slowest rank per step), the median over
+# the steps after the first two (warm-up).
+#
+#   cluster/local/bench-training.sh                 # small, global batch 16, 8 steps
+#   CONFIG=tiny BATCH=32 STEPS=12 cluster/local/bench-training.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+config="${CONFIG:-small}"
+batch="${BATCH:-16}"
+steps="${STEPS:-8}"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+swift build -c release --product scvae-coordinator >/dev/null
+swift build -c release --product scvae-worker >/dev/null
+echo "config $config, global batch $batch, $steps steps, $(nproc) cores, transport tcp://127.0.0.1"
+for n in 1 2; do
+  .build/release/scvae-coordinator --local --workers "$n" --worker-threads 1 --config "$config" \
+    --global-batch "$batch" --micro-batch "$batch" --steps "$steps" --listen tcp://127.0.0.1:0 \
+    --checkpoint-dir "$out/n$n" --metrics "$out/n$n.jsonl" --log-every "$steps" >"$out/n$n.log" 2>&1 \
+    || { tail -20 "$out/n$n.log"; exit 1; }
+  python3 - "$out/n$n.jsonl" "$n" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+rows = rows[2:] if len(rows) > 3 else rows
+med = lambda key: statistics.median(r[key] for r in rows)
+print(f"N={sys.argv[2]} (1 thread each): {med('images_per_s'):.2f} images/s | step {med('step_s'):.3f} s: "
+      f"data {med('data_s'):.3f} s, compute {med('compute_s'):.3f} s, all-reduce wait {med('allreduce_s'):.3f} s "
+      f"(median of {len(rows)} steps)")
+PY
+done
