@@ -24,6 +24,8 @@ public enum CoordinatorFailure: Error, CustomStringConvertible {
     case workerExecutableMissing(path: String)
     /// Interrupted (SIGINT/SIGTERM) before training started.
     case interruptedBeforeTraining
+    /// Interrupted a second time while stopping: ends without saving.
+    case interruptedTwice
 
     public var description: String {
         switch self {
@@ -42,6 +44,7 @@ public enum CoordinatorFailure: Error, CustomStringConvertible {
         case let .transport(detail): "control socket: \(detail)"
         case let .workerExecutableMissing(path): "--local needs the scvae-worker executable next to this one; not found at \(path)"
         case .interruptedBeforeTraining: "interrupted before training started"
+        case .interruptedTwice: "interrupted twice; stopping without saving the weights"
         }
     }
 }

@@ -114,8 +114,10 @@ final class CoordinatorServer {
         switch phase {
         case .rendezvous:
             throw CoordinatorFailure.interruptedBeforeTraining
-        case .training where requests > 1:
-            throw CoordinatorFailure.workerAborted(workerID: "coordinator", rank: nil, reason: "interrupted twice; stopping without saving")
+        case .done:
+            break
+        case _ where requests > 1:
+            throw CoordinatorFailure.interruptedTwice
         case .training where !stopSent:
             stopSent = true
             logger.notice("stop requested: workers stop after the next step; the weights of that step are saved")

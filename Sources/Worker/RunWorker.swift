@@ -12,8 +12,7 @@ public func runWorker(_ settings: WorkerSettings, logger: Logger) async -> Int32
         let thread = Thread {
             let code: Int32
             do {
-                let session = try WorkerSession(settings: settings, logger: logger)
-                code = try session.run()
+                code = try WorkerSession(settings: settings, logger: logger).run()
             } catch {
                 logger.error("\(error)")
                 code = 1

@@ -33,18 +33,20 @@ final class WorkerSession {
         workerID = settings.workerID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
     }
 
-    /// Runs the session; returns the exit code the coordinator asked for. A failure of this
-    /// worker is also sent to the coordinator as an `Abort`, so the run ends with its reason.
-    func run() throws -> Int32 {
+    /// Runs the session; returns the exit code the coordinator asked for, or 1 after a failure,
+    /// which is logged (with this worker's rank and generation once it has them) and also sent
+    /// to the coordinator as an `Abort`, so the run ends with its reason.
+    func run() -> Int32 {
         defer { control.stop() }
         do {
             return try session()
-        } catch let failure as WorkerFailure {
-            switch failure {
-            case .refused, .aborted, .coordinatorSilent: break
-            default: control.send(.abort(Abort(reason: "\(failure)")))
+        } catch {
+            logger.error("\(error)")
+            switch error as? WorkerFailure {
+            case .refused?, .aborted?, .coordinatorSilent?: break
+            default: control.send(.abort(Abort(reason: "worker \(workerID): \(error)")))
             }
-            throw failure
+            return 1
         }
     }
 

@@ -43,7 +43,7 @@ final class ChildProcess {
 
     init(_ executable: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws {
         logPath = log
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.executableURL = URL(fileURLWithPath: try Executables.path(executable))
         process.arguments = arguments

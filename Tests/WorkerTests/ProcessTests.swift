@@ -18,6 +18,7 @@ import Worker
     /// Runs a --local training to its end and returns the final parameters (in tiny's layout).
     static func train(workers: Int, _ arguments: [String], name: String) throws -> [Float] {
         let folder = try Scratch.folder(name)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let run = try coordinator(["--workers", "\(workers)"] + arguments, folder: folder)
         let status = run.waitForExit(seconds: 240)
         #expect(status == 0, "coordinator exited with \(status.map(String.init) ?? "nothing"):\n\(run.output.suffix(4000))")
