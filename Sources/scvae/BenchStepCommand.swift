@@ -24,7 +24,7 @@ struct BenchStepCommand: ParsableCommand {
 
     func run() throws {
         let config = model.prepare()
-        let figures = StepBenchmark.run(config: config, batch: batch, steps: steps)
+        let figures = try StepBenchmark.run(config: config, batch: batch, steps: steps)
         let peak = StepBenchmark.sgemmPeak()
         print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(model.threads) BLAS thread(s); config \(config.name), batch \(batch)")
         print(String(format: "sgemm 1024^3 peak now: %.1f GFLOP/s", peak))
