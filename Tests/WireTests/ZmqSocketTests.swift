@@ -102,4 +102,28 @@ extension SocketTests {
             for _ in 0..<10 { try sender.send([1], deadline: .now + .milliseconds(100)) }
         }
     }
+
+    /// A message of too many parts is read to its end and discarded: a typed error, and the
+    /// next message arrives intact (it does not start in the middle of the bad one).
+    @Test func tooManyPartsAreDrainedAndTheNextMessageArrivesIntact() throws {
+        let context = try ZmqContext()
+        let receiver = try ZmqSocket(context, type: .pull)
+        let sender = try ZmqSocket(context, type: .push)
+        let endpoint = try receiver.bind("tcp://127.0.0.1:*")
+        try sender.connect(endpoint)
+        let deadline = ContinuousClock.now + TestTiming.scaled(10)
+        try sender.send(parts: [[1], [2], [3]], deadline: deadline)
+        try sender.send(parts: [[4, 5], [6]], deadline: deadline)
+        try sender.send(parts: [[7], [8], [9], [10]], deadline: deadline)
+        try sender.send(parts: [[11]], deadline: deadline)
+        #expect(throws: ZmqError.tooManyParts(endpoint: endpoint, parts: 3, limit: 2)) {
+            try receiver.receiveParts(deadline: deadline, maxParts: 2)
+        }
+        #expect(try receiver.receiveParts(deadline: deadline, maxParts: 2).map(\.bytes) == [[4, 5], [6]])
+        #expect(throws: ZmqError.tooManyParts(endpoint: endpoint, parts: 4, limit: 2)) {
+            try receiver.receiveParts(deadline: deadline, maxParts: 2)
+        }
+        #expect(try receiver.receiveParts(deadline: deadline, maxParts: 2).map(\.bytes) == [[11]])
+    }
+
 }

@@ -205,6 +205,10 @@ public final class RingCommunicator {
         while true {
             do {
                 return try receiver.receiveParts(deadline: .now + settings.silenceDeadline, maxParts: 2)
+            } catch .tooManyParts {
+                // Discarded whole by the socket; no ring piece has more than two parts.
+                statistics.malformedMessagesDropped += 1
+                continue
             } catch .timedOut {
                 waited += settings.silenceDeadline
                 if let isPeerAlive = settings.isPeerAlive, isPeerAlive(previousRank) {

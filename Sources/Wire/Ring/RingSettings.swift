@@ -47,6 +47,8 @@ public struct RingStatistics: Sendable, Equatable {
     public var piecesDropped = 0
     /// Frames of another run id, ignored.
     public var foreignFramesDropped = 0
+    /// Messages of more than two parts (no ring piece has more), discarded whole.
+    public var malformedMessagesDropped = 0
     /// Times a live but silent peer was waited for again.
     public var stalls = 0
 }

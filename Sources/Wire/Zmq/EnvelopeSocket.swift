@@ -2,7 +2,8 @@
 /// and either the decoded envelope or why it could not be decoded. A bad frame is a value,
 /// not a thrown error, so the receive loop logs it, counts it and goes on (DESIGN invariant 8).
 public struct ReceivedEnvelope: Sendable {
-    /// The ROUTER identity of the sender; nil on DEALER, PULL and PAIR sockets.
+    /// The ROUTER identity of the sender; nil on DEALER, PULL and PAIR sockets, and for a
+    /// message of too many parts (discarded unread).
     public var identity: [UInt8]?
     public var envelope: Result<Envelope, DecodeError>
 }
@@ -19,10 +20,17 @@ extension ZmqSocket {
     }
 
     /// Receives one message and decodes it. Throws only transport failures (including the
-    /// deadline); a malformed frame comes back as `.failure` in `envelope`.
+    /// deadline); a malformed frame, or a message of too many parts, comes back as `.failure`
+    /// in `envelope`.
     public func receiveEnvelope(deadline: ContinuousClock.Instant, limits: DecodeLimits = .default,
                                 expectedRunID: UInt64? = nil) throws(ZmqError) -> ReceivedEnvelope {
-        let parts = try receiveParts(deadline: deadline, maxParts: 3)
+        let parts: [ZmqMessage]
+        do throws(ZmqError) {
+            parts = try receiveParts(deadline: deadline, maxParts: 3)
+        } catch .tooManyParts(_, let count, _) {
+            return ReceivedEnvelope(identity: nil, envelope: .failure(.invalidValue(field: "message parts",
+                                                                                    detail: "\(count) parts, expected 1 or 2")))
+        }
         switch parts.count {
         case 1:
             return ReceivedEnvelope(identity: nil, envelope: decode(parts[0], limits, expectedRunID))

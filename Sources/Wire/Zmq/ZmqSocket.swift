@@ -182,12 +182,21 @@ public final class ZmqSocket {
 
     /// Receives every part of one multipart message. Parts of a message arrive together, so
     /// after the first, the rest are read without waiting.
+    ///
+    /// A message of more than `maxParts` parts is read to its end and discarded, then
+    /// `ZmqError.tooManyParts` is thrown: the next receive starts at the next message.
     public func receiveParts(deadline: ContinuousClock.Instant, maxParts: Int = 64) throws(ZmqError) -> [ZmqMessage] {
         var parts = [try receiveMessage(deadline: deadline)]
         while let last = parts.last, last.hasMore {
             guard parts.count < maxParts else {
-                throw .call(operation: "zmq_msg_recv from \(endpoint)", errno: EMSGSIZE,
-                            text: "more than \(maxParts) parts in one message")
+                var count = parts.count
+                parts.removeAll()   // release the kept parts' buffers while draining
+                var more = true
+                while more {
+                    more = try receiveMessage(deadline: .now + .seconds(1)).hasMore
+                    count += 1
+                }
+                throw .tooManyParts(endpoint: endpoint, parts: count, limit: maxParts)
             }
             parts.append(try receiveMessage(deadline: .now + .seconds(1)))
         }
