@@ -18,7 +18,7 @@ public final class RingCommunicator {
     public private(set) var nextEndpoint = "(not connected)"
     public private(set) var statistics = RingStatistics()
 
-    private let receiver: ZmqSocket
+    let receiver: ZmqSocket   // internal for tests
     private var sender: ZmqSocket?
     private let inFlight = InFlightSends()
     private var generation: UInt64 = 0
@@ -39,6 +39,8 @@ public final class RingCommunicator {
         do {
             receiver = try ZmqSocket(context, type: .pull)
             try receiver.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
+            // No part larger than a piece is ever buffered: libzmq disconnects such a sender.
+            try receiver.setMaxMessageSize(settings.maxReceivedPartBytes)
             if let keys = settings.curveKeys { try receiver.enableCurveServer(keys) }
             endpoint = try receiver.bind(bindEndpoint)
             let sender = try ZmqSocket(context, type: .push)

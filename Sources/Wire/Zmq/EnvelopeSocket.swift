@@ -19,6 +19,14 @@ extension ZmqSocket {
         try send(parts: [identity, envelope.encoded()], deadline: deadline)
     }
 
+    /// Makes libzmq refuse message parts larger than a frame within `limits` (plus
+    /// `messageSizeMargin`): a peer sending one is disconnected before the part is buffered,
+    /// instead of the size check running after libzmq holds the whole message. Such a message
+    /// is then not delivered at all (no `.oversized` failure to count). Call before `bind`/`connect`.
+    public func limitMessageSize(to limits: DecodeLimits) throws(ZmqError) {
+        try setMaxMessageSize(limits.maxPayloadLength + FrameHeader.size + Self.messageSizeMargin)
+    }
+
     /// Receives one message and decodes it. Throws only transport failures (including the
     /// deadline); a malformed frame, or a message of too many parts, comes back as `.failure`
     /// in `envelope`.
