@@ -124,6 +124,24 @@ extension SocketTests {
         #expect(statistics.malformedMessagesDropped == 1)
     }
 
+    /// Setup failures name this rank; the receiving socket refuses parts larger than a piece.
+    @Test func ringSetupErrorsNameThisRankAndTheReceiverIsSizeLimited() throws {
+        let context = try ZmqContext()
+        let settings = RingSettings(pieceBytes: 64 << 10)
+        do {
+            _ = try RingCommunicator(context: context, rank: 1, worldSize: 3, runID: 1, bindTo: "tcp://not-an-address:*",
+                                     settings: settings)
+            Issue.record("bind succeeded")
+        } catch {
+            guard case let .transport(rank, _) = error else { Issue.record("\(error)"); return }
+            #expect(rank == 1)
+        }
+        let ring = try RingCommunicator(context: context, rank: 1, worldSize: 3, runID: 1, bindTo: "tcp://127.0.0.1:*",
+                                        settings: settings)
+        defer { ring.close() }
+        #expect(try ring.receiver.maxMessageSize() == Int64(64 << 10) + Int64(ZmqSocket.messageSizeMargin))
+    }
+
     /// A neighbour that goes away: the survivor gets `.peerSilent` naming it, within the
     /// deadline plus a generous bound, never a hang.
     @Test(arguments: [2, 3])
@@ -152,8 +170,11 @@ extension SocketTests {
         }
         // Rank 0 receives from the dead rank directly.
         guard case let .success((error, elapsed))? = results[0] else { Issue.record("rank 0: \(String(describing: results[0]))"); return }
-        guard case let .peerSilent(rank, _, seconds, _, _)? = error else { Issue.record("rank 0 got \(String(describing: error))"); return }
+        guard case let .peerSilent(rank, endpoint, seconds, _, _)? = error else { Issue.record("rank 0 got \(String(describing: error))"); return }
         #expect(rank == dead)
+        // Rank 0 knows only its own bound endpoint, not the silent rank's: none is claimed.
+        #expect(endpoint == nil)
+        #expect(error?.description.contains("endpoint unknown") == true)
         #expect(seconds >= deadline.inSeconds)
         #expect(elapsed < deadline + TestTiming.scaled(10))
         // Every other survivor also ends with a typed error rather than hanging.

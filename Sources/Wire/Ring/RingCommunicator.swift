@@ -28,6 +28,7 @@ public final class RingCommunicator {
     public private(set) var isBroken = false
 
     /// Binds the receiving socket to `bindEndpoint` ("tcp://127.0.0.1:*", "ipc:///tmp/x").
+    /// A failure here is this rank's own: `.transport(rank: rank, ...)`.
     public init(context: ZmqContext, rank: Int, worldSize: Int, runID: UInt64, bindTo bindEndpoint: String,
                 settings: RingSettings = RingSettings()) throws(RingError) {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize, "rank \(rank) of world size \(worldSize)")
@@ -35,7 +36,6 @@ public final class RingCommunicator {
         self.worldSize = worldSize
         self.runID = runID
         self.settings = settings
-        let previous = (rank - 1 + worldSize) % worldSize
         do {
             receiver = try ZmqSocket(context, type: .pull)
             try receiver.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
@@ -47,7 +47,7 @@ public final class RingCommunicator {
             try sender.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
             self.sender = sender
         } catch {
-            throw .transport(rank: previous, error: error)
+            throw .transport(rank: rank, error: error)
         }
     }
 
@@ -218,7 +218,8 @@ public final class RingCommunicator {
                     settings.onStall?(previousRank, waited)
                     continue
                 }
-                throw .peerSilent(rank: previousRank, endpoint: endpoint, seconds: waited.inSeconds,
+                // The receiving side does not know the previous rank's address (it connects to us).
+                throw .peerSilent(rank: previousRank, endpoint: nil, seconds: waited.inSeconds,
                                   step: expected.transfer.step, piece: expected.transfer.piece)
             } catch {
                 throw .transport(rank: previousRank, error: error)
