@@ -72,12 +72,20 @@ public final class RingCommunicator {
         nextEndpoint = endpoint
     }
 
-    /// Closes both sockets, dropping queued pieces.
-    public func close() {
+    /// Closes both sockets, dropping queued pieces. Returns false if libzmq still reads a
+    /// zero-copy buffer 2 s later; that only happens after a collective threw
+    /// `.bufferStillInUse`, whose buffer the caller must then never free or reuse.
+    @discardableResult
+    public func close() -> Bool {
         sender?.close()
         sender = nil
         receiver.close()
-        _ = inFlight.waitUntilReleased(nil, deadline: .now + .seconds(2))
+        do {
+            try inFlight.requireReleased(nil, within: .seconds(2))
+            return true
+        } catch {
+            return false
+        }
     }
 
     public var previousRank: Int { (rank - 1 + worldSize) % worldSize }
@@ -85,13 +93,18 @@ public final class RingCommunicator {
 
     /// Sums `buffer` over all ranks in place; every rank ends with the same bytes.
     /// All ranks call it with the same length and generation.
+    ///
+    /// On return, normal or thrown, libzmq no longer reads `buffer`, except after
+    /// `RingError.bufferStillInUse`: then it may still, and the caller must never free or
+    /// reuse that buffer (keep it alive, leaked, and drop the communicator).
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) throws(RingError) {
         let schedule = RingSchedule(rank: rank, worldSize: worldSize, elementCount: buffer.count,
                                     pieceElements: settings.pieceElements)
         try run(RingPlan.allReduce(schedule), buffer: buffer, generation: generation)
     }
 
-    /// Copies `root`'s buffer into every rank's `buffer` (same length everywhere).
+    /// Copies `root`'s buffer into every rank's `buffer` (same length everywhere). Buffer
+    /// ownership on return as for `allReduce`.
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int, generation: UInt64) throws(RingError) {
         let plan = RingPlan.broadcast(rank: rank, worldSize: worldSize, root: root, elementCount: buffer.count,
                                       pieceElements: settings.pieceElements)
@@ -154,10 +167,12 @@ public final class RingCommunicator {
         } catch {
             // A broken collective leaves pieces queued for a peer that may be dead: drop them
             // so libzmq releases the buffer before the caller gets it back.
+            // If libzmq still holds the buffer, that is what the caller must know (it must not
+            // reuse the buffer), so it replaces the original error.
             isBroken = true
             sender?.close()
             sender = nil
-            _ = inFlight.waitUntilReleased(nil, deadline: .now + settings.silenceDeadline)
+            try inFlight.requireReleased(nil, within: settings.silenceDeadline)
             throw error
         }
     }
