@@ -1,9 +1,10 @@
 #include "crc32c.h"
 
+#include <pthread.h>
 #include <string.h>
 
 static uint32_t table[8][256];
-static int table_ready = 0;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void build_table(void) {
     for (uint32_t i = 0; i < 256; i++) {
@@ -14,11 +15,10 @@ static void build_table(void) {
     for (uint32_t i = 0; i < 256; i++) {
         for (int s = 1; s < 8; s++) table[s][i] = (table[s - 1][i] >> 8) ^ table[0][table[s - 1][i] & 0xFF];
     }
-    __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
 }
 
 uint32_t scvae_crc32c_portable(uint32_t crc, const void *bytes, size_t length) {
-    if (!__atomic_load_n(&table_ready, __ATOMIC_ACQUIRE)) build_table();
+    pthread_once(&table_once, build_table);
     const uint8_t *p = bytes;
     crc = ~crc;
     while (length >= 8) {

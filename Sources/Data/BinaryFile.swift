@@ -59,7 +59,8 @@ public enum BinaryFile {
     /// a crash: a temporary sibling is written and fsynced, renamed over `path`, and the directory
     /// is fsynced.
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws(FileError) {
-        let temporary = path + ".tmp-\(getpid())"
+        // Unique per process and thread, so concurrent writers of one path never share a temporary.
+        let temporary = path + ".tmp-\(getpid())-\(UInt(bitPattern: Int(bitPattern: pthread_self())))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard descriptor >= 0 else { throw .writeFailed(file: path, reason: "open \(temporary): \(systemError())") }
         var written = 0

@@ -81,8 +81,6 @@ public final class TrainingPlan: @unchecked Sendable {
     }
 }
 
-/// Hands out prepared batches in step order; see the file's documentation. Call `stop()` (or
-/// drop the prefetcher) to end the producer threads early.
 /// The evaluation steps of one rank: the dataset in index order (no permutation), `batchSize`
 /// samples per global step, each rank its contiguous slice, the last step possibly shorter so that
 /// every sample is seen exactly once. Cursors have epoch 0.
@@ -113,6 +111,8 @@ public struct EvaluationPlan: Sendable {
     }
 }
 
+/// Hands out prepared batches in step order; see the file's documentation. Call `stop()` (or
+/// drop the prefetcher) to end the producer threads early.
 public final class Prefetcher: Sendable {
     private let engine: PrefetchEngine
     private let threads: [NativeThread]

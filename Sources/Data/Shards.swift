@@ -171,11 +171,24 @@ public struct ShardSet: SampleSource, Equatable {
             throw .malformedIndex(path: path, reason: "bad preamble")
         }
         var entries: [ShardEntry] = []
+        var shardSizes: [Substring: Int] = [:]
         for line in lines.dropFirst(4) {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard fields.count == 5, let offset = Int(fields[1]), let length = Int(fields[2]), offset >= 0, length >= 0,
                   !fields[0].contains("/") else {
                 throw .malformedIndex(path: path, reason: "bad entry line '\(line)'")
+            }
+            // A corrupt index must not make a reader allocate or seek past its shard.
+            if shardSizes[fields[0]] == nil {
+                var status = stat()
+                guard stat(directory + "/" + fields[0], &status) == 0 else {
+                    throw .malformedIndex(path: path, reason: "shard '\(fields[0])' is missing")
+                }
+                shardSizes[fields[0]] = Int(status.st_size)
+            }
+            let (end, overflow) = offset.addingReportingOverflow(length)
+            guard !overflow, end <= shardSizes[fields[0]]! else {
+                throw .malformedIndex(path: path, reason: "entry '\(fields[3])' lies outside shard '\(fields[0])'")
             }
             entries.append(ShardEntry(shard: String(fields[0]), offset: offset, size: length, member: String(fields[3]),
                                       className: fields[4] == "-" ? nil : String(fields[4])))

@@ -10,9 +10,10 @@ public enum StepBenchmark {
         public var flopsPerStep: Double
     }
 
-    /// Runs one warm-up step and `steps` timed steps (forward, backward, Adam) on smooth
-    /// synthetic images; parameters from the seed-0 initialisation.
-    public static func run(config: ModelConfig, batch: Int, steps: Int) -> Figures {
+    /// Runs one warm-up step and `steps` (at least 1) timed steps (forward, backward, Adam) on
+    /// smooth synthetic images; parameters from the seed-0 initialisation.
+    public static func run(config: ModelConfig, batch: Int, steps: Int) throws -> Figures {
+        precondition(steps >= 1 && batch >= 1, "StepBenchmark needs at least one step of one image")
         let model = SCVAEModel(config: config, maxBatch: batch)
         var parameters = [Float](repeating: 0, count: model.layout.totalCount)
         parameters.withUnsafeMutableBufferPointer {
@@ -28,10 +29,10 @@ public enum StepBenchmark {
         }
         let reducer = SingleRankReducer()
         var times: [Double] = []
-        images.withUnsafeBufferPointer { pixels in
+        try images.withUnsafeBufferPointer { pixels in
             for step in 0...steps {
                 let start = DispatchTime.now().uptimeNanoseconds
-                _ = try? replica.step(images: pixels.baseAddress!, count: batch, reducer: reducer)
+                _ = try replica.step(images: pixels.baseAddress!, count: batch, reducer: reducer)
                 if step > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
             }
         }

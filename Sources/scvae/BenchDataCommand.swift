@@ -18,7 +18,7 @@ struct BenchDataCommand: ParsableCommand {
     @Option(help: "Decoding threads (each takes an interleaved share of the files).")
     var threads: Int = 1
 
-    @Option(help: "Passes over the files (the first warms the file cache and is not counted).")
+    @Option(help: "Timed passes over the files (after one untimed pass that warms the file cache).")
     var passes: Int = 2
 
     @Flag(help: "Also run scripts/bench/pillow_data.py on the same files with the same settings.")
@@ -35,7 +35,8 @@ struct BenchDataCommand: ParsableCommand {
         print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(threads) thread(s); \(files.count) files under \(root); size \(size)")
         let transform = ImageTransform(size: size, mode: .training)
         var rates: [Double] = []
-        for pass in 0...passes where pass > 0 || passes == 1 {
+        _ = Self.decodeAll(files, transform: transform, threads: threads, epoch: 0)
+        for pass in 1...passes {
             let start = DispatchTime.now().uptimeNanoseconds
             let failures = Self.decodeAll(files, transform: transform, threads: threads, epoch: pass)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

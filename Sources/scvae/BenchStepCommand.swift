@@ -10,31 +10,23 @@ struct BenchStepCommand: ParsableCommand {
         commandName: "step",
         abstract: "Time full training steps: ms/step, images/s, achieved GFLOP/s, peak memory, beside this machine's sgemm peak.")
 
-    @Option(help: "Model configuration: tiny, small, imagenet-f8 or imagenet-f16.")
-    var config: String = "small"
+    @OptionGroup var model: ModelOptions
 
     @Option(help: "Images per step.")
     var batch: Int = 16
-
-    @Option(help: "OpenBLAS threads.")
-    var threads: Int = 1
 
     @Option(help: "Timed steps (after one warm-up step).")
     var steps: Int = 5
 
     func validate() throws {
-        guard ModelConfig.named(config) != nil else {
-            throw ValidationError("--config must be one of \(ModelConfig.all.map(\.name).joined(separator: ", ")); got '\(config)'.")
-        }
-        guard batch >= 1, threads >= 1, steps >= 1 else { throw ValidationError("--batch, --threads and --steps must be at least 1.") }
+        guard batch >= 1, steps >= 1 else { throw ValidationError("--batch and --steps must be at least 1.") }
     }
 
     func run() throws {
-        BLAS.setThreads(threads)
-        let model = ModelConfig.named(config)!
-        let figures = StepBenchmark.run(config: model, batch: batch, steps: steps)
+        let config = model.prepare()
+        let figures = try StepBenchmark.run(config: config, batch: batch, steps: steps)
         let peak = StepBenchmark.sgemmPeak()
-        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(threads) BLAS thread(s); config \(config), batch \(batch)")
+        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(model.threads) BLAS thread(s); config \(config.name), batch \(batch)")
         print(String(format: "sgemm 1024^3 peak now: %.1f GFLOP/s", peak))
         print(String(format: "step: median %.1f ms, best %.1f ms over %d steps; %.2f images/s; %.1f GFLOP/s (%.0f%% of sgemm peak); peak RSS %.2f GiB",
                      figures.medianSeconds * 1000, figures.bestSeconds * 1000, steps, Double(batch) / figures.medianSeconds,

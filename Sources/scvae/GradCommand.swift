@@ -14,8 +14,7 @@ struct GradCommand: ParsableCommand {
             is the batch mean, as PyTorch's F.mse_loss computes it.
             """)
 
-    @Option(help: "Model configuration: tiny, small, imagenet-f8 or imagenet-f16.")
-    var config: String = "tiny"
+    @OptionGroup var model: ModelOptions
 
     @Option(help: "Weights (safetensors with the names of SCVAE.md).")
     var weights: String
@@ -26,26 +25,15 @@ struct GradCommand: ParsableCommand {
     @Option(help: "Output safetensors file for the gradients.")
     var out: String
 
-    @Option(help: "OpenBLAS threads.")
-    var threads: Int = 1
-
-    func validate() throws {
-        guard ModelConfig.named(config) != nil else {
-            throw ValidationError("--config must be one of \(ModelConfig.all.map(\.name).joined(separator: ", ")); got '\(config)'.")
-        }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1.") }
-    }
-
     func run() throws {
-        BLAS.setThreads(threads)
-        let model = ModelConfig.named(config)!
-        let layout = ParameterLayout(config: model)
+        let config = model.prepare()
+        let layout = ParameterLayout(config: config)
         let loaded = try WeightsFile.load(weights, layout: layout)
         if !loaded.unknownNames.isEmpty {
             printError("warning: \(weights): ignoring \(loaded.unknownNames.count) tensors this model does not use: \(loaded.unknownNames.joined(separator: ", "))")
         }
-        let batch = try ImageBatch.load(input, size: model.imageSize)
-        let result = BatchGradients(config: model, parameters: loaded.parameters, images: batch)
+        let batch = try ImageBatch.load(input, size: config.imageSize)
+        let result = BatchGradients(config: config, parameters: loaded.parameters, images: batch)
         try WeightsFile.save(result.gradients, layout: layout, to: out, metadata: result.metadata)
         print("batch \(result.batch): loss \(result.loss) (recon \(result.recon), latent \(result.latent)), sparsity \(result.sparsity)")
         print("wrote \(layout.entries.count) gradients to \(out)")

@@ -15,7 +15,7 @@ struct InfoCommand: ParsableCommand {
         print("OpenBLAS sgemm check: [1 2]·[3 4]^T = \(c[0]) (expected 11.0)")
         let image = RGBImage(width: 8, height: 8, pixels: [UInt8](repeating: 128, count: 8 * 8 * 3))
         let jpeg = try encodeJPEG(image)
-        let back = try decodeJPEG(jpeg)
+        let back = try decodeImage(jpeg)
         print("libjpeg-turbo round trip: \(jpeg.count) bytes, decoded \(back.width)x\(back.height)")
     }
 }

@@ -8,8 +8,7 @@ struct ReconstructCommand: ParsableCommand {
         commandName: "reconstruct",
         abstract: "Reconstruct a folder of images; write each reconstruction beside its original and print PSNR, SSIM and code sparsity.")
 
-    @Option(help: "Model configuration: tiny, small, imagenet-f8 or imagenet-f16.")
-    var config: String = "tiny"
+    @OptionGroup var model: ModelOptions
 
     @Option(help: "Weights (safetensors with the names of SCVAE.md).")
     var weights: String
@@ -23,24 +22,17 @@ struct ReconstructCommand: ParsableCommand {
     @Option(help: "Images per forward pass.")
     var batch: Int = 8
 
-    @Option(help: "OpenBLAS threads.")
-    var threads: Int = 1
-
     func validate() throws {
-        guard ModelConfig.named(config) != nil else {
-            throw ValidationError("--config must be one of \(ModelConfig.all.map(\.name).joined(separator: ", ")); got '\(config)'.")
-        }
-        guard batch >= 1, threads >= 1 else { throw ValidationError("--batch and --threads must be at least 1.") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1.") }
     }
 
     func run() throws {
-        BLAS.setThreads(threads)
-        let model = ModelConfig.named(config)!
-        let loaded = try WeightsFile.load(weights, layout: ParameterLayout(config: model))
+        let config = model.prepare()
+        let loaded = try WeightsFile.load(weights, layout: ParameterLayout(config: config))
         if !loaded.unknownNames.isEmpty {
             printError("warning: \(weights): ignoring tensors this model does not use: \(loaded.unknownNames.joined(separator: ", "))")
         }
-        let result = try Reconstruction(config: model, parameters: loaded.parameters, inputFolder: input,
+        let result = try Reconstruction(config: config, parameters: loaded.parameters, inputFolder: input,
                                         outputFolder: out, batchSize: batch)
         for (file, reason) in result.skipped { printError("warning: skipped \(file): \(reason)") }
         for item in result.items {

@@ -92,11 +92,18 @@ private func drain(_ prefetcher: Prefetcher) -> [PreparedBatch] {
         let sampler = try Sampler(sampleCount: index.count, globalBatch: 4, seed: 1)
         let plan = TrainingPlan(sampler: sampler, rank: 0, worldSize: 1, start: SamplerCursor(epoch: 0, step: 0))
         let prefetcher = Prefetcher(source: index, transform: ImageTransform(size: 16, mode: .training), plan: plan, threads: 2, depth: 2)
-        usleep(300_000)
-        #expect(prefetcher.stepsInFlight <= 2, "producers wait for the consumer")
+        // The producers fill the queue to its depth (bounded wait), then wait for the consumer.
+        func waitUntilFull() -> Bool {
+            for _ in 0..<3000 where prefetcher.stepsInFlight < 2 { usleep(10_000) }
+            return prefetcher.stepsInFlight == 2
+        }
+        #expect(waitUntilFull(), "the queue fills to its depth")
+        usleep(200_000)
+        #expect(prefetcher.stepsInFlight == 2, "producers wait for the consumer instead of running ahead")
         #expect(prefetcher.next() != nil)
-        usleep(100_000)
-        #expect(prefetcher.stepsInFlight <= 2)
+        #expect(waitUntilFull(), "taking a batch lets the producers refill one slot")
+        usleep(200_000)
+        #expect(prefetcher.stepsInFlight == 2)
         prefetcher.stop()
         #expect(prefetcher.next() == nil)
         // An endless plan whose prefetcher is dropped without stop() must not leave threads hanging.

@@ -90,6 +90,18 @@ private func runTar(_ arguments: [String]) throws -> String {
         #expect(throws: ShardError.malformedIndex(path: directory.file("bad/index.txt"), reason: "bad preamble")) {
             try ShardSet.open(directory.file("bad"))
         }
+        // An entry pointing past the end of its shard (or with an overflowing offset) is refused on open.
+        let index = String(decoding: try BinaryFile.read(directory.file("shards/index.txt")), as: UTF8.self)
+        for bad in ["\t99999999\t", "\t\(Int.max - 1)\t"] {
+            var lines = index.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            var fields = lines[4].split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            fields[1] = bad.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "\t", with: "")
+            lines[4] = fields.joined(separator: "\t")
+            directory.write(Array(lines.joined(separator: "\n").utf8), to: "shards/index.txt")
+            #expect(throws: ShardError.self) { try ShardSet.open(directory.file("shards")) }
+        }
+        directory.write(Array(index.utf8), to: "shards/index.txt")
+        #expect(try ShardSet.open(directory.file("shards")).count == 4)
         var shard = try BinaryFile.read(directory.file("shards/" + packed.entries[0].shard))
         shard[10] ^= 0xFF  // inside the first header's name: the checksum no longer matches
         directory.write(shard, to: "shards/" + packed.entries[0].shard)

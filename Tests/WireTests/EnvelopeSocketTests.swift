@@ -31,5 +31,16 @@ extension SocketTests {
         try worker.send(Envelope(generation: 0, runID: 7, message: .heartbeat(Heartbeat(sequence: 1, lastAppliedStep: 0))), deadline: deadline)
         let foreign = try coordinator.receiveEnvelope(deadline: deadline, expectedRunID: 42)
         guard case .failure(.foreignRun(found: 7, expected: 42)) = foreign.envelope else { Issue.record("\(foreign.envelope)"); return }
+
+        // Too many parts (identity + 3): a counted decode failure, not a transport error; the
+        // next message decodes.
+        try worker.send(parts: [[1], [2], [3]], deadline: deadline)
+        try worker.send(Envelope(generation: 0, runID: 42, message: .hello(hello)), deadline: deadline)
+        let tooMany = try coordinator.receiveEnvelope(deadline: deadline, expectedRunID: 42)
+        #expect(tooMany.identity == nil)
+        guard case .failure(.invalidValue(field: "message parts", _)) = tooMany.envelope else { Issue.record("\(tooMany.envelope)"); return }
+        let after = try coordinator.receiveEnvelope(deadline: deadline, expectedRunID: 42)
+        #expect(after.identity == identity)
+        #expect(try after.envelope.get().message == .hello(hello))
     }
 }

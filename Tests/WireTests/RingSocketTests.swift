@@ -63,32 +63,55 @@ extension SocketTests {
         }
     }
 
-    /// Pieces of an older generation and frames of another run are dropped and counted.
-    @Test func staleAndForeignFramesAreDropped() throws {
+    /// Pieces of an older generation, frames of another run and messages of too many parts
+    /// are dropped and counted; a message larger than a piece is never delivered (libzmq
+    /// drops its sender). Deterministic: rank 0 starts its collective only once rank 1 has
+    /// counted every intruder message, so all of them are seen within rank 1's collective.
+    @Test func staleForeignAndMalformedMessagesAreDropped() throws {
         let worldSize = 2
         let context = try ZmqContext()
         let board = Slots<String>(count: worldSize)
-        let intruderDone = Slots<Bool>(count: 1)
-        let settings = RingSettings(pieceBytes: 4 << 10, silenceDeadline: TestTiming.scaled(10))
+        let observed = Slots<Bool>(count: 1)
+        let rankOne = RingBox()
+        let giveUp = ContinuousClock.now + TestTiming.scaled(30)
+        let plain = RingSettings(pieceBytes: 4 << 10, silenceDeadline: TestTiming.scaled(10))
+        // Rank 1 waits for rank 0 in short slices (stalls, bounded by `giveUp`); after each it
+        // checks its counters, on its own thread, and releases rank 0 once all are in.
+        let watching = RingSettings(pieceBytes: 4 << 10, silenceDeadline: TestTiming.scaled(0.05),
+                                    isPeerAlive: { _ in ContinuousClock.now < giveUp },
+                                    onStall: { _, _ in
+                                        guard let seen = rankOne.ring?.statistics, seen.piecesDropped == 1,
+                                              seen.foreignFramesDropped == 1, seen.malformedMessagesDropped == 1 else { return }
+                                        observed.set(0, true)
+                                    })
         let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> RingStatistics in
             let ring = try makeRingMember(rank: rank, worldSize: worldSize, context: context, transport: "tcp",
-                                          board: board, settings: settings)
+                                          board: board, settings: rank == 1 ? watching : plain)
             defer { ring.close() }
-            if rank == 0 {
-                let intruder = try ZmqSocket(context, type: .push)
+            if rank == 1 {
+                rankOne.ring = ring
+            } else {
+                let deadline = ContinuousClock.now + TestTiming.scaled(5)
+                // Lingering sockets: closing them must not drop what they sent.
+                let oversized = try ZmqSocket(context, type: .push, linger: TestTiming.scaled(5))
+                defer { oversized.close() }
+                try oversized.connect(ring.nextEndpoint)
+                // Undecodable: delivered, it would fail rank 1's collective with `.badFrame`.
+                try oversized.send([UInt8](repeating: 0xFF, count: plain.maxReceivedPartBytes + 1), deadline: deadline)
+                let intruder = try ZmqSocket(context, type: .push, linger: TestTiming.scaled(5))
                 defer { intruder.close() }
                 try intruder.connect(ring.nextEndpoint)
                 let stale = RingChunkHeader(collective: .allReduce, sequence: 0, sourceRank: 0, ringStep: 0, piece: 0,
                                             elementOffset: 0, elementCount: 1)
-                let deadline = ContinuousClock.now + TestTiming.scaled(5)
-                try intruder.send(parts: [Envelope(generation: 1, runID: 0xC0FFEE, message: .ringChunk(stale)).encoded(), [0, 0, 0, 0]],
-                                  deadline: deadline)
+                let staleFrame = Envelope(generation: 1, runID: 0xC0FFEE, message: .ringChunk(stale)).encoded()
+                try intruder.send(parts: [staleFrame, [0, 0, 0, 0]], deadline: deadline)
                 try intruder.send(parts: [Envelope(generation: 2, runID: 0xBAD, message: .ringChunk(stale)).encoded(), [0, 0, 0, 0]],
                                   deadline: deadline)
-                Thread.sleep(forTimeInterval: 0.3 * TestTiming.scale)
-                intruderDone.set(0, true)
+                try intruder.send(parts: [staleFrame, [0, 0, 0, 0], [1]], deadline: deadline)
+                guard observed.waitForAll(timeout: TestTiming.scaled(20)) != nil else {
+                    throw RingError.collectiveThreadTimedOut(job: "rank 1 counting the intruder's messages", seconds: 20)
+                }
             }
-            _ = intruderDone.waitForAll(timeout: TestTiming.scaled(20))
             var buffer = [Float](repeating: Float(rank + 1), count: 40_000)
             try buffer.withUnsafeMutableBufferPointer { try ring.allReduce($0, generation: 2) }
             #expect(buffer.allSatisfy { $0 == 3 })
@@ -98,6 +121,25 @@ extension SocketTests {
         guard case .success? = results[0] else { Issue.record("rank 0: \(String(describing: results[0]))"); return }
         #expect(statistics.piecesDropped == 1)
         #expect(statistics.foreignFramesDropped == 1)
+        #expect(statistics.malformedMessagesDropped == 1)
+    }
+
+    /// Setup failures name this rank; the receiving socket refuses parts larger than a piece.
+    @Test func ringSetupErrorsNameThisRankAndTheReceiverIsSizeLimited() throws {
+        let context = try ZmqContext()
+        let settings = RingSettings(pieceBytes: 64 << 10)
+        do {
+            _ = try RingCommunicator(context: context, rank: 1, worldSize: 3, runID: 1, bindTo: "tcp://not-an-address:*",
+                                     settings: settings)
+            Issue.record("bind succeeded")
+        } catch {
+            guard case let .transport(rank, _) = error else { Issue.record("\(error)"); return }
+            #expect(rank == 1)
+        }
+        let ring = try RingCommunicator(context: context, rank: 1, worldSize: 3, runID: 1, bindTo: "tcp://127.0.0.1:*",
+                                        settings: settings)
+        defer { ring.close() }
+        #expect(try ring.receiver.maxMessageSize() == Int64(64 << 10) + Int64(ZmqSocket.messageSizeMargin))
     }
 
     /// A neighbour that goes away: the survivor gets `.peerSilent` naming it, within the
@@ -128,8 +170,11 @@ extension SocketTests {
         }
         // Rank 0 receives from the dead rank directly.
         guard case let .success((error, elapsed))? = results[0] else { Issue.record("rank 0: \(String(describing: results[0]))"); return }
-        guard case let .peerSilent(rank, _, seconds, _, _)? = error else { Issue.record("rank 0 got \(String(describing: error))"); return }
+        guard case let .peerSilent(rank, endpoint, seconds, _, _)? = error else { Issue.record("rank 0 got \(String(describing: error))"); return }
         #expect(rank == dead)
+        // Rank 0 knows only its own bound endpoint, not the silent rank's: none is claimed.
+        #expect(endpoint == nil)
+        #expect(error?.description.contains("endpoint unknown") == true)
         #expect(seconds >= deadline.inSeconds)
         #expect(elapsed < deadline + TestTiming.scaled(10))
         // Every other survivor also ends with a typed error rather than hanging.
@@ -163,6 +208,11 @@ extension SocketTests {
         #expect(statistics.stalls == 2)
         #expect(stallReports.value == 2)
     }
+}
+
+/// A communicator reference for hooks that run on its own thread.
+final class RingBox: @unchecked Sendable {
+    weak var ring: RingCommunicator?
 }
 
 final class Counter: @unchecked Sendable {
@@ -220,9 +270,8 @@ extension SocketTests {
 extension SocketTests {
     /// Ring traffic under CURVE: with the right neighbour key the collective completes; with a
     /// wrong one the handshake fails, nothing arrives, and the survivor gets a typed error in time.
-    @Test(arguments: [true, false])
+    @Test(.enabled(if: CurveKeyPair.isCurveAvailable, "libzmq built without CURVE"), arguments: [true, false])
     func curveRing(rightKeys: Bool) throws {
-        guard CurveKeyPair.isCurveAvailable else { return }
         let worldSize = 2
         let keys = try (0..<worldSize).map { _ in try CurveKeyPair.generate() }
         let stranger = try CurveKeyPair.generate()
@@ -256,8 +305,8 @@ extension SocketTests {
         }
     }
 
-    @Test func curveKeysAreZ85AndBadKeysAreTypedErrors() throws {
-        guard CurveKeyPair.isCurveAvailable else { return }
+    @Test(.enabled(if: CurveKeyPair.isCurveAvailable, "libzmq built without CURVE"))
+    func curveKeysAreZ85AndBadKeysAreTypedErrors() throws {
         let keys = try CurveKeyPair.generate()
         #expect(keys.publicKey.utf8.count == 40 && keys.secretKey.utf8.count == 40)
         let context = try ZmqContext()

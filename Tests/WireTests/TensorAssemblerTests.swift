@@ -57,4 +57,57 @@ import Testing
         var small = TensorAssembler(maxTotalBytes: 10)
         #expect(throws: TensorAssembler.AssemblyError.tooLarge(name: "m.w", bytes: 40, limit: 10)) { try small.add(chunks[0]) }
     }
+
+    /// A refused chunk must not use up the byte budget: with room for exactly one tensor, a
+    /// refused first chunk (out of order, or failing its checksum) leaves room for the resend.
+    @Test func refusedFirstChunksDoNotConsumeTheBudget() throws {
+        let bytes = Self.tensorBytes(40, seed: 4)
+        let chunks = TensorChunk.chunks(transfer: .parameters, step: 3, tensorIndex: 0, tensorCount: 1, name: "d.w",
+                                        dtype: .float32, shape: [10], bytes: bytes, maxChunkBytes: 16)
+        var assembler = TensorAssembler(maxTotalBytes: 40)
+        #expect(throws: TensorAssembler.AssemblyError.outOfOrder(name: "d.w", expected: 0, found: 16)) { try assembler.add(chunks[1]) }
+        #expect(try assembler.add(chunks[0]) == nil)
+        #expect(try assembler.add(chunks[1]) == nil)
+        #expect(try assembler.add(chunks[2])?.bytes == bytes)
+        #expect(assembler.isComplete)
+
+        let whole = TensorChunk.chunks(transfer: .parameters, step: 3, tensorIndex: 0, tensorCount: 1, name: "d.w",
+                                       dtype: .float32, shape: [10], bytes: bytes)
+        #expect(whole.count == 1)
+        var corrupted = whole[0]; corrupted.bytes[5] ^= 0x40
+        var single = TensorAssembler(maxTotalBytes: 40)
+        do {
+            _ = try single.add(corrupted)
+            Issue.record("corrupted tensor accepted")
+        } catch {
+            if case .checksum(name: "d.w", _, _) = error {} else { Issue.record("\(error)") }
+        }
+        #expect(try single.add(whole[0])?.bytes == bytes)
+    }
+
+    /// The size a chunk claims is checked against the limit but not allocated up front: a
+    /// small frame claiming gigabytes holds only the bytes it carries.
+    @Test func claimedSizeIsCheckedButNotPreallocated() throws {
+        let claimed: [UInt64] = [1 << 30]   // 4 GiB of float32
+        let small = TensorChunk(transfer: .parameters, step: 1, tensorIndex: 0, tensorCount: 2, name: "huge",
+                                dtype: .float32, shape: claimed, byteOffset: 0, tensorChecksum: 0, bytes: [1, 2, 3, 4])
+        var limited = TensorAssembler(maxTotalBytes: 1 << 20)
+        #expect(throws: TensorAssembler.AssemblyError.tooLarge(name: "huge", bytes: 4 << 30, limit: 1 << 20)) {
+            try limited.add(small)
+        }
+        #expect(limited.heldCapacity == 0)
+        // The refusal left the budget untouched: a tensor of the whole limit still fits.
+        let fits = TensorChunk.chunks(transfer: .parameters, step: 1, tensorIndex: 1, tensorCount: 2, name: "fits",
+                                      dtype: .uint8, shape: [1 << 20], bytes: [UInt8](repeating: 9, count: 1 << 20),
+                                      maxChunkBytes: 1 << 18)
+        for chunk in fits.dropLast() { #expect(try limited.add(chunk) == nil) }
+        #expect(limited.heldCapacity < 2 << 20)
+        #expect(try limited.add(fits[fits.count - 1])?.bytes.count == 1 << 20)
+        #expect(limited.heldCapacity == 0)
+
+        // Within the default 16 GiB limit the claim is accepted, and only its 4 bytes are held.
+        var roomy = TensorAssembler()
+        #expect(try roomy.add(small) == nil)
+        #expect(roomy.heldCapacity < 1 << 16)
+    }
 }

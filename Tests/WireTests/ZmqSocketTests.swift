@@ -102,4 +102,54 @@ extension SocketTests {
             for _ in 0..<10 { try sender.send([1], deadline: .now + .milliseconds(100)) }
         }
     }
+
+    /// A message of too many parts is read to its end and discarded: a typed error, and the
+    /// next message arrives intact (it does not start in the middle of the bad one).
+    @Test func tooManyPartsAreDrainedAndTheNextMessageArrivesIntact() throws {
+        let context = try ZmqContext()
+        let receiver = try ZmqSocket(context, type: .pull)
+        let sender = try ZmqSocket(context, type: .push)
+        let endpoint = try receiver.bind("tcp://127.0.0.1:*")
+        try sender.connect(endpoint)
+        let deadline = ContinuousClock.now + TestTiming.scaled(10)
+        try sender.send(parts: [[1], [2], [3]], deadline: deadline)
+        try sender.send(parts: [[4, 5], [6]], deadline: deadline)
+        try sender.send(parts: [[7], [8], [9], [10]], deadline: deadline)
+        try sender.send(parts: [[11]], deadline: deadline)
+        #expect(throws: ZmqError.tooManyParts(endpoint: endpoint, parts: 3, limit: 2)) {
+            try receiver.receiveParts(deadline: deadline, maxParts: 2)
+        }
+        #expect(try receiver.receiveParts(deadline: deadline, maxParts: 2).map(\.bytes) == [[4, 5], [6]])
+        #expect(throws: ZmqError.tooManyParts(endpoint: endpoint, parts: 4, limit: 2)) {
+            try receiver.receiveParts(deadline: deadline, maxParts: 2)
+        }
+        #expect(try receiver.receiveParts(deadline: deadline, maxParts: 2).map(\.bytes) == [[11]])
+    }
+
+    /// With ZMQ_MAXMSGSIZE a larger message is never delivered (libzmq drops its sender), and
+    /// the socket keeps serving a well-behaved peer.
+    @Test func messagesOverTheSizeLimitAreNotDelivered() throws {
+        let context = try ZmqContext()
+        let receiver = try ZmqSocket(context, type: .pull)
+        #expect(try receiver.maxMessageSize() == -1)
+        try receiver.setMaxMessageSize(1000)
+        #expect(try receiver.maxMessageSize() == 1000)
+        let endpoint = try receiver.bind("tcp://127.0.0.1:*")
+        let deadline = ContinuousClock.now + TestTiming.scaled(10)
+        let abuser = try ZmqSocket(context, type: .push, linger: TestTiming.scaled(5))
+        try abuser.connect(endpoint)
+        try abuser.send([UInt8](repeating: 1, count: 1001), deadline: deadline)
+        let peer = try ZmqSocket(context, type: .push, linger: TestTiming.scaled(5))
+        try peer.connect(endpoint)
+        try peer.send([UInt8](repeating: 2, count: 1000), deadline: deadline)
+        #expect(try receiver.receive(deadline: deadline) == [UInt8](repeating: 2, count: 1000))
+        // Nothing else comes, in particular not the oversized message.
+        #expect(throws: ZmqError.self) { try receiver.receive(deadline: .now + TestTiming.scaled(0.5)) }
+        try peer.send([3], deadline: deadline)
+        #expect(try receiver.receive(deadline: deadline) == [3])
+
+        let control = try ZmqSocket(context, type: .router)
+        try control.limitMessageSize(to: DecodeLimits(maxPayloadLength: 1 << 20))
+        #expect(try control.maxMessageSize() == Int64((1 << 20) + FrameHeader.size + ZmqSocket.messageSizeMargin))
+    }
 }

@@ -31,7 +31,22 @@ import Testing
                 #expect(written.width == 32 && written.height == 32)
             }
         }
-        #expect(result.items.allSatisfy { $0.psnr.isFinite && $0.ssim > -1 && $0.ssim < 1 })
-        #expect(result.sparsity >= 0 && result.sparsity <= 1)
+        // The figures are those of the model's own reconstruction of the transformed input.
+        let transform = ImageTransform(size: 32, mode: .evaluation)
+        let decoded = try ImageDecoder().decodeFile(atPath: "\(input)/img1.jpg")
+        let x = transform.apply(decoded, seed: 0, epoch: 0, sampleIndex: 0)
+        var xHat = [Float](repeating: 0, count: x.count)
+        let model = SCVAEModel(config: .tiny, maxBatch: 1)
+        let terms = params.withUnsafeBufferPointer { p in
+            x.withUnsafeBufferPointer { xs in
+                xHat.withUnsafeMutableBufferPointer { model.forward(parameters: p, images: xs.baseAddress!, batch: 1, reconstruction: $0.baseAddress!) }
+            }
+        }
+        let unit = { (v: [Float]) in v.map { (min(max($0, -1), 1) + 1) / 2 } }
+        #expect(abs(result.items[1].psnr - ImageQuality.psnr(unit(x), unit(xHat))) < 1e-9)
+        #expect(abs(result.items[1].ssim - ImageQuality.ssim(unit(x), unit(xHat), channels: 3, height: 32, width: 32)) < 1e-9)
+        #expect(result.items[1].psnr < 60, "an untrained model does not reproduce its input")
+        #expect(result.sparsity > 0 && result.sparsity < 1)
+        #expect(terms.sparsity > 0)
     }
 }

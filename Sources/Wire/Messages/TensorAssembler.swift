@@ -46,6 +46,9 @@ public struct TensorAssembler: Sendable {
         self.maxTotalBytes = maxTotalBytes
     }
 
+    /// Bytes of storage held by incomplete tensors (their buffers' capacity), for tests.
+    var heldCapacity: Int { partial.values.reduce(0) { $0 + $1.bytes.capacity } }
+
     /// True once every tensor of the transfer has been returned by `add`.
     public var isComplete: Bool { transfer.map { UInt32(done.count) == $0.count } ?? false }
 
@@ -60,6 +63,8 @@ public struct TensorAssembler: Sendable {
         let index = chunk.tensorIndex
         guard !done.contains(index) else { throw .duplicate(name: chunk.name, index: Int(index)) }
         var entry: Partial
+        // The budget after this chunk's tensor is admitted; committed only once every check passed.
+        var admitted = allocated
         if let existing = partial[index] {
             let first = existing.first
             for (field, same) in [("name", first.name == chunk.name), ("dtype", first.dtype == chunk.dtype),
@@ -75,10 +80,10 @@ public struct TensorAssembler: Sendable {
             guard !overflow, sum <= UInt64(maxTotalBytes) else {
                 throw .tooLarge(name: chunk.name, bytes: total, limit: maxTotalBytes)
             }
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(Int(total))
-            entry = Partial(first: chunk, bytes: bytes, total: total)
-            allocated = sum
+            // No reservation of `total`: a frame may claim any size up to the limit, so memory
+            // grows only with bytes that actually arrive.
+            entry = Partial(first: chunk, bytes: [], total: total)
+            admitted = sum
         }
         guard chunk.byteOffset == UInt64(entry.bytes.count) else {
             throw .outOfOrder(name: chunk.name, expected: UInt64(entry.bytes.count), found: chunk.byteOffset)
@@ -94,6 +99,7 @@ public struct TensorAssembler: Sendable {
             }
         }
         if transfer == nil { transfer = (chunk.transfer, chunk.step, chunk.tensorCount) }
+        allocated = admitted
         entry.bytes.append(contentsOf: chunk.bytes)
         guard UInt64(entry.bytes.count) == entry.total else {
             partial[index] = entry

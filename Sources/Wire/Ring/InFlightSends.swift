@@ -38,4 +38,10 @@ final class InFlightSends: @unchecked Sendable {
         }
         return true
     }
+
+    /// Waits up to `within` for `waitUntilReleased`; throws `.bufferStillInUse` if libzmq still
+    /// holds an overlapping buffer then.
+    func requireReleased(_ range: Range<Int>?, within: Duration) throws(RingError) {
+        guard waitUntilReleased(range, deadline: .now + within) else { throw .bufferStillInUse(seconds: within.inSeconds) }
+    }
 }

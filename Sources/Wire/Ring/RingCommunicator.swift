@@ -18,7 +18,7 @@ public final class RingCommunicator {
     public private(set) var nextEndpoint = "(not connected)"
     public private(set) var statistics = RingStatistics()
 
-    private let receiver: ZmqSocket
+    let receiver: ZmqSocket   // internal for tests
     private var sender: ZmqSocket?
     private let inFlight = InFlightSends()
     private var generation: UInt64 = 0
@@ -28,6 +28,7 @@ public final class RingCommunicator {
     public private(set) var isBroken = false
 
     /// Binds the receiving socket to `bindEndpoint` ("tcp://127.0.0.1:*", "ipc:///tmp/x").
+    /// A failure here is this rank's own: `.transport(rank: rank, ...)`.
     public init(context: ZmqContext, rank: Int, worldSize: Int, runID: UInt64, bindTo bindEndpoint: String,
                 settings: RingSettings = RingSettings()) throws(RingError) {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize, "rank \(rank) of world size \(worldSize)")
@@ -35,17 +36,18 @@ public final class RingCommunicator {
         self.worldSize = worldSize
         self.runID = runID
         self.settings = settings
-        let previous = (rank - 1 + worldSize) % worldSize
         do {
             receiver = try ZmqSocket(context, type: .pull)
             try receiver.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
+            // No part larger than a piece is ever buffered: libzmq disconnects such a sender.
+            try receiver.setMaxMessageSize(settings.maxReceivedPartBytes)
             if let keys = settings.curveKeys { try receiver.enableCurveServer(keys) }
             endpoint = try receiver.bind(bindEndpoint)
             let sender = try ZmqSocket(context, type: .push)
             try sender.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
             self.sender = sender
         } catch {
-            throw .transport(rank: previous, error: error)
+            throw .transport(rank: rank, error: error)
         }
     }
 
@@ -70,12 +72,20 @@ public final class RingCommunicator {
         nextEndpoint = endpoint
     }
 
-    /// Closes both sockets, dropping queued pieces.
-    public func close() {
+    /// Closes both sockets, dropping queued pieces. Returns false if libzmq still reads a
+    /// zero-copy buffer 2 s later; that only happens after a collective threw
+    /// `.bufferStillInUse`, whose buffer the caller must then never free or reuse.
+    @discardableResult
+    public func close() -> Bool {
         sender?.close()
         sender = nil
         receiver.close()
-        _ = inFlight.waitUntilReleased(nil, deadline: .now + .seconds(2))
+        do {
+            try inFlight.requireReleased(nil, within: .seconds(2))
+            return true
+        } catch {
+            return false
+        }
     }
 
     public var previousRank: Int { (rank - 1 + worldSize) % worldSize }
@@ -83,13 +93,18 @@ public final class RingCommunicator {
 
     /// Sums `buffer` over all ranks in place; every rank ends with the same bytes.
     /// All ranks call it with the same length and generation.
+    ///
+    /// On return, normal or thrown, libzmq no longer reads `buffer`, except after
+    /// `RingError.bufferStillInUse`: then it may still, and the caller must never free or
+    /// reuse that buffer (keep it alive, leaked, and drop the communicator).
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) throws(RingError) {
         let schedule = RingSchedule(rank: rank, worldSize: worldSize, elementCount: buffer.count,
                                     pieceElements: settings.pieceElements)
         try run(RingPlan.allReduce(schedule), buffer: buffer, generation: generation)
     }
 
-    /// Copies `root`'s buffer into every rank's `buffer` (same length everywhere).
+    /// Copies `root`'s buffer into every rank's `buffer` (same length everywhere). Buffer
+    /// ownership on return as for `allReduce`.
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int, generation: UInt64) throws(RingError) {
         let plan = RingPlan.broadcast(rank: rank, worldSize: worldSize, root: root, elementCount: buffer.count,
                                       pieceElements: settings.pieceElements)
@@ -152,10 +167,12 @@ public final class RingCommunicator {
         } catch {
             // A broken collective leaves pieces queued for a peer that may be dead: drop them
             // so libzmq releases the buffer before the caller gets it back.
+            // If libzmq still holds the buffer, that is what the caller must know (it must not
+            // reuse the buffer), so it replaces the original error.
             isBroken = true
             sender?.close()
             sender = nil
-            _ = inFlight.waitUntilReleased(nil, deadline: .now + settings.silenceDeadline)
+            try inFlight.requireReleased(nil, within: settings.silenceDeadline)
             throw error
         }
     }
@@ -205,6 +222,10 @@ public final class RingCommunicator {
         while true {
             do {
                 return try receiver.receiveParts(deadline: .now + settings.silenceDeadline, maxParts: 2)
+            } catch .tooManyParts {
+                // Discarded whole by the socket; no ring piece has more than two parts.
+                statistics.malformedMessagesDropped += 1
+                continue
             } catch .timedOut {
                 waited += settings.silenceDeadline
                 if let isPeerAlive = settings.isPeerAlive, isPeerAlive(previousRank) {
@@ -212,7 +233,8 @@ public final class RingCommunicator {
                     settings.onStall?(previousRank, waited)
                     continue
                 }
-                throw .peerSilent(rank: previousRank, endpoint: endpoint, seconds: waited.inSeconds,
+                // The receiving side does not know the previous rank's address (it connects to us).
+                throw .peerSilent(rank: previousRank, endpoint: nil, seconds: waited.inSeconds,
                                   step: expected.transfer.step, piece: expected.transfer.piece)
             } catch {
                 throw .transport(rank: previousRank, error: error)

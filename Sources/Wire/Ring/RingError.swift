@@ -3,7 +3,9 @@
 public enum RingError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The previous rank sent nothing for `seconds` (the silence deadline) while this rank
     /// waited for step `step`, piece `piece`: it is dead or gone (or the liveness hook said so).
-    case peerSilent(rank: Int, endpoint: String, seconds: Double, step: Int, piece: Int)
+    /// `endpoint` is the silent rank's address when known; nil from the ring itself, whose
+    /// receiving side is connected to, so does not know its peer's address.
+    case peerSilent(rank: Int, endpoint: String?, seconds: Double, step: Int, piece: Int)
     /// The next rank did not take data for `seconds`: it is dead or its queue is full.
     case sendStalled(rank: Int, endpoint: String, seconds: Double)
     /// A frame of a newer generation arrived from `rank`: this rank is stale and must rejoin.
@@ -14,7 +16,8 @@ public enum RingError: Error, Equatable, Sendable, CustomStringConvertible {
     case badFrame(rank: Int, error: DecodeError)
     /// The data of a piece from `rank` fails its CRC32C.
     case dataChecksum(rank: Int, step: Int, piece: Int, expected: UInt32, computed: UInt32)
-    /// libzmq failed while talking to `rank`.
+    /// libzmq failed while talking to `rank`; `rank` is this rank's own number when setting up
+    /// its own socket failed (e.g. the bind).
     case transport(rank: Int, error: ZmqError)
     /// libzmq kept a zero-copy buffer longer than `seconds`; the buffer cannot be safely reused.
     case bufferStillInUse(seconds: Double)
@@ -26,7 +29,7 @@ public enum RingError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .peerSilent(rank, endpoint, seconds, step, piece):
-            "rank \(rank) (\(endpoint)) silent for \(seconds) s; waiting for step \(step) piece \(piece)"
+            "rank \(rank) (\(endpoint ?? "endpoint unknown")) silent for \(seconds) s; waiting for step \(step) piece \(piece)"
         case let .sendStalled(rank, endpoint, seconds):
             "rank \(rank) (\(endpoint)) took no data for \(seconds) s"
         case let .newerGeneration(rank, found, current):

@@ -36,6 +36,10 @@ public struct RingSettings: Sendable {
 
     /// Elements per piece, at most 2^28 (1 GiB) so a piece always fits the header's `UInt32` count.
     var pieceElements: Int { min(max(pieceBytes / MemoryLayout<Float>.size, 1), 1 << 28) }
+
+    /// ZMQ_MAXMSGSIZE of the receiving socket: one piece's data plus room for the frame part
+    /// and CURVE's overhead.
+    var maxReceivedPartBytes: Int { pieceElements * MemoryLayout<Float>.size + ZmqSocket.messageSizeMargin }
 }
 
 /// Counters of one communicator.
@@ -47,6 +51,8 @@ public struct RingStatistics: Sendable, Equatable {
     public var piecesDropped = 0
     /// Frames of another run id, ignored.
     public var foreignFramesDropped = 0
+    /// Messages of more than two parts (no ring piece has more), discarded whole.
+    public var malformedMessagesDropped = 0
     /// Times a live but silent peer was waited for again.
     public var stalls = 0
 }

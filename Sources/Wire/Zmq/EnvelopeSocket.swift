@@ -2,7 +2,8 @@
 /// and either the decoded envelope or why it could not be decoded. A bad frame is a value,
 /// not a thrown error, so the receive loop logs it, counts it and goes on (DESIGN invariant 8).
 public struct ReceivedEnvelope: Sendable {
-    /// The ROUTER identity of the sender; nil on DEALER, PULL and PAIR sockets.
+    /// The ROUTER identity of the sender; nil on DEALER, PULL and PAIR sockets, and for a
+    /// message of too many parts (discarded unread).
     public var identity: [UInt8]?
     public var envelope: Result<Envelope, DecodeError>
 }
@@ -18,11 +19,26 @@ extension ZmqSocket {
         try send(parts: [identity, envelope.encoded()], deadline: deadline)
     }
 
+    /// Makes libzmq refuse message parts larger than a frame within `limits` (plus
+    /// `messageSizeMargin`): a peer sending one is disconnected before the part is buffered,
+    /// instead of the size check running after libzmq holds the whole message. Such a message
+    /// is then not delivered at all (no `.oversized` failure to count). Call before `bind`/`connect`.
+    public func limitMessageSize(to limits: DecodeLimits) throws(ZmqError) {
+        try setMaxMessageSize(limits.maxPayloadLength + FrameHeader.size + Self.messageSizeMargin)
+    }
+
     /// Receives one message and decodes it. Throws only transport failures (including the
-    /// deadline); a malformed frame comes back as `.failure` in `envelope`.
+    /// deadline); a malformed frame, or a message of too many parts, comes back as `.failure`
+    /// in `envelope`.
     public func receiveEnvelope(deadline: ContinuousClock.Instant, limits: DecodeLimits = .default,
                                 expectedRunID: UInt64? = nil) throws(ZmqError) -> ReceivedEnvelope {
-        let parts = try receiveParts(deadline: deadline, maxParts: 3)
+        let parts: [ZmqMessage]
+        do throws(ZmqError) {
+            parts = try receiveParts(deadline: deadline, maxParts: 3)
+        } catch .tooManyParts(_, let count, _) {
+            return ReceivedEnvelope(identity: nil, envelope: .failure(.invalidValue(field: "message parts",
+                                                                                    detail: "\(count) parts, expected 1 or 2")))
+        }
         switch parts.count {
         case 1:
             return ReceivedEnvelope(identity: nil, envelope: decode(parts[0], limits, expectedRunID))

@@ -7,6 +7,10 @@ public enum ZmqError: Error, Equatable, Sendable, CustomStringConvertible {
     case call(operation: String, errno: Int32, text: String)
     /// Nothing could be received (or sent) on `endpoint` before the deadline of `seconds`.
     case timedOut(operation: String, endpoint: String, seconds: Double)
+    /// A message on `endpoint` had `parts` parts, more than the receiver's `limit`. It was read
+    /// to its end and discarded, so the socket is still usable: a bad message from a peer
+    /// (count and drop it), not a broken transport.
+    case tooManyParts(endpoint: String, parts: Int, limit: Int)
     /// The context was terminated while a call was in progress (process shutting down).
     case contextTerminated(operation: String)
 
@@ -14,6 +18,7 @@ public enum ZmqError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case let .call(operation, errno, text): "\(operation) failed: \(text) (errno \(errno))"
         case let .timedOut(operation, endpoint, seconds): "\(operation) on \(endpoint) timed out after \(seconds) s"
+        case let .tooManyParts(endpoint, parts, limit): "message of \(parts) parts on \(endpoint) discarded (at most \(limit))"
         case let .contextTerminated(operation): "\(operation): ZeroMQ context terminated"
         }
     }

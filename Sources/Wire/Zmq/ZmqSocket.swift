@@ -66,6 +66,34 @@ public final class ZmqSocket {
         if result != 0 { throw .last("zmq_setsockopt \(name)") }
     }
 
+    public func setOption(_ option: Int32, int64 value: Int64, _ name: String) throws(ZmqError) {
+        let handle = try live("zmq_setsockopt \(name)")
+        var value = value
+        if zmq_setsockopt(handle, option, &value, MemoryLayout<Int64>.size) != 0 { throw .last("zmq_setsockopt \(name)") }
+    }
+
+    /// Room above a payload limit for small header parts, a ROUTER identity and CURVE's
+    /// per-message overhead (33 bytes), when a limit is turned into `setMaxMessageSize`.
+    public static let messageSizeMargin = 4096
+
+    /// The largest message part libzmq accepts from a peer (ZMQ_MAXMSGSIZE); nil: no limit.
+    /// libzmq checks the size announced on the wire before buffering the part, and
+    /// disconnects a peer that announces a larger one: that message is never delivered,
+    /// other peers are unaffected. Set it before `bind`/`connect` (it applies to connections
+    /// made afterwards).
+    public func setMaxMessageSize(_ bytes: Int?) throws(ZmqError) {
+        try setOption(ZMQ_MAXMSGSIZE, int64: Int64(bytes ?? -1), "ZMQ_MAXMSGSIZE")
+    }
+
+    /// The ZMQ_MAXMSGSIZE in force; -1 means no limit.
+    public func maxMessageSize() throws(ZmqError) -> Int64 {
+        let handle = try live("zmq_getsockopt ZMQ_MAXMSGSIZE")
+        var value: Int64 = 0
+        var size = MemoryLayout<Int64>.size
+        if zmq_getsockopt(handle, ZMQ_MAXMSGSIZE, &value, &size) != 0 { throw .last("zmq_getsockopt ZMQ_MAXMSGSIZE") }
+        return value
+    }
+
     /// High-water marks in messages; 0 means no limit (the ring bounds its own queue).
     public func setHighWaterMarks(send: Int32, receive: Int32) throws(ZmqError) {
         try setOption(ZMQ_SNDHWM, send, "ZMQ_SNDHWM")
@@ -182,12 +210,21 @@ public final class ZmqSocket {
 
     /// Receives every part of one multipart message. Parts of a message arrive together, so
     /// after the first, the rest are read without waiting.
+    ///
+    /// A message of more than `maxParts` parts is read to its end and discarded, then
+    /// `ZmqError.tooManyParts` is thrown: the next receive starts at the next message.
     public func receiveParts(deadline: ContinuousClock.Instant, maxParts: Int = 64) throws(ZmqError) -> [ZmqMessage] {
         var parts = [try receiveMessage(deadline: deadline)]
         while let last = parts.last, last.hasMore {
             guard parts.count < maxParts else {
-                throw .call(operation: "zmq_msg_recv from \(endpoint)", errno: EMSGSIZE,
-                            text: "more than \(maxParts) parts in one message")
+                var count = parts.count
+                parts.removeAll()   // release the kept parts' buffers while draining
+                var more = true
+                while more {
+                    more = try receiveMessage(deadline: .now + .seconds(1)).hasMore
+                    count += 1
+                }
+                throw .tooManyParts(endpoint: endpoint, parts: count, limit: maxParts)
             }
             parts.append(try receiveMessage(deadline: .now + .seconds(1)))
         }
