@@ -121,7 +121,7 @@ final class CoordinatorServer {
         case .training where !stopSent:
             stopSent = true
             logger.notice("stop requested: workers stop after the next step; the weights of that step are saved")
-            for member in membership.ranked { send(.shutdown(Shutdown(exitCode: 0, reason: "stop requested by signal")), to: member.id) }
+            for member in membership.ranked { send(.shutdown(Shutdown(exitCode: 0, reason: TrainingRecipe.stopRequestReason)), to: member.id) }
         default:
             break
         }

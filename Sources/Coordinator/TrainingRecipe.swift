@@ -24,6 +24,10 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         exactReduction = settings.exactReduction
     }
 
+    /// The reason of the `Shutdown` that asks workers to stop at the next step boundary; they
+    /// recognise it by this text (Worker.TrainingRecipe has the same) and keep serving the upload.
+    public static let stopRequestReason = "stop at the next step boundary"
+
     public var json: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys

@@ -22,8 +22,14 @@ struct TrainingLoop {
     /// Steps a non-finite loss may skip in a row before the run stops.
     static let maximumNonFiniteRun = 3
 
-    /// Runs until the last step or an agreed stop; returns the steps applied and the next cursor.
-    func run() throws -> (steps: Int, cursor: SamplerCursor) {
+    /// How the loop ended: steps applied since the start of training, and the next step's cursor.
+    struct Ending {
+        var steps: Int
+        var cursor: SamplerCursor
+    }
+
+    /// Runs until the last step or an agreed stop.
+    func run() throws -> Ending {
         let done = sampler.stepsBefore(start)
         let remaining = max(recipe.totalSteps - done, 0)
         let plan = TrainingPlan(sampler: sampler, rank: rank, worldSize: world, start: start, stepCount: remaining)
@@ -44,9 +50,11 @@ struct TrainingLoop {
         for _ in 0..<remaining {
             while let envelope = control.poll() {
                 switch envelope.message {
-                case let .shutdown(body):
-                    if !stopAsked { logger.notice("stop requested (\(body.reason)); stopping at the next step boundary") }
+                case let .shutdown(body) where body.reason == TrainingRecipe.stopRequestReason:
+                    if !stopAsked { logger.notice("stop requested; stopping at the next step boundary") }
                     stopAsked = true
+                case let .shutdown(body):
+                    throw WorkerFailure.aborted(reason: "shut down during training: \(body.reason)")
                 case let .abort(body):
                     throw WorkerFailure.aborted(reason: body.reason)
                 default:
@@ -73,9 +81,11 @@ struct TrainingLoop {
             control.setApplied(step: UInt64(steps))
             report(outcome, step: steps, epoch: batch.cursor.epoch, goodSamples: batch.count,
                    data: (t1 - t0).seconds, total: (t2 - t1).seconds, allReduce: reducer.lastWait.seconds)
-            if outcome.stopRequested { break }
+            if outcome.stopRequested {
+                return Ending(steps: steps, cursor: sampler.cursor(afterSteps: steps))
+            }
         }
-        return (steps, sampler.cursor(afterSteps: steps))
+        return Ending(steps: steps, cursor: sampler.cursor(afterSteps: steps))
     }
 
     private func withImages<R>(_ pixels: UnsafeBufferPointer<Float>, _ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {

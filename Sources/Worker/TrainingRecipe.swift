@@ -51,6 +51,10 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         }
     }
 
+    /// The reason of the `Shutdown` that asks for a stop at the next step boundary (the end of
+    /// the run comes later as another `Shutdown`). Same text as `Coordinator.TrainingRecipe`'s.
+    public static let stopRequestReason = "stop at the next step boundary"
+
     public static func decode(_ json: String) throws(Problem) -> TrainingRecipe {
         let recipe: TrainingRecipe
         do {

@@ -189,6 +189,10 @@ final class WorkerSession {
             switch envelope.message {
             case let .checkpoint(command) where command.action == .upload:
                 upload(replica.parameters, layout: layout, step: step, epoch: epoch)
+            case let .shutdown(body) where body.reason == TrainingRecipe.stopRequestReason:
+                // A stop request that arrived after this rank stopped (through a neighbour's
+                // request, or at the last step): the end of the run is still to come.
+                logger.debug("stop request arrived after training ended")
             case let .shutdown(body):
                 logger.info("shutdown: \(body.reason)")
                 return body.exitCode

@@ -91,6 +91,10 @@ import Wire
         }
     }
 
+    @Test func theStopRequestIsTheWorkersText() {
+        #expect(TrainingRecipe.stopRequestReason == "stop at the next step boundary")
+    }
+
     @Test func refusalsNameBothProtocolVersions() {
         let (reason, detail) = CoordinatorServer.describe(.protocolVersionMismatch(worker: 0, coordinator: 1))
         #expect(reason == .protocolVersionMismatch)
