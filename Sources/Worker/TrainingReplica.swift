@@ -161,6 +161,7 @@ public final class TrainingReplica {
             for i in 0..<n { buffer[i] *= inverse }
             parameters.withUnsafeMutableBufferPointer { params in
                 let report = optimizer.update(parameters: params, gradients: UnsafeBufferPointer(rebasing: buffer[0..<n]))
+                outcome.applied = report.applied
                 outcome.learningRate = report.learningRate
                 outcome.gradientNorm = report.gradientNorm
             }

@@ -34,7 +34,14 @@ final class InMemoryReducer: @unchecked Sendable {
             round += 1
             condition.broadcast()
         } else {
-            while round == myRound { condition.wait() }
+            // Bounded: a rank that never arrives fails the test instead of hanging it.
+            let deadline = Date().addingTimeInterval(300)
+            while round == myRound {
+                guard condition.wait(until: deadline) else {
+                    Issue.record("in-memory all-reduce: rank \(rank) waited 300 s for the other ranks")
+                    return
+                }
+            }
         }
         _ = buffer.update(fromContentsOf: result)
     }
@@ -54,7 +61,9 @@ func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         group.enter()
         Thread { body(rank); group.leave() }.start()
     }
-    group.wait()
+    if group.wait(timeout: .now() + 600) == .timedOut {
+        Issue.record("rank threads did not finish within 600 s")
+    }
 }
 
 /// Shares non-Sendable test state with rank threads that each touch only their own element.
