@@ -2,6 +2,13 @@ import CBLAS
 
 /// Thin, shape-checked entry points into OpenBLAS.
 public enum BLAS {
+    /// The kernel set OpenBLAS chose for this CPU at load time ("SkylakeX", "Haswell", ...;
+    /// "Prescott", its generic SSE3 fallback, when it does not recognise the CPU).
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
     /// Sets the number of OpenBLAS threads for this process (at least 1).
     public static func setThreads(_ count: Int) {
         openblas_set_num_threads(Int32(max(1, count)))

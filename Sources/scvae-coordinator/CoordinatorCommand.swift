@@ -15,10 +15,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Number of worker processes (ranks) to train with.")
     var workers: Int = 2
 
-    @Option(name: .customLong("min-workers"), help: "Pause training while fewer workers than this are alive (default: --workers).")
+    @Option(name: .customLong("min-workers"), help: "Fewest live workers the run may go on with (default: --workers). This build stops the run when a worker is lost; recovery comes with fault tolerance.")
     var minWorkers: Int?
 
-    @Option(help: "Dataset folder (ImageNet layout, a flat image folder or packed shards). Default: the built-in sample data.")
+    @Option(help: "Dataset folder: ImageNet layout ROOT/<wnid>/<file> or any folder of images (recursive). Default: the built-in sample data.")
     var data: String?
 
     @Option(help: "Model configuration: tiny, small, imagenet-f8 or imagenet-f16.")
@@ -60,10 +60,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Control-plane endpoint to bind, e.g. tcp://0.0.0.0:5555.")
     var listen: String = "tcp://127.0.0.1:5555"
 
-    @Option(name: .customLong("checkpoint-dir"), help: "Folder for checkpoints; a valid checkpoint there is resumed automatically.")
+    @Option(name: .customLong("checkpoint-dir"), help: "Folder for the run's outputs: final/model.safetensors and final/summary.json (default: ./scvae-run).")
     var checkpointDir: String?
 
-    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every this many steps (0: only at the end).")
+    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every this many steps. Only 0 (weights at the end) is supported by this build.")
     var checkpointEvery: Int = 0
 
     @Flag(help: "Start the workers as child processes on this machine (cores/N BLAS threads each).")

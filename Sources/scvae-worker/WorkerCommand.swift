@@ -49,6 +49,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        BLASKernels.useFastestKernels()
         // Started by `scvae-coordinator --local`: Ctrl-C reaches the whole process group, but the
         // coordinator owns this worker's end (it stops at a step boundary and saves the weights).
         if ProcessInfo.processInfo.environment["SCVAE_LOCAL_CHILD"] == "1" { signal(SIGINT, SIG_IGN) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Data
 import Model
 import Wire
+import Worker
 
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,9 +10,11 @@ struct InfoCommand: ParsableCommand {
         abstract: "Print the versions of the native libraries this build uses and check that each works.")
 
     func run() throws {
+        BLASKernels.useFastestKernels()
         print("libzmq \(zmqLibraryVersion())")
         var c: [Float] = [0]
         BLAS.sgemm(m: 1, n: 1, k: 2, a: [1, 2], lda: 2, b: [3, 4], ldb: 1, c: &c, ldc: 1)
+        print("OpenBLAS kernels: \(BLAS.coreName)")
         print("OpenBLAS sgemm check: [1 2]·[3 4]^T = \(c[0]) (expected 11.0)")
         let image = RGBImage(width: 8, height: 8, pixels: [UInt8](repeating: 128, count: 8 * 8 * 3))
         let jpeg = try encodeJPEG(image)

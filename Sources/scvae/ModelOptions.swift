@@ -1,5 +1,6 @@
 import ArgumentParser
 import Model
+import Worker
 
 /// Options every model tool shares: which configuration, how many BLAS threads.
 struct ModelOptions: ParsableArguments {
@@ -18,6 +19,7 @@ struct ModelOptions: ParsableArguments {
 
     /// The validated configuration, with BLAS set to the requested threads.
     func prepare() -> ModelConfig {
+        BLASKernels.useFastestKernels()
         BLAS.setThreads(threads)
         return ModelConfig.named(config)!
     }

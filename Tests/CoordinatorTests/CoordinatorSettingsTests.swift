@@ -16,6 +16,8 @@ import Testing
         #expect(s.problems().contains { $0.contains("--global-batch") })
         s = CoordinatorSettings(); s.epochs = 2
         #expect(s.problems().contains { $0.contains("not both") })
+        s = CoordinatorSettings(); s.checkpointEvery = 5
+        #expect(s.problems().contains { $0.contains("--checkpoint-every") })
         s = CoordinatorSettings(); s.listen = "localhost:5555"
         #expect(s.problems().contains { $0.contains("--listen") })
     }
