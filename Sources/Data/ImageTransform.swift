@@ -79,21 +79,10 @@ public struct ImageTransform: Sendable, Equatable {
     /// Resizes only the crop window, then flips and lays it out as CHW in [-1, 1].
     public func apply(_ image: RGBImage, placement place: Placement, into output: UnsafeMutableBufferPointer<Float>) {
         precondition(output.count >= outputCount, "ImageTransform: output buffer too small")
-        let window = resampleWindow(image, width: place.resizedWidth, height: place.resizedHeight,
-                                    columns: place.cropX..<(place.cropX + size), rows: place.cropY..<(place.cropY + size))
-        let plane = size * size
-        let scale: Float = 1 / 127.5
-        window.withUnsafeBufferPointer { source in
-            for y in 0..<size {
-                for x in 0..<size {
-                    let target = y * size + (place.flip ? size - 1 - x : x)
-                    let p = (y * size + x) * 3
-                    // Weights are positive and sum to 1, so only rounding can leave [-1, 1].
-                    output[target] = min(1, max(-1, source[p] * scale - 1))
-                    output[plane + target] = min(1, max(-1, source[p + 1] * scale - 1))
-                    output[2 * plane + target] = min(1, max(-1, source[p + 2] * scale - 1))
-                }
-            }
-        }
+        // Weights are positive and sum to 1, so only rounding can leave [-1, 1]: clamp.
+        let mapping = ResampleOutput(scale: 1 / 127.5, offset: -1, lowest: -1, highest: 1, flip: place.flip)
+        resampleWindow(image, width: place.resizedWidth, height: place.resizedHeight,
+                       columns: place.cropX..<(place.cropX + size), rows: place.cropY..<(place.cropY + size),
+                       output: mapping, into: output.baseAddress!)
     }
 }

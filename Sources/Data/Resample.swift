@@ -77,70 +77,94 @@ struct ResampleTaps {
     }
 }
 
-/// Resizes an RGB image to `width` x `height` and returns the window `columns` x `rows` of the
-/// result as Float HWC values on the 0...255 scale. Only the window is computed.
-func resampleWindow(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>) -> [Float] {
+/// How `resampleWindow` writes its values: v * scale + offset, clamped to `lowest...highest`,
+/// as three planes (CHW), each row mirrored if `flip`.
+struct ResampleOutput {
+    var scale: Float = 1
+    var offset: Float = 0
+    var lowest: Float = 0
+    var highest: Float = 255
+    var flip = false
+}
+
+/// Resizes an RGB image to `width` x `height` and writes the window `columns` x `rows` of the
+/// result (values on the 0...255 scale, mapped by `output`) to `planes` as CHW floats,
+/// 3 * columns.count * rows.count of them. Only the window is computed.
+///
+/// Each output row is made in two passes: a vertical blend of the input rows it covers, over only
+/// the input columns the window reads (contiguous UInt8 in, Float out, so it vectorises), then the
+/// horizontal taps on that one blended row, all three channels at once as a SIMD4.
+func resampleWindow(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>,
+                    output: ResampleOutput, into planes: UnsafeMutablePointer<Float>) {
     let horizontal = ResampleTaps(inputSize: image.width, outputSize: width, outputs: columns)
     let vertical = ResampleTaps(inputSize: image.height, outputSize: height, outputs: rows)
-    let inputRows = vertical.inputRange
-    let windowWidth = columns.count
-
-    // Horizontal pass over only the input rows the vertical pass will read.
-    var across = [Float](repeating: 0, count: inputRows.count * windowWidth * 3)
-    image.pixels.withUnsafeBufferPointer { source in
-        across.withUnsafeMutableBufferPointer { target in
-            horizontal.withUnsafeTaps { firsts, counts, weights in
-                for (r, y) in inputRows.enumerated() {
-                    let sourceRow = y * image.width * 3
-                    let targetRow = r * windowWidth * 3
-                    for c in 0..<windowWidth {
-                        let w = c * horizontal.stride
-                        var red: Float = 0, green: Float = 0, blue: Float = 0
-                        var p = sourceRow + firsts[c] * 3
-                        for t in 0..<counts[c] {
-                            let weight = weights[w + t]
-                            red += weight * Float(source[p])
-                            green += weight * Float(source[p + 1])
-                            blue += weight * Float(source[p + 2])
-                            p += 3
+    let inputColumns = horizontal.inputRange
+    let span = inputColumns.count * 3
+    let inputRowLength = image.width * 3
+    let plane = columns.count * rows.count
+    let floatSize = MemoryLayout<Float>.stride
+    // Byte offset in the blended row of each output column's first tap.
+    let tapOffsets = horizontal.first.map { ($0 - inputColumns.lowerBound) * 3 * floatSize }
+    // One spare value: the horizontal pass loads four floats per pixel and ignores the fourth.
+    var blended = [Float](repeating: 0, count: span + 1)
+    image.pixels.withUnsafeBufferPointer { pixels in
+        blended.withUnsafeMutableBufferPointer { blended in
+            tapOffsets.withUnsafeBufferPointer { tapOffsets in
+                horizontal.withUnsafeTaps { _, hCounts, hWeights in
+                    vertical.withUnsafeTaps { vFirsts, vCounts, vWeights in
+                        let source = pixels.baseAddress! + inputColumns.lowerBound * 3
+                        let mixed = blended.baseAddress!
+                        let across = UnsafeRawPointer(mixed)
+                        let scale = SIMD4<Float>(repeating: output.scale), offset = SIMD4<Float>(repeating: output.offset)
+                        let lowest = SIMD4<Float>(repeating: output.lowest), highest = SIMD4<Float>(repeating: output.highest)
+                        for r in 0..<rows.count {
+                            // Vertical pass.
+                            let w = r * vertical.stride
+                            var line = source + vFirsts[r] * inputRowLength
+                            var weight = vWeights[w]
+                            for k in 0..<span { mixed[k] = weight * Float(line[k]) }
+                            for t in 1..<vCounts[r] {
+                                line += inputRowLength
+                                weight = vWeights[w + t]
+                                for k in 0..<span { mixed[k] += weight * Float(line[k]) }
+                            }
+                            // Horizontal pass, written to the three planes (right to left if flipped).
+                            var target = r * columns.count + (output.flip ? columns.count - 1 : 0)
+                            let step = output.flip ? -1 : 1
+                            for c in 0..<columns.count {
+                                let h = c &* horizontal.stride
+                                var at = tapOffsets[c]
+                                var sum = SIMD4<Float>()
+                                for t in 0..<hCounts[c] {
+                                    sum += hWeights[h &+ t] * across.loadUnaligned(fromByteOffset: at, as: SIMD4<Float>.self)
+                                    at &+= 3 &* floatSize
+                                }
+                                let value = pointwiseMin(pointwiseMax(sum * scale + offset, lowest), highest)
+                                planes[target] = value.x
+                                planes[plane &+ target] = value.y
+                                planes[2 &* plane &+ target] = value.z
+                                target &+= step
+                            }
                         }
-                        target[targetRow + c * 3] = red
-                        target[targetRow + c * 3 + 1] = green
-                        target[targetRow + c * 3 + 2] = blue
                     }
                 }
             }
         }
     }
-
-    // Vertical pass.
-    let rowLength = windowWidth * 3
-    var out = [Float](repeating: 0, count: rows.count * rowLength)
-    across.withUnsafeBufferPointer { source in
-        vertical.weights.withUnsafeBufferPointer { weights in
-            out.withUnsafeMutableBufferPointer { target in
-                for r in 0..<rows.count {
-                    let start = vertical.first[r] - inputRows.lowerBound, taps = vertical.count[r]
-                    let w = r * vertical.stride
-                    let targetRow = r * rowLength
-                    for t in 0..<taps {
-                        let weight = weights[w + t]
-                        let sourceRow = (start + t) * rowLength
-                        for k in 0..<rowLength {
-                            target[targetRow + k] += weight * source[sourceRow + k]
-                        }
-                    }
-                }
-            }
-        }
-    }
-    return out
 }
 
 /// Resizes an RGB image to `width` x `height` (antialiased tent filter, rounded to 8 bits).
 public func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
-    let values = resampleWindow(image, width: width, height: height, columns: 0..<width, rows: 0..<height)
-    let pixels = values.map { UInt8(min(255, max(0, $0.rounded()))) }
+    let plane = width * height
+    var values = [Float](repeating: 0, count: 3 * plane)
+    values.withUnsafeMutableBufferPointer {
+        resampleWindow(image, width: width, height: height, columns: 0..<width, rows: 0..<height,
+                       output: ResampleOutput(), into: $0.baseAddress!)
+    }
+    var pixels = [UInt8](repeating: 0, count: 3 * plane)
+    for p in 0..<plane {
+        for c in 0..<3 { pixels[3 * p + c] = UInt8(values[c * plane + p].rounded()) }
+    }
     return RGBImage(width: width, height: height, pixels: pixels)
 }
 

@@ -107,6 +107,34 @@ private func image(width: Int, height: Int, _ color: (Int, Int) -> (UInt8, UInt8
         #expect(plain != flipped)
     }
 
+    @Test func windowMatchesTheCropOfTheFullResize() {
+        // The transform resizes only the crop window; it must agree with resizing the whole image
+        // (rounded to 8 bits), then cropping and flipping.
+        let portrait = image(width: 60, height: 90) { x, y in (UInt8((x * y) % 256), UInt8(x * 4), UInt8(y * 2)) }
+        let transform = ImageTransform(size: 24, mode: .training)
+        var worst: Float = 0
+        var flips = Set<Bool>()
+        for source in [photo, portrait] {
+            for index in 0..<8 {
+                let place = transform.placement(width: source.width, height: source.height, seed: 5, epoch: 0, sampleIndex: index)
+                flips.insert(place.flip)
+                let full = resize(source, width: place.resizedWidth, height: place.resizedHeight)
+                var out = [Float](repeating: 0, count: transform.outputCount)
+                out.withUnsafeMutableBufferPointer { transform.apply(source, placement: place, into: $0) }
+                for y in 0..<24 {
+                    for x in 0..<24 {
+                        let pixel = full[place.cropX + (place.flip ? 23 - x : x), place.cropY + y]
+                        for (c, level) in [pixel.0, pixel.1, pixel.2].enumerated() {
+                            worst = max(worst, abs((out[c * 576 + y * 24 + x] + 1) * 127.5 - Float(level)))
+                        }
+                    }
+                }
+            }
+        }
+        #expect(flips.count == 2)
+        #expect(worst <= 0.501, "worst difference \(worst) levels, only the rounding of resize")
+    }
+
     @Test func evaluationTakesTheCentre() {
         #expect(ImageTransform.centredOffset(16) == 8)
         #expect(ImageTransform.centredOffset(3) == 2, "round(1.5) = 2")
