@@ -26,8 +26,9 @@ enum Conv2d {
         }
     }
 
-    /// Floats of im2col scratch per chunk (8 MiB).
-    static let columnBudget = 1 << 21
+    /// Floats of im2col scratch per chunk (1 MiB): small enough that the patch rows are still in
+    /// the L2 cache when the GEMM reads them.
+    static let columnBudget = 1 << 18
 
     /// out = conv(inp) + bias, or out += conv(inp) + bias when `accumulate` (used for residual sums).
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
@@ -87,6 +88,33 @@ enum Conv2d {
                 BLAS.sgemm(transB: true, m: g.rows, n: width, k: co, a: dOut, lda: co,
                            b: wr, ldb: co, beta: 1, c: dInput, ldc: width)
             }
+        } else if let dInput, Conv2dShifted.applies(to: g) {
+            // The input gradient of a same-size 3x3 conv is itself a same-size 3x3 conv of dOut
+            // (flipped taps, in and out swapped): an im2col copy and a GEMM that accumulates
+            // straight into dInput, instead of a patch-gradient matrix and a scatter-add.
+            let chunk = chunkOverride ?? rowsPerChunk(g)
+            let columns = workspace.floats(.convColumns, chunk * width)
+            var start = 0
+            while start < g.rows {
+                let count = min(chunk, g.rows - start)
+                im2col(columns, inp, g, rows: start..<(start + count))
+                BLAS.sgemm(transA: true, m: width, n: co, k: count, a: columns, lda: width,
+                           b: dOut + start * co, ldb: co, beta: 1, c: dwr, ldc: co)
+                start += count
+            }
+            var t = g
+            (t.inChannels, t.outChannels) = (co, g.inChannels)
+            let flipped = flippedWeight(weight, g, workspace)
+            let transposedChunk = chunkOverride ?? rowsPerChunk(t)
+            let transposedColumns = workspace.floats(.convColumns, transposedChunk * t.patchWidth)
+            start = 0
+            while start < t.rows {
+                let count = min(transposedChunk, t.rows - start)
+                im2col(transposedColumns, dOut, t, rows: start..<(start + count))
+                BLAS.sgemm(m: count, n: t.outChannels, k: t.patchWidth, a: transposedColumns, lda: t.patchWidth,
+                           b: flipped, ldb: t.outChannels, beta: 1, c: dInput + start * t.outChannels, ldc: t.outChannels)
+                start += count
+            }
         } else {
             let chunk = chunkOverride ?? rowsPerChunk(g)
             let columns = workspace.floats(.convColumns, chunk * width)
@@ -128,6 +156,22 @@ enum Conv2d {
             }
         }
         return wr
+    }
+
+    /// Wf[(tap'*Co + co), ci] = W[co, ci, tap] with tap' = k*k - 1 - tap: the weight, as [P', Ci],
+    /// of the convolution of dOut (Co channels) that gives the input gradient of a same-size conv.
+    static func flippedWeight(_ weight: UnsafePointer<Float>, _ g: Conv2dGeometry,
+                              _ workspace: Workspace) -> UnsafeMutablePointer<Float> {
+        let (taps, ci, co) = (g.kernel * g.kernel, g.inChannels, g.outChannels)
+        let wf = workspace.floats(.convFlippedWeight, g.weightCount)
+        for o in 0..<co {
+            for i in 0..<ci {
+                for tap in 0..<taps {
+                    wf[((taps - 1 - tap) * co + o) * ci + i] = weight[(o * ci + i) * taps + tap]
+                }
+            }
+        }
+        return wf
     }
 
     /// dW[co, ci, ky, kx] += dWr[(ky*k + kx)*Ci + ci, co].

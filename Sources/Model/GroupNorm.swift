@@ -95,30 +95,35 @@ enum GroupNorm {
                     channelMean[c] = mean[stats + c / perGroup]
                     channelRstd[c] = rstd[stats + c / perGroup]
                 }
-                // dy is the gradient at y = xhat * gamma + beta (through swish when fused).
+                // dy is the gradient at y = xhat * gamma + beta (through swish when fused); it is
+                // summed in the same pass that computes it.
                 let dy: UnsafePointer<Float>
+                for c in 0..<(2 * channels) { sums[c] = 0 }
                 if swish {
                     let dOutSample = dOut + b * positions * channels
                     for p in 0..<positions {
                         let row = p * channels
                         for c in 0..<channels {
-                            let y = (x[row + c] - channelMean[c]) * channelRstd[c] * weight[c] + bias[c]
+                            let xhat = (x[row + c] - channelMean[c]) * channelRstd[c]
+                            let y = xhat * weight[c] + bias[c]
                             let sigmoid = 1 / (1 + expf(-y))
-                            scratch[row + c] = dOutSample[row + c] * sigmoid * (1 + y * (1 - sigmoid))
+                            let g = dOutSample[row + c] * sigmoid * (1 + y * (1 - sigmoid))
+                            scratch[row + c] = g
+                            sumDy[c] += Double(g)
+                            sumDyXhat[c] += Double(g * xhat)
                         }
                     }
                     dy = UnsafePointer(scratch)
                 } else {
                     dy = dOut + b * positions * channels
-                }
-                for c in 0..<(2 * channels) { sums[c] = 0 }
-                for p in 0..<positions {
-                    let row = p * channels
-                    for c in 0..<channels {
-                        let g = dy[row + c]
-                        let xhat = (x[row + c] - channelMean[c]) * channelRstd[c]
-                        sumDy[c] += Double(g)
-                        sumDyXhat[c] += Double(g * xhat)
+                    for p in 0..<positions {
+                        let row = p * channels
+                        for c in 0..<channels {
+                            let g = dy[row + c]
+                            let xhat = (x[row + c] - channelMean[c]) * channelRstd[c]
+                            sumDy[c] += Double(g)
+                            sumDyXhat[c] += Double(g * xhat)
+                        }
                     }
                 }
                 for c in 0..<channels {

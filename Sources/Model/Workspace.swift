@@ -32,6 +32,8 @@ final class Workspace {
         case normGradient
         /// Convolution: repacked weights [kh, kw, in, out], their gradient, and im2col rows.
         case convWeight, convWeightGradient, convColumns
+        /// Convolution backward: the flipped weight [kh, kw, out, in] that maps dOut to dInput.
+        case convFlippedWeight
         /// Shifted-GEMM convolution: wide output rows and the padded output gradient.
         case convWide, convPaddedGradient
     }
