@@ -31,17 +31,22 @@ import Testing
                 #expect(written.width == 32 && written.height == 32)
             }
         }
-        // The figures are those of the model's own reconstruction of the transformed input.
+        // The figures are those of the model's own reconstruction of the transformed input, in
+        // the same batch of two (img0, img1) as the tool ran it.
         let transform = ImageTransform(size: 32, mode: .evaluation)
-        let decoded = try ImageDecoder().decodeFile(atPath: "\(input)/img1.jpg")
-        let x = transform.apply(decoded, seed: 0, epoch: 0, sampleIndex: 0)
+        var x: [Float] = []
+        for name in ["img0.jpg", "img1.jpg"] {
+            x += transform.apply(try ImageDecoder().decodeFile(atPath: "\(input)/\(name)"), seed: 0, epoch: 0, sampleIndex: 0)
+        }
         var xHat = [Float](repeating: 0, count: x.count)
-        let model = SCVAEModel(config: .tiny, maxBatch: 1)
+        let model = SCVAEModel(config: .tiny, maxBatch: 2)
         let terms = params.withUnsafeBufferPointer { p in
             x.withUnsafeBufferPointer { xs in
-                xHat.withUnsafeMutableBufferPointer { model.forward(parameters: p, images: xs.baseAddress!, batch: 1, reconstruction: $0.baseAddress!) }
+                xHat.withUnsafeMutableBufferPointer { model.forward(parameters: p, images: xs.baseAddress!, batch: 2, reconstruction: $0.baseAddress!) }
             }
         }
+        x = Array(x[transform.outputCount...])
+        xHat = Array(xHat[transform.outputCount...])
         let unit = { (v: [Float]) in v.map { (min(max($0, -1), 1) + 1) / 2 } }
         #expect(abs(result.items[1].psnr - ImageQuality.psnr(unit(x), unit(xHat))) < 1e-9)
         #expect(abs(result.items[1].ssim - ImageQuality.ssim(unit(x), unit(xHat), channels: 3, height: 32, width: 32)) < 1e-9)
