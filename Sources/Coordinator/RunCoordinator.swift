@@ -17,7 +17,14 @@ public func runCoordinator(_ settings: CoordinatorSettings, stopSignal: StopSign
 }
 
 private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger) throws {
-    let index = try DatasetLocation.resolve(dataPath: settings.dataPath, cacheDirectory: settings.cacheDirectory, logger: logger)
+    if settings.dataPath == nil { logger.info("no --data: using the built-in sample data") }
+    let index: DatasetIndex
+    do {
+        index = try DatasetLocation.resolve(dataPath: settings.dataPath, cacheDirectory: settings.cacheDirectory)
+    } catch {
+        throw CoordinatorFailure.dataset(error.description)
+    }
+    logger.info("dataset \(index.root): \(index.count) images, fingerprint \(index.fingerprint.prefix(16))")
     let sampler: Sampler
     do { sampler = try Sampler(sampleCount: index.count, globalBatch: settings.globalBatch, seed: settings.seed) } catch {
         throw CoordinatorFailure.plan("\(index.root): \(error)")

@@ -51,7 +51,8 @@ final class WorkerSession {
     }
 
     private func session() throws -> Int32 {
-        let index = try DatasetLocation.resolve(dataPath: settings.dataPath, cacheDirectory: settings.cacheDirectory, logger: logger)
+        let index = try DatasetLocation.resolve(dataPath: settings.dataPath, cacheDirectory: settings.cacheDirectory)
+        logger.debug("dataset \(index.root): \(index.count) images, fingerprint \(index.fingerprint.prefix(16))")
         let dataEndpoint = try reserveDataPlaneEndpoint()
         control.send(.hello(Hello(workerID: workerID, host: ProcessInfo.processInfo.hostName,
                                   dataPlaneEndpoint: dataEndpoint, datasetFingerprint: index.fingerprint)))

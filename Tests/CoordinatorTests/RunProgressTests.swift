@@ -80,19 +80,17 @@ import Wire
         #expect(ProgressFormat.clock(3725) == "1:02:05")
     }
 
-    @Test func theRecipeIsTheJSONObjectWorkersDecode() {
+    @Test func theRecipeIsTheJSONObjectWorkersDecode() throws {
         var settings = CoordinatorSettings()
         settings.optimizer = "sgd"
         settings.learningRate = 0.005
-        let json = TrainingRecipe(settings: settings, totalSteps: 12).json
+        let recipe = TrainingRecipe(settings: settings, totalSteps: 12)
+        let json = recipe.json
+        #expect(try TrainingRecipe.decode(json) == recipe)
         for key in ["\"learningRate\":0.005", "\"optimizer\":\"sgd\"", "\"totalSteps\":12", "\"checksumEvery\":10",
                     "\"microBatch\":16", "\"schedule\":\"constant\"", "\"warmupSteps\":0", "\"exactReduction\":false"] {
             #expect(json.contains(key), "\(key) in \(json)")
         }
-    }
-
-    @Test func theStopRequestIsTheWorkersText() {
-        #expect(TrainingRecipe.stopRequestReason == "stop at the next step boundary")
     }
 
     @Test func refusalsNameBothProtocolVersions() {

@@ -1,5 +1,6 @@
 import Model
 import Testing
+import Wire
 import Worker
 
 @Suite struct TrainingRecipeTests {

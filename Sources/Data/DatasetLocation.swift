@@ -1,13 +1,13 @@
-import Data
-import Logging
-
-/// Where a worker's data is and its index. Without --data it is the built-in sample set,
-/// generated once into the cache (DECISIONS.md: `$XDG_CACHE_HOME/scvae`, else `~/.cache/scvae`).
-/// The coordinator resolves it with the same rule, so both sides index the same files.
+/// Where a run's data is, by the rule the coordinator and every worker share: `--data` if given,
+/// else the built-in sample set, generated once into the cache (DECISIONS.md: `$XDG_CACHE_HOME/scvae`,
+/// else `~/.cache/scvae`). Both sides index what they find; the fingerprints must match for a
+/// worker to be admitted.
 public enum DatasetLocation {
     /// Why the data could not be found or indexed; names the folder.
     public enum Failure: Error, CustomStringConvertible {
+        /// The built-in sample set could not be generated.
         case sampleData(SampleDataError)
+        /// The folder could not be indexed.
         case index(root: String, DatasetError)
 
         public var description: String {
@@ -18,7 +18,8 @@ public enum DatasetLocation {
         }
     }
 
-    public static func resolve(dataPath: String?, cacheDirectory: String?, logger: Logger) throws(Failure) -> DatasetIndex {
+    /// The index of `dataPath` (nil: the built-in sample data), through the index cache.
+    public static func resolve(dataPath: String?, cacheDirectory: String?) throws(Failure) -> DatasetIndex {
         let cache = cacheDirectory ?? DatasetIndexCache.defaultDirectory()
         let root: String
         if let dataPath {
@@ -27,9 +28,7 @@ public enum DatasetLocation {
             do { root = try SampleData.ensure(at: cache) } catch { throw .sampleData(error) }
         }
         do {
-            let (index, _) = try DatasetIndexCache.load(root: root, cacheDirectory: cache)
-            logger.debug("dataset \(index.root): \(index.count) images, fingerprint \(index.fingerprint.prefix(16))")
-            return index
+            return try DatasetIndexCache.load(root: root, cacheDirectory: cache).index
         } catch {
             throw .index(root: root, error)
         }
