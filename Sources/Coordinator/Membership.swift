@@ -28,10 +28,12 @@ public struct Membership: Sendable {
         }
     }
 
-    /// Statuses in their only legal order: joining < up < down < removed.
+    /// Statuses, ordered so that `<= .up` means live. Transitions: joining -> up when a
+    /// generation starts; up -> joining when training pauses below the minimum; joining or up ->
+    /// down when the worker is lost or silent. A down worker that says hello again is a new member.
     /// `joining` workers have been welcomed but are not in a generation yet.
     public enum Status: Int, Comparable, Sendable {
-        case joining, up, down, removed
+        case joining, up, down
         public static func < (a: Status, b: Status) -> Bool { a.rawValue < b.rawValue }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -99,9 +100,15 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible {
 extension DatasetIndex {
     static let imageExtensions: Set<String> = ["jpg", "jpeg", "png"]
 
-    static func isImageName(_ name: String) -> Bool {
+    /// Whether a file name has one of the image extensions (any case).
+    public static func isImageName(_ name: String) -> Bool {
         guard let dot = name.lastIndex(of: ".") else { return false }
         return imageExtensions.contains(name[name.index(after: dot)...].lowercased())
+    }
+
+    /// The image files directly in `folder` (not below it), sorted by name.
+    public static func imageNames(inFolder folder: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: folder).filter(isImageName).sorted()
     }
 
     /// Lists `root` (names and sizes only; no file is opened) and builds the index.

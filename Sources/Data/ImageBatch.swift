@@ -53,12 +53,9 @@ public struct ImageBatch: Sendable, Equatable {
     }
 
     static func loadFolder(_ folder: String, size: Int) throws(LoadError) -> ImageBatch {
-        let extensions: Set<String> = ["jpg", "jpeg", "png"]
         let names: [String]
         do {
-            names = try FileManager.default.contentsOfDirectory(atPath: folder)
-                .filter { extensions.contains(($0 as NSString).pathExtension.lowercased()) }
-                .sorted()
+            names = try DatasetIndex.imageNames(inFolder: folder)
         } catch {
             throw .unreadable(file: folder, reason: "\(error)")
         }

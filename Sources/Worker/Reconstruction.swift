@@ -24,10 +24,7 @@ public struct Reconstruction {
     /// NAME-reconstruction.jpg.
     public init(config: ModelConfig, parameters: [Float], inputFolder: String, outputFolder: String, batchSize: Int = 8) throws {
         let fileManager = FileManager.default
-        let extensions: Set<String> = ["jpg", "jpeg", "png"]
-        let names = try fileManager.contentsOfDirectory(atPath: inputFolder)
-            .filter { extensions.contains(($0 as NSString).pathExtension.lowercased()) }
-            .sorted()
+        let names = try DatasetIndex.imageNames(inFolder: inputFolder)
         try fileManager.createDirectory(atPath: outputFolder, withIntermediateDirectories: true)
         let size = config.imageSize
         let transform = ImageTransform(size: size, mode: .evaluation)
