@@ -84,9 +84,11 @@ extension CoordinatorServer {
             case let .written(step, path, seconds, bytes):
                 lastCheckpointStep = max(lastCheckpointStep, step)
                 logger.info("checkpoint of step \(step) written to \(path) (\(ProgressFormat.fixed(Double(bytes) / 1e6, 1)) MB in \(ProgressFormat.fixed(seconds, 2)) s)")
-                try? metrics?.append("{\"event\": \"checkpoint\", \"step\": \(step), \"path\": \"\(path)\", \"bytes\": \(bytes), \"seconds\": \(ProgressFormat.number(seconds))}")
+                recordEvent("checkpoint", [("step", "\(step)"), ("path", "\"\(path)\""), ("bytes", "\(bytes)"),
+                                           ("seconds", ProgressFormat.number(seconds))])
             case let .failed(step, error):
                 logger.error("checkpoint of step \(step) failed: \(error); the previous checkpoints are kept and training goes on")
+                recordEvent("checkpoint_failed", [("step", "\(step)"), ("reason", "\"\(String(describing: error).replacingOccurrences(of: "\"", with: "'"))\"")])
             }
         }
     }

@@ -47,6 +47,8 @@ final class CoordinatorServer {
     var workerOfIdentity: [[UInt8]: String] = [:]
     var placementsByWorker: [String: Int] = [:]
     var metrics: MetricsFile?
+    /// Failures, recoveries and checkpoints, one JSON object per line (`DIR/events.jsonl`).
+    var events: MetricsFile?
     var stopSent = false
     var trainingStart: ContinuousClock.Instant?
     var lastSummary: RunProgress.StepSummary?
@@ -106,7 +108,15 @@ final class CoordinatorServer {
         progress = RunProgress(worldSize: settings.workers, recipe: recipe, completedStep: resumedStep)
         lastCheckpointStep = resumeFrom?.state.step ?? -1
         writer = CheckpointWriter(store: store)
-        if let path = settings.metricsPath { metrics = try MetricsFile(path: path) }
+        if let path = settings.metricsPath { metrics = try MetricsFile(path: path, appending: resumeFrom != nil) }
+        events = try? MetricsFile(path: (settings.outputDirectory as NSString).appendingPathComponent("events.jsonl"), appending: true)
+    }
+
+    /// Appends an event line (with the wall time); an unwritable events file is not worth stopping for.
+    func recordEvent(_ name: String, _ fields: [(String, String)]) {
+        let time = String(format: "%.3f", Date().timeIntervalSince1970)
+        let body = ([("event", "\"\(name)\""), ("time", time)] + fields).map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ")
+        do { try events?.append("{" + body + "}") } catch { logger.warning("cannot append to \(events?.path ?? "events"): \(error)") }
     }
 
     deinit { writer.stop() }
@@ -361,6 +371,9 @@ final class CoordinatorServer {
         default:
             logger.warning("worker \(workerIDs.joined(separator: ", ")) (\(ranks.joined(separator: ", "))) declared down: silent for \(ProgressFormat.fixed(now - lastHeard, 1)) s at step \(progress.lastCompletedStep)")
             recovery = (workerIDs, now, lastHeard)
+            recordEvent("worker_down", [("workers", "[" + workerIDs.map { "\"\($0)\"" }.joined(separator: ", ") + "]"),
+                                        ("step", "\(progress.lastCompletedStep)"),
+                                        ("seconds_since_last_message", ProgressFormat.number(now - lastHeard))])
         }
         for id in workerIDs {
             placementsByWorker[id] = nil
@@ -431,7 +444,9 @@ final class CoordinatorServer {
         if let recovery {
             let seconds = now - recovery.declaredAt, sinceSilence = now - recovery.lastHeard
             logger.notice("recovered: step \(summary.step) completed \(ProgressFormat.fixed(seconds, 2)) s after \(recovery.ids.joined(separator: ", ")) was declared down (\(ProgressFormat.fixed(sinceSilence, 2)) s after its last message), with \(progress.worldSize) workers")
-            try? metrics?.append("{\"event\": \"recovery\", \"step\": \(summary.step), \"workers\": \(progress.worldSize), \"seconds_since_declared_down\": \(ProgressFormat.number(seconds)), \"seconds_since_last_message\": \(ProgressFormat.number(sinceSilence))}")
+            recordEvent("recovery", [("step", "\(summary.step)"), ("workers", "\(progress.worldSize)"),
+                                     ("seconds_since_declared_down", ProgressFormat.number(seconds)),
+                                     ("seconds_since_last_message", ProgressFormat.number(sinceSilence))])
             self.recovery = nil
         }
         let elapsed = trainingStart.map { (ContinuousClock.now - $0).seconds } ?? 0

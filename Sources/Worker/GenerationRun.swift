@@ -62,7 +62,7 @@ struct GenerationRun {
 
         let loop = TrainingLoop(replica: replica, state: state, sampler: sampler, recipe: recipe, index: index, rank: rank,
                                 world: world, startStep: startStep, collectives: collectives, generation: generation,
-                                control: control, coordinatorDeadline: coordinatorDeadline, dataOrderLog: session.log,
+                                runID: runID, control: control, coordinatorDeadline: coordinatorDeadline, dataOrderLog: session.log,
                                 workerID: session.workerID, logger: logger)
         let ending = try loop.run()
         if case let .finished(steps, cursor) = ending {

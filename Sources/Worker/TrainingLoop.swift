@@ -18,6 +18,7 @@ struct TrainingLoop {
     let startStep: Int
     let collectives: CollectiveThread
     let generation: UInt64
+    let runID: UInt64
     let control: ControlChannel
     let coordinatorDeadline: Double
     let dataOrderLog: DataOrderLog?
@@ -75,6 +76,16 @@ struct TrainingLoop {
             let t0 = ContinuousClock.now
             guard let batch = prefetcher.next() else { break }
             let t1 = ContinuousClock.now
+            // Logged before the all-reduce: a step that completes anywhere included these samples,
+            // even if this rank dies before it sees the result.
+            if let dataOrderLog {
+                do {
+                    try dataOrderLog.record(workerID: workerID, run: runID, generation: generation, rank: rank, worldSize: world,
+                                            step: steps + 1, epoch: batch.cursor.epoch, samples: batch.sampleIndices)
+                } catch {
+                    logger.warning("cannot append to the data-order log \(dataOrderLog.path): \(error)")
+                }
+            }
             let outcome: StepOutcome
             do {
                 outcome = try batch.images.withUnsafeBufferPointer { pixels in
@@ -95,14 +106,6 @@ struct TrainingLoop {
             control.setApplied(step: UInt64(steps))
             report(outcome, step: steps, epoch: batch.cursor.epoch, goodSamples: batch.count,
                    data: (t1 - t0).seconds, total: (t2 - t1).seconds, allReduce: reducer.lastWait.seconds)
-            if let dataOrderLog {
-                do {
-                    try dataOrderLog.record(workerID: workerID, generation: generation, rank: rank, worldSize: world,
-                                            step: steps, epoch: batch.cursor.epoch, samples: batch.sampleIndices)
-                } catch {
-                    logger.warning("cannot append to the data-order log \(dataOrderLog.path): \(error)")
-                }
-            }
             if rank == 0 && recipe.checkpoints(afterStep: steps) && !outcome.stopRequested {
                 StateTransfer.upload(replica, layout: replica.model.layout, step: steps,
                                      epoch: sampler.cursor(afterSteps: steps).epoch, control: control)
@@ -129,7 +132,8 @@ struct TrainingLoop {
                 throw WorkerFailure.aborted(reason: "shut down during training: \(body.reason)")
             case let .abort(body):
                 throw WorkerFailure.aborted(reason: body.reason)
-            case .welcome:
+            case .welcome where envelope.runID != runID:
+                // Another coordinator answered an old hello: this one is gone.
                 control.putBack(envelope)
                 return .coordinatorLost(seconds: control.coordinatorSilence)
             default:

@@ -34,6 +34,7 @@ final class WorkerSession {
     private var dataOrderLog: DataOrderLog?
     /// The last generation this worker ran (assignments of older ones are stale).
     private var lastGeneration: UInt64 = 0
+    private var currentRunID: UInt64 = 0
     /// Where the last finished generation left the sampler (for the final upload's epoch).
     private var lastEpoch = 0
 
@@ -85,6 +86,11 @@ final class WorkerSession {
         logger.info("worker \(workerID): coordinator \(settings.coordinator), data plane \(dataEndpoint), dataset of \(index.count) images")
         while true {
             guard let (runID, deadline) = try join(hello) else { return 0 }
+            if runID != currentRunID {
+                // Generations count afresh under each coordinator (incarnation).
+                currentRunID = runID
+                lastGeneration = 0
+            }
             switch try serve(runID: runID, coordinatorDeadline: deadline, index: index, dataEndpoint: dataEndpoint) {
             case let .exit(code):
                 return code
