@@ -130,7 +130,12 @@ extension ZapAuthenticator {
         var gatekeeper: ZapGatekeeper { locked { keeper } }
         var stopRequested: Bool { locked { stopping } }
         var statistics: ZapStatistics { locked { counters } }
-        var isRunning: Bool { locked { (try? startResult?.get()) != nil && !stopping && !finished } }
+        var isRunning: Bool {
+            locked {
+                guard case .success? = startResult else { return false }
+                return !stopping && !finished
+            }
+        }
 
         func replaceAdmittedKeys(_ keys: AdmittedKeys) { locked { keeper.admitted = keys } }
         func count(admitted: Bool) { locked { if admitted { counters.admitted += 1 } else { counters.refused += 1 } } }
