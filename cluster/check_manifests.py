@@ -6,7 +6,8 @@ collects the options they give scvae-coordinator and scvae-worker, and checks th
 - every option exists in the `--help` of the executable (found in --bin DIR);
 - a coordinator container exposes the port its --listen names;
 - every Service selects the labels of some pod template, and its targetPort is a port that pod declares;
-- a worker's --coordinator names a Service that exists, on that Service's port.
+- a worker's --coordinator names a Service that exists, on that Service's port;
+- the coordinator's --workers is the worker workload's replica count.
 
   python3 cluster/check_manifests.py --bin .build/release [--allow-missing=--flag,--other]
 
@@ -114,6 +115,24 @@ def check_kubernetes(folder, usages, problems):
                     check_coordinator_address(where, value, services, problems)
     for name, (path, service) in services.items():
         check_service(path, name, service, pods, problems)
+    check_worker_count(documents, problems)
+
+
+def check_worker_count(documents, problems):
+    """The coordinator's --workers is the number of worker replicas it waits for."""
+    wanted, replicas = [], []
+    for path, document in documents:
+        for _, _, container in containers_of(document):
+            tokens = [str(t) for t in (container.get("command") or []) + (container.get("args") or [])]
+            executables = {executable_of(t) for t in tokens} - {None}
+            if "scvae-coordinator" in executables:
+                wanted += [(path, int(v)) for n, v in options_in(tokens) if n == "--workers" and str(v).isdigit()]
+            if "scvae-worker" in executables:
+                replicas.append((path, document.get("kind"), (document.get("spec") or {}).get("replicas", 1)))
+    for coordinator_path, count in wanted:
+        for path, kind, replica_count in replicas:
+            if replica_count != count:
+                problems.append(f"{coordinator_path}: --workers {count}, but the {kind} in {path} has {replica_count} replicas")
 
 
 def endpoint_port(endpoint):

@@ -49,7 +49,8 @@ import Testing
                          "Service scvae-coordinator selects {'app': 'elsewhere'}, which no pod template carries",
                          "--coordinator port 7000 is not a port of Service scvae-coordinator",
                          "worker_flags: scvae-worker has no option --made-up",
-                         "line running scvae-coordinator: scvae-coordinator has no option --bogus"] {
+                         "line running scvae-coordinator: scvae-coordinator has no option --bogus",
+                         "--workers 2, but the StatefulSet in \(folder.path)/k8s/broken.yaml has 3 replicas"] {
             #expect(result.output.contains(expected), "missing \"\(expected)\" in:\n\(result.output)")
         }
     }
@@ -79,6 +80,7 @@ import Testing
         kind: StatefulSet
         metadata: { name: worker }
         spec:
+          replicas: 3
           template:
             metadata: { labels: { app: worker } }
             spec:
@@ -115,7 +117,7 @@ import Testing
     static func run(_ arguments: [String]) throws -> Outcome {
         let folder = try TemporaryFolder()
         let outputPath = folder.path + "/output"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
