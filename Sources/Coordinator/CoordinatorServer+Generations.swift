@@ -46,7 +46,8 @@ extension CoordinatorServer {
             sendRestore(checkpoint, to: sourceID, generation: generation)
         }
         func peer(_ id: String) -> RingPeer {
-            RingPeer(rank: UInt32(placementsByWorker[id] ?? 0), endpoint: membership.members[id]?.dataPlaneEndpoint ?? "")
+            RingPeer(rank: UInt32(placementsByWorker[id] ?? 0), endpoint: membership.members[id]?.dataPlaneEndpoint ?? "",
+                     curvePublicKey: curvePublicKeys[id])
         }
         let cursor = sampler.cursor(afterSteps: resumeStep)
         for placement in placements {

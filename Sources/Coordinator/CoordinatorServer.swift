@@ -39,6 +39,10 @@ final class CoordinatorServer {
     /// The checkpoint this run resumed from, until the first generation has taken its state.
     var resumeFrom: Checkpoint?
     let writer: CheckpointWriter
+    /// With --curve-keys: the ZAP handler admitting the listed workers' keys.
+    private var authenticator: ZapAuthenticator?
+    /// The CURVE public key each worker announced in its hello (given to its ring neighbours).
+    var curvePublicKeys: [String: String] = [:]
 
     var membership: Membership
     var progress: RunProgress
@@ -96,6 +100,27 @@ final class CoordinatorServer {
             try socket.setOption(ZMQ_ROUTER_MANDATORY_OPTION, 0, "ZMQ_ROUTER_MANDATORY")
             // State transfers are hundreds of chunks: a full queue must not drop any.
             try socket.setHighWaterMarks(send: 0, receive: 0)
+        } catch {
+            throw CoordinatorFailure.transport("cannot create the control socket: \(error)")
+        }
+        if let folder = settings.curveKeys {
+            let logger = self.logger
+            do {
+                let own = try CurveKeyFolder.ownKeyPair(in: folder, name: "coordinator")
+                let admitted = try AdmittedKeys.load(folder: folder, excluding: own.publicKey)
+                let authenticator = try ZapAuthenticator(context: context, admitted: admitted, onRefusal: { refusal in
+                    logger.warning("refused a connection: \(refusal)")
+                })
+                self.authenticator = authenticator
+                try socket.enableCurveServer(own, authenticatedBy: authenticator)
+                logger.info("CURVE on: \(admitted.count) admitted worker key(s) from \(folder)")
+            } catch {
+                throw CoordinatorFailure.transport("--curve-keys \(folder): \(error)")
+            }
+        } else if !CoordinatorSettings.isLoopback(settings.listen) {
+            logger.warning("--insecure: \(settings.listen) takes plain-text connections from anyone who can reach it")
+        }
+        do {
             endpoint = try socket.bind(settings.bindEndpoint)
         } catch {
             throw CoordinatorFailure.transport("cannot bind \(settings.listen): \(error)")
@@ -119,7 +144,11 @@ final class CoordinatorServer {
         do { try events?.append("{" + body + "}") } catch { logger.warning("cannot append to \(events?.path ?? "events"): \(error)") }
     }
 
-    deinit { writer.stop() }
+    deinit {
+        writer.stop()
+        socket.close()
+        authenticator?.stop()
+    }
 
     var now: Double { (ContinuousClock.now - clockStart).seconds }
 
@@ -307,6 +336,7 @@ final class CoordinatorServer {
             try carryOut(membership.lost(hello.workerID, now: now))
         }
         if let old = identities[hello.workerID] { workerOfIdentity[old] = nil }
+        curvePublicKeys[hello.workerID] = hello.curvePublicKey
         identities[hello.workerID] = identity
         workerOfIdentity[identity] = hello.workerID
         notMemberRepliedAt[hello.workerID] = nil

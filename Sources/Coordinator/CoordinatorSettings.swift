@@ -46,7 +46,21 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// Progress lines every this many steps (metrics are written for every step).
     public var logEvery: Int = 1
 
+    /// CURVE: a folder with `coordinator.key_secret` and the `*.key` of the admitted workers.
+    public var curveKeys: String? = nil
+    /// Allows a non-loopback --listen without CURVE (plain text, anyone can join).
+    public var insecure: Bool = false
+
     public init() {}
+
+    /// Whether `endpoint` is reachable only from this machine (loopback TCP or ipc).
+    public static func isLoopback(_ endpoint: String) -> Bool {
+        if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
+        guard endpoint.hasPrefix("tcp://") else { return false }
+        var host = String(endpoint.dropFirst("tcp://".count))
+        if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
+        return host == "localhost" || host.hasPrefix("127.") || host == "[::1]" || host == "::1"
+    }
 
     /// The configuration names SCVAE.md defines.
     public static let configNames = ["tiny", "small", "imagenet-f8", "imagenet-f16"]
@@ -85,6 +99,12 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if !(livenessDeadline > 0) { found.append("--liveness-deadline must be positive (got \(livenessDeadline)).") }
         if !(listen.hasPrefix("tcp://") || listen.hasPrefix("ipc://")) {
             found.append("--listen must be a ZeroMQ endpoint such as tcp://0.0.0.0:5555 (got '\(listen)').")
+        }
+        if curveKeys == nil && !insecure && !Self.isLoopback(listen) {
+            found.append("--listen \(listen) is reachable from other machines: give --curve-keys DIR (authenticated, encrypted traffic) or --insecure to accept plain text that anyone on the network can join.")
+        }
+        if curveKeys != nil && local {
+            found.append("--local runs every process on this machine over loopback; --curve-keys is for runs across machines (start the workers with scvae-worker --curve-keys).")
         }
         return found
     }

@@ -28,13 +28,17 @@ public final class ControlChannel: @unchecked Sendable {
     private var dropped = false
     private var heartbeatsPaused = false
     private let fakeProtocolVersion: UInt16?
+    private let curve: (keys: CurveKeyPair, serverKey: String)?
     private let logger: Logger
 
     /// Connects to `endpoint` on a new thread. `fakeProtocolVersion` (tests only) makes the
     /// first frame and the hello claim another protocol version.
-    public init(endpoint: String, context: ZmqContext, fakeProtocolVersion: UInt16? = nil, logger: Logger) {
+    /// With `curve`, the connection is a CURVE client of the coordinator's public key.
+    public init(endpoint: String, context: ZmqContext, curve: (keys: CurveKeyPair, serverKey: String)? = nil,
+                fakeProtocolVersion: UInt16? = nil, logger: Logger) {
         self.fakeProtocolVersion = fakeProtocolVersion
         self.logger = logger
+        self.curve = curve
         let thread = Thread { [self] in serve(endpoint: endpoint, context: context) }
         thread.name = "scvae-control"
         thread.start()
@@ -136,6 +140,9 @@ public final class ControlChannel: @unchecked Sendable {
         let socket: ZmqSocket
         do {
             socket = try ZmqSocket(context, type: .dealer, linger: .seconds(2))
+            // State transfers are hundreds of chunks: never block or drop them on a full queue.
+            try socket.setHighWaterMarks(send: 0, receive: 0)
+            if let curve { try socket.enableCurveClient(curve.keys, serverPublicKey: curve.serverKey) }
             try socket.connect(endpoint)
         } catch {
             locked { transportError = error; condition.broadcast() }
@@ -205,7 +212,7 @@ public final class ControlChannel: @unchecked Sendable {
         do {
             try sendFrame(message, header: header, on: socket)
         } catch .timedOut {
-            logger.warning("dropped a \(message.kind) to the coordinator: its queue is full (is the coordinator running?)")
+            logger.warning("dropped a \(message.kind) to the coordinator: not taken within 2 s (no connection: is the coordinator running, and does it admit this worker?)")
         }
     }
 

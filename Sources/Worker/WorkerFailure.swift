@@ -24,6 +24,8 @@ public enum WorkerFailure: Error, CustomStringConvertible {
     case sampler(String)
     /// A file this worker was asked to write cannot be written.
     case cannotWrite(path: String, reason: String)
+    /// CURVE keys are missing or unusable.
+    case curve(String)
     /// The state the coordinator sent (a checkpoint to resume from) is unusable.
     case restore(String)
 
@@ -41,6 +43,7 @@ public enum WorkerFailure: Error, CustomStringConvertible {
         case let .nonFinite(step, count): "\(count) steps in a row had a non-finite loss or gradient (last: step \(step)); stopping"
         case let .sampler(reason): reason
         case let .cannotWrite(path, reason): "cannot write \(path): \(reason)"
+        case let .curve(reason): "CURVE: \(reason)"
         case let .restore(reason): "cannot restore the coordinator's state: \(reason)"
         }
     }

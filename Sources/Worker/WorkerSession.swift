@@ -45,11 +45,26 @@ final class WorkerSession {
         case rejoin
     }
 
-    init(settings: WorkerSettings, logger: Logger) throws(ZmqError) {
+    /// With --curve-keys: this worker's key pair, the coordinator's public key, and the ZAP
+    /// handler of the ring's receiving socket (admitting the previous rank's key only).
+    let curve: (keys: CurveKeyPair, coordinatorKey: String)?
+    private var ringAuthenticator: ZapAuthenticator?
+
+    init(settings: WorkerSettings, logger: Logger) throws {
         self.settings = settings
         self.logger = logger
         context = try ZmqContext()
+        if let folder = settings.curveKeys {
+            do {
+                curve = (try CurveKeyFolder.ownKeyPair(in: folder), try CurveKeyFolder.peerPublicKey(in: folder, name: "coordinator"))
+            } catch {
+                throw WorkerFailure.curve("--curve-keys \(folder): \(error)")
+            }
+        } else {
+            curve = nil
+        }
         control = ControlChannel(endpoint: settings.coordinator, context: context,
+                                 curve: curve.map { ($0.keys, $0.coordinatorKey) },
                                  fakeProtocolVersion: settings.fakeProtocolVersion, logger: logger)
         workerID = settings.workerID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
     }
@@ -58,7 +73,10 @@ final class WorkerSession {
     /// which is logged (with this worker's rank and generation once it has them) and also sent
     /// to the coordinator as an `Abort`, so the run ends with its reason.
     func run() -> Int32 {
-        defer { control.stop() }
+        defer {
+            control.stop()
+            ringAuthenticator?.stop()
+        }
         do {
             return try session()
         } catch {
@@ -82,7 +100,8 @@ final class WorkerSession {
         ring = collectives
         let dataEndpoint = collectives.endpoint
         let hello = Hello(workerID: workerID, host: ProcessInfo.processInfo.hostName,
-                          dataPlaneEndpoint: dataEndpoint, datasetFingerprint: index.fingerprint)
+                          dataPlaneEndpoint: dataEndpoint, capabilities: curve == nil ? [] : ["curve"],
+                          datasetFingerprint: index.fingerprint, curvePublicKey: curve?.keys.publicKey)
         logger.info("worker \(workerID): coordinator \(settings.coordinator), data plane \(dataEndpoint), dataset of \(index.count) images")
         while true {
             guard let (runID, deadline) = try join(hello) else { return 0 }
@@ -210,6 +229,15 @@ final class WorkerSession {
     private func openRing() throws -> CollectiveThread {
         let context = self.context, control = self.control, logger = self.logger, host = settings.host
         let stalls = StallReporter(every: 10)
+        if let curve {
+            do {
+                // Until an assignment names the previous rank, only the coordinator's key is admitted.
+                ringAuthenticator = try ZapAuthenticator(context: context, admitted: try AdmittedKeys([curve.coordinatorKey: "coordinator"]),
+                                                         onRefusal: { logger.warning("ring: refused a connection: \($0)") })
+            } catch {
+                throw WorkerFailure.curve("cannot start the ring's authenticator: \(error)")
+            }
+        }
         let ringSettings = RingSettings(
             silenceDeadline: .milliseconds(250),
             // A silent neighbour is waited for while this worker's generation is current: slow
@@ -218,7 +246,8 @@ final class WorkerSession {
             isPeerAlive: { _ in control.runningGenerationIsCurrent },
             onStall: { rank, waited in
                 if stalls.due(waited) { logger.warning("ring: rank \(rank) silent for \(Int(waited.seconds)) s (alive per the coordinator); still waiting") }
-            })
+            },
+            curveKeys: curve?.keys, curveAuthenticator: ringAuthenticator)
         do {
             return try CollectiveThread {
                 () throws(RingError) -> RingCommunicator in
@@ -234,6 +263,17 @@ final class WorkerSession {
 
     var replicaState: ReplicaState { state }
     private(set) var ring: CollectiveThread?
+
+    /// Admits only `previous` (a ring neighbour's key from the assignment) on the ring's socket.
+    func admitRingPeer(_ previous: RingPeer) throws {
+        guard let ringAuthenticator else { return }
+        guard let key = previous.curvePublicKey else {
+            throw WorkerFailure.curve("CURVE is on but the assignment gives no key for rank \(previous.rank)")
+        }
+        do { ringAuthenticator.replaceAdmittedKeys(try AdmittedKeys([key: "rank \(previous.rank)"])) } catch {
+            throw WorkerFailure.curve("the key of rank \(previous.rank): \(error)")
+        }
+    }
     var log: DataOrderLog? { dataOrderLog }
 
     /// The state the coordinator restored, for the state-source rank of a `.checkpoint` generation.

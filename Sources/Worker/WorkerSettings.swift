@@ -12,6 +12,10 @@ public struct WorkerSettings: Sendable, Equatable {
     public var workerID: String? = nil
     /// Appends one JSON line per applied step with the samples this rank used (--data-order-log).
     public var dataOrderLogPath: String? = nil
+    /// CURVE: a folder with this worker's `NAME.key_secret` and `coordinator.key`.
+    public var curveKeys: String? = nil
+    /// Allows a --host reachable from other machines without CURVE.
+    public var insecure: Bool = false
     /// Tests only: claim this protocol version in the hello (env SCVAE_FAKE_PROTOCOL_VERSION).
     public var fakeProtocolVersion: UInt16? = nil
 
@@ -27,6 +31,10 @@ public struct WorkerSettings: Sendable, Equatable {
         if !(reconnectTimeoutSeconds > 0) { found.append("--reconnect-timeout must be positive (got \(reconnectTimeoutSeconds)).") }
         if host.isEmpty || host.contains("/") { found.append("--host must be an address such as 10.0.0.3 (got '\(host)').") }
         if let workerID, workerID.isEmpty { found.append("--worker-id must not be empty.") }
+        let loopback = host == "localhost" || host.hasPrefix("127.") || host == "::1"
+        if curveKeys == nil && !insecure && !loopback {
+            found.append("--host \(host) makes this worker's ring socket reachable from other machines: give --curve-keys DIR or --insecure to accept plain text.")
+        }
         return found
     }
 }

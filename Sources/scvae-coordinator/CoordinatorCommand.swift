@@ -99,6 +99,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-every"), help: "Print a progress line every this many steps.")
     var logEvery: Int = 1
 
+    @Option(name: .customLong("curve-keys"), help: "CURVE: a folder with coordinator.key_secret and the NAME.key of every admitted worker (scvae keygen). All traffic, control and ring, is then authenticated and encrypted; other workers are refused and logged.")
+    var curveKeys: String?
+
+    @Flag(help: "Allow a --listen address reachable from other machines without --curve-keys (plain text: anyone on the network can join the run).")
+    var insecure = false
+
     var settings: CoordinatorSettings {
         var s = CoordinatorSettings()
         s.workers = workers
@@ -114,6 +120,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.checkpointDir = checkpointDir
         s.checkpointEvery = checkpointEvery
         s.keep = keep
+        s.curveKeys = curveKeys
+        s.insecure = insecure
         s.resume = resume
         s.stallSeconds = stallSeconds
         s.local = local

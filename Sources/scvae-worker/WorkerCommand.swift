@@ -33,6 +33,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("data-order-log"), help: "Append one JSON line per applied step with the sample indices this rank trained on (for checking that every sample of an epoch is used once).")
     var dataOrderLog: String?
 
+    @Option(name: .customLong("curve-keys"), help: "CURVE: a folder with this worker's NAME.key_secret and coordinator.key (scvae keygen). Control and ring traffic are then authenticated and encrypted.")
+    var curveKeys: String?
+
+    @Flag(help: "Allow a --host reachable from other machines without --curve-keys (plain-text ring traffic).")
+    var insecure = false
+
     var settings: WorkerSettings {
         var s = WorkerSettings()
         s.coordinator = coordinator
@@ -43,6 +49,8 @@ struct WorkerCommand: AsyncParsableCommand {
         s.host = host
         s.workerID = workerID
         s.dataOrderLogPath = dataOrderLog
+        s.curveKeys = curveKeys
+        s.insecure = insecure
         // Tests only: pretend to speak another protocol version.
         s.fakeProtocolVersion = ProcessInfo.processInfo.environment["SCVAE_FAKE_PROTOCOL_VERSION"].flatMap { UInt16($0) }
         return s

@@ -40,12 +40,22 @@ public final class RingCommunicator {
         self.runID = runID
         self.settings = settings
         self.context = context
-        do {
+        do throws(ZmqError) {
             receiver = try ZmqSocket(context, type: .pull)
             try receiver.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
             // No part larger than a piece is ever buffered: libzmq disconnects such a sender.
             try receiver.setMaxMessageSize(settings.maxReceivedPartBytes)
-            if let keys = settings.curveKeys { try receiver.enableCurveServer(keys) }
+            if let keys = settings.curveKeys {
+                if let authenticator = settings.curveAuthenticator {
+                    do {
+                        try receiver.enableCurveServer(keys, authenticatedBy: authenticator)
+                    } catch {
+                        throw ZmqError.call(operation: "CURVE server with ZAP", errno: EINVAL, text: "\(error)")
+                    }
+                } else {
+                    try receiver.enableCurveServer(keys)
+                }
+            }
             endpoint = try receiver.bind(bindEndpoint)
             let sender = try ZmqSocket(context, type: .push)
             try sender.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)

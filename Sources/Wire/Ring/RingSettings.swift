@@ -21,10 +21,15 @@ public struct RingSettings: Sendable {
     /// CURVE for ring traffic: this rank's keys (its receiving socket is the CURVE server).
     /// The next rank's public key is given to `RingCommunicator.connect(toNext:curvePublicKey:)`.
     public var curveKeys: CurveKeyPair?
+    /// With `curveKeys`: the ZAP handler that decides which clients the receiving socket admits
+    /// (the previous rank's key). Without one, any client that knows this rank's public key may
+    /// connect (libzmq's behaviour when no handler is bound).
+    public var curveAuthenticator: ZapAuthenticator?
 
     public init(pieceBytes: Int = 1 << 20, silenceDeadline: Duration = .seconds(5), checksumData: Bool = false,
                 isPeerAlive: (@Sendable (Int) -> Bool)? = nil, onStall: (@Sendable (Int, Duration) -> Void)? = nil,
-                highWaterMark: Int32 = 10_000, curveKeys: CurveKeyPair? = nil) {
+                highWaterMark: Int32 = 10_000, curveKeys: CurveKeyPair? = nil, curveAuthenticator: ZapAuthenticator? = nil) {
+        self.curveAuthenticator = curveAuthenticator
         self.pieceBytes = max(pieceBytes, 4)
         self.silenceDeadline = silenceDeadline
         self.checksumData = checksumData
