@@ -131,6 +131,17 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: target))
     }
 
+    @Test func aTensorTheCodecRefusesLeavesEarlierCheckpointsAndNoTemporary() throws {
+        let directory = TemporaryDirectory()
+        let store = try CheckpointSamples.store(directory, steps: [1])
+        var shortData = CheckpointSamples.checkpoint(step: 2)
+        shortData.model[2].data.removeLast()
+        let error = checkpointError { () throws(CheckpointError) in try store.write(shortData) }
+        #expect(error == .invalidCheckpoint(reason: "<memory>: tensor 'c' needs 4 bytes for its shape and dtype but has 3"))
+        #expect(CheckpointSamples.names(in: directory.path) == ["step-00000001"])
+        #expect(try CheckpointFile.load(directory.file("step-00000001")) == CheckpointSamples.checkpoint(step: 1))
+    }
+
     @Test func aCheckpointWithoutOptimizerStateRoundTrips() throws {
         let directory = TemporaryDirectory()
         var plainSGD = CheckpointSamples.checkpoint(step: 2)
