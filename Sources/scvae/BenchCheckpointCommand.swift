@@ -5,6 +5,8 @@ import Model
 
 /// `scvae bench checkpoint`: the time to write and to load+verify one full checkpoint (weights and
 /// both Adam moments) of a configuration, through CheckpointStore as the coordinator writes it.
+/// Beside each write, the same bytes are written as one plain file (write, fsync, rename): the
+/// disk's rate at that moment, which on a shared VM varies several-fold from minute to minute.
 struct BenchCheckpointCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "checkpoint",
@@ -17,76 +19,70 @@ struct BenchCheckpointCommand: ParsableCommand {
     var directory: String?
 
     @Option(help: "Checkpoints written (each a new step), each then loaded and verified.")
-    var repeats: Int = 3
+    var repeats: Int = 5
+
+    @Option(help: "Checkpoints kept, as the coordinator's --keep: older ones are pruned after each write.")
+    var keep: Int = 3
 
     func validate() throws {
         guard ModelConfig.named(config) != nil else {
             throw ValidationError("--config must be one of \(ModelConfig.all.map(\.name).joined(separator: ", ")); got '\(config)'.")
         }
-        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1.") }
+        guard repeats >= 1, keep >= 1 else { throw ValidationError("--repeats and --keep must be at least 1.") }
         if let directory, !CheckpointStore(directory: directory).checkpointPaths().isEmpty {
             throw ValidationError("--directory \(directory) already holds checkpoints; give an empty or new one.")
         }
     }
 
     func run() throws {
-        let modelConfig = ModelConfig.named(config)!
-        let layout = ParameterLayout(config: modelConfig)
+        let layout = ParameterLayout(config: ModelConfig.named(config)!)
         let folder = directory ?? FileManager.default.temporaryDirectory.path + "/scvae-bench-checkpoint-\(getpid())"
         defer { if directory == nil { try? FileManager.default.removeItem(atPath: folder) } }
-        let store = CheckpointStore(directory: folder, keep: repeats)
-
+        let store = CheckpointStore(directory: folder, keep: keep)
         print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; config \(config): \(layout.entries.count) tensors, "
               + "\(layout.totalCount) parameters; directory \(folder)")
+
         var writes: [Double] = []
         var loads: [Double] = []
-        var path = ""
+        var plainWrites: [Double] = []
+        var bytes = 0
         for step in 1...repeats {
             let checkpoint = Self.seededCheckpoint(layout: layout, config: config, step: step)
-            let start = DispatchTime.now().uptimeNanoseconds
-            path = try store.write(checkpoint)
-            let written = DispatchTime.now().uptimeNanoseconds
-            let loaded = try CheckpointFile.load(path)
-            let end = DispatchTime.now().uptimeNanoseconds
+            let path = try Self.seconds(into: &writes) { try store.write(checkpoint) }
+            let loaded = try Self.seconds(into: &loads) { try CheckpointFile.load(path) }
             guard loaded == checkpoint else { throw ValidationError("checkpoint \(path) did not load back identical") }
-            writes.append(Double(written - start) / 1e9)
-            loads.append(Double(end - written) / 1e9)
+            let content = try Self.contentOfFiles(in: path)
+            bytes = content.count
+            let plainFile = folder + "/plain-file.bin"
+            try Self.seconds(into: &plainWrites) { try BinaryFile.writeAtomically(content, to: plainFile) }
+            try FileManager.default.removeItem(atPath: plainFile)
         }
-        let bytes = try CheckpointFile.summary(path).totalBytes
-        let write = writes.sorted()[writes.count / 2]
-        let load = loads.sorted()[loads.count / 2]
-        let plain = try Self.plainFileSeconds(copying: path, directory: folder, repeats: repeats)
-        print(String(format: "checkpoint: %d bytes (%.1f MB: model + Adam m and v + state.json)", bytes, Double(bytes) / 1e6))
-        print(String(format: "write (encode, write, fsync, rename, fsync dir): median %.3f s over %d, %.0f MB/s",
-                     write, repeats, Double(bytes) / 1e6 / write))
-        print(String(format: "ceiling now: the same bytes as one plain file from fresh memory (write, fsync, rename): median %.3f s, %.0f MB/s",
-                     plain, Double(bytes) / 1e6 / plain))
-        print(String(format: "load + verify (read, parse, CRC32C of every tensor; file likely in page cache): median %.3f s, %.0f MB/s",
-                     load, Double(bytes) / 1e6 / load))
+
+        let megabytes = Double(bytes) / 1e6
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        func figures(_ values: [Double]) -> String {
+            String(format: "median %.3f s, %.0f MB/s (each: %@)", median(values), megabytes / median(values),
+                   values.map { String(format: "%.2f", $0) }.joined(separator: " "))
+        }
+        print(String(format: "checkpoint: %d bytes (%.1f MB: model + Adam m and v + state.json), %d writes, keep %d",
+                     bytes, megabytes, repeats, keep))
+        print("write (encode, write, fsync each, rename, fsync dir, prune): " + figures(writes))
+        print("the same bytes as one plain file (write, fsync, rename):     " + figures(plainWrites))
+        print("load + verify (read, parse, CRC32C of every tensor; files likely in page cache): " + figures(loads))
     }
 
-    /// Median seconds to write the bytes of the checkpoint at `path` as one file with
-    /// BinaryFile.writeAtomically, from freshly allocated memory as a checkpoint's encoded bytes
-    /// are (on this VM, writing from fresh pages is several times slower than from reused ones):
-    /// the ceiling a checkpoint write has on this disk at this moment.
-    static func plainFileSeconds(copying path: String, directory: String, repeats: Int) throws -> Double {
-        let content = try ["model.safetensors", "optimizer.safetensors", "state.json"].flatMap { name in
-            try BinaryFile.read(path + "/" + name)
-        }
-        let file = directory + "/plain-file.bin"
-        defer { try? FileManager.default.removeItem(atPath: file) }
-        var seconds: [Double] = []
-        for _ in 0..<repeats {
-            try? FileManager.default.removeItem(atPath: file)
-            let fresh = [UInt8](unsafeUninitializedCapacity: content.count) { buffer, count in
-                content.withUnsafeBytes { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: $0) }
-                count = content.count
-            }
-            let start = DispatchTime.now().uptimeNanoseconds
-            try BinaryFile.writeAtomically(fresh, to: file)
-            seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        return seconds.sorted()[seconds.count / 2]
+    /// Runs `body`, appends its wall-clock seconds to `times`, returns its result.
+    @discardableResult
+    static func seconds<T>(into times: inout [Double], _ body: () throws -> T) rethrows -> T {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let result = try body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        return result
+    }
+
+    /// The bytes of a checkpoint's three files, one after the other.
+    static func contentOfFiles(in path: String) throws -> [UInt8] {
+        try ["model.safetensors", "optimizer.safetensors", "state.json"].flatMap { try BinaryFile.read(path + "/" + $0) }
     }
 
     /// A checkpoint of `layout` with reproducible values (from the step as seed) for weights and moments.
