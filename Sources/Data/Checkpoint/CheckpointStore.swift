@@ -11,6 +11,9 @@ public struct CheckpointStore: Sendable {
     public let directory: String
     /// How many checkpoints `write` keeps, at least 1.
     public let keep: Int
+    /// Whether a rewrite of an existing step may swap it out in one step (renameat2); tests turn
+    /// it off to exercise the path of systems that cannot.
+    var replacesByExchange = true
 
     /// `keep` below 1 is taken as 1: the checkpoint just written is always kept.
     public init(directory: String, keep: Int = 3) {
@@ -140,7 +143,7 @@ public struct CheckpointStore: Sendable {
             try FileSystem.rename(temporary, to: target)
             return nil
         }
-        if try FileSystem.exchange(temporary, target) { return temporary }
+        if replacesByExchange, try FileSystem.exchange(temporary, target) { return temporary }
         let aside = path(of: CheckpointName.temporary(step: step, purpose: "old", processID: getpid()))
         try FileSystem.rename(target, to: aside)
         do {
