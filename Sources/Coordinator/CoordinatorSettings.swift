@@ -25,7 +25,14 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// Written with the endpoint actually bound (useful with port 0), when given.
     public var endpointFile: String? = nil
     public var checkpointDir: String? = nil
-    public var checkpointEvery: Int = 0
+    /// Steps between checkpoints (0: only the final one).
+    public var checkpointEvery: Int = 500
+    /// Checkpoints kept (the newest ones).
+    public var keep: Int = 3
+    /// Require a checkpoint to resume from (resuming is automatic when one exists).
+    public var resume: Bool = false
+    /// A rank that has not reported a step this long after another rank did is named in the log.
+    public var stallSeconds: Double = 60
     public var local: Bool = false
     /// BLAS threads of each --local worker; nil: max(1, cores / N).
     public var workerThreads: Int? = nil
@@ -34,8 +41,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var cacheDirectory: String? = nil
     /// Seconds to wait for all --workers to connect before giving up.
     public var rendezvousTimeout: Double = 300
-    /// Seconds without a message after which a worker is declared down.
-    public var livenessDeadline: Double = 10
+    /// Seconds without a message after which a worker is declared down (heartbeats come every 0.5 s).
+    public var livenessDeadline: Double = 2.5
     /// Progress lines every this many steps (metrics are written for every step).
     public var logEvery: Int = 1
 
@@ -71,9 +78,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if checksumEvery < 1 { found.append("--checksum-every must be at least 1 (got \(checksumEvery)).") }
         if let workerThreads, workerThreads < 1 { found.append("--worker-threads must be at least 1 (got \(workerThreads)).") }
         if logEvery < 1 { found.append("--log-every must be at least 1 (got \(logEvery)).") }
-        if checkpointEvery != 0 {
-            found.append("--checkpoint-every \(checkpointEvery): periodic checkpoints are not supported by this build yet; it writes the weights at the end (use 0).")
-        }
+        if checkpointEvery < 0 { found.append("--checkpoint-every must be 0 (only at the end) or more steps (got \(checkpointEvery)).") }
+        if keep < 1 { found.append("--keep must be at least 1 (got \(keep)).") }
+        if !(stallSeconds > 0) { found.append("--stall-seconds must be positive (got \(stallSeconds)).") }
         if !(rendezvousTimeout > 0) { found.append("--rendezvous-timeout must be positive (got \(rendezvousTimeout)).") }
         if !(livenessDeadline > 0) { found.append("--liveness-deadline must be positive (got \(livenessDeadline)).") }
         if !(listen.hasPrefix("tcp://") || listen.hasPrefix("ipc://")) {
@@ -87,6 +94,6 @@ public struct CoordinatorSettings: Sendable, Equatable {
         listen.hasSuffix(":0") ? String(listen.dropLast()) + "*" : listen
     }
 
-    /// The folder that receives `final/model.safetensors`.
+    /// The folder that receives the checkpoints (`step-NNNNNNNN/`) and `final/model.safetensors`.
     public var outputDirectory: String { checkpointDir ?? Self.defaultOutputDirectory }
 }

@@ -10,10 +10,10 @@ public enum FinalWeights {
         (directory as NSString).appendingPathComponent("final/model.safetensors")
     }
 
-    /// Writes `tensors` (in upload order) with metadata step, epoch, config and the CRC32C of each
+    /// Writes `tensors` (in layout order) with metadata step, epoch, config and the CRC32C of each
     /// tensor; returns the file's path. The write is atomic (temporary name, rename).
     @discardableResult
-    public static func write(_ tensors: [TensorAssembler.Tensor], step: Int, epoch: Int, config: String,
+    public static func write(_ tensors: [NamedTensor], step: Int, epoch: Int, config: String,
                              into directory: String) throws -> String {
         let file = path(in: directory)
         let folder = (file as NSString).deletingLastPathComponent
@@ -24,12 +24,9 @@ public enum FinalWeights {
         }
         var named: [NamedTensor] = []
         var checksums: [String] = []
-        for tensor in tensors.sorted(by: { $0.index < $1.index }) {
-            guard tensor.dtype == .float32 else {
-                throw CoordinatorFailure.upload("tensor \(tensor.name) is \(tensor.dtype), expected float32")
-            }
-            named.append(NamedTensor(name: tensor.name, shape: tensor.shape.map { Int($0) }, dtype: .F32, data: tensor.bytes))
-            checksums.append("\"\(tensor.name)\": \"\(String(format: "%08x", crc32c(tensor.bytes)))\"")
+        for tensor in tensors {
+            named.append(tensor)
+            checksums.append("\"\(tensor.name)\": \"\(String(format: "%08x", tensor.crc32c))\"")
         }
         let metadata = ["format": "pt", "step": "\(step)", "epoch": "\(epoch)", "config": config,
                         "crc32c": "{" + checksums.joined(separator: ", ") + "}"]

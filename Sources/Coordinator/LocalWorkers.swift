@@ -12,6 +12,9 @@ final class LocalWorkers {
 
     private(set) var children: [Child] = []
     let logger: Logger
+    private var launchSettings: (endpoint: String, settings: CoordinatorSettings, threads: Int)?
+    /// Replacements started for workers that died (bounded by `maximumRespawns`).
+    private(set) var respawns = 0
 
     init(logger: Logger) {
         self.logger = logger
@@ -29,26 +32,41 @@ final class LocalWorkers {
             throw CoordinatorFailure.workerExecutableMissing(path: executable)
         }
         let threads = settings.workerThreads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / count)
+        launchSettings = (endpoint, settings, threads)
+        for i in 0..<count { try launch(id: "local-\(i)") }
+        logger.info("started \(count) local workers (\(executable), \(threads) BLAS thread(s) each)")
+    }
+
+    private func launch(id: String) throws {
+        guard let (endpoint, settings, threads) = launchSettings else { return }
+        let executable = Self.workerExecutable()
         var environment = ProcessInfo.processInfo.environment
         environment["SCVAE_LOCAL_CHILD"] = "1"
-        for i in 0..<count {
-            let id = "local-\(i)"
-            var arguments = ["--coordinator", endpoint, "--threads", "\(threads)", "--worker-id", id,
-                             "--reconnect-timeout", "\(max(settings.rendezvousTimeout, 60))"]
-            if let data = settings.dataPath { arguments += ["--data", data] }
-            if let cache = settings.cacheDirectory { arguments += ["--cache-dir", cache] }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-            process.environment = environment
-            do {
-                try process.run()
-            } catch {
-                throw CoordinatorFailure.transport("cannot start \(executable): \(error)")
-            }
-            children.append(Child(id: id, process: process))
+        var arguments = ["--coordinator", endpoint, "--threads", "\(threads)", "--worker-id", id,
+                         "--reconnect-timeout", "\(max(settings.rendezvousTimeout, 60))"]
+        if let data = settings.dataPath { arguments += ["--data", data] }
+        if let cache = settings.cacheDirectory { arguments += ["--cache-dir", cache] }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        do {
+            try process.run()
+        } catch {
+            throw CoordinatorFailure.transport("cannot start \(executable): \(error)")
         }
-        logger.info("started \(count) local workers (\(executable), \(threads) BLAS thread(s) each)")
+        children.removeAll { $0.id == id }
+        children.append(Child(id: id, process: process))
+    }
+
+    /// Replacements a run may start in all.
+    var maximumRespawns: Int { 2 * max(children.count, 1) }
+
+    /// Starts a replacement for the dead worker `id` (same id: it joins as a new member).
+    func respawn(id: String) throws {
+        respawns += 1
+        try launch(id: id)
+        logger.notice("started a replacement for local worker \(id) (\(respawns) of at most \(maximumRespawns))")
     }
 
     /// The first child that has exited, with its status.

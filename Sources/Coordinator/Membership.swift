@@ -167,6 +167,13 @@ public struct Membership: Sendable {
         return declareDown([workerID])
     }
 
+    /// A new generation of the same live workers (after a ring failure the workers reported):
+    /// a fresh ring and state agreement, nobody removed.
+    public mutating func reform() -> [Directive] {
+        guard generation > 0, !ranked.isEmpty else { return [] }
+        return formGeneration()
+    }
+
     /// Periodic liveness check: workers silent past the deadline are down.
     public mutating func tick(now: Double) -> [Directive] {
         let silent = liveMembers.filter { now - $0.lastHeard > rules.livenessDeadline }.map(\.id)

@@ -32,7 +32,17 @@ private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, log
     let totalSteps = settings.steps ?? (settings.epochs ?? 1) * sampler.stepsPerEpoch
     logger.info("plan: config \(settings.config), \(settings.workers) workers, global batch \(settings.globalBatch), \(totalSteps) steps (\(sampler.stepsPerEpoch) per epoch of \(index.count) images), \(settings.optimizer) lr \(settings.learningRate), seed \(settings.seed)")
 
-    let server = try CoordinatorServer(settings: settings, index: index, totalSteps: totalSteps, stopSignal: stopSignal, logger: logger)
+    let store = CheckpointStore(directory: settings.outputDirectory, keep: settings.keep)
+    let resumeFrom = try findCheckpoint(store, settings: settings, index: index, logger: logger)
+    if let resumeFrom, resumeFrom.state.step >= totalSteps {
+        // Nothing left to train: the final weights come from the checkpoint.
+        let path = try FinalWeights.write(resumeFrom.model, step: resumeFrom.state.step, epoch: resumeFrom.state.epoch,
+                                          config: settings.config, into: settings.outputDirectory)
+        logger.notice("the run in \(settings.outputDirectory) is already complete (step \(resumeFrom.state.step) of \(totalSteps)): wrote \(path); give more --steps to train further, or another --checkpoint-dir")
+        return
+    }
+    let server = try CoordinatorServer(settings: settings, index: index, sampler: sampler, totalSteps: totalSteps,
+                                       resumeFrom: resumeFrom, store: store, stopSignal: stopSignal, logger: logger)
     logger.info("listening on \(server.endpoint)")
     if let file = settings.endpointFile {
         do { try server.endpoint.write(toFile: file, atomically: true, encoding: .utf8) } catch {
@@ -61,6 +71,30 @@ private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, log
     local?.stop(grace: .seconds(30))
     let seconds = (ContinuousClock.now - started).seconds
     try writeSummary(settings: settings, server: server, outcome: outcome, seconds: seconds, logger: logger)
+}
+
+/// The newest valid checkpoint to resume from (DECISIONS.md: resuming is automatic; --resume
+/// makes it mandatory). A checkpoint of another configuration, dataset, global batch or seed is
+/// an error: it is never overwritten silently.
+private func findCheckpoint(_ store: CheckpointStore, settings: CoordinatorSettings, index: DatasetIndex, logger: Logger) throws -> Checkpoint? {
+    for removed in store.removeTemporaries() { logger.warning("removed an incomplete checkpoint left by a crash: \(removed)") }
+    guard let checkpoint = store.loadNewestValid(warning: { logger.warning("\($0)") }) else {
+        if settings.resume { throw CoordinatorFailure.plan("--resume: no valid checkpoint in \(store.directory)") }
+        return nil
+    }
+    let state = checkpoint.state
+    var conflicts: [String] = []
+    if state.config != settings.config { conflicts.append("configuration \(state.config) (this run: \(settings.config))") }
+    if state.datasetFingerprint != index.fingerprint {
+        conflicts.append("dataset fingerprint \(state.datasetFingerprint.prefix(16)) (this run: \(index.fingerprint.prefix(16)))")
+    }
+    if state.globalBatch != settings.globalBatch { conflicts.append("global batch \(state.globalBatch) (this run: \(settings.globalBatch))") }
+    if state.seed != settings.seed { conflicts.append("seed \(state.seed) (this run: \(settings.seed))") }
+    guard conflicts.isEmpty else {
+        throw CoordinatorFailure.plan("\(store.directory) holds a checkpoint of step \(state.step) with \(conflicts.joined(separator: ", ")); use another --checkpoint-dir or the same settings")
+    }
+    logger.notice("resuming from the checkpoint of step \(state.step) (epoch \(state.epoch), written by \(state.worldSize) workers) in \(store.directory)")
+    return checkpoint
 }
 
 private func writeSummary(settings: CoordinatorSettings, server: CoordinatorServer,

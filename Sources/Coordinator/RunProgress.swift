@@ -53,9 +53,18 @@ public struct RunProgress: Sendable {
     private var ended: [Int: (step: Int, epoch: Int, checksum: UInt32)] = [:]
     private var pending: [Int: [Int: StepReport]] = [:]
 
-    public init(worldSize: Int, recipe: TrainingRecipe) {
+    /// The progress of one generation of `worldSize` ranks, after `completedStep` steps were
+    /// completed by earlier generations (or the checkpoint resumed from).
+    public init(worldSize: Int, recipe: TrainingRecipe, completedStep: Int = 0) {
         self.worldSize = worldSize
         self.recipe = recipe
+        self.lastCompletedStep = completedStep
+    }
+
+    /// The oldest step some ranks reported and others not yet: the step and the ranks missing.
+    public var oldestIncompleteStep: (step: Int, missingRanks: [Int])? {
+        guard let step = pending.keys.min(), let reported = pending[step] else { return nil }
+        return (step, (0..<worldSize).filter { reported[$0] == nil })
     }
 
     /// True once every rank has reported its start status.
@@ -89,8 +98,7 @@ public struct RunProgress: Sendable {
         lastCompletedStep = max(lastCompletedStep, step)
         var events: [Event] = [.stepCompleted(summary(step: step, reports))]
         if recipe.comparesChecksum(afterStep: step) {
-            let event = compare(reports.mapValues(\.parameterChecksum), step: step, agreed: { .replicasAgree(step: step, checksum: $0) })
-            if case .checksumMismatch = event { events.append(event) }
+            events.append(compare(reports.mapValues(\.parameterChecksum), step: step, agreed: { .replicasAgree(step: step, checksum: $0) }))
         }
         return events
     }

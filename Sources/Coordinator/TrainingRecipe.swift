@@ -5,6 +5,7 @@ extension TrainingRecipe {
     public init(settings: CoordinatorSettings, totalSteps: Int) {
         self.init(learningRate: settings.learningRate, optimizer: settings.optimizer, warmupSteps: settings.warmupSteps,
                   schedule: settings.schedule, totalSteps: totalSteps, microBatch: settings.microBatch,
-                  checksumEvery: settings.checksumEvery, exactReduction: settings.exactReduction)
+                  checksumEvery: settings.checksumEvery, exactReduction: settings.exactReduction,
+                  checkpointEvery: settings.checkpointEvery)
     }
 }

@@ -17,7 +17,7 @@
 public struct FrameHeader: Equatable, Sendable {
     /// "SCVW" read as a little-endian `UInt32`.
     public static let magic: UInt32 = 0x5756_4353
-    public static let currentVersion: UInt16 = 1
+    public static let currentVersion: UInt16 = 2
     public static let size = 32
 
     public var version: UInt16

@@ -8,7 +8,8 @@ import Wire
 /// alive) and queues what arrives for the training thread to take.
 public final class ControlChannel: @unchecked Sendable {
     private let condition = NSCondition()
-    private var outbox: [Message] = []
+    /// Messages to send, each with the header (run id, generation) current when it was queued.
+    private var outbox: [(message: Message, header: (runID: UInt64, generation: UInt64))] = []
     private var inbox: [Envelope] = []
     private var stopping = false
     private var finished = false
@@ -19,6 +20,13 @@ public final class ControlChannel: @unchecked Sendable {
     private var generation: UInt64 = 0
     private var transportError: ZmqError?
     private var abort: String?
+    /// When the coordinator was last heard from (any frame of the current run).
+    private var lastHeard = ContinuousClock.now
+    /// The newest generation an assignment has announced (read by the ring's liveness hook).
+    private var announcedGeneration: UInt64 = 0
+    /// Set when the coordinator says this worker is no longer a member (declared down).
+    private var dropped = false
+    private var heartbeatsPaused = false
     private let fakeProtocolVersion: UInt16?
     private let logger: Logger
 
@@ -34,7 +42,7 @@ public final class ControlChannel: @unchecked Sendable {
 
     /// Queues a message for the coordinator.
     public func send(_ message: Message) {
-        locked { outbox.append(message); condition.broadcast() }
+        locked { outbox.append((message, (runID, generation))); condition.broadcast() }
     }
 
     /// The next message from the coordinator, waiting at most `timeout`; nil at the timeout.
@@ -54,12 +62,57 @@ public final class ControlChannel: @unchecked Sendable {
         locked { inbox.isEmpty ? nil : inbox.removeFirst() }
     }
 
+    /// Puts a message taken with `poll`/`receive` back at the front, for the next reader.
+    public func putBack(_ envelope: Envelope) {
+        locked { inbox.insert(envelope, at: 0); condition.broadcast() }
+    }
+
+    /// Seconds since the coordinator was last heard from.
+    public var coordinatorSilence: Double { locked { (ContinuousClock.now - lastHeard).seconds } }
+
+    /// Whether generation `generation` may still go on: no newer assignment, no abort, not
+    /// dropped from the run, and the coordinator heard from within `coordinatorDeadline`
+    /// seconds. The ring's liveness hook asks this while it waits on a silent neighbour.
+    public func generationIsCurrent(_ generation: UInt64, coordinatorDeadline: Double) -> Bool {
+        locked {
+            abort == nil && !dropped && announcedGeneration <= generation
+                && (ContinuousClock.now - lastHeard).seconds <= coordinatorDeadline
+        }
+    }
+
+    /// How long the coordinator may be silent before the worker treats it as lost.
+    private var coordinatorDeadline: Double = 3600
+    public func setCoordinatorDeadline(_ seconds: Double) { locked { coordinatorDeadline = seconds } }
+
+    /// The ring's liveness hook: whether the generation in the frame header (the one this worker
+    /// runs) may still go on, so a silent neighbour is worth waiting for.
+    public var runningGenerationIsCurrent: Bool {
+        let (generation, deadline) = locked { (self.generation, coordinatorDeadline) }
+        return generationIsCurrent(generation, coordinatorDeadline: deadline)
+    }
+
+    /// Forgets the previous coordinator's run: no run id, generation 0, heartbeats paused
+    /// until the next welcome, the dropped flag and announced generation cleared.
+    public func resetForNewCoordinator() {
+        locked {
+            runID = 0
+            generation = 0
+            announcedGeneration = 0
+            dropped = false
+            abort = nil
+            heartbeatsPaused = true
+            coordinatorDeadline = 3600
+            inbox.removeAll()
+            lastHeard = ContinuousClock.now
+        }
+    }
+
     /// Set as soon as the coordinator aborts the run (read by the ring's liveness hook, which
     /// must not wait for the training thread to look at the inbox).
     public var abortReason: String? { locked { abort } }
 
     /// Heartbeats start (and carry the applied step) once the coordinator has said how often.
-    public func startHeartbeats(every interval: Duration) { locked { heartbeatInterval = interval } }
+    public func startHeartbeats(every interval: Duration) { locked { heartbeatInterval = interval; heartbeatsPaused = false } }
     public func setApplied(step: UInt64) { locked { appliedStep = step } }
     public func setHeader(runID: UInt64, generation: UInt64) { locked { self.runID = runID; self.generation = generation } }
 
@@ -95,13 +148,13 @@ public final class ControlChannel: @unchecked Sendable {
             let (pending, header, interval, applied, stop) = locked {
                 let pending = outbox
                 outbox.removeAll()
-                return (pending, (runID, generation), heartbeatInterval, appliedStep, stopping)
+                return (pending, (runID, generation), heartbeatsPaused ? nil : heartbeatInterval, appliedStep, stopping)
             }
             do throws(ZmqError) {
-                for message in pending { try sendFrame(message, header: header, on: socket) }
+                for queued in pending { try sendOrDrop(queued.message, header: queued.header, on: socket) }
                 if let interval, ContinuousClock.now >= nextBeat {
                     sequence += 1
-                    try sendFrame(.heartbeat(Heartbeat(sequence: sequence, lastAppliedStep: applied)), header: header, on: socket)
+                    try sendOrDrop(.heartbeat(Heartbeat(sequence: sequence, lastAppliedStep: applied)), header: header, on: socket)
                     nextBeat = ContinuousClock.now + interval
                 }
                 if stop { return }
@@ -109,11 +162,7 @@ public final class ControlChannel: @unchecked Sendable {
                 if let received {
                     switch received.envelope {
                     case let .success(envelope):
-                        locked {
-                            if case let .abort(body) = envelope.message { abort = body.reason }
-                            inbox.append(envelope)
-                            condition.broadcast()
-                        }
+                        locked { accept(envelope) }
                     case let .failure(error): logger.warning("dropped a bad frame from the coordinator: \(error)")
                     }
                 }
@@ -125,8 +174,43 @@ public final class ControlChannel: @unchecked Sendable {
         }
     }
 
+    /// Called with the lock held: notes what the liveness hooks need, then queues the message.
+    /// Heartbeats only prove the coordinator alive; they are not queued.
+    private func accept(_ envelope: Envelope) {
+        if runID != 0 && envelope.runID != runID {
+            // A frame of another coordinator incarnation (or a stale one of the previous).
+            if case .welcome = envelope.message {} else { return }
+        }
+        lastHeard = ContinuousClock.now
+        switch envelope.message {
+        case .heartbeat:
+            return
+        case let .abort(body):
+            abort = body.reason
+        case let .assignment(assignment):
+            announcedGeneration = max(announcedGeneration, assignment.generation)
+        case let .refuse(body) where body.reason == .notMember:
+            dropped = true
+        default:
+            break
+        }
+        inbox.append(envelope)
+        condition.broadcast()
+    }
+
+    /// Sends `message`; a send that times out (no coordinator to take it: the queue to it is
+    /// full) drops the message with a warning instead of failing the channel, so a worker
+    /// outlives a coordinator restart. Other transport errors are fatal.
+    private func sendOrDrop(_ message: Message, header: (runID: UInt64, generation: UInt64), on socket: ZmqSocket) throws(ZmqError) {
+        do {
+            try sendFrame(message, header: header, on: socket)
+        } catch .timedOut {
+            logger.warning("dropped a \(message.kind) to the coordinator: its queue is full (is the coordinator running?)")
+        }
+    }
+
     private func sendFrame(_ message: Message, header: (runID: UInt64, generation: UInt64), on socket: ZmqSocket) throws(ZmqError) {
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + .seconds(2)
         if let fakeProtocolVersion, case var .hello(hello) = message {
             hello.protocolVersion = fakeProtocolVersion
             try socket.send(Frame.encode(kind: .hello, generation: header.generation, runID: header.runID,

@@ -5,33 +5,58 @@ import Model
 import Wire
 
 /// The steps of one generation on one rank: batches from the prefetcher, the replica's step with
-/// the ring as reducer, a report per step to the coordinator.
+/// the ring as reducer, a report per step to the coordinator, rank 0's checkpoint uploads.
 struct TrainingLoop {
     let replica: TrainingReplica
+    let state: ReplicaState
     let sampler: Sampler
     let recipe: TrainingRecipe
     let index: DatasetIndex
     let rank: Int
     let world: Int
-    let start: SamplerCursor
+    /// Steps applied before this generation's first step.
+    let startStep: Int
     let collectives: CollectiveThread
     let generation: UInt64
+    let runID: UInt64
     let control: ControlChannel
+    let coordinatorDeadline: Double
+    let dataOrderLog: DataOrderLog?
+    let workerID: String
     let logger: Logger
 
     /// Steps a non-finite loss may skip in a row before the run stops.
     static let maximumNonFiniteRun = 3
 
-    /// How the loop ended: steps applied since the start of training, and the next step's cursor.
-    struct Ending {
-        var steps: Int
-        var cursor: SamplerCursor
+    /// How the loop ended.
+    enum Ending {
+        /// The last step of the run, or an agreed stop, after `steps` steps in total.
+        case finished(steps: Int, cursor: SamplerCursor)
+        /// The generation ended under this rank (a newer assignment, the coordinator lost, a
+        /// ring failure); the replica holds the last step it applied.
+        case interrupted(reason: Interruption)
     }
 
-    /// Runs until the last step or an agreed stop.
+    enum Interruption: Equatable, CustomStringConvertible {
+        case newGeneration
+        case droppedFromRun
+        case coordinatorLost(seconds: Double)
+        case ringFailed(step: Int, reason: String, peer: Int?)
+
+        var description: String {
+            switch self {
+            case .newGeneration: "a new generation was announced"
+            case .droppedFromRun: "the coordinator declared this worker down"
+            case let .coordinatorLost(seconds): "no word from the coordinator for \(Int(seconds)) s"
+            case let .ringFailed(step, reason, _): "the ring failed in step \(step): \(reason)"
+            }
+        }
+    }
+
+    /// Runs until the last step, an agreed stop or an interruption.
     func run() throws -> Ending {
-        let done = sampler.stepsBefore(start)
-        let remaining = max(recipe.totalSteps - done, 0)
+        let remaining = max(recipe.totalSteps - startStep, 0)
+        let start = sampler.cursor(afterSteps: startStep)
         let plan = TrainingPlan(sampler: sampler, rank: rank, worldSize: world, start: start, stepCount: remaining)
         let logger = self.logger
         let prefetcher = Prefetcher(source: index, transform: ImageTransform(size: replica.model.config.imageSize, mode: .training),
@@ -39,31 +64,28 @@ struct TrainingLoop {
                                     onFailure: { logger.warning("\($0.path): \($0)") })
         defer { prefetcher.stop() }
         let reducer = RingReducer(collectives: collectives, generation: generation)
-        if recipe.exactReduction == true {
-            replica.exactSlots = TrainingReplica.ExactSlots(
-                globalBatch: sampler.globalBatch,
-                firstSlot: Sampler.sliceRange(rank: rank, worldSize: world, globalBatch: sampler.globalBatch).lowerBound)
-        }
-        var steps = done
+        replica.exactSlots = recipe.exactReduction == true
+            ? TrainingReplica.ExactSlots(globalBatch: sampler.globalBatch,
+                                         firstSlot: Sampler.sliceRange(rank: rank, worldSize: world, globalBatch: sampler.globalBatch).lowerBound)
+            : nil
+        var steps = startStep
         var stopAsked = false
         var nonFiniteRun = 0
         for _ in 0..<remaining {
-            while let envelope = control.poll() {
-                switch envelope.message {
-                case let .shutdown(body) where body.reason == TrainingRecipe.stopRequestReason:
-                    if !stopAsked { logger.notice("stop requested; stopping at the next step boundary") }
-                    stopAsked = true
-                case let .shutdown(body):
-                    throw WorkerFailure.aborted(reason: "shut down during training: \(body.reason)")
-                case let .abort(body):
-                    throw WorkerFailure.aborted(reason: body.reason)
-                default:
-                    logger.debug("ignored \(envelope.message.kind) during training")
-                }
-            }
+            if let interruption = try readControl(stopAsked: &stopAsked) { return .interrupted(reason: interruption) }
             let t0 = ContinuousClock.now
             guard let batch = prefetcher.next() else { break }
             let t1 = ContinuousClock.now
+            // Logged before the all-reduce: a step that completes anywhere included these samples,
+            // even if this rank dies before it sees the result.
+            if let dataOrderLog {
+                do {
+                    try dataOrderLog.record(workerID: workerID, run: runID, generation: generation, rank: rank, worldSize: world,
+                                            step: steps + 1, epoch: batch.cursor.epoch, samples: batch.sampleIndices)
+                } catch {
+                    logger.warning("cannot append to the data-order log \(dataOrderLog.path): \(error)")
+                }
+            }
             let outcome: StepOutcome
             do {
                 outcome = try batch.images.withUnsafeBufferPointer { pixels in
@@ -71,21 +93,56 @@ struct TrainingLoop {
                     try withImages(pixels) { try replica.step(images: $0, count: batch.count, reducer: reducer, stopRequested: stopAsked) }
                 }
             } catch let error as RingError {
-                throw WorkerFailure.ring(step: steps + 1, error)
+                if case .bufferStillInUse = error { replica.abandonReductionBuffer() }
+                if let interruption = try readControl(stopAsked: &stopAsked) { return .interrupted(reason: interruption) }
+                return .interrupted(reason: .ringFailed(step: steps + 1, reason: "\(error)", peer: error.peerRank))
             }
             let t2 = ContinuousClock.now
             steps += 1
+            state.applied(step: steps)
             nonFiniteRun = outcome.applied ? 0 : nonFiniteRun + 1
             if !outcome.applied { logger.warning("step \(steps) skipped: non-finite loss or gradient on some rank") }
             if nonFiniteRun >= Self.maximumNonFiniteRun { throw WorkerFailure.nonFinite(step: steps, count: nonFiniteRun) }
             control.setApplied(step: UInt64(steps))
             report(outcome, step: steps, epoch: batch.cursor.epoch, goodSamples: batch.count,
                    data: (t1 - t0).seconds, total: (t2 - t1).seconds, allReduce: reducer.lastWait.seconds)
-            if outcome.stopRequested {
-                return Ending(steps: steps, cursor: sampler.cursor(afterSteps: steps))
+            if rank == 0 && recipe.checkpoints(afterStep: steps) && !outcome.stopRequested {
+                StateTransfer.upload(replica, layout: replica.model.layout, step: steps,
+                                     epoch: sampler.cursor(afterSteps: steps).epoch, control: control)
+            }
+            if outcome.stopRequested { break }
+        }
+        return .finished(steps: steps, cursor: sampler.cursor(afterSteps: steps))
+    }
+
+    /// Takes what the coordinator sent since the last step; says why the generation must end, if it must.
+    private func readControl(stopAsked: inout Bool) throws -> Interruption? {
+        while let envelope = control.poll() {
+            switch envelope.message {
+            case let .assignment(next) where next.generation > generation:
+                control.putBack(envelope)
+                return .newGeneration
+            case let .refuse(body) where body.reason == .notMember:
+                control.putBack(envelope)
+                return .droppedFromRun
+            case let .shutdown(body) where body.reason == TrainingRecipe.stopRequestReason:
+                if !stopAsked { logger.notice("stop requested; stopping at the next step boundary") }
+                stopAsked = true
+            case let .shutdown(body):
+                throw WorkerFailure.aborted(reason: "shut down during training: \(body.reason)")
+            case let .abort(body):
+                throw WorkerFailure.aborted(reason: body.reason)
+            case .welcome where envelope.runID != runID:
+                // Another coordinator answered an old hello: this one is gone.
+                control.putBack(envelope)
+                return .coordinatorLost(seconds: control.coordinatorSilence)
+            default:
+                logger.debug("ignored \(envelope.message.kind) during training")
             }
         }
-        return Ending(steps: steps, cursor: sampler.cursor(afterSteps: steps))
+        let silence = control.coordinatorSilence
+        if silence > coordinatorDeadline { return .coordinatorLost(seconds: silence) }
+        return nil
     }
 
     private func withImages<R>(_ pixels: UnsafeBufferPointer<Float>, _ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {

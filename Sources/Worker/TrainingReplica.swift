@@ -43,12 +43,21 @@ public final class TrainingReplica {
     /// Largest number of images one forward/backward handles; a larger slice is accumulated.
     public let microBatch: Int
     private var buffer: [Float]
+    /// Reduction buffers libzmq may still read after a failed collective: kept alive, never reused.
+    private var abandoned: [[Float]] = []
 
     private enum Trailer: Int, CaseIterable {
         case samples, nonFinite, loss, recon, latent, zeroCodes, codes, stopRequests
     }
 
     public var parameterCount: Int { model.layout.totalCount }
+
+    /// After `RingError.bufferStillInUse`: keeps the reduction buffer alive and untouched (libzmq
+    /// may still read it) and steps on with a new one.
+    public func abandonReductionBuffer() {
+        abandoned.append(buffer)
+        buffer = [Float](repeating: 0, count: buffer.count)
+    }
 
     public init(model: SCVAEModel, parameters: [Float], optimizer: Optimizer, microBatch: Int) {
         precondition(parameters.count == model.layout.totalCount, "parameter buffer does not match the layout")

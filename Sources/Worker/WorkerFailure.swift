@@ -22,6 +22,10 @@ public enum WorkerFailure: Error, CustomStringConvertible {
     case nonFinite(step: Int, count: Int)
     /// The sampler cannot cover this dataset with this global batch.
     case sampler(String)
+    /// A file this worker was asked to write cannot be written.
+    case cannotWrite(path: String, reason: String)
+    /// The state the coordinator sent (a checkpoint to resume from) is unusable.
+    case restore(String)
 
     public var description: String {
         switch self {
@@ -36,6 +40,8 @@ public enum WorkerFailure: Error, CustomStringConvertible {
         case let .aborted(reason): "the coordinator aborted the run: \(reason)"
         case let .nonFinite(step, count): "\(count) steps in a row had a non-finite loss or gradient (last: step \(step)); stopping"
         case let .sampler(reason): reason
+        case let .cannotWrite(path, reason): "cannot write \(path): \(reason)"
+        case let .restore(reason): "cannot restore the coordinator's state: \(reason)"
         }
     }
 }

@@ -4,25 +4,46 @@ import Logging
 import Model
 import Wire
 
-/// The worker's shell: rendezvous with the coordinator, the ring, the training loop, the final
-/// upload. Runs on one dedicated thread (BLAS and ring waits block; DECISIONS.md), with the
-/// control channel and the collectives on threads of their own.
+/// The worker's shell: joins a coordinator, runs the generations it is assigned, serves state
+/// uploads and restores, and outlives failures around it. Runs on one dedicated thread (BLAS and
+/// ring waits block; DECISIONS.md), with the control channel and the collectives on threads of
+/// their own.
 ///
 /// Control protocol, worker side:
-/// 1. hello -> welcome (heartbeats start) or refuse (exit non-zero with the coordinator's reason);
-/// 2. assignment -> ring formed, parameters broadcast from the state-source rank, a
-///    `WorkerStatus` with the starting checksum;
-/// 3. one `StepReport` per step; a `Shutdown` during training asks to stop: the request rides in
-///    the next step's all-reduce so that every rank stops after the same step;
-/// 4. after the last step a `WorkerStatus` with the final checksum, then the worker serves
-///    `CheckpointCommand.upload` (parameters as `TensorChunk`s, then `uploadComplete`) until a
-///    `Shutdown`, whose exit code it exits with. An `Abort` ends the worker at once.
+/// 1. hello (repeated with backoff while no coordinator answers, up to --reconnect-timeout) ->
+///    welcome (heartbeats start) or refuse (exit non-zero with the coordinator's reason);
+/// 2. assignment of generation g -> ring formed, state agreed and broadcast (from the seed, a
+///    checkpoint the coordinator sent, or the most advanced replica), a `WorkerStatus` with the
+///    starting checksum, then one `StepReport` per step; rank 0 uploads its state at checkpoint
+///    steps. A newer assignment, a ring failure or a silent coordinator ends the generation at
+///    once; the replica keeps the last step it applied (the update happens only after the
+///    all-gather completed) and the next generation starts from the most advanced replica;
+/// 3. after the last step a `WorkerStatus` with the final checksum; the worker serves
+///    `CheckpointCommand.upload` until a `Shutdown`, whose exit code it exits with;
+/// 4. a lost coordinator (silent past the deadline): back to 1, keeping the replica; a
+///    `Refuse(.notMember)` (declared down while alive): back to 1 with the same coordinator.
+///    An `Abort` ends the worker.
 final class WorkerSession {
     let settings: WorkerSettings
     var logger: Logger
     let context: ZmqContext
     let control: ControlChannel
     let workerID: String
+    private let state = ReplicaState()
+    private var restore = RestoreReceiver()
+    private var dataOrderLog: DataOrderLog?
+    /// The last generation this worker ran (assignments of older ones are stale).
+    private var lastGeneration: UInt64 = 0
+    private var currentRunID: UInt64 = 0
+    /// Where the last finished generation left the sampler (for the final upload's epoch).
+    private var lastEpoch = 0
+
+    /// What ended the service of one coordinator.
+    private enum ServiceEnd {
+        case exit(Int32)
+        case coordinatorLost(String)
+        case rejoin
+    }
 
     init(settings: WorkerSettings, logger: Logger) throws(ZmqError) {
         self.settings = settings
@@ -53,169 +74,189 @@ final class WorkerSession {
     private func session() throws -> Int32 {
         let index = try DatasetLocation.resolve(dataPath: settings.dataPath, cacheDirectory: settings.cacheDirectory)
         logger.debug("dataset \(index.root): \(index.count) images, fingerprint \(index.fingerprint.prefix(16))")
-        let dataEndpoint = try reserveDataPlaneEndpoint()
-        control.send(.hello(Hello(workerID: workerID, host: ProcessInfo.processInfo.hostName,
-                                  dataPlaneEndpoint: dataEndpoint, datasetFingerprint: index.fingerprint)))
-        logger.info("worker \(workerID): hello to \(settings.coordinator), data plane \(dataEndpoint), dataset of \(index.count) images")
-
-        let welcome = try awaitMessage("a welcome")
-        switch welcome.message {
-        case let .welcome(body):
-            control.setHeader(runID: welcome.runID, generation: 0)
-            control.startHeartbeats(every: .milliseconds(Int(max(body.heartbeatIntervalMilliseconds, 50))))
-        case let .refuse(body):
-            throw WorkerFailure.refused(reason: body.reason, detail: body.detail)
-        case let .shutdown(body):
-            return body.exitCode
-        default:
-            throw WorkerFailure.unexpectedMessage(expected: "welcome or refuse", found: "\(welcome.message.kind)")
+        if let path = settings.dataOrderLogPath {
+            do { dataOrderLog = try DataOrderLog(path: path) } catch { throw WorkerFailure.cannotWrite(path: path, reason: "\(error)") }
         }
-
+        let collectives = try openRing()
+        defer { _ = try? collectives.wait(collectives.stop(), timeout: .seconds(10)) }
+        ring = collectives
+        let dataEndpoint = collectives.endpoint
+        let hello = Hello(workerID: workerID, host: ProcessInfo.processInfo.hostName,
+                          dataPlaneEndpoint: dataEndpoint, datasetFingerprint: index.fingerprint)
+        logger.info("worker \(workerID): coordinator \(settings.coordinator), data plane \(dataEndpoint), dataset of \(index.count) images")
         while true {
-            let envelope = try awaitMessage("an assignment")
-            switch envelope.message {
-            case let .assignment(assignment):
-                return try train(assignment, runID: envelope.runID, index: index, dataEndpoint: dataEndpoint)
-            case let .shutdown(body):
-                logger.notice("coordinator ended the run before training: \(body.reason)")
-                return body.exitCode
-            case let .abort(body):
-                throw WorkerFailure.aborted(reason: body.reason)
-            default:
-                logger.debug("ignored \(envelope.message.kind) while waiting for an assignment")
+            guard let (runID, deadline) = try join(hello) else { return 0 }
+            if runID != currentRunID {
+                // Generations count afresh under each coordinator (incarnation).
+                currentRunID = runID
+                lastGeneration = 0
+            }
+            switch try serve(runID: runID, coordinatorDeadline: deadline, index: index, dataEndpoint: dataEndpoint) {
+            case let .exit(code):
+                return code
+            case let .coordinatorLost(reason):
+                logger.warning("lost the coordinator (\(reason)); keeping the replica of step \(state.appliedStep) and saying hello again")
+                control.resetForNewCoordinator()
+            case .rejoin:
+                logger.warning("the coordinator declared this worker down; saying hello again")
+                control.resetForNewCoordinator()
             }
         }
     }
 
-    /// Binds a socket on port 0 of `--host` to learn a free port for the ring's receiver, which
-    /// is created (and binds that port) once the assignment says the rank and world size.
-    private func reserveDataPlaneEndpoint() throws(ZmqError) -> String {
-        let probe = try ZmqSocket(context, type: .pull)
-        let endpoint = try probe.bind("tcp://\(settings.host):*")
-        probe.close()
-        return endpoint
-    }
-
-    /// The next message, or an error once the coordinator has been silent for --reconnect-timeout.
-    func awaitMessage(_ what: String) throws -> Envelope {
-        let timeout = settings.reconnectTimeoutSeconds
-        let envelope: Envelope?
-        do { envelope = try control.receive(timeout: .milliseconds(Int(timeout * 1000))) } catch { throw WorkerFailure.control(error) }
-        guard let envelope else {
-            throw WorkerFailure.coordinatorSilent(endpoint: settings.coordinator, seconds: timeout, waitingFor: what)
-        }
-        return envelope
-    }
-
-    private func train(_ assignment: Assignment, runID: UInt64, index: DatasetIndex, dataEndpoint: String) throws -> Int32 {
-        let rank = Int(assignment.rank), world = Int(assignment.worldSize), generation = assignment.generation
-        logger[metadataKey: "rank"] = "\(rank)"
-        logger[metadataKey: "generation"] = "\(generation)"
-        control.setHeader(runID: runID, generation: generation)
-        guard let config = ModelConfig.named(assignment.configurationName) else {
-            throw WorkerFailure.unknownConfiguration(assignment.configurationName)
-        }
-        let recipe: TrainingRecipe
-        do { recipe = try TrainingRecipe.decode(assignment.settingsJSON) } catch { throw WorkerFailure.recipe(error) }
-        let sampler: Sampler
-        do {
-            sampler = try Sampler(sampleCount: index.count, globalBatch: Int(assignment.globalBatch), seed: assignment.seed)
-        } catch {
-            throw WorkerFailure.sampler("\(error)")
-        }
-
-        let collectives = try formRing(assignment, runID: runID, dataEndpoint: dataEndpoint)
-        defer { collectives.stop() }
-        let layout = ParameterLayout(config: config)
-        var parameters = [Float](repeating: 0, count: layout.totalCount)
-        if rank == Int(assignment.stateSourceRank) {
-            parameters.withUnsafeMutableBufferPointer {
-                initializeParameters($0, layout: layout, config: config, seed: assignment.seed)
-            }
-        }
-        do {
-            try parameters.withUnsafeMutableBufferPointer { buffer throws(RingError) in
-                _ = try collectives.wait(collectives.broadcast(buffer, root: Int(assignment.stateSourceRank), generation: generation))
-            }
-        } catch {
-            throw WorkerFailure.ring(step: 0, error)
-        }
-
-        let start = SamplerCursor(epoch: Int(assignment.cursor.epoch), step: Int(assignment.cursor.step))
-        let done = sampler.stepsBefore(start)
-        let slice = Sampler.sliceRange(rank: rank, worldSize: world, globalBatch: Int(assignment.globalBatch)).count
-        let microBatch = min(recipe.microBatch, max(slice, 1))
-        let replica = TrainingReplica(model: SCVAEModel(config: config, maxBatch: microBatch), parameters: parameters,
-                                      optimizer: Optimizer(settings: recipe.optimizerSettings, parameterCount: layout.totalCount),
-                                      microBatch: microBatch)
-        control.send(.workerStatus(WorkerStatus(workerID: workerID, lastAppliedStep: UInt64(done), cursor: assignment.cursor,
-                                                parameterChecksum: parameterChecksum(replica.parameters))))
-        logger.info("rank \(rank) of \(world): \(config.name), slice of \(slice) images per step, from \(start), \(recipe.totalSteps - done) steps to go")
-
-        let loop = TrainingLoop(replica: replica, sampler: sampler, recipe: recipe, index: index, rank: rank, world: world,
-                                start: start, collectives: collectives, generation: generation, control: control, logger: logger)
-        let applied = try loop.run()
-
-        control.send(.workerStatus(WorkerStatus(
-            workerID: workerID, lastAppliedStep: UInt64(applied.steps),
-            cursor: ShardCursor(epoch: UInt64(applied.cursor.epoch), step: UInt64(applied.cursor.step)),
-            parameterChecksum: parameterChecksum(replica.parameters))))
-        return try serveUntilShutdown(replica: replica, layout: layout, step: applied.steps, epoch: applied.cursor.epoch)
-    }
-
-    private func formRing(_ assignment: Assignment, runID: UInt64, dataEndpoint: String) throws -> CollectiveThread {
-        let context = self.context, control = self.control, logger = self.logger
-        let ringSettings = RingSettings(
-            silenceDeadline: .seconds(5),
-            // A silent neighbour is waited for until the coordinator (which hears every
-            // worker's heartbeats) aborts the run: slow is not dead (DECISIONS.md).
-            isPeerAlive: { _ in control.abortReason == nil },
-            onStall: { rank, waited in logger.warning("ring: rank \(rank) silent for \(Int(waited.seconds)) s (alive per the coordinator); still waiting") })
-        do {
-            let collectives = try CollectiveThread {
-                () throws(RingError) -> RingCommunicator in
-                try RingCommunicator(context: context, rank: Int(assignment.rank), worldSize: Int(assignment.worldSize),
-                                     runID: runID, bindTo: dataEndpoint, settings: ringSettings)
-            }
-            _ = try collectives.wait(collectives.connect(toNext: assignment.next.endpoint))
-            return collectives
-        } catch {
-            throw WorkerFailure.ring(step: 0, error)
-        }
-    }
-
-    private func serveUntilShutdown(replica: TrainingReplica, layout: ParameterLayout, step: Int, epoch: Int) throws -> Int32 {
+    /// Says hello until a coordinator answers: the run id and the coordinator-silence deadline
+    /// on a welcome, nil when the coordinator ends the run at once. Retries with backoff for
+    /// --reconnect-timeout; a refusal ends the worker.
+    private func join(_ hello: Hello) throws -> (UInt64, Double)? {
+        let giveUp = ContinuousClock.now + .milliseconds(Int(settings.reconnectTimeoutSeconds * 1000))
+        var backoff = 0.5
         while true {
-            let envelope = try awaitMessage("the end of the run")
+            control.send(.hello(hello))
+            let wait = ContinuousClock.now + .milliseconds(Int(backoff * 1000))
+            while ContinuousClock.now < wait {
+                let envelope: Envelope?
+                do { envelope = try control.receive(timeout: wait - ContinuousClock.now) } catch { throw WorkerFailure.control(error) }
+                guard let envelope else { break }
+                switch envelope.message {
+                case let .welcome(body):
+                    control.setHeader(runID: envelope.runID, generation: 0)
+                    control.startHeartbeats(every: .milliseconds(Int(max(body.heartbeatIntervalMilliseconds, 50))))
+                    let deadline = max(2 * Double(body.livenessDeadlineMilliseconds) / 1000, 5)
+                    control.setCoordinatorDeadline(deadline)
+                    logger.info("welcomed by the coordinator (run \(String(envelope.runID, radix: 16)))")
+                    return (envelope.runID, deadline)
+                case let .refuse(body) where body.reason != .notMember:
+                    throw WorkerFailure.refused(reason: body.reason, detail: body.detail)
+                case let .shutdown(body) where body.reason != TrainingRecipe.stopRequestReason:
+                    logger.notice("the coordinator ended the run: \(body.reason)")
+                    return nil
+                default:
+                    logger.debug("ignored \(envelope.message.kind) while saying hello")
+                }
+            }
+            if ContinuousClock.now > giveUp {
+                throw WorkerFailure.coordinatorSilent(endpoint: settings.coordinator, seconds: settings.reconnectTimeoutSeconds,
+                                                      waitingFor: "a welcome")
+            }
+            backoff = min(backoff * 2, 5)
+        }
+    }
+
+    /// Serves one coordinator: its assignments, restores and upload requests, until it ends
+    /// the run, goes silent, or drops this worker.
+    private func serve(runID: UInt64, coordinatorDeadline: Double, index: DatasetIndex, dataEndpoint: String) throws -> ServiceEnd {
+        while true {
+            let envelope: Envelope?
+            do { envelope = try control.receive(timeout: .milliseconds(250)) } catch { throw WorkerFailure.control(error) }
+            guard let envelope else {
+                let silence = control.coordinatorSilence
+                if silence > coordinatorDeadline { return .coordinatorLost("silent for \(Int(silence)) s") }
+                continue
+            }
             switch envelope.message {
+            case let .assignment(assignment) where assignment.generation > lastGeneration:
+                lastGeneration = assignment.generation
+                let run = GenerationRun(assignment: assignment, runID: runID, session: self, index: index,
+                                        dataEndpoint: dataEndpoint, coordinatorDeadline: coordinatorDeadline)
+                switch try run.execute() {
+                case let .finished(_, cursor):
+                    lastEpoch = cursor.epoch
+                case .interrupted(reason: .newGeneration):
+                    logger.notice("generation \(assignment.generation) ended: a new generation was announced")
+                case .interrupted(reason: .droppedFromRun):
+                    return .rejoin
+                case let .interrupted(reason: .coordinatorLost(seconds)):
+                    return .coordinatorLost("silent for \(Int(seconds)) s")
+                case let .interrupted(reason: .ringFailed(step, reason, peer)):
+                    // The coordinator decides: a new generation (without a dead peer) follows.
+                    logger.warning("generation \(assignment.generation) broke in step \(step): \(reason)")
+                    control.send(.abort(Abort(failedRank: peer.map { UInt32($0) }, reason: "ring failed in step \(step): \(reason)")))
+                }
+            case .assignment:
+                logger.debug("ignored an assignment of an old generation")
+            case let .tensorChunk(chunk):
+                do { try restore.add(chunk) } catch { throw WorkerFailure.restore("\(error)") }
+            case let .checkpoint(command) where command.action == .restore:
+                do { try restore.finish(command) } catch { throw WorkerFailure.restore("\(error)") }
             case let .checkpoint(command) where command.action == .upload:
-                upload(replica.parameters, layout: layout, step: step, epoch: epoch)
+                guard let replica = state.replica, state.runID == runID else {
+                    logger.warning("asked to upload the state of step \(command.step) with no replica of this run")
+                    continue
+                }
+                StateTransfer.upload(replica, layout: replica.model.layout, step: state.appliedStep, epoch: lastEpoch, control: control)
+                logger.info("uploaded the state of step \(state.appliedStep)")
+            case let .refuse(body) where body.reason == .notMember:
+                return .rejoin
+            case .welcome:
+                logger.debug("ignored a repeated welcome")
             case let .shutdown(body) where body.reason == TrainingRecipe.stopRequestReason:
                 // A stop request that arrived after this rank stopped (through a neighbour's
                 // request, or at the last step): the end of the run is still to come.
                 logger.debug("stop request arrived after training ended")
             case let .shutdown(body):
                 logger.info("shutdown: \(body.reason)")
-                return body.exitCode
+                return .exit(body.exitCode)
             case let .abort(body):
                 throw WorkerFailure.aborted(reason: body.reason)
             default:
-                logger.debug("ignored \(envelope.message.kind) after training")
+                logger.debug("ignored \(envelope.message.kind)")
             }
         }
     }
 
-    /// Sends the parameters as named float32 tensors (SCVAE.md names), then `uploadComplete`.
-    private func upload(_ parameters: [Float], layout: ParameterLayout, step: Int, epoch: Int) {
-        let tensors = WeightsFile.namedTensors(parameters, layout: layout)
-        for (i, tensor) in tensors.enumerated() {
-            for chunk in TensorChunk.chunks(transfer: .parameters, step: UInt64(step), tensorIndex: UInt32(i),
-                                            tensorCount: UInt32(tensors.count), name: tensor.name, dtype: .float32,
-                                            shape: tensor.shape.map { UInt64($0) }, bytes: tensor.data) {
-                control.send(.tensorChunk(chunk))
+    /// The ring communicator of this process, on its own thread: its receiving socket binds
+    /// port 0 of --host once, and that endpoint (announced in the hello) serves every
+    /// generation; each assignment gives it a new rank and next neighbour.
+    private func openRing() throws -> CollectiveThread {
+        let context = self.context, control = self.control, logger = self.logger, host = settings.host
+        let stalls = StallReporter(every: 10)
+        let ringSettings = RingSettings(
+            silenceDeadline: .milliseconds(250),
+            // A silent neighbour is waited for while this worker's generation is current: slow
+            // is not dead (DECISIONS.md); the coordinator, which hears every worker's
+            // heartbeats, replaces the generation when a worker is really gone.
+            isPeerAlive: { _ in control.runningGenerationIsCurrent },
+            onStall: { rank, waited in
+                if stalls.due(waited) { logger.warning("ring: rank \(rank) silent for \(Int(waited.seconds)) s (alive per the coordinator); still waiting") }
+            })
+        do {
+            return try CollectiveThread {
+                () throws(RingError) -> RingCommunicator in
+                try RingCommunicator(context: context, rank: 0, worldSize: 1, runID: 0,
+                                     bindTo: "tcp://\(host):*", settings: ringSettings)
             }
+        } catch {
+            throw WorkerFailure.ring(step: 0, error)
         }
-        control.send(.checkpoint(CheckpointCommand(action: .uploadComplete, step: UInt64(step), epoch: UInt64(epoch))))
-        logger.info("uploaded \(tensors.count) parameter tensors of step \(step)")
+    }
+
+    // MARK: For GenerationRun
+
+    var replicaState: ReplicaState { state }
+    private(set) var ring: CollectiveThread?
+    var log: DataOrderLog? { dataOrderLog }
+
+    /// The state the coordinator restored, for the state-source rank of a `.checkpoint` generation.
+    func takeRestoredState() -> RestoreReceiver.Restored? { restore.take() }
+}
+
+/// Says when a stall is worth a log line: at the first multiple of `every` seconds waited and
+/// then every `every` seconds, not at every short silence deadline of the ring.
+final class StallReporter: @unchecked Sendable {
+    private let every: Double
+    private let lock = NSLock()
+    private var reported = 0
+
+    init(every: Double) { self.every = every }
+
+    func due(_ waited: Duration) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let periods = Int(waited.seconds / every)
+        if periods == 0 { reported = 0; return false }
+        guard periods > reported else { return false }
+        reported = periods
+        return true
     }
 }
+

@@ -10,6 +10,8 @@ public struct WorkerSettings: Sendable, Equatable {
     public var host: String = "127.0.0.1"
     /// Name of this worker in the run (default `<host>-<pid>`).
     public var workerID: String? = nil
+    /// Appends one JSON line per applied step with the samples this rank used (--data-order-log).
+    public var dataOrderLogPath: String? = nil
     /// Tests only: claim this protocol version in the hello (env SCVAE_FAKE_PROTOCOL_VERSION).
     public var fakeProtocolVersion: UInt16? = nil
 

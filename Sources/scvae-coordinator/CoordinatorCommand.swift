@@ -15,7 +15,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Number of worker processes (ranks) to train with.")
     var workers: Int = 2
 
-    @Option(name: .customLong("min-workers"), help: "Fewest live workers the run may go on with (default: --workers). This build stops the run when a worker is lost; recovery comes with fault tolerance.")
+    @Option(name: .customLong("min-workers"), help: "Fewest live workers the run goes on with (default: --workers). When a worker is lost the survivors continue in a new generation if at least this many are live; below it training pauses until workers join.")
     var minWorkers: Int?
 
     @Option(help: "Dataset folder: ImageNet layout ROOT/<wnid>/<file> or any folder of images (recursive). Default: the built-in sample data.")
@@ -60,11 +60,20 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Control-plane endpoint to bind, e.g. tcp://0.0.0.0:5555.")
     var listen: String = "tcp://127.0.0.1:5555"
 
-    @Option(name: .customLong("checkpoint-dir"), help: "Folder for the run's outputs: final/model.safetensors and final/summary.json (default: ./scvae-run).")
+    @Option(name: .customLong("checkpoint-dir"), help: "Folder for checkpoints (step-NNNNNNNN/), final/model.safetensors and final/summary.json (default: ./scvae-run). A run whose folder holds a valid checkpoint resumes from the newest one.")
     var checkpointDir: String?
 
-    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every this many steps. Only 0 (weights at the end) is supported by this build.")
-    var checkpointEvery: Int = 0
+    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every this many steps (0: only at the end).")
+    var checkpointEvery: Int = 500
+
+    @Option(help: "Number of checkpoints to keep (the newest).")
+    var keep: Int = 3
+
+    @Flag(help: "Require a valid checkpoint in --checkpoint-dir to resume from (an error if there is none); without it a run resumes when there is one and starts fresh otherwise.")
+    var resume = false
+
+    @Option(name: .customLong("stall-seconds"), help: "Name a rank in the log when it has not reported a step this many seconds after another rank did.")
+    var stallSeconds: Double = 60
 
     @Flag(help: "Start the workers as child processes on this machine (cores/N BLAS threads each).")
     var local = false
@@ -84,8 +93,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("rendezvous-timeout"), help: "Seconds to wait for all workers to connect.")
     var rendezvousTimeout: Double = 300
 
-    @Option(name: .customLong("liveness-deadline"), help: "Seconds of silence after which a worker is declared down.")
-    var livenessDeadline: Double = 10
+    @Option(name: .customLong("liveness-deadline"), help: "Seconds of silence after which a worker is declared down (workers send heartbeats every 0.5 s).")
+    var livenessDeadline: Double = 2.5
 
     @Option(name: .customLong("log-every"), help: "Print a progress line every this many steps.")
     var logEvery: Int = 1
@@ -104,6 +113,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.listen = listen
         s.checkpointDir = checkpointDir
         s.checkpointEvery = checkpointEvery
+        s.keep = keep
+        s.resume = resume
+        s.stallSeconds = stallSeconds
         s.local = local
         s.metricsPath = metrics
         s.optimizer = optimizer

@@ -30,6 +30,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("worker-id"), help: "Name of this worker in the run (default: HOST-PID).")
     var workerID: String?
 
+    @Option(name: .customLong("data-order-log"), help: "Append one JSON line per applied step with the sample indices this rank trained on (for checking that every sample of an epoch is used once).")
+    var dataOrderLog: String?
+
     var settings: WorkerSettings {
         var s = WorkerSettings()
         s.coordinator = coordinator
@@ -39,6 +42,7 @@ struct WorkerCommand: AsyncParsableCommand {
         s.cacheDirectory = cacheDir
         s.host = host
         s.workerID = workerID
+        s.dataOrderLogPath = dataOrderLog
         // Tests only: pretend to speak another protocol version.
         s.fakeProtocolVersion = ProcessInfo.processInfo.environment["SCVAE_FAKE_PROTOCOL_VERSION"].flatMap { UInt16($0) }
         return s

@@ -26,6 +26,9 @@ struct BenchAllReduceCommand: ParsableCommand {
     @Flag(help: "Allow more processes than cores (figures are then not representative).")
     var oversubscribe = false
 
+    @Flag(help: "Encrypt and authenticate ring traffic with CURVE (fresh keys per rank); the point-to-point figure stays plain.")
+    var curve = false
+
     func validate() throws {
         guard workers >= 2 else { throw ValidationError("--workers must be at least 2.") }
         guard mib >= 1, iterations >= 1 else { throw ValidationError("--mib and --iterations must be at least 1.") }
@@ -38,10 +41,13 @@ struct BenchAllReduceCommand: ParsableCommand {
 
     func run() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        print("machine: \(cores) cores; \(workers) processes; \(mib) MiB float32; transport \(transport)")
+        print("machine: \(cores) cores; \(workers) processes; \(mib) MiB float32; transport \(transport)" +
+              (curve ? "; ring CURVE on" : ""))
         for (kind, world) in [("p2p", 2), ("sends-only", workers), ("allreduce", workers)] {
-            let times = try ProcessRanks.run(kind: kind, worldSize: world, mib: mib, transport: transport, iterations: iterations)
-            let figure: BandwidthFigure
+            let ringCurve = curve && kind != "p2p"
+            let times = try ProcessRanks.run(kind: kind, worldSize: world, mib: mib, transport: transport,
+                                             iterations: iterations, curve: ringCurve)
+            var figure: BandwidthFigure
             if kind == "p2p" {
                 figure = WireBenchmark.pointToPointFigure(times: times, megabytes: mib, transport: transport,
                                                           iterations: iterations, where: "processes")
@@ -49,6 +55,7 @@ struct BenchAllReduceCommand: ParsableCommand {
                 figure = WireBenchmark.ringFigure(times: times, worldSize: world, megabytes: mib, transport: transport,
                                                   reduce: kind == "allreduce", iterations: iterations, where: "processes")
             }
+            if ringCurve { figure.name += " CURVE" }
             print(figure)
         }
     }
@@ -65,6 +72,7 @@ struct BenchAllReduceRankCommand: ParsableCommand {
     @Option var transport: String
     @Option var iterations: Int
     @Option var folder: String
+    @Flag var curve = false
 
     func run() throws {
         let exchange = { (own: String) throws -> [String] in
@@ -78,8 +86,9 @@ struct BenchAllReduceRankCommand: ParsableCommand {
             times = try WireBenchmark.pointToPointRoleTimes(role: rank, megabytes: mib, transport: transport,
                                                             iterations: iterations, bindSuffix: suffix, exchange: exchange)
         default:
+            let settings = RingSettings(curveKeys: curve ? try CurveKeyPair.generate() : nil)
             times = try WireBenchmark.ringRankTimes(rank: rank, worldSize: world, megabytes: mib, transport: transport,
-                                                    iterations: iterations, reduce: kind == "allreduce",
+                                                    iterations: iterations, reduce: kind == "allreduce", settings: settings,
                                                     bindSuffix: suffix, exchange: exchange)
         }
         try times.map { "\($0)" }.joined(separator: "\n")
@@ -92,7 +101,8 @@ enum ProcessRanks {
     static let timeout: TimeInterval = 600
 
     /// Starts `worldSize` rank processes and returns each rank's timed iterations.
-    static func run(kind: String, worldSize: Int, mib: Int, transport: String, iterations: Int) throws -> [[Double]] {
+    static func run(kind: String, worldSize: Int, mib: Int, transport: String, iterations: Int,
+                    curve: Bool = false) throws -> [[Double]] {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("scvae-bench-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -104,6 +114,7 @@ enum ProcessRanks {
             process.executableURL = executable
             process.arguments = ["bench", "allreduce-rank", "--kind", kind, "--rank", "\(rank)", "--world", "\(worldSize)",
                                  "--mib", "\(mib)", "--transport", transport, "--iterations", "\(iterations)", "--folder", folder]
+                + (curve ? ["--curve"] : [])
             try process.run()
             processes.append(process)
         }

@@ -16,8 +16,12 @@ import Testing
         #expect(s.problems().contains { $0.contains("--global-batch") })
         s = CoordinatorSettings(); s.epochs = 2
         #expect(s.problems().contains { $0.contains("not both") })
-        s = CoordinatorSettings(); s.checkpointEvery = 5
+        s = CoordinatorSettings(); s.checkpointEvery = -1
         #expect(s.problems().contains { $0.contains("--checkpoint-every") })
+        s = CoordinatorSettings(); s.checkpointEvery = 5
+        #expect(s.problems().isEmpty, "periodic checkpoints are supported")
+        s = CoordinatorSettings(); s.keep = 0
+        #expect(s.problems().contains { $0.contains("--keep") })
         s = CoordinatorSettings(); s.listen = "localhost:5555"
         #expect(s.problems().contains { $0.contains("--listen") })
     }

@@ -94,9 +94,9 @@ import Wire
     }
 
     @Test func refusalsNameBothProtocolVersions() {
-        let (reason, detail) = CoordinatorServer.describe(.protocolVersionMismatch(worker: 0, coordinator: 1))
+        let (reason, detail) = CoordinatorServer.describe(.protocolVersionMismatch(worker: 0, coordinator: 2))
         #expect(reason == .protocolVersionMismatch)
-        #expect(detail.contains("protocol version 0") && detail.contains("version 1"))
+        #expect(detail.contains("protocol version 0") && detail.contains("version 2"))
     }
 
     @Test func portZeroBindsAnEphemeralPort() {

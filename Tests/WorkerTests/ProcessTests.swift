@@ -106,7 +106,7 @@ import Worker
                                    environment: ["SCVAE_FAKE_PROTOCOL_VERSION": "0"])
         let oldStatus = old.waitForExit(seconds: 60)
         #expect(oldStatus != nil && oldStatus != 0, "the refused worker exits non-zero")
-        #expect(old.output.contains("protocol version 0") && old.output.contains("version 1"), "\(old.output.suffix(2000))")
+        #expect(old.output.contains("protocol version 0") && old.output.contains("version 2"), "\(old.output.suffix(2000))")
         #expect(run.process.isRunning, "the coordinator goes on")
 
         let good = try ChildProcess("scvae-worker", common + ["--worker-id", "good"], log: "\(folder)/good.log")

@@ -63,7 +63,8 @@ public enum WireBenchmark {
 
     /// One rank of a ring benchmark: binds, publishes its endpoint through `exchange` (which
     /// returns every rank's endpoint), connects to the next rank and times `iterations` runs
-    /// after one warm-up.
+    /// after one warm-up. With `settings.curveKeys` the ring runs CURVE: each rank publishes
+    /// its public key beside its endpoint.
     public static func ringRankTimes(rank: Int, worldSize: Int, megabytes: Int, transport: String, iterations: Int,
                                      reduce: Bool, settings: RingSettings = RingSettings(), ioThreads: Int = 1,
                                      bindSuffix: String, exchange: (String) throws -> [String]) throws -> [Double] {
@@ -74,8 +75,10 @@ public enum WireBenchmark {
         let ring = try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 1,
                                         bindTo: bind, settings: settings)
         defer { ring.close() }
-        let all = try exchange(ring.endpoint)
-        try ring.connect(toNext: all[(rank + 1) % worldSize])
+        // With CURVE a rank publishes "ENDPOINT PUBLICKEY" (Z85 has no spaces).
+        let all = try exchange(settings.curveKeys.map { "\(ring.endpoint) \($0.publicKey)" } ?? ring.endpoint)
+        let next = all[(rank + 1) % worldSize].split(separator: " ").map(String.init)
+        try ring.connect(toNext: next.first ?? "", curvePublicKey: next.count > 1 ? next[1] : nil)
         var buffer = [Float](repeating: Float(rank), count: elements)
         var times: [Double] = []
         for iteration in 0..<(iterations + 1) {   // the first run warms up and is not counted

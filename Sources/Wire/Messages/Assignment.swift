@@ -38,6 +38,18 @@ public struct ShardCursor: Equatable, Sendable {
     }
 }
 
+/// Where a new generation's parameters and optimizer state come from.
+public enum StateOrigin: UInt8, Sendable, CaseIterable {
+    /// A fresh run: the state-source rank initialises the parameters from the seed.
+    case seed = 1
+    /// A resumed run: the coordinator sent a checkpoint's state to the state-source rank
+    /// (`TensorChunk`s, then `CheckpointCommand.restore`) before this assignment.
+    case checkpoint = 2
+    /// A membership change: the ranks agree on the most advanced replica among them, which
+    /// broadcasts its state to every rank behind it (DECISIONS.md, step commit in a ring).
+    case replicas = 3
+}
+
 /// Coordinator -> worker: the worker's place in a new generation.
 public struct Assignment: WirePayload {
     public static let kind = MessageKind.assignment
@@ -58,10 +70,18 @@ public struct Assignment: WirePayload {
     public var seed: UInt64
     /// The rank holding the most advanced replica; it broadcasts state to the others.
     public var stateSourceRank: UInt32
+    /// Where the state comes from; with `.replicas` the ranks find the most advanced replica
+    /// themselves and `stateSourceRank` is the coordinator's guess only.
+    public var stateOrigin: StateOrigin
+    /// Steps applied by the state this generation starts from (`.checkpoint`: the checkpoint's step).
+    public var resumeStep: UInt64
 
     public init(rank: UInt32, worldSize: UInt32, generation: UInt64, previous: RingPeer, next: RingPeer,
                 configurationName: String, settingsJSON: String, cursor: ShardCursor,
-                globalBatch: UInt32, seed: UInt64, stateSourceRank: UInt32) {
+                globalBatch: UInt32, seed: UInt64, stateSourceRank: UInt32,
+                stateOrigin: StateOrigin = .seed, resumeStep: UInt64 = 0) {
+        self.stateOrigin = stateOrigin
+        self.resumeStep = resumeStep
         self.rank = rank
         self.worldSize = worldSize
         self.generation = generation
@@ -88,6 +108,8 @@ public struct Assignment: WirePayload {
         writer.write(globalBatch)
         writer.write(seed)
         writer.write(stateSourceRank)
+        writer.write(stateOrigin.rawValue)
+        writer.write(resumeStep)
     }
 
     public init(from reader: inout ByteReader) throws(DecodeError) {
@@ -111,5 +133,7 @@ public struct Assignment: WirePayload {
         guard stateSourceRank < worldSize else {
             throw .invalidValue(field: "assignment.stateSourceRank", detail: "\(stateSourceRank) is not below world size \(worldSize)")
         }
+        stateOrigin = try reader.readEnum("assignment.stateOrigin")
+        resumeStep = try reader.readUInt64("assignment.resumeStep")
     }
 }

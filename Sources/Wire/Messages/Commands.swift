@@ -18,8 +18,12 @@ public struct CheckpointCommand: WirePayload {
     public var epoch: UInt64
     /// Checkpoint directory (for `committed`), empty otherwise.
     public var path: String
+    /// Adam's update count of the state (`uploadComplete`, `restore`): it differs from `step`
+    /// when non-finite steps were skipped.
+    public var optimizerStep: UInt64
 
-    public init(action: Action, step: UInt64, epoch: UInt64, path: String = "") {
+    public init(action: Action, step: UInt64, epoch: UInt64, path: String = "", optimizerStep: UInt64 = 0) {
+        self.optimizerStep = optimizerStep
         self.action = action
         self.step = step
         self.epoch = epoch
@@ -31,6 +35,7 @@ public struct CheckpointCommand: WirePayload {
         writer.write(step)
         writer.write(epoch)
         writer.write(path)
+        writer.write(optimizerStep)
     }
 
     public init(from reader: inout ByteReader) throws(DecodeError) {
@@ -38,6 +43,7 @@ public struct CheckpointCommand: WirePayload {
         step = try reader.readUInt64("checkpoint.step")
         epoch = try reader.readUInt64("checkpoint.epoch")
         path = try reader.readString("checkpoint.path")
+        optimizerStep = try reader.readUInt64("checkpoint.optimizerStep")
     }
 }
 

@@ -108,6 +108,9 @@ public struct Refuse: WirePayload {
         case runFull = 5
         /// The run is finishing or aborted.
         case shuttingDown = 6
+        /// The coordinator declared this worker down (silent past the deadline); it must say
+        /// hello again to rejoin (its replica is kept and may still be the most advanced).
+        case notMember = 7
         /// Anything else; `detail` explains.
         case other = 255
     }

@@ -1,4 +1,4 @@
-/// The message kinds of protocol version 1, as carried in the frame header.
+/// The message kinds of protocol version 2, as carried in the frame header.
 /// Raw values are part of the protocol: never renumber, only add.
 public enum MessageKind: UInt16, CaseIterable, Sendable {
     case hello = 1

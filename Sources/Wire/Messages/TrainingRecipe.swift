@@ -22,10 +22,15 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// Reduce per-sample gradient slots exactly (bit-identical across N, G times the traffic);
     /// absent or false: one summed buffer.
     public var exactReduction: Bool?
+    /// Rank 0 streams its state to the coordinator after every this many steps (absent or 0:
+    /// only at the end).
+    public var checkpointEvery: Int?
 
     public init(learningRate: Double, optimizer: String, warmupSteps: Int, schedule: String,
-                totalSteps: Int, microBatch: Int, checksumEvery: Int, exactReduction: Bool? = nil) {
+                totalSteps: Int, microBatch: Int, checksumEvery: Int, exactReduction: Bool? = nil,
+                checkpointEvery: Int? = nil) {
         self.exactReduction = exactReduction
+        self.checkpointEvery = checkpointEvery
         self.learningRate = learningRate
         self.optimizer = optimizer
         self.warmupSteps = warmupSteps
@@ -71,6 +76,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         guard recipe.totalSteps >= 1 else { throw .invalid(field: "totalSteps", value: "\(recipe.totalSteps)") }
         guard recipe.microBatch >= 1 else { throw .invalid(field: "microBatch", value: "\(recipe.microBatch)") }
         guard recipe.checksumEvery >= 1 else { throw .invalid(field: "checksumEvery", value: "\(recipe.checksumEvery)") }
+        guard (recipe.checkpointEvery ?? 0) >= 0 else { throw .invalid(field: "checkpointEvery", value: "\(recipe.checkpointEvery ?? 0)") }
         guard recipe.warmupSteps >= 0 else { throw .invalid(field: "warmupSteps", value: "\(recipe.warmupSteps)") }
         return recipe
     }
@@ -82,8 +88,16 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
     }
 
-    /// Whether replicas exchange a parameter checksum after step `step` (counted from 1).
+    /// Whether replicas exchange a parameter checksum after step `step` (counted from 1):
+    /// every `checksumEvery` steps, at checkpoint steps (a checkpoint is checked against the
+    /// replicas' agreed checksum) and at the end.
     public func comparesChecksum(afterStep step: Int) -> Bool {
-        step % checksumEvery == 0 || step >= totalSteps
+        step % checksumEvery == 0 || step >= totalSteps || checkpoints(afterStep: step)
+    }
+
+    /// Whether rank 0 uploads its state for a checkpoint after step `step` (before the last).
+    public func checkpoints(afterStep step: Int) -> Bool {
+        guard let every = checkpointEvery, every > 0 else { return false }
+        return step % every == 0 && step < totalSteps
     }
 }

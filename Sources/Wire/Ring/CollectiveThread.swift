@@ -19,6 +19,7 @@ public final class CollectiveThread: @unchecked Sendable {
 
     private enum Job {
         case connect(String, curvePublicKey: String?)
+        case reform(rank: Int, worldSize: Int, runID: UInt64)
         case allReduce(SharedFloatBuffer, generation: UInt64)
         case broadcast(SharedFloatBuffer, root: Int, generation: UInt64)
         case stop
@@ -59,6 +60,12 @@ public final class CollectiveThread: @unchecked Sendable {
     /// Connects the communicator to the next rank (`curvePublicKey`: its key, when CURVE is on).
     public func connect(toNext endpoint: String, curvePublicKey: String? = nil) -> Ticket {
         submit(.connect(endpoint, curvePublicKey: curvePublicKey))
+    }
+
+    /// Gives the communicator its place in a new generation (the receiving socket stays bound);
+    /// follow with `connect(toNext:)`.
+    public func reform(rank: Int, worldSize: Int, runID: UInt64) -> Ticket {
+        submit(.reform(rank: rank, worldSize: worldSize, runID: runID))
     }
 
     /// Queues an all-reduce of `buffer` (typically one gradient bucket).
@@ -129,6 +136,7 @@ public final class CollectiveThread: @unchecked Sendable {
             do throws(RingError) {
                 switch job {
                 case let .connect(endpoint, key): try communicator.connect(toNext: endpoint, curvePublicKey: key)
+                case let .reform(rank, worldSize, runID): try communicator.reform(rank: rank, worldSize: worldSize, runID: runID)
                 case let .allReduce(buffer, generation): try communicator.allReduce(buffer.pointer, generation: generation)
                 case let .broadcast(buffer, root, generation): try communicator.broadcast(buffer.pointer, root: root, generation: generation)
                 case .stop:

@@ -9,9 +9,9 @@ import CZmq
 /// Each piece is a two-part message: a `Frame` of kind `.ringChunk` (generation, run id,
 /// `RingChunkHeader`) and the raw little-endian float32 data, sent zero-copy from the buffer.
 public final class RingCommunicator {
-    public let rank: Int
-    public let worldSize: Int
-    public let runID: UInt64
+    public private(set) var rank: Int
+    public private(set) var worldSize: Int
+    public private(set) var runID: UInt64
     public let settings: RingSettings
     /// The endpoint the previous rank connects to (ZMQ_LAST_ENDPOINT of the bind).
     public let endpoint: String
@@ -19,13 +19,16 @@ public final class RingCommunicator {
     public private(set) var statistics = RingStatistics()
 
     let receiver: ZmqSocket   // internal for tests
+    private let context: ZmqContext
     private var sender: ZmqSocket?
     private let inFlight = InFlightSends()
     private var generation: UInt64 = 0
     private var sequence: UInt64 = 0
-    /// True after a collective failed: the sending socket is closed; make a new communicator
-    /// for the next generation.
+    /// True after a collective failed: the sending socket is closed; `reform` for the next generation.
     public private(set) var isBroken = false
+    /// Pieces of a newer generation that arrived while an older one ran: the next generation's
+    /// collectives take them first (the previous rank moved on before this one did).
+    private var early: [(generation: UInt64, parts: [ZmqMessage])] = []
 
     /// Binds the receiving socket to `bindEndpoint` ("tcp://127.0.0.1:*", "ipc:///tmp/x").
     /// A failure here is this rank's own: `.transport(rank: rank, ...)`.
@@ -36,6 +39,7 @@ public final class RingCommunicator {
         self.worldSize = worldSize
         self.runID = runID
         self.settings = settings
+        self.context = context
         do {
             receiver = try ZmqSocket(context, type: .pull)
             try receiver.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
@@ -52,6 +56,34 @@ public final class RingCommunicator {
     }
 
     deinit { close() }
+
+    /// Takes a new place in a new generation: rank `rank` of `worldSize`. The receiving socket
+    /// stays bound (its endpoint is what the other ranks know), so no piece sent to it is lost
+    /// between generations; the sending socket is replaced, to be connected with `connect(toNext:)`.
+    /// `runID` is the run whose frames it accepts from now on (a restarted coordinator starts a new run).
+    public func reform(rank: Int, worldSize: Int, runID: UInt64) throws(RingError) {
+        precondition(worldSize >= 1 && rank >= 0 && rank < worldSize, "rank \(rank) of world size \(worldSize)")
+        sender?.close()
+        sender = nil
+        do {
+            try inFlight.requireReleased(nil, within: settings.silenceDeadline)
+        } catch {
+            throw .bufferStillInUse(seconds: settings.silenceDeadline.inSeconds)
+        }
+        self.rank = rank
+        self.worldSize = worldSize
+        if runID != self.runID { early.removeAll() }
+        self.runID = runID
+        nextEndpoint = "(not connected)"
+        isBroken = false
+        do {
+            let sender = try ZmqSocket(context, type: .push)
+            try sender.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
+            self.sender = sender
+        } catch {
+            throw .transport(rank: rank, error: error)
+        }
+    }
 
     /// Connects to the next rank's `endpoint`. Pieces queue until the connection is up.
     /// With `RingSettings.curveKeys`, `curvePublicKey` is the next rank's key (from the assignment).
@@ -136,7 +168,8 @@ public final class RingCommunicator {
                 if expected.operation == .overwrite {
                     try awaitRelease(expected.transfer.range)
                 }
-                let parts = try receivePiece(expected)
+                let parts: [ZmqMessage]
+                if let kept = takeEarlyPiece(generation: generation) { parts = kept } else { parts = try receivePiece(expected) }
                 guard let frame = parts.first else { continue }
                 let envelope: Envelope
                 do throws(DecodeError) {
@@ -146,6 +179,11 @@ public final class RingCommunicator {
                     continue
                 } catch {
                     throw RingError.badFrame(rank: previousRank, error: error)
+                }
+                if envelope.generation > generation {
+                    // The previous rank is already in a newer generation: keep its piece for it.
+                    early.append((envelope.generation, parts))
+                    throw RingError.newerGeneration(rank: previousRank, found: envelope.generation, current: generation)
                 }
                 guard case let .ringChunk(header) = envelope.message, parts.count == 2 else {
                     throw RingError.unexpectedPiece(rank: previousRank, expected: "ring chunk with a data part",
@@ -175,6 +213,13 @@ public final class RingCommunicator {
             try inFlight.requireReleased(nil, within: settings.silenceDeadline)
             throw error
         }
+    }
+
+    /// The oldest kept piece of `generation`, if any; kept pieces of older generations are dropped.
+    private func takeEarlyPiece(generation: UInt64) -> [ZmqMessage]? {
+        early.removeAll { $0.generation < generation }
+        guard let index = early.firstIndex(where: { $0.generation == generation }) else { return nil }
+        return early.remove(at: index).parts
     }
 
     private func liveSender() throws(ZmqError) -> ZmqSocket {

@@ -28,8 +28,9 @@ private func z85String(_ characters: [CChar]) -> String {
 
 extension ZmqSocket {
     /// Makes this socket a CURVE server (it must be set before bind): peers must know its
-    /// public key and it proves itself with `keys.secretKey`. ZAP filtering of client keys is
-    /// the coordinator's business; without a ZAP handler any client with the server key connects.
+    /// public key and it proves itself with `keys.secretKey`. Without a ZAP handler in this
+    /// socket's context any client with the server key connects: to admit listed client keys
+    /// only, use `enableCurveServer(_:authenticatedBy:)` with a `ZapAuthenticator`.
     public func enableCurveServer(_ keys: CurveKeyPair) throws(ZmqError) {
         try setOption(ZMQ_CURVE_SERVER, 1, "ZMQ_CURVE_SERVER")
         try setOption(ZMQ_CURVE_SECRETKEY, bytes: try z85Bytes(keys.secretKey, "secret key"), "ZMQ_CURVE_SECRETKEY")

@@ -3,6 +3,8 @@ import CZmq
 /// The socket types this project uses.
 public enum ZmqSocketType: Sendable {
     case pair, push, pull, dealer, router
+    /// Answers requests one at a time (the ZAP handler's socket).
+    case rep
 
     var raw: Int32 {
         switch self {
@@ -11,6 +13,7 @@ public enum ZmqSocketType: Sendable {
         case .pull: ZMQ_PULL
         case .dealer: ZMQ_DEALER
         case .router: ZMQ_ROUTER
+        case .rep: ZMQ_REP
         }
     }
 }
@@ -25,7 +28,8 @@ public enum ZmqSocketType: Sendable {
 /// until it; the socket is closed with a bounded linger, so closing cannot hang either.
 public final class ZmqSocket {
     private var handle: UnsafeMutableRawPointer?
-    private let context: ZmqContext
+    /// The context the socket was made from (a ZAP handler guards the sockets of its own context).
+    let context: ZmqContext
     /// The endpoint last bound or connected, for error messages.
     public private(set) var endpoint: String = "(unbound)"
 

@@ -1,0 +1,175 @@
+import Foundation
+
+/// A ZAP handler (ZeroMQ RFC 27) that admits CURVE clients whose public key is listed.
+///
+/// libzmq asks the handler bound at `inproc://zeromq.zap.01` of a socket's context about every
+/// CURVE client, whether or not the server socket has a ZAP domain (libzmq 4.3, without the
+/// draft option ZMQ_ZAP_ENFORCE_DOMAIN). With no handler bound it lets every client in that
+/// knows the server's public key. Hence:
+/// - set server sockets up with `ZmqSocket.enableCurveServer(_:authenticatedBy:)`, which
+///   refuses a stopped authenticator or one of another context, and sets its ZAP domain;
+/// - the authenticator also refuses clients of CURVE (or PLAIN) server sockets of its context
+///   that were not set up that way (another domain): those fail closed, with a refusal report;
+/// - close the guarded sockets before `stop()`.
+///
+/// The handler runs on its own thread with its own REP socket on the shared context; every
+/// wait is bounded, and `stop()` returns within about a poll interval.
+public final class ZapAuthenticator: @unchecked Sendable {
+    public static let endpoint = "inproc://zeromq.zap.01"
+
+    public let domain: String
+    let context: ZmqContext
+    private let shared: Shared
+
+    /// Binds the handler and starts its thread; returns once it answers requests.
+    /// - Parameters:
+    ///   - admitted: the client keys let in (see `AdmittedKeys.load(folder:excluding:)`).
+    ///   - domain: the ZAP domain of the sockets it guards.
+    ///   - onRefusal: called on the authenticator's thread for each refused peer, after the
+    ///     refusal was sent; keep it short (log it, count it).
+    public init(context: ZmqContext, admitted: AdmittedKeys, domain: String = "scvae",
+                onRefusal: @escaping @Sendable (ZapRefusal) -> Void = { _ in }) throws(ZapError) {
+        guard (1...254).contains(domain.utf8.count) else { throw .invalidDomain(domain) }
+        self.domain = domain
+        self.context = context
+        shared = Shared(ZapGatekeeper(domain: domain, admitted: admitted))
+        let shared = shared
+        let thread = Thread { ZapAuthenticator.serve(context: context, shared: shared, onRefusal: onRefusal) }
+        thread.name = "scvae-zap"
+        thread.start()
+        let startBound = 10.0
+        switch shared.waitUntilStarted(timeout: startBound) {
+        case .success: return
+        case let .failure(error):
+            shared.requestStop()
+            throw error
+        case nil:
+            shared.requestStop()
+            throw .didNotStart(seconds: startBound)
+        }
+    }
+
+    deinit { stop() }
+
+    /// Whether the handler answers requests (started and not stopped).
+    public var isRunning: Bool { shared.isRunning }
+
+    /// Replaces the admitted keys; clients already connected stay connected.
+    public func replaceAdmittedKeys(_ keys: AdmittedKeys) { shared.replaceAdmittedKeys(keys) }
+
+    public var statistics: ZapStatistics { shared.statistics }
+
+    /// Stops the handler and unbinds it, waiting at most `timeout` for its thread.
+    /// Returns whether the thread finished in time.
+    @discardableResult
+    public func stop(timeout: Duration = .seconds(5)) -> Bool {
+        shared.requestStop()
+        return shared.waitUntilFinished(timeout: timeout.inSeconds)
+    }
+
+    /// How long one wait for a request lasts before the stop flag is checked again.
+    static let pollInterval: Duration = .milliseconds(100)
+
+    private static func serve(context: ZmqContext, shared: Shared, onRefusal: @Sendable (ZapRefusal) -> Void) {
+        defer { shared.finish() }
+        let socket: ZmqSocket
+        do throws(ZmqError) {
+            socket = try ZmqSocket(context, type: .rep)
+            try socket.bind(endpoint)
+        } catch {
+            if case let .call(_, number, _) = error, number == EADDRINUSE {
+                shared.started(.failure(.handlerAlreadyBound))
+            } else {
+                shared.started(.failure(.socket(error)))
+            }
+            return
+        }
+        defer { socket.close() }
+        shared.started(.success(()))
+        while !shared.stopRequested {
+            let frames: [[UInt8]]
+            do throws(ZmqError) {
+                frames = try socket.receiveParts(deadline: .now + pollInterval).map(\.bytes)
+            } catch .timedOut {
+                continue
+            } catch .tooManyParts(_, let parts, _) {
+                frames = Array(repeating: [], count: parts)   // answered as malformed below
+            } catch {
+                return   // context terminated or socket broken: nothing more to serve
+            }
+            let decision = shared.gatekeeper.decide(frames)
+            do throws(ZmqError) {
+                try socket.send(parts: decision.reply.frames, deadline: .now + .seconds(1))
+            } catch {
+                return   // a REP socket that cannot answer cannot serve the next request
+            }
+            shared.count(admitted: decision.refusal == nil)
+            if let refusal = decision.refusal { onRefusal(refusal) }
+        }
+    }
+}
+
+extension ZapAuthenticator {
+    /// State shared between the owner and the handler thread, under one lock.
+    final class Shared: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var keeper: ZapGatekeeper
+        private var startResult: Result<Void, ZapError>?
+        private var stopping = false
+        private var finished = false
+        private var counters = ZapStatistics()
+
+        init(_ keeper: ZapGatekeeper) { self.keeper = keeper }
+
+        private func locked<T>(_ body: () -> T) -> T {
+            condition.lock()
+            defer { condition.unlock() }
+            return body()
+        }
+
+        var gatekeeper: ZapGatekeeper { locked { keeper } }
+        var stopRequested: Bool { locked { stopping } }
+        var statistics: ZapStatistics { locked { counters } }
+        var isRunning: Bool {
+            locked {
+                guard case .success? = startResult else { return false }
+                return !stopping && !finished
+            }
+        }
+
+        func replaceAdmittedKeys(_ keys: AdmittedKeys) { locked { keeper.admitted = keys } }
+        func count(admitted: Bool) { locked { if admitted { counters.admitted += 1 } else { counters.refused += 1 } } }
+
+        func started(_ result: Result<Void, ZapError>) {
+            locked { startResult = result; condition.broadcast() }
+        }
+
+        func finish() {
+            locked {
+                finished = true
+                if startResult == nil { startResult = .failure(.stopped) }
+                condition.broadcast()
+            }
+        }
+
+        func requestStop() { locked { stopping = true } }
+
+        func waitUntilStarted(timeout: Double) -> Result<Void, ZapError>? {
+            waitFor(timeout: timeout) { startResult }
+        }
+
+        func waitUntilFinished(timeout: Double) -> Bool {
+            waitFor(timeout: timeout) { finished ? true : nil } ?? false
+        }
+
+        private func waitFor<T>(timeout: Double, _ value: () -> T?) -> T? {
+            let deadline = Date(timeIntervalSinceNow: timeout)
+            condition.lock()
+            defer { condition.unlock() }
+            while true {
+                if let result = value() { return result }
+                if !condition.wait(until: deadline) { return value() }
+            }
+        }
+    }
+}

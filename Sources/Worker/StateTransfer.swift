@@ -1,0 +1,130 @@
+import Data
+import Model
+import Wire
+
+/// A replica's state as named tensors over the control channel (DECISIONS.md: state travels as
+/// named tensors; the coordinator knows no layers): the parameters with SCVAE.md names, then
+/// Adam's moments as `m.<name>` and `v.<name>`, then a `CheckpointCommand` that closes the
+/// transfer with the step, epoch and the optimizer's update count.
+enum StateTransfer {
+    /// Queues the whole state of `replica` (after `step`) for the coordinator.
+    static func upload(_ replica: TrainingReplica, layout: ParameterLayout, step: Int, epoch: Int, control: ControlChannel) {
+        let state = replica.optimizer.state
+        send(WeightsFile.namedTensors(replica.parameters, layout: layout), transfer: .parameters, step: step, control: control)
+        var moments: [NamedTensor] = []
+        if !state.m.isEmpty {
+            moments = WeightsFile.namedTensors(state.m, layout: layout, prefix: "m.")
+                + WeightsFile.namedTensors(state.v, layout: layout, prefix: "v.")
+        }
+        send(moments, transfer: .optimizerState, step: step, control: control)
+        control.send(.checkpoint(CheckpointCommand(action: .uploadComplete, step: UInt64(step), epoch: UInt64(epoch),
+                                                   optimizerStep: UInt64(state.step))))
+    }
+
+    private static func send(_ tensors: [NamedTensor], transfer: TransferKind, step: Int, control: ControlChannel) {
+        for (i, tensor) in tensors.enumerated() {
+            for chunk in TensorChunk.chunks(transfer: transfer, step: UInt64(step), tensorIndex: UInt32(i),
+                                            tensorCount: UInt32(tensors.count), name: tensor.name, dtype: .float32,
+                                            shape: tensor.shape.map { UInt64($0) }, bytes: tensor.data) {
+                control.send(.tensorChunk(chunk))
+            }
+        }
+    }
+}
+
+/// The receiving end of a restore: the coordinator sends a checkpoint's tensors, then
+/// `CheckpointCommand.restore`; the state-source rank of the next generation loads them.
+struct RestoreReceiver {
+    /// A complete restore, checked against nothing yet (the layout check comes at `load`).
+    struct Restored {
+        var step: Int
+        var epoch: Int
+        var optimizerStep: Int
+        var parameters: [TensorAssembler.Tensor]
+        var moments: [TensorAssembler.Tensor]
+    }
+
+    enum Failure: Error, CustomStringConvertible {
+        case assembly(String)
+        case layout(String)
+
+        var description: String {
+            switch self {
+            case let .assembly(reason): "the coordinator's state transfer is broken: \(reason)"
+            case let .layout(reason): "the coordinator's state does not fit this model: \(reason)"
+            }
+        }
+    }
+
+    private var parameterAssembler = TensorAssembler()
+    private var momentAssembler = TensorAssembler()
+    private var parameters: [TensorAssembler.Tensor] = []
+    private var moments: [TensorAssembler.Tensor] = []
+    private(set) var restored: Restored?
+
+    mutating func add(_ chunk: TensorChunk) throws(Failure) {
+        do {
+            switch chunk.transfer {
+            case .parameters: if let tensor = try parameterAssembler.add(chunk) { parameters.append(tensor) }
+            case .optimizerState: if let tensor = try momentAssembler.add(chunk) { moments.append(tensor) }
+            }
+        } catch {
+            throw .assembly("\(error)")
+        }
+    }
+
+    /// The closing command: the transfer is complete (or broken).
+    mutating func finish(_ command: CheckpointCommand) throws(Failure) {
+        guard parameterAssembler.isComplete else {
+            self = RestoreReceiver()
+            throw .assembly("restore of step \(command.step) closed with \(parameters.count) parameter tensors assembled")
+        }
+        let pending = Restored(step: Int(command.step), epoch: Int(command.epoch), optimizerStep: Int(command.optimizerStep),
+                               parameters: parameters, moments: moments)
+        self = RestoreReceiver(restoredKeeping: pending)
+    }
+
+    private init(restoredKeeping restored: Restored?) {
+        self.restored = restored
+    }
+
+    init() {}
+
+    /// Takes the restored state (once).
+    mutating func take() -> Restored? {
+        defer { restored = nil }
+        return restored
+    }
+
+    /// Loads `restored` into `replica`; the tensors must match the layout by name and shape.
+    static func load(_ restored: Restored, into replica: TrainingReplica) throws(Failure) {
+        let layout = replica.model.layout
+        func values(_ tensors: [TensorAssembler.Tensor]) throws(Failure) -> [String: TensorValues] {
+            var result: [String: TensorValues] = [:]
+            for tensor in tensors {
+                guard tensor.dtype == .float32 else { throw .layout("\(tensor.name) is \(tensor.dtype), expected float32") }
+                let floats = tensor.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+                result[tensor.name] = TensorValues(shape: tensor.shape.map { Int($0) }, values: floats)
+            }
+            return result
+        }
+        var parameters = [Float](repeating: 0, count: layout.totalCount)
+        var state = replica.optimizer.state
+        do {
+            let named = try values(restored.parameters)
+            try parameters.withUnsafeMutableBufferPointer { try loadParameters(named, into: $0, layout: layout) }
+            if !state.m.isEmpty {
+                let moments = try values(restored.moments)
+                try state.m.withUnsafeMutableBufferPointer { try loadParameters(moments, into: $0, layout: layout, prefix: "m.") }
+                try state.v.withUnsafeMutableBufferPointer { try loadParameters(moments, into: $0, layout: layout, prefix: "v.") }
+            }
+        } catch let error as Failure {
+            throw error
+        } catch {
+            throw .layout("\(error)")
+        }
+        state.step = restored.optimizerStep
+        replica.parameters = parameters
+        replica.optimizer = Optimizer(settings: replica.optimizer.settings, parameterCount: layout.totalCount, state: state)
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+
+/// The Slurm and Kubernetes manifests against the executables' real options
+/// (`cluster/check_manifests.py`), and the checker itself against broken manifests.
+@Suite(.serialized) struct ClusterManifestTests {
+    /// Options that the coordinator and worker on another branch are gaining; removed from
+    /// this list when that branch is merged.
+    static let flagsBeingAdded = ["--checkpoint-dir", "--checkpoint-every", "--min-workers", "--resume",
+                                  "--curve-keys", "--insecure", "--reconnect-timeout"]
+
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// The folder of the built executables: the test binary's own folder (`.build/<triple>/<config>`).
+    static let binaryFolder: String? = {
+        let candidates = [Bundle.main.executablePath, CommandLine.arguments.first, Bundle.main.bundlePath]
+            .compactMap { $0 }
+            .map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().deletingLastPathComponent().path }
+        return candidates.first { folder in
+            ["scvae-coordinator", "scvae-worker"].allSatisfy { FileManager.default.isExecutableFile(atPath: folder + "/" + $0) }
+        }
+    }()
+
+    static let canCheck: Bool = {
+        guard binaryFolder != nil, let result = try? run(["python3", "-c", "import yaml"]) else { return false }
+        return result.status == 0
+    }()
+
+    @Test(.enabled(if: canCheck, "needs python3 with PyYAML and the built scvae-coordinator and scvae-worker"))
+    func manifestsUseRealOptionsPortsAndSelectors() throws {
+        let result = try Self.check(cluster: Self.packageRoot + "/cluster")
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("0 problem(s)"), "\(result.output)")
+        #expect(result.output.contains("scvae-coordinator options used: "), "\(result.output)")
+    }
+
+    @Test(.enabled(if: canCheck, "needs python3 with PyYAML and the built scvae-coordinator and scvae-worker"))
+    func brokenManifestsAreReported() throws {
+        let folder = try TemporaryFolder()
+        try FileManager.default.createDirectory(atPath: folder.path + "/k8s", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: folder.path + "/slurm", withIntermediateDirectories: true)
+        try folder.write(Self.brokenKubernetes, to: "k8s/broken.yaml", mode: 0o644)
+        try folder.write(Self.brokenSbatch, to: "slurm/train.sbatch", mode: 0o644)
+        let result = try Self.check(cluster: folder.path)
+        #expect(result.status == 1, "\(result.output)")
+        for expected in ["--listen port 6000 is not among its containerPorts [5555]",
+                         "scvae-worker has no option --no-such-flag",
+                         "Service scvae-coordinator selects {'app': 'elsewhere'}, which no pod template carries",
+                         "--coordinator port 7000 is not a port of Service scvae-coordinator",
+                         "worker_flags: scvae-worker has no option --made-up",
+                         "line running scvae-coordinator: scvae-coordinator has no option --bogus",
+                         "--workers 2, but the StatefulSet in \(folder.path)/k8s/broken.yaml has 3 replicas"] {
+            #expect(result.output.contains(expected), "missing \"\(expected)\" in:\n\(result.output)")
+        }
+    }
+
+    static let brokenKubernetes = """
+        apiVersion: v1
+        kind: Service
+        metadata: { name: scvae-coordinator }
+        spec:
+          selector: { app: elsewhere }
+          ports: [{ port: 5555, targetPort: 5555 }]
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: { name: coordinator }
+        spec:
+          template:
+            metadata: { labels: { app: coordinator } }
+            spec:
+              containers:
+                - name: coordinator
+                  command: [scvae-coordinator]
+                  args: [--listen=tcp://0.0.0.0:6000, --workers, "2"]
+                  ports: [{ containerPort: 5555 }]
+        ---
+        apiVersion: apps/v1
+        kind: StatefulSet
+        metadata: { name: worker }
+        spec:
+          replicas: 3
+          template:
+            metadata: { labels: { app: worker } }
+            spec:
+              containers:
+                - name: worker
+                  command: [/usr/local/bin/scvae-worker, --no-such-flag, --coordinator=tcp://scvae-coordinator:7000]
+
+        """
+
+    static let brokenSbatch = """
+        #!/bin/bash
+        worker_flags=(
+          --threads 1
+          --made-up "$X"
+        )
+        "$bin/scvae-coordinator" --workers 2 \\
+            --bogus 1 &
+        srun bash -c 'exec "$B/scvae-worker" "$@"' task "${worker_flags[@]}"
+
+        """
+
+    struct Outcome {
+        var status: Int32
+        var output: String
+    }
+
+    static func check(cluster: String) throws -> Outcome {
+        try run(["python3", packageRoot + "/cluster/check_manifests.py", "--bin", binaryFolder ?? "",
+                 "--cluster", cluster, "--allow-missing=" + flagsBeingAdded.joined(separator: ",")])
+    }
+
+    /// Runs a command with its output captured in a file, ended if it takes more than a minute
+    /// (a pipe could fill up or never close; a file cannot block the command).
+    static func run(_ arguments: [String]) throws -> Outcome {
+        let folder = try TemporaryFolder()
+        let outputPath = folder.path + "/output"
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let deadline = Date(timeIntervalSinceNow: 60)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        try output.close()
+        return Outcome(status: process.terminationStatus,
+                       output: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+}
