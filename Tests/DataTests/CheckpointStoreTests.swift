@@ -89,6 +89,29 @@ import Testing
         #expect(CheckpointSamples.names(in: directory.path) == ["step-00000004"], "no temporary or old copy left")
     }
 
+    @Test func rewritingAStepWithoutAnAtomicSwapReplacesItToo() throws {
+        let directory = TemporaryDirectory()
+        var store = try CheckpointSamples.store(directory, steps: [3, 4])
+        store.replacesByExchange = false
+        let second = CheckpointSamples.checkpoint(step: 4, salt: 40)
+        try store.write(second)
+        #expect(try CheckpointFile.load(directory.file("step-00000004")) == second)
+        #expect(try CheckpointFile.load(directory.file("step-00000003")) == CheckpointSamples.checkpoint(step: 3))
+        #expect(CheckpointSamples.names(in: directory.path) == ["step-00000003", "step-00000004"], "the old copy is removed")
+    }
+
+    @Test func exchangeSwapsTwoDirectoriesOrChangesNothing() throws {
+        let directory = TemporaryDirectory()
+        directory.write([1], to: "a/one")
+        directory.write([2], to: "b/two")
+        let swapped = try FileSystem.exchange(directory.file("a"), directory.file("b"))
+        #if os(Linux)
+        #expect(swapped, "renameat2(RENAME_EXCHANGE) works on ext4 and tmpfs")
+        #endif
+        #expect(CheckpointSamples.names(in: directory.file("a")) == (swapped ? ["two"] : ["one"]))
+        #expect(CheckpointSamples.names(in: directory.file("b")) == (swapped ? ["one"] : ["two"]))
+    }
+
     @Test func listingIgnoresTemporariesFilesAndOtherNames() throws {
         let directory = TemporaryDirectory()
         let store = try CheckpointSamples.store(directory, steps: [2])
@@ -129,6 +152,17 @@ import Testing
         #expect(errors[1] == .invalidCheckpoint(reason: "'m.Dict' has shape [3, 4], its weight [4, 4]"))
         #expect(errors[2] == .invalidCheckpoint(reason: "step is negative (-1)"))
         #expect(!FileManager.default.fileExists(atPath: target))
+    }
+
+    @Test func aTensorTheCodecRefusesLeavesEarlierCheckpointsAndNoTemporary() throws {
+        let directory = TemporaryDirectory()
+        let store = try CheckpointSamples.store(directory, steps: [1])
+        var shortData = CheckpointSamples.checkpoint(step: 2)
+        shortData.model[2].data.removeLast()
+        let error = checkpointError { () throws(CheckpointError) in try store.write(shortData) }
+        #expect(error == .invalidCheckpoint(reason: "<memory>: tensor 'c' needs 4 bytes for its shape and dtype but has 3"))
+        #expect(CheckpointSamples.names(in: directory.path) == ["step-00000001"])
+        #expect(try CheckpointFile.load(directory.file("step-00000001")) == CheckpointSamples.checkpoint(step: 1))
     }
 
     @Test func aCheckpointWithoutOptimizerStateRoundTrips() throws {

@@ -11,6 +11,9 @@ public struct CheckpointStore: Sendable {
     public let directory: String
     /// How many checkpoints `write` keeps, at least 1.
     public let keep: Int
+    /// Whether a rewrite of an existing step may swap it out in one step (renameat2); tests turn
+    /// it off to exercise the path of systems that cannot.
+    var replacesByExchange = true
 
     /// `keep` below 1 is taken as 1: the checkpoint just written is always kept.
     public init(directory: String, keep: Int = 3) {
@@ -18,7 +21,7 @@ public struct CheckpointStore: Sendable {
         self.keep = max(1, keep)
     }
 
-    /// Writes DIR/step-NNNNNNNN/ atomically: its files go into a temporary sibling
+    /// Writes DIR/step-NNNNNNNN/ atomically: its files are written into a temporary sibling
     /// (DIR/.step-NNNNNNNN.tmp-PID), each fsynced, the temporary is fsynced, renamed into place
     /// (an existing checkpoint of the same step is swapped out atomically) and DIR is fsynced.
     /// A failure throws `.writeFailed`, removes the temporary and leaves every existing checkpoint
@@ -27,8 +30,7 @@ public struct CheckpointStore: Sendable {
     /// (`.configMismatch`), as pruning would delete it. Returns the checkpoint's path.
     @discardableResult
     public func write(_ checkpoint: Checkpoint) throws(CheckpointError) -> String {
-        // Everything is encoded before the disk is touched, so an invalid checkpoint changes nothing.
-        let files = try Self.encode(checkpoint)
+        try Self.validate(checkpoint)
         let state = checkpoint.state
         do {
             try FileSystem.makeDirectories(directory)
@@ -43,14 +45,18 @@ public struct CheckpointStore: Sendable {
         do {
             try FileSystem.removeTree(temporary)  // left by a crashed process that had our id
             try FileSystem.makeDirectory(temporary)
-            for (name, bytes) in files {
-                try BinaryFile.writeAtomically(bytes, to: temporary + "/" + name)
-            }
+            // One file encoded at a time, so memory holds at most one file's bytes beside the tensors.
+            try FileSystem.writeNewFile(ChecksummedTensorFile.encode(checkpoint.model, state: state),
+                                        to: temporary + "/" + CheckpointName.model)
+            try FileSystem.writeNewFile(ChecksummedTensorFile.encode(checkpoint.optimizer, state: state),
+                                        to: temporary + "/" + CheckpointName.optimizer)
+            try FileSystem.writeNewFile(CheckpointStateFile.encode(state), to: temporary + "/" + CheckpointName.state)
             try FileSystem.syncDirectory(temporary)
             replaced = try moveIntoPlace(temporary, target: target, step: state.step)
             try FileSystem.syncDirectory(directory)
         } catch {
             try? FileSystem.removeTree(temporary)
+            if let error = error as? CheckpointError { throw error }  // a tensor the codec refused
             throw .writeFailed(path: target, reason: "\(error)")
         }
         if let replaced { try? FileSystem.removeTree(replaced) }  // else removeTemporaries() will
@@ -105,8 +111,8 @@ public struct CheckpointStore: Sendable {
         directory + "/" + name
     }
 
-    /// The files of a checkpoint directory as bytes, after checking the checkpoint is well-formed.
-    private static func encode(_ checkpoint: Checkpoint) throws(CheckpointError) -> [(String, [UInt8])] {
+    /// Refuses, before the disk is touched, a checkpoint that could not be loaded back.
+    private static func validate(_ checkpoint: Checkpoint) throws(CheckpointError) {
         let state = checkpoint.state
         guard state.formatVersion == CheckpointState.currentFormatVersion else {
             throw .invalidCheckpoint(reason: "format version \(state.formatVersion); this build writes \(CheckpointState.currentFormatVersion)")
@@ -115,11 +121,6 @@ public struct CheckpointStore: Sendable {
         if let problem = Checkpoint.optimizerMismatch(model: checkpoint.model, optimizer: checkpoint.optimizer) {
             throw .invalidCheckpoint(reason: problem)
         }
-        return [
-            (CheckpointName.model, try ChecksummedTensorFile.encode(checkpoint.model, state: state)),
-            (CheckpointName.optimizer, try ChecksummedTensorFile.encode(checkpoint.optimizer, state: state)),
-            (CheckpointName.state, try CheckpointStateFile.encode(state)),
-        ]
     }
 
     /// Refuses a directory whose checkpoints (those whose state.json reads) are of another
@@ -142,7 +143,7 @@ public struct CheckpointStore: Sendable {
             try FileSystem.rename(temporary, to: target)
             return nil
         }
-        if try FileSystem.exchange(temporary, target) { return temporary }
+        if replacesByExchange, try FileSystem.exchange(temporary, target) { return temporary }
         let aside = path(of: CheckpointName.temporary(step: step, purpose: "old", processID: getpid()))
         try FileSystem.rename(target, to: aside)
         do {

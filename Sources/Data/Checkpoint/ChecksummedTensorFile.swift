@@ -53,7 +53,9 @@ enum ChecksummedTensorFile {
         do {
             return try SafeTensors.decode(bytes, source: path)
         } catch {
-            throw .corruptFile(path: path, reason: error.description)
+            // The codec's description starts with the file's name, which the error names already.
+            let reason = error.description
+            throw .corruptFile(path: path, reason: reason.hasPrefix(path + ": ") ? String(reason.dropFirst(path.count + 2)) : reason)
         }
     }
 

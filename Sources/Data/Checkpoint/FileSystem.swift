@@ -89,6 +89,26 @@ enum FileSystem {
     }()
     #endif
 
+    /// Creates the file `path` (which must not exist), writes `bytes` and fsyncs it. The file is
+    /// not renamed into place: it lives in a temporary directory that is.
+    static func writeNewFile(_ bytes: [UInt8], to path: String) throws(Failure) {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        guard descriptor >= 0 else { throw failure("create", path) }
+        defer { close(descriptor) }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { buffer in
+                write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw failure("write", path)
+            }
+            written += count
+        }
+        guard fsync(descriptor) == 0 else { throw failure("fsync", path) }
+    }
+
     /// Fsyncs a directory, making the entries created or renamed in it durable.
     static func syncDirectory(_ path: String) throws(Failure) {
         let descriptor = open(path, O_RDONLY | O_DIRECTORY)
