@@ -8,6 +8,8 @@ import Foundation
 final class CheckpointWriter: @unchecked Sendable {
     enum Result {
         case written(step: Int, path: String, seconds: Double, bytes: Int)
+        /// Written, but an older checkpoint could not be removed.
+        case writtenWithoutPruning(step: Int, path: String, reason: String)
         case failed(step: Int, error: CheckpointError)
     }
 
@@ -79,6 +81,8 @@ final class CheckpointWriter: @unchecked Sendable {
                 let path = try store.write(checkpoint)
                 let bytes = (checkpoint.model + checkpoint.optimizer).reduce(0) { $0 + $1.data.count }
                 result = .written(step: checkpoint.state.step, path: path, seconds: (ContinuousClock.now - started).seconds, bytes: bytes)
+            } catch .pruneFailed(let path, let reason) {
+                result = .writtenWithoutPruning(step: checkpoint.state.step, path: path, reason: reason)
             } catch {
                 result = .failed(step: checkpoint.state.step, error: error)
             }

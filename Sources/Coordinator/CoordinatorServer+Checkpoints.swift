@@ -86,6 +86,9 @@ extension CoordinatorServer {
                 logger.info("checkpoint of step \(step) written to \(path) (\(ProgressFormat.fixed(Double(bytes) / 1e6, 1)) MB in \(ProgressFormat.fixed(seconds, 2)) s)")
                 recordEvent("checkpoint", [("step", "\(step)"), ("path", "\"\(path)\""), ("bytes", "\(bytes)"),
                                            ("seconds", ProgressFormat.number(seconds))])
+            case let .writtenWithoutPruning(step, path, reason):
+                lastCheckpointStep = max(lastCheckpointStep, step)
+                logger.warning("checkpoint of step \(step) written, but the old checkpoint \(path) could not be removed: \(reason)")
             case let .failed(step, error):
                 logger.error("checkpoint of step \(step) failed: \(error); the previous checkpoints are kept and training goes on")
                 recordEvent("checkpoint_failed", [("step", "\(step)"), ("reason", "\"\(String(describing: error).replacingOccurrences(of: "\"", with: "'"))\"")])

@@ -41,6 +41,8 @@ final class CoordinatorServer {
     let writer: CheckpointWriter
     /// With --curve-keys: the ZAP handler admitting the listed workers' keys.
     private var authenticator: ZapAuthenticator?
+    /// The admitted workers' public keys, sent in every welcome (the ring admits only these).
+    private var admittedWorkerKeys: [String] = []
     /// The CURVE public key each worker announced in its hello (given to its ring neighbours).
     var curvePublicKeys: [String: String] = [:]
 
@@ -112,6 +114,7 @@ final class CoordinatorServer {
                     logger.warning("refused a connection: \(refusal)")
                 })
                 self.authenticator = authenticator
+                admittedWorkerKeys = admitted.names.keys.sorted()
                 try socket.enableCurveServer(own, authenticatedBy: authenticator)
                 logger.info("CURVE on: \(admitted.count) admitted worker key(s) from \(folder)")
             } catch {
@@ -387,7 +390,8 @@ final class CoordinatorServer {
 
     private func sendWelcome(to workerID: String) {
         send(.welcome(Welcome(workerID: workerID, heartbeatIntervalMilliseconds: Self.heartbeatMilliseconds,
-                              livenessDeadlineMilliseconds: UInt32(settings.livenessDeadline * 1000))), to: workerID)
+                              livenessDeadlineMilliseconds: UInt32(settings.livenessDeadline * 1000),
+                              admittedCurveKeys: admittedWorkerKeys)), to: workerID)
     }
 
     private func declaredDown(_ workerIDs: [String]) {

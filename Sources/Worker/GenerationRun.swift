@@ -93,7 +93,6 @@ struct GenerationRun {
     /// The session's ring, placed in this generation: rank, world size, next neighbour.
     private func formRing() throws -> CollectiveThread {
         guard let collectives = session.ring else { throw WorkerFailure.ring(step: 0, .collectiveThreadStopped(job: "reform")) }
-        try session.admitRingPeer(assignment.previous)
         do {
             _ = try collectives.wait(collectives.reform(rank: Int(assignment.rank), worldSize: Int(assignment.worldSize), runID: runID))
             _ = try collectives.wait(collectives.connect(toNext: assignment.next.endpoint,

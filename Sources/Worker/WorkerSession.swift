@@ -142,6 +142,7 @@ final class WorkerSession {
                     control.startHeartbeats(every: .milliseconds(Int(max(body.heartbeatIntervalMilliseconds, 50))))
                     let deadline = max(2 * Double(body.livenessDeadlineMilliseconds) / 1000, 5)
                     control.setCoordinatorDeadline(deadline)
+                    try admitRingPeers(body.admittedCurveKeys)
                     logger.info("welcomed by the coordinator (run \(String(envelope.runID, radix: 16)))")
                     return (envelope.runID, deadline)
                 case let .refuse(body) where body.reason != .notMember:
@@ -233,7 +234,7 @@ final class WorkerSession {
             do {
                 // Until an assignment names the previous rank, only the coordinator's key is admitted.
                 ringAuthenticator = try ZapAuthenticator(context: context, admitted: try AdmittedKeys([curve.coordinatorKey: "coordinator"]),
-                                                         onRefusal: { logger.warning("ring: refused a connection: \($0)") })
+                                                         grace: .seconds(5), onRefusal: { logger.warning("ring: refused a connection: \($0)") })
             } catch {
                 throw WorkerFailure.curve("cannot start the ring's authenticator: \(error)")
             }
@@ -264,16 +265,18 @@ final class WorkerSession {
     var replicaState: ReplicaState { state }
     private(set) var ring: CollectiveThread?
 
-    /// Admits only `previous` (a ring neighbour's key from the assignment) on the ring's socket.
-    func admitRingPeer(_ previous: RingPeer) throws {
+    /// Admits the run's workers (from the welcome) on the ring's socket: set before any
+    /// assignment, so a neighbour is never refused for connecting early.
+    private func admitRingPeers(_ keys: [String]) throws {
         guard let ringAuthenticator else { return }
-        guard let key = previous.curvePublicKey else {
-            throw WorkerFailure.curve("CURVE is on but the assignment gives no key for rank \(previous.rank)")
-        }
-        do { ringAuthenticator.replaceAdmittedKeys(try AdmittedKeys([key: "rank \(previous.rank)"])) } catch {
-            throw WorkerFailure.curve("the key of rank \(previous.rank): \(error)")
+        guard !keys.isEmpty else { throw WorkerFailure.curve("CURVE is on but the coordinator's welcome lists no worker keys") }
+        do {
+            ringAuthenticator.replaceAdmittedKeys(try AdmittedKeys(Dictionary(keys.map { ($0, "worker") }, uniquingKeysWith: { a, _ in a })))
+        } catch {
+            throw WorkerFailure.curve("the run's worker keys: \(error)")
         }
     }
+
     var log: DataOrderLog? { dataOrderLog }
 
     /// The state the coordinator restored, for the state-source rank of a `.checkpoint` generation.

@@ -71,8 +71,13 @@ public struct Welcome: WirePayload {
     public var heartbeatIntervalMilliseconds: UInt32
     /// Silence longer than this and the coordinator declares the worker dead.
     public var livenessDeadlineMilliseconds: UInt32
+    /// With CURVE: the public keys (Z85) of every worker the run admits; a worker's ring socket
+    /// accepts connections from these keys only (known before any neighbour connects).
+    public var admittedCurveKeys: [String]
 
-    public init(workerID: String, heartbeatIntervalMilliseconds: UInt32, livenessDeadlineMilliseconds: UInt32) {
+    public init(workerID: String, heartbeatIntervalMilliseconds: UInt32, livenessDeadlineMilliseconds: UInt32,
+                admittedCurveKeys: [String] = []) {
+        self.admittedCurveKeys = admittedCurveKeys
         self.workerID = workerID
         self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
         self.livenessDeadlineMilliseconds = livenessDeadlineMilliseconds
@@ -82,12 +87,16 @@ public struct Welcome: WirePayload {
         writer.write(workerID)
         writer.write(heartbeatIntervalMilliseconds)
         writer.write(livenessDeadlineMilliseconds)
+        writer.writeArray(admittedCurveKeys) { $0.write($1) }
     }
 
     public init(from reader: inout ByteReader) throws(DecodeError) {
         workerID = try reader.readString("welcome.workerID")
         heartbeatIntervalMilliseconds = try reader.readUInt32("welcome.heartbeatIntervalMilliseconds")
         livenessDeadlineMilliseconds = try reader.readUInt32("welcome.livenessDeadlineMilliseconds")
+        admittedCurveKeys = try reader.readArray("welcome.admittedCurveKeys", minimumElementSize: 4) { r throws(DecodeError) in
+            try r.readString("welcome.admittedCurveKeys")
+        }
     }
 }
 

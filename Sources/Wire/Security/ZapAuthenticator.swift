@@ -27,14 +27,18 @@ public final class ZapAuthenticator: @unchecked Sendable {
     ///   - domain: the ZAP domain of the sockets it guards.
     ///   - onRefusal: called on the authenticator's thread for each refused peer, after the
     ///     refusal was sent; keep it short (log it, count it).
-    public init(context: ZmqContext, admitted: AdmittedKeys, domain: String = "scvae",
+    ///   - grace: how long a CURVE client whose key is not (yet) admitted is held before the
+    ///     refusal, in case `replaceAdmittedKeys` admits it meanwhile (a ring neighbour may
+    ///     connect a moment before this worker learnt the run's keys). libzmq waits for the
+    ///     answer (up to its 30 s handshake interval); requests are answered one at a time.
+    public init(context: ZmqContext, admitted: AdmittedKeys, domain: String = "scvae", grace: Duration = .zero,
                 onRefusal: @escaping @Sendable (ZapRefusal) -> Void = { _ in }) throws(ZapError) {
         guard (1...254).contains(domain.utf8.count) else { throw .invalidDomain(domain) }
         self.domain = domain
         self.context = context
         shared = Shared(ZapGatekeeper(domain: domain, admitted: admitted))
         let shared = shared
-        let thread = Thread { ZapAuthenticator.serve(context: context, shared: shared, onRefusal: onRefusal) }
+        let thread = Thread { ZapAuthenticator.serve(context: context, shared: shared, grace: grace, onRefusal: onRefusal) }
         thread.name = "scvae-zap"
         thread.start()
         let startBound = 10.0
@@ -70,7 +74,7 @@ public final class ZapAuthenticator: @unchecked Sendable {
     /// How long one wait for a request lasts before the stop flag is checked again.
     static let pollInterval: Duration = .milliseconds(100)
 
-    private static func serve(context: ZmqContext, shared: Shared, onRefusal: @Sendable (ZapRefusal) -> Void) {
+    private static func serve(context: ZmqContext, shared: Shared, grace: Duration, onRefusal: @Sendable (ZapRefusal) -> Void) {
         defer { shared.finish() }
         let socket: ZmqSocket
         do throws(ZmqError) {
@@ -97,7 +101,12 @@ public final class ZapAuthenticator: @unchecked Sendable {
             } catch {
                 return   // context terminated or socket broken: nothing more to serve
             }
-            let decision = shared.gatekeeper.decide(frames)
+            var decision = shared.gatekeeper.decide(frames)
+            let held = ContinuousClock.now
+            while decision.refusal?.reason == .keyNotAdmitted && ContinuousClock.now - held < grace && !shared.stopRequested {
+                Thread.sleep(forTimeInterval: 0.02)
+                decision = shared.gatekeeper.decide(frames)
+            }
             do throws(ZmqError) {
                 try socket.send(parts: decision.reply.frames, deadline: .now + .seconds(1))
             } catch {
