@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libzmq3-dev libopenblas-dev libturbojpeg0-dev libpng-dev)
+# python3-yaml: the test that checks cluster/k8s manifests against the executables' options.
+packages=(libzmq3-dev libopenblas-dev libturbojpeg0-dev libpng-dev python3-yaml)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# A tiny training across hosts: the coordinator and 3 workers each in their own network
+# namespace (10.77.0.x, links shaped to 1 Gbit/s with tbf), one worker's link cut mid-run. The
+# run must notice, continue with the other two in a new generation and finish. Bounded in time;
+# everything is torn down at the end, also on failure.
+#
+#   cluster/netns/train-test.sh [BIN_DIR] [OUT_DIR] [CACHE_DIR]
+#
+# Exit 0: the run recovered and finished. 77: network namespaces cannot be made here (skip).
+# Anything else: a failure, with the logs in OUT_DIR.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+export SCVAE_NETNS_PREFIX="${SCVAE_NETNS_PREFIX:-scvae-t-}"
+export SCVAE_NETNS_SUBNET="${SCVAE_NETNS_SUBNET:-10.78.0}"
+source "$here/common.sh"
+bin="$(cd "${1:-.build/release}" && pwd)"
+out="${2:-$(mktemp -d -t scvae-netns-XXXXXX)}"
+cache="${3:-$out/cache}"
+scale="${SCVAE_DEADLINE_SCALE:-1}"
+seconds() { awk -v s="$1" -v k="$scale" 'BEGIN { printf "%d", s * k }'; }
+mkdir -p "$out"
+
+[[ "$(id -u)" == 0 ]] && command -v ip >/dev/null || { echo "netns: needs root and iproute2: skipped"; exit 77; }
+trap '"$here/teardown.sh" >/dev/null 2>&1' EXIT
+"$here/setup.sh" 3 > "$out/setup.log" 2>&1 || { echo "netns: cannot make namespaces here: skipped"; cat "$out/setup.log"; exit 77; }
+"$here/shape.sh" 1gbit > "$out/shape.log" 2>&1 || echo "netns: shaping failed (unshaped links): $(tail -1 "$out/shape.log")"
+
+coordinator_address="$(host_address coord)"
+limit="$(seconds 240)"
+ip netns exec "${prefix}coord" timeout "$limit" "$bin/scvae-coordinator" --workers 3 --min-workers 2 \
+  --listen "tcp://$coordinator_address:5555" --insecure --config tiny --steps 30 --global-batch 6 \
+  --checkpoint-every 0 --checkpoint-dir "$out/run" --metrics "$out/metrics.jsonl" --cache-dir "$cache" \
+  --liveness-deadline "$(seconds 2.5)" > "$out/coordinator.log" 2>&1 &
+coordinator=$!
+for i in 0 1 2; do
+  ip netns exec "${prefix}w$i" timeout "$limit" "$bin/scvae-worker" --coordinator "tcp://$coordinator_address:5555" \
+    --host "$(host_address "w$i")" --insecure --worker-id "w$i" --threads 1 --cache-dir "$cache" \
+    --reconnect-timeout "$(seconds 60)" > "$out/w$i.log" 2>&1 &
+done
+
+# Cut w1's wire once a few steps are done (its process keeps running, unreachable).
+steps_done() { [[ -f "$out/metrics.jsonl" ]] && grep -c '"step"' "$out/metrics.jsonl" || echo 0; }
+deadline=$(( $(date +%s) + $(seconds 120) ))
+while (( $(steps_done) < 8 )); do
+  if (( $(date +%s) > deadline )) || ! kill -0 "$coordinator" 2>/dev/null; then
+    echo "netns: the run did not reach step 8"; tail -20 "$out/coordinator.log"; exit 1
+  fi
+  sleep 0.2
+done
+"$here/link.sh" w1 down > /dev/null
+
+wait "$coordinator"
+status=$?
+failed=0
+[[ "$status" == 0 ]] || { echo "netns: the coordinator exited with $status"; failed=1; }
+grep -q "w1 (rank [0-9]) declared down" "$out/coordinator.log" || { echo "netns: w1 was not declared down"; failed=1; }
+grep -q "recovered: step" "$out/coordinator.log" || { echo "netns: no recovery logged"; failed=1; }
+grep -q "step 30/30" "$out/coordinator.log" || { echo "netns: the run did not finish its 30 steps"; failed=1; }
+[[ -f "$out/run/final/model.safetensors" ]] || { echo "netns: no final weights"; failed=1; }
+if (( failed )); then tail -30 "$out/coordinator.log"; exit 1; fi
+echo "netns: w1's link cut at step $(steps_done); $(grep -o 'recovered: .*' "$out/coordinator.log" | head -1)"
+echo "netns: finished 30 steps across namespaces; logs in $out"
