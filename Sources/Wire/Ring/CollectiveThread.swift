@@ -7,8 +7,8 @@ public struct SharedFloatBuffer: @unchecked Sendable {
     public init(_ pointer: UnsafeMutableBufferPointer<Float>) { self.pointer = pointer }
 }
 
-/// Runs ring collectives on one dedicated `Thread` that owns the `RingCommunicator` (sockets
-/// stay on one thread), so the compute thread can hand over gradient buckets as backward
+/// Runs ring collectives on one dedicated `Thread` that owns the ring transport (a
+/// `RingCommunicator`'s sockets, or a `SharedMemoryRing`, stay on one thread), so the compute thread can hand over gradient buckets as backward
 /// produces them and keep computing: communication overlaps the rest of backward, as
 /// PyTorch DDP does. Jobs run in submission order, the same on every rank.
 public final class CollectiveThread: @unchecked Sendable {
@@ -31,12 +31,13 @@ public final class CollectiveThread: @unchecked Sendable {
     private var setup: Result<String, RingError>?
     private var stopped = false
 
-    /// Starts the thread, which creates the communicator with `make` (bind included) and
-    /// then serves jobs. Returns once the communicator exists (or failed).
-    public init(setupTimeout: Duration = .seconds(30),
-                make: @escaping @Sendable () throws(RingError) -> RingCommunicator) throws(RingError) {
+    /// Starts the thread, which creates the transport with `make` (bind included) and then
+    /// serves jobs. Returns once the transport exists (or failed). `make` returns a
+    /// `RingCommunicator` (ZeroMQ) or a `SharedMemoryRing` (same-host neighbours).
+    public init<Transport: RingTransport & SendableMetatype>(setupTimeout: Duration = .seconds(30),
+                                          make: @escaping @Sendable () throws(RingError) -> Transport) throws(RingError) {
         // The thread keeps the object alive until `stop()` has been served.
-        let thread = Thread { self.serve(make) }
+        let thread = Thread { self.serve { () throws(RingError) -> any RingTransport in try make() } }
         thread.name = "scvae-collectives"
         thread.stackSize = 4 << 20
         thread.start()
@@ -53,7 +54,7 @@ public final class CollectiveThread: @unchecked Sendable {
         }
     }
 
-    /// The bound endpoint of the communicator (give it to the previous rank).
+    /// The bound endpoint of the transport (give it to the previous rank).
     public private(set) var endpoint = ""
 
     /// Connects the communicator to the next rank (`curvePublicKey`: its key, when CURVE is on).
@@ -109,8 +110,8 @@ public final class CollectiveThread: @unchecked Sendable {
         return ticket
     }
 
-    private func serve(_ make: @Sendable () throws(RingError) -> RingCommunicator) {
-        let communicator: RingCommunicator
+    private func serve(_ make: @Sendable () throws(RingError) -> any RingTransport) {
+        let communicator: any RingTransport
         do {
             communicator = try make()
             publish { $0.setup = .success(communicator.endpoint) }
