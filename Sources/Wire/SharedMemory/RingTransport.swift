@@ -24,4 +24,11 @@ public protocol RingTransport: AnyObject {
     func close() -> Bool
 }
 
+extension RingTransport {
+    /// Connects without CURVE.
+    public func connect(toNext endpoint: String) throws(RingError) {
+        try connect(toNext: endpoint, curvePublicKey: nil)
+    }
+}
+
 extension RingCommunicator: RingTransport {}
