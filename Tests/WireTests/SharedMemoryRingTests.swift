@@ -7,11 +7,13 @@ import Testing
 @Suite(.serialized) struct SharedMemoryRingTests {
     static let lengths = [1, 3, 4_099, 100_003]
 
-    /// N = 1..4, lengths shorter than N, not divisible by N, many pieces through few slots:
-    /// every rank ends with the in-memory machine's bytes (the ZeroMQ ring's order of sums),
-    /// twice in a row (sequence 1 on the same segments); bytes sent are 2(N-1)/N of the buffer.
-    @Test(arguments: 1...4)
-    func allReduceIsBitIdenticalOnEveryRank(worldSize: Int) throws {
+    /// N = 1..4, lengths shorter than N, not divisible by N, many pieces through 2 slots (the
+    /// next rank's inbox is often full: pieces wait, then are copied) or 64 (most pieces are
+    /// reduced straight into the next rank's slot): every rank ends with the in-memory
+    /// machine's bytes (the ZeroMQ ring's order of sums), twice in a row (sequence 1 on the
+    /// same segments); bytes sent are 2(N-1)/N of the buffer.
+    @Test(arguments: 1...4, [2, 64])
+    func allReduceIsBitIdenticalOnEveryRank(worldSize: Int, slotCount: Int) throws {
         let runID = SharedMemoryHarness.freshRunID()
         let board = Slots<String>(count: worldSize)
         let settings = RingSettings(pieceBytes: 4 << 10, silenceDeadline: TestTiming.scaled(10), checksumData: worldSize == 3)
@@ -19,7 +21,7 @@ import Testing
         let expected = try inputs.map { try RingScheduleTests.runAllReduce($0, pieceElements: 1024).results[0] }
         let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> [[Float]] in
             let ring = try SharedMemoryHarness.member(rank: rank, worldSize: worldSize, runID: runID, board: board,
-                                                      settings: settings, slotCount: 2)
+                                                      settings: settings, slotCount: slotCount)
             defer { ring.close() }
             var bytesExpected = 0
             let outputs = try inputs.map { perRank -> [Float] in
@@ -34,6 +36,7 @@ import Testing
             }
             #expect(ring.statistics.bytesSent == bytesExpected)
             #expect(ring.statistics.piecesDropped == 0)
+            if worldSize > 1 && slotCount == 64 { #expect(ring.piecesForwardedInOnePass > 0) }
             return outputs
         }
         for rank in 0..<worldSize {

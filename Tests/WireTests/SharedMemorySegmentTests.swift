@@ -117,6 +117,29 @@ import Testing
         #expect(throws: RingError.self) { _ = try PieceSlot.read(slot, slotBytes: slotBytes, from: 1) }
     }
 
+    /// The one-pass reduce-and-forward gives the same bits as `RingMachine.apply` (the
+    /// reference), in the buffer and in the forwarded copy.
+    @Test(arguments: [RingPieceOperation.accumulate, .overwrite])
+    func forwardingKernelMatchesTheRingMachine(operation: RingPieceOperation) {
+        let inputs = RingScheduleTests.inputs(worldSize: 2, length: 1_027, seed: 3)
+        var reference = inputs[0]
+        reference.withUnsafeMutableBufferPointer { target in
+            inputs[1].withUnsafeBufferPointer { RingMachine.apply(operation, $0, to: target) }
+        }
+        var target = inputs[0]
+        var forwarded = [Float](repeating: .nan, count: target.count)
+        target.withUnsafeMutableBufferPointer { target in
+            forwarded.withUnsafeMutableBufferPointer { forward in
+                inputs[1].withUnsafeBufferPointer { incoming in
+                    ForwardingKernel.apply(operation, incoming: incoming.baseAddress!, target: target.baseAddress!,
+                                           forward: forward.baseAddress!, count: target.count)
+                }
+            }
+        }
+        #expect(target.map(\.bitPattern) == reference.map(\.bitPattern))
+        #expect(forwarded.map(\.bitPattern) == reference.map(\.bitPattern))
+    }
+
     /// N = 1: nothing to exchange, the buffer is left as it is.
     @Test func singleRankRingLeavesTheBufferAlone() throws {
         let runID = SharedMemoryHarness.freshRunID()

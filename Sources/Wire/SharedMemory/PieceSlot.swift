@@ -8,6 +8,19 @@ enum PieceSlot {
     /// Writes a piece of `generation` into `slot`: the header, then `data` (at most the slot's bytes).
     static func write(_ slot: UnsafeMutableRawPointer, generation: UInt64, header: RingChunkHeader,
                       data: UnsafeRawBufferPointer) {
+        writeHeader(slot, generation: generation, header: header)
+        if let source = data.baseAddress, !data.isEmpty {
+            self.data(slot).copyMemory(from: source, byteCount: data.count)
+        }
+    }
+
+    /// Where a slot's float32 data starts (64-byte aligned).
+    static func data(_ slot: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+        slot + InboxLayout.slotHeaderBytes
+    }
+
+    /// Writes only the header; the caller fills the data (`data(slot)`).
+    static func writeHeader(_ slot: UnsafeMutableRawPointer, generation: UInt64, header: RingChunkHeader) {
         slot.storeBytes(of: generation, toByteOffset: 0, as: UInt64.self)
         slot.storeBytes(of: header.sequence, toByteOffset: 8, as: UInt64.self)
         slot.storeBytes(of: header.elementOffset, toByteOffset: 16, as: UInt64.self)
@@ -18,9 +31,6 @@ enum PieceSlot {
         slot.storeBytes(of: header.elementCount, toByteOffset: 40, as: UInt32.self)
         slot.storeBytes(of: header.dataChecksum == nil ? 0 : 1, toByteOffset: 25, as: UInt8.self)
         slot.storeBytes(of: header.dataChecksum ?? 0, toByteOffset: 44, as: UInt32.self)
-        if let source = data.baseAddress, !data.isEmpty {
-            (slot + InboxLayout.slotHeaderBytes).copyMemory(from: source, byteCount: data.count)
-        }
     }
 
     /// Reads the piece in `slot`. The producer is another process: every field is checked

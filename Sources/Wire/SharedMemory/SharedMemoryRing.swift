@@ -35,6 +35,8 @@ public final class SharedMemoryRing: RingTransport {
     public let endpoint: String
     public private(set) var nextEndpoint = "(not connected)"
     public private(set) var statistics = RingStatistics()
+    /// Pieces reduced (or stored) straight into the next rank's slot, in one pass.
+    public private(set) var piecesForwardedInOnePass = 0
     /// Stale segments of dead processes this ring removed when it was created.
     public let removedStaleSegments: [String]
     /// True after a collective failed: make a new ring for the next generation.
@@ -184,7 +186,14 @@ public final class SharedMemoryRing: RingTransport {
                 }
                 if let expected = machine.nextReceive, hasPiece,
                    !overwritesUnsent(expected, outgoing[firstUnsent...]) {
-                    if let forward = try takePiece(&machine, buffer: buffer) { outgoing.append(forward) }
+                    // Forwarding in the same pass is possible when nothing else waits to be
+                    // sent first (pieces go out in plan order) and the next rank has room.
+                    let forwardsAtOnce = appliesPieces && !settings.checksumData && expected.forward != nil
+                        && outgoing.isEmpty && hasRoom(in: outbox)
+                    if let forward = try takePiece(&machine, expected: expected, buffer: buffer,
+                                                   forwardingTo: forwardsAtOnce ? outbox : nil) {
+                        outgoing.append(forward)
+                    }
                     moved = true
                 }
                 if machine.isComplete && outgoing.isEmpty { return }
@@ -215,27 +224,54 @@ public final class SharedMemoryRing: RingTransport {
     private func write(_ send: RingMachine.Send, to outbox: Inbox, from buffer: UnsafeMutableBufferPointer<Float>) {
         let data = UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[send.range]))
         PieceSlot.write(outbox.slot(sent), generation: generation, header: send.header, data: data)
+        publishSent(to: outbox, bytes: data.count)
+    }
+
+    /// Makes the piece just written into slot `sent` visible to the next rank.
+    private func publishSent(to outbox: Inbox, bytes: Int) {
         sent += 1
         outbox.published.pointee.store(sent, ordering: .releasing)
         statistics.piecesSent += 1
-        statistics.bytesSent += data.count
+        statistics.bytesSent += bytes
     }
 
     /// Applies the next inbox piece (or drops a stale one) and frees its slot; returns the
-    /// piece to forward, if any.
-    private func takePiece(_ machine: inout RingMachine, buffer: UnsafeMutableBufferPointer<Float>) throws(RingError) -> RingMachine.Send? {
+    /// piece still to forward, if any. With `outbox`, a piece that is forwarded is reduced
+    /// straight into the next rank's slot as well (one pass instead of apply, then copy).
+    private func takePiece(_ machine: inout RingMachine, expected: RingReceive, buffer: UnsafeMutableBufferPointer<Float>,
+                           forwardingTo outbox: Inbox?) throws(RingError) -> RingMachine.Send? {
         let piece = try PieceSlot.read(inbox.slot(received), slotBytes: inbox.layout.slotBytes, from: previousRank)
+        // The machine checks the piece; the fused pass below applies it.
+        let applies = machine.appliesPieces
+        machine.appliesPieces = applies && outbox == nil
+        defer { machine.appliesPieces = applies }
         let outcome = try machine.accept(generation: piece.generation, header: piece.header, data: piece.data, buffer: buffer)
-        received += 1
-        inbox.consumed.pointee.store(received, ordering: .releasing)
+        var unsent: RingMachine.Send?
         switch outcome {
         case .dropped:
             statistics.piecesDropped += 1
-            return nil
         case let .applied(forward):
             statistics.piecesReceived += 1
-            return forward
+            unsent = forward
+            guard let outbox else { break }
+            let range = expected.transfer.range
+            let incoming = UnsafeBufferPointer(start: piece.data.baseAddress?.assumingMemoryBound(to: Float.self), count: range.count)
+            let target = UnsafeMutableBufferPointer(rebasing: buffer[range])
+            if let forward, let source = incoming.baseAddress, let destination = target.baseAddress {
+                let slot = outbox.slot(sent)
+                PieceSlot.writeHeader(slot, generation: generation, header: forward.header)
+                ForwardingKernel.apply(expected.operation, incoming: source, target: destination,
+                                       forward: PieceSlot.data(slot).assumingMemoryBound(to: Float.self), count: range.count)
+                publishSent(to: outbox, bytes: range.count * MemoryLayout<Float>.size)
+                piecesForwardedInOnePass += 1
+                unsent = nil
+            } else {
+                RingMachine.apply(expected.operation, incoming, to: target)
+            }
         }
+        received += 1
+        inbox.consumed.pointee.store(received, ordering: .releasing)
+        return unsent
     }
 
     /// Nothing moved: a neighbour that left is an error now; otherwise wait a little, and
