@@ -7,7 +7,8 @@ import Glibc
 /// Each rank creates its *inbox*, a shared-memory segment (`shm://NAME`, see
 /// `SharedMemoryEndpoint`) holding a queue of `slotCount` piece slots; the previous rank maps
 /// it and writes each piece straight into a slot (one copy, from its buffer), and this rank
-/// reduces from the slot into its buffer. The same `RingPlan` and `RingMachine` as
+/// reduces from the slot into its buffer, and in the same pass into the next rank's slot when
+/// the piece travels on and nothing waits ahead of it. The same `RingPlan` and `RingMachine` as
 /// `RingCommunicator`'s drive it, so sums, their order (bit-identical on every rank), the
 /// generation and sequence rules, and the errors are the same. A slot holds one piece (the
 /// settings' `pieceBytes`), so reading, reducing and the neighbour's writing pipeline.
