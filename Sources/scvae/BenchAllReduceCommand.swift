@@ -4,7 +4,7 @@ import Wire
 
 /// `scvae bench allreduce`: N processes on this machine run the ring all-reduce; the same run
 /// measures the sends-only ring (the transport's ceiling) and raw ZeroMQ point-to-point between
-/// two processes. Ranks are child processes of this executable (`scvae bench allreduce-rank`)
+/// two processes (for `--transport shm`, the one-thread reduction instead: memory's ceiling). Ranks are child processes of this executable (`scvae bench allreduce-rank`)
 /// that exchange endpoints through files in a private temporary folder.
 struct BenchAllReduceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,11 +17,17 @@ struct BenchAllReduceCommand: ParsableCommand {
     @Option(help: "Buffer size in MiB of float32.")
     var mib: Int = 64
 
-    @Option(help: "Transport between processes: tcp or ipc.")
+    @Option(help: "Transport between processes: tcp, ipc (ZeroMQ) or shm (shared memory, same host).")
     var transport: String = "tcp"
 
     @Option(help: "Timed iterations (after one warm-up).")
     var iterations: Int = 10
+
+    @Option(help: "KiB per pipelined ring piece.")
+    var pieceKib: Int = 1024
+
+    @Option(help: "Pieces in flight per shared-memory inbox (shm only).")
+    var slots: Int = 8
 
     @Flag(help: "Allow more processes than cores (figures are then not representative).")
     var oversubscribe = false
@@ -31,8 +37,10 @@ struct BenchAllReduceCommand: ParsableCommand {
 
     func validate() throws {
         guard workers >= 2 else { throw ValidationError("--workers must be at least 2.") }
-        guard mib >= 1, iterations >= 1 else { throw ValidationError("--mib and --iterations must be at least 1.") }
-        guard ["tcp", "ipc"].contains(transport) else { throw ValidationError("--transport must be tcp or ipc.") }
+        guard mib >= 1, iterations >= 1, pieceKib >= 1, slots >= 1 else {
+            throw ValidationError("--mib, --iterations, --piece-kib and --slots must be at least 1.")
+        }
+        guard ["tcp", "ipc", "shm"].contains(transport) else { throw ValidationError("--transport must be tcp, ipc or shm.") }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if workers > cores && !oversubscribe {
             throw ValidationError("--workers \(workers) is more than the \(cores) cores here; benchmarks never oversubscribe (pass --oversubscribe to run anyway).")
@@ -41,12 +49,19 @@ struct BenchAllReduceCommand: ParsableCommand {
 
     func run() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        print("machine: \(cores) cores; \(workers) processes; \(mib) MiB float32; transport \(transport)" +
+        print("machine: \(cores) cores; \(workers) processes; \(mib) MiB float32; transport \(transport); " +
+              "pieces of \(pieceKib) KiB" + (transport == "shm" ? ", \(slots) slots per inbox" : "") +
               (curve ? "; ring CURVE on" : ""))
-        for (kind, world) in [("p2p", 2), ("sends-only", workers), ("allreduce", workers)] {
-            let ringCurve = curve && kind != "p2p"
-            let times = try ProcessRanks.run(kind: kind, worldSize: world, mib: mib, transport: transport,
-                                             iterations: iterations, curve: ringCurve)
+        var kinds = [("p2p", 2), ("sends-only", workers), ("allreduce", workers)]
+        if transport == "shm" {
+            // No ZeroMQ point-to-point figure for shared memory: the reduction itself is the ceiling.
+            print(WireBenchmark.localReduce(megabytes: mib, iterations: iterations))
+            kinds.removeFirst()
+        }
+        for (kind, world) in kinds {
+            let ringCurve = curve && kind != "p2p" && transport != "shm"
+            let times = try ProcessRanks.run(kind: kind, worldSize: world, mib: mib, transport: transport, iterations: iterations,
+                                             extra: ["--piece-kib", "\(pieceKib)", "--slots", "\(slots)"] + (ringCurve ? ["--curve"] : []))
             var figure: BandwidthFigure
             if kind == "p2p" {
                 figure = WireBenchmark.pointToPointFigure(times: times, megabytes: mib, transport: transport,
@@ -73,6 +88,8 @@ struct BenchAllReduceRankCommand: ParsableCommand {
     @Option var iterations: Int
     @Option var folder: String
     @Flag var curve = false
+    @Option var pieceKib: Int = 1024
+    @Option var slots: Int = 8
 
     func run() throws {
         let exchange = { (own: String) throws -> [String] in
@@ -86,9 +103,11 @@ struct BenchAllReduceRankCommand: ParsableCommand {
             times = try WireBenchmark.pointToPointRoleTimes(role: rank, megabytes: mib, transport: transport,
                                                             iterations: iterations, bindSuffix: suffix, exchange: exchange)
         default:
-            let settings = RingSettings(curveKeys: curve ? try CurveKeyPair.generate() : nil)
             times = try WireBenchmark.ringRankTimes(rank: rank, worldSize: world, megabytes: mib, transport: transport,
-                                                    iterations: iterations, reduce: kind == "allreduce", settings: settings,
+                                                    iterations: iterations, reduce: kind == "allreduce",
+                                                    settings: RingSettings(pieceBytes: pieceKib << 10,
+                                                                           curveKeys: curve ? try CurveKeyPair.generate() : nil),
+                                                    slotCount: slots,
                                                     bindSuffix: suffix, exchange: exchange)
         }
         try times.map { "\($0)" }.joined(separator: "\n")
@@ -102,7 +121,7 @@ enum ProcessRanks {
 
     /// Starts `worldSize` rank processes and returns each rank's timed iterations.
     static func run(kind: String, worldSize: Int, mib: Int, transport: String, iterations: Int,
-                    curve: Bool = false) throws -> [[Double]] {
+                    extra: [String] = []) throws -> [[Double]] {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("scvae-bench-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -113,8 +132,7 @@ enum ProcessRanks {
             let process = Process()
             process.executableURL = executable
             process.arguments = ["bench", "allreduce-rank", "--kind", kind, "--rank", "\(rank)", "--world", "\(worldSize)",
-                                 "--mib", "\(mib)", "--transport", transport, "--iterations", "\(iterations)", "--folder", folder]
-                + (curve ? ["--curve"] : [])
+                                 "--mib", "\(mib)", "--transport", transport, "--iterations", "\(iterations)", "--folder", folder] + extra
             try process.run()
             processes.append(process)
         }

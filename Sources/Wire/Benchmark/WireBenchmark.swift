@@ -41,7 +41,8 @@ public enum BenchmarkError: Error, Sendable {
 /// Each rank thread has its own libzmq context (its own I/O thread), as a process would; the
 /// ranks still share one address space and allocator, so figures say "(threads)" in their name.
 public enum WireBenchmark {
-    /// Ring all-reduce of `megabytes` MiB of float32 over `transport` ("tcp" or "ipc").
+    /// Ring all-reduce of `megabytes` MiB of float32 over `transport` ("tcp", "ipc", or "shm":
+    /// `SharedMemoryRing`).
     /// `reduce: false` runs the same schedule without adding (the sends-only ceiling).
     public static func ringAllReduce(worldSize: Int, megabytes: Int, transport: String = "tcp", iterations: Int = 5,
                                      reduce: Bool = true, settings: RingSettings = RingSettings(),
@@ -67,13 +68,13 @@ public enum WireBenchmark {
     /// its public key beside its endpoint.
     public static func ringRankTimes(rank: Int, worldSize: Int, megabytes: Int, transport: String, iterations: Int,
                                      reduce: Bool, settings: RingSettings = RingSettings(), ioThreads: Int = 1,
-                                     bindSuffix: String, exchange: (String) throws -> [String]) throws -> [Double] {
+                                     slotCount: Int = 8, bindSuffix: String,
+                                     exchange: (String) throws -> [String]) throws -> [Double] {
         let elements = megabytes << 18
         // A context per rank, as separate processes would have (own libzmq I/O threads).
         let context = try ZmqContext(ioThreads: ioThreads)
-        let bind = transport == "ipc" ? "ipc:///tmp/scvae-bench-\(bindSuffix)" : "tcp://127.0.0.1:*"
-        let ring = try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 1,
-                                        bindTo: bind, settings: settings)
+        let ring = try makeRing(transport: transport, rank: rank, worldSize: worldSize, context: context,
+                                settings: settings, slotCount: slotCount, bindSuffix: bindSuffix)
         defer { ring.close() }
         // With CURVE a rank publishes "ENDPOINT PUBLICKEY" (Z85 has no spaces).
         let all = try exchange(settings.curveKeys.map { "\(ring.endpoint) \($0.publicKey)" } ?? ring.endpoint)
@@ -93,6 +94,28 @@ public enum WireBenchmark {
             if iteration > 0 { times.append((ContinuousClock.now - start).inSeconds) }
         }
         return times
+    }
+
+    /// One rank's ring on `transport`: ZeroMQ over "tcp" (127.0.0.1) or "ipc", or shared memory ("shm").
+    /// `slotCount`: pieces in flight per shared-memory inbox.
+    static func makeRing(transport: String, rank: Int, worldSize: Int, context: ZmqContext, settings: RingSettings,
+                         slotCount: Int, bindSuffix: String) throws(RingError) -> any RingTransport {
+        switch transport {
+        case "shm":
+            #if canImport(Glibc)
+            return try SharedMemoryRing(rank: rank, worldSize: worldSize, runID: 1,
+                                        bindTo: "\(SharedMemoryEndpoint.scheme)scvae-bench-\(bindSuffix)", settings: settings,
+                                        slotCount: slotCount)
+            #else
+            throw .transport(rank: rank, error: .call(operation: "shm ring", errno: 0, text: "shared memory needs Linux"))
+            #endif
+        case "ipc":
+            return try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 1,
+                                        bindTo: "ipc:///tmp/scvae-bench-\(bindSuffix)", settings: settings)
+        default:
+            return try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 1,
+                                        bindTo: "tcp://127.0.0.1:*", settings: settings)
+        }
     }
 
     /// The figure of a ring run from every rank's times: an operation ends when the slowest rank ends.

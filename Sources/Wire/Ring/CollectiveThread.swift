@@ -7,8 +7,8 @@ public struct SharedFloatBuffer: @unchecked Sendable {
     public init(_ pointer: UnsafeMutableBufferPointer<Float>) { self.pointer = pointer }
 }
 
-/// Runs ring collectives on one dedicated `Thread` that owns the `RingCommunicator` (sockets
-/// stay on one thread), so the compute thread can hand over gradient buckets as backward
+/// Runs ring collectives on one dedicated `Thread` that owns the ring transport (a
+/// `RingCommunicator`'s sockets, or a `SharedMemoryRing`, stay on one thread), so the compute thread can hand over gradient buckets as backward
 /// produces them and keep computing: communication overlaps the rest of backward, as
 /// PyTorch DDP does. Jobs run in submission order, the same on every rank.
 public final class CollectiveThread: @unchecked Sendable {
@@ -32,12 +32,13 @@ public final class CollectiveThread: @unchecked Sendable {
     private var setup: Result<String, RingError>?
     private var stopped = false
 
-    /// Starts the thread, which creates the communicator with `make` (bind included) and
-    /// then serves jobs. Returns once the communicator exists (or failed).
-    public init(setupTimeout: Duration = .seconds(30),
-                make: @escaping @Sendable () throws(RingError) -> RingCommunicator) throws(RingError) {
+    /// Starts the thread, which creates the transport with `make` (bind included) and then
+    /// serves jobs. Returns once the transport exists (or failed). `make` returns a
+    /// `RingCommunicator` (ZeroMQ) or a `SharedMemoryRing` (same-host neighbours).
+    public init<Transport: RingTransport & SendableMetatype>(setupTimeout: Duration = .seconds(30),
+                                          make: @escaping @Sendable () throws(RingError) -> Transport) throws(RingError) {
         // The thread keeps the object alive until `stop()` has been served.
-        let thread = Thread { self.serve(make) }
+        let thread = Thread { self.serve { () throws(RingError) -> any RingTransport in try make() } }
         thread.name = "scvae-collectives"
         thread.stackSize = 4 << 20
         thread.start()
@@ -54,7 +55,7 @@ public final class CollectiveThread: @unchecked Sendable {
         }
     }
 
-    /// The bound endpoint of the communicator (give it to the previous rank).
+    /// The bound endpoint of the transport (give it to the previous rank).
     public private(set) var endpoint = ""
 
     /// Connects the communicator to the next rank (`curvePublicKey`: its key, when CURVE is on).
@@ -116,8 +117,8 @@ public final class CollectiveThread: @unchecked Sendable {
         return ticket
     }
 
-    private func serve(_ make: @Sendable () throws(RingError) -> RingCommunicator) {
-        let communicator: RingCommunicator
+    private func serve(_ make: @Sendable () throws(RingError) -> any RingTransport) {
+        let communicator: any RingTransport
         do {
             communicator = try make()
             publish { $0.setup = .success(communicator.endpoint) }
@@ -136,7 +137,14 @@ public final class CollectiveThread: @unchecked Sendable {
             do throws(RingError) {
                 switch job {
                 case let .connect(endpoint, key): try communicator.connect(toNext: endpoint, curvePublicKey: key)
-                case let .reform(rank, worldSize, runID): try communicator.reform(rank: rank, worldSize: worldSize, runID: runID)
+                case let .reform(rank, worldSize, runID):
+                    // Only the ZeroMQ ring keeps its receiving socket across generations; the
+                    // shared-memory ring takes new segment names per generation (a new transport).
+                    guard let ring = communicator as? RingCommunicator else {
+                        throw RingError.transport(rank: rank, error: .call(operation: "reform", errno: EINVAL,
+                                                                            text: "this transport is made anew for each generation"))
+                    }
+                    try ring.reform(rank: rank, worldSize: worldSize, runID: runID)
                 case let .allReduce(buffer, generation): try communicator.allReduce(buffer.pointer, generation: generation)
                 case let .broadcast(buffer, root, generation): try communicator.broadcast(buffer.pointer, root: root, generation: generation)
                 case .stop:

@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+
+/// How a shared-memory rank waits for its neighbours: yield the core for the first
+/// `spinTime` of a stretch without progress (a neighbour mid-copy is microseconds away), then
+/// nap with growing naps up to `longestNap`. The stretch is measured, so the caller learns
+/// each time another `silenceDeadline` has passed and asks the liveness hook, exactly as
+/// `RingCommunicator` does for a silent socket. No wait here is longer than one nap.
+struct IdleWait {
+    let silenceDeadline: Duration
+    var spinTime: Duration = .milliseconds(2)
+    var longestNap: Duration = .milliseconds(1)
+    private var idleSince: ContinuousClock.Instant?
+    /// Silence deadlines already reported in this stretch.
+    private(set) var waited: Duration = .zero
+    private var nap: Duration = .microseconds(20)
+
+    init(silenceDeadline: Duration) {
+        self.silenceDeadline = silenceDeadline
+    }
+
+    /// Something moved: the next pause starts a new stretch.
+    mutating func progressed() {
+        idleSince = nil
+        waited = .zero
+        nap = .microseconds(20)
+    }
+
+    /// Waits a little. Returns the stretch's length when another silence deadline has passed
+    /// (the caller asks whether the peer is alive), nil otherwise.
+    mutating func pause() -> Duration? {
+        let now = ContinuousClock.now
+        guard let start = idleSince else {
+            idleSince = now
+            sched_yield()
+            return nil
+        }
+        let idle = now - start
+        if idle >= waited + silenceDeadline {
+            waited += silenceDeadline
+            return waited
+        }
+        if idle < spinTime {
+            sched_yield()
+        } else {
+            let remaining = waited + silenceDeadline - idle
+            sleep(for: min(nap, remaining))
+            nap = min(nap * 2, longestNap)
+        }
+        return nil
+    }
+
+    private func sleep(for duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        nanosleep(&request, nil)
+    }
+}
+#endif
