@@ -27,6 +27,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var checkpointDir: String? = nil
     /// Steps between checkpoints (0: only the final one).
     public var checkpointEvery: Int = 500
+    /// MiB per gradient bucket, all-reduced while backward goes on (0: after backward).
+    public var bucketMiB: Int = 16
     /// Checkpoints kept (the newest ones).
     public var keep: Int = 3
     /// Require a checkpoint to resume from (resuming is automatic when one exists).
@@ -93,6 +95,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let workerThreads, workerThreads < 1 { found.append("--worker-threads must be at least 1 (got \(workerThreads)).") }
         if logEvery < 1 { found.append("--log-every must be at least 1 (got \(logEvery)).") }
         if checkpointEvery < 0 { found.append("--checkpoint-every must be 0 (only at the end) or more steps (got \(checkpointEvery)).") }
+        if bucketMiB < 0 || bucketMiB > 4096 { found.append("--bucket-mib must be between 0 and 4096 (got \(bucketMiB)).") }
         if keep < 1 { found.append("--keep must be at least 1 (got \(keep)).") }
         if !(stallSeconds > 0) { found.append("--stall-seconds must be positive (got \(stallSeconds)).") }
         if !(rendezvousTimeout > 0) { found.append("--rendezvous-timeout must be positive (got \(rendezvousTimeout)).") }

@@ -8,6 +8,7 @@ public enum ProgressFormat {
         var text = "step \(s.step)/\(totalSteps) epoch \(s.epoch) | loss \(fixed(s.loss, 4)) (recon \(fixed(s.recon, 4)) latent \(fixed(s.latent, 4)))"
         text += " | sparsity \(fixed(s.sparsity, 3)) | \(fixed(s.imagesPerSecond, 1)) img/s"
         text += " | data \(fixed(s.dataSeconds, 3)) s compute \(fixed(s.computeSeconds, 3)) s all-reduce \(fixed(s.allReduceSeconds, 3)) s"
+        if s.hiddenAllReduceSeconds > 0 { text += " (+\(fixed(s.hiddenAllReduceSeconds, 3)) s hidden)" }
         if let etaSeconds { text += " | ETA \(clock(etaSeconds))" }
         if !s.applied { text += " | SKIPPED (non-finite)" }
         return text
@@ -20,7 +21,7 @@ public enum ProgressFormat {
             ("latent", number(s.latent)), ("sparsity", number(s.sparsity)), ("lr", number(s.learningRate)),
             ("images_per_s", number(s.imagesPerSecond)), ("samples", "\(s.samples)"), ("applied", s.applied ? "true" : "false"),
             ("data_s", number(s.dataSeconds)), ("compute_s", number(s.computeSeconds)),
-            ("allreduce_s", number(s.allReduceSeconds)), ("step_s", number(s.stepSeconds)), ("elapsed_s", number(elapsedSeconds)),
+            ("allreduce_s", number(s.allReduceSeconds)), ("allreduce_hidden_s", number(s.hiddenAllReduceSeconds)), ("step_s", number(s.stepSeconds)), ("elapsed_s", number(elapsedSeconds)),
         ]
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }

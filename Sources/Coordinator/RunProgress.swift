@@ -27,7 +27,9 @@ public struct RunProgress: Sendable {
         /// Per-phase seconds, the maximum over ranks (the slowest rank sets the pace).
         public var dataSeconds: Double
         public var computeSeconds: Double
+        /// All-reduce time exposed (waited for after backward), and hidden behind backward.
         public var allReduceSeconds: Double
+        public var hiddenAllReduceSeconds: Double = 0
         /// The slowest rank's whole step.
         public var stepSeconds: Double
 
@@ -118,6 +120,7 @@ public struct RunProgress: Sendable {
             dataSeconds: timings.map(\.dataSeconds).max() ?? 0,
             computeSeconds: timings.map(\.computeSeconds).max() ?? 0,
             allReduceSeconds: timings.map(\.allReduceSeconds).max() ?? 0,
+            hiddenAllReduceSeconds: timings.map(\.hiddenAllReduceSeconds).min() ?? 0,
             stepSeconds: timings.map { $0.dataSeconds + $0.computeSeconds + $0.allReduceSeconds }.max() ?? 0)
     }
 }

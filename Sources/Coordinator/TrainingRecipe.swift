@@ -6,6 +6,6 @@ extension TrainingRecipe {
         self.init(learningRate: settings.learningRate, optimizer: settings.optimizer, warmupSteps: settings.warmupSteps,
                   schedule: settings.schedule, totalSteps: totalSteps, microBatch: settings.microBatch,
                   checksumEvery: settings.checksumEvery, exactReduction: settings.exactReduction,
-                  checkpointEvery: settings.checkpointEvery)
+                  checkpointEvery: settings.checkpointEvery, bucketMiB: settings.bucketMiB)
     }
 }

@@ -46,6 +46,9 @@ public final class SCVAEModel {
     private let dHHat: FloatStorage
     private let dictionaryOffset: Int
     private let cOffset: Int
+    /// The parameter ranges whose gradients are final after each stage of backward, in the
+    /// order backward finishes them: decoder, then LISTA's, then encoder (see `forwardBackward`).
+    public let backwardStages: [Range<Int>]
 
     public init(config: ModelConfig, maxBatch: Int) {
         precondition(maxBatch >= 1)
@@ -66,6 +69,7 @@ public final class SCVAEModel {
         codes = FloatStorage(count: positions * config.atoms)
         dictionaryOffset = layout.entry("Dict").offset
         cOffset = layout.entry("c").offset
+        backwardStages = Self.stages(layout)
         precondition(encoder.outputSize == latentSize && decoder.inputSize == latentSize && decoder.outputSize == imageSize)
     }
 
@@ -137,21 +141,42 @@ public final class SCVAEModel {
         return terms
     }
 
+    /// Each stage's parameters are contiguous in the layout (LISTA's Dict and c, the encoder, the
+    /// decoder, in state_dict order); a stage is the range of one module's names.
+    private static func stages(_ layout: ParameterLayout) -> [Range<Int>] {
+        func range(_ belongs: (String) -> Bool) -> Range<Int> {
+            let entries = layout.entries.filter { belongs($0.name) }
+            let lower = entries.map(\.offset).min() ?? 0, upper = entries.map { $0.offset + $0.count }.max() ?? 0
+            precondition(entries.reduce(0) { $0 + $1.count } == upper - lower, "a backward stage is not contiguous")
+            return lower..<upper
+        }
+        let stages = [range { $0.hasPrefix("decoder.") },
+                      range { !$0.hasPrefix("decoder.") && !$0.hasPrefix("encoder.") },
+                      range { $0.hasPrefix("encoder.") }]
+        precondition(stages.reduce(0) { $0 + $1.count } == layout.totalCount, "backward stages do not cover the layout")
+        return stages
+    }
+
     /// images: NCHW float32 in [-1, 1], batch x 3 x S x S. Accumulates (+=) into `gradients` the
     /// gradient of gradientScale * (sum over samples of per-sample loss). Returns the loss terms
-    /// summed over samples.
+    /// summed over samples. `onStageDone(i)` is called as soon as the gradients of
+    /// `backwardStages[i]` are final (so their all-reduce can overlap the rest of backward).
     public func forwardBackward(parameters: UnsafeBufferPointer<Float>, images source: UnsafePointer<Float>, batch: Int,
-                                gradients: UnsafeMutableBufferPointer<Float>, gradientScale: Float) -> LossTerms {
+                                gradients: UnsafeMutableBufferPointer<Float>, gradientScale: Float,
+                                onStageDone: ((Int) -> Void)? = nil) -> LossTerms {
         precondition(parameters.count == layout.totalCount && gradients.count == layout.totalCount)
         let params = parameters.baseAddress!, grads = gradients.baseAddress!
         let (h, xHat, zeros) = run(parameters: params, images: source, batch: batch)
         let terms = lossTerms(h: h, xHat: xHat, batch: batch, zeros: zeros, gradientScale: gradientScale)
         // dHHat already holds the latent term's direct part; the decoder adds the reconstruction's.
         decoder.backward(dOutput: dXHat.pointer, dInput: dHHat.pointer, batch: batch, parameters: params, gradients: grads)
+        onStageDone?(0)
         lista.backward(dHHat: dHHat.pointer, h: h, dictionary: params + dictionaryOffset, c: params[cOffset],
                        positions: batch * latentPositions, dH: dH.pointer,
                        dDictionary: grads + dictionaryOffset, dC: grads + cOffset)
+        onStageDone?(1)
         encoder.backward(dOutput: dH.pointer, dInput: nil, batch: batch, parameters: params, gradients: grads)
+        onStageDone?(2)
         return terms
     }
 

@@ -64,6 +64,7 @@ struct TrainingLoop {
                                     onFailure: { logger.warning("\($0.path): \($0)") })
         defer { prefetcher.stop() }
         let reducer = RingReducer(collectives: collectives, generation: generation)
+        replica.bucketElements = (recipe.bucketMiB ?? 16) << 18
         replica.exactSlots = recipe.exactReduction == true
             ? TrainingReplica.ExactSlots(globalBatch: sampler.globalBatch,
                                          firstSlot: Sampler.sliceRange(rank: rank, worldSize: world, globalBatch: sampler.globalBatch).lowerBound)
@@ -105,7 +106,8 @@ struct TrainingLoop {
             if nonFiniteRun >= Self.maximumNonFiniteRun { throw WorkerFailure.nonFinite(step: steps, count: nonFiniteRun) }
             control.setApplied(step: UInt64(steps))
             report(outcome, step: steps, epoch: batch.cursor.epoch, goodSamples: batch.count,
-                   data: (t1 - t0).seconds, total: (t2 - t1).seconds, allReduce: reducer.lastWait.seconds)
+                   data: (t1 - t0).seconds, total: (t2 - t1).seconds, allReduce: reducer.lastWait.seconds,
+                   hidden: max(reducer.lastCollectiveTime.seconds - reducer.lastWait.seconds, 0))
             if rank == 0 && recipe.checkpoints(afterStep: steps) && !outcome.stopRequested {
                 StateTransfer.upload(replica, layout: replica.model.layout, step: steps,
                                      epoch: sampler.cursor(afterSteps: steps).epoch, control: control)
@@ -152,7 +154,7 @@ struct TrainingLoop {
     }
 
     private func report(_ outcome: StepOutcome, step: Int, epoch: Int, goodSamples: Int,
-                        data: Double, total: Double, allReduce: Double) {
+                        data: Double, total: Double, allReduce: Double, hidden: Double) {
         let checksum = recipe.comparesChecksum(afterStep: step) || outcome.stopRequested ? parameterChecksum(replica.parameters) : 0
         let terms = [LossTerm(name: "loss", value: outcome.loss), LossTerm(name: "recon", value: outcome.recon),
                      LossTerm(name: "latent", value: outcome.latent), LossTerm(name: "sparsity", value: outcome.sparsity),
@@ -162,7 +164,8 @@ struct TrainingLoop {
         control.send(.stepReport(StepReport(
             rank: UInt32(rank), epoch: UInt64(epoch), step: UInt64(step), lossTerms: terms, goodSamples: UInt32(goodSamples),
             imagesPerSecond: seconds > 0 ? Double(goodSamples) / seconds : 0,
-            timings: StepTimings(dataSeconds: data, computeSeconds: max(total - allReduce, 0), allReduceSeconds: allReduce),
+            timings: StepTimings(dataSeconds: data, computeSeconds: max(total - allReduce, 0), allReduceSeconds: allReduce,
+                                 hiddenAllReduceSeconds: hidden),
             parameterChecksum: checksum)))
     }
 }

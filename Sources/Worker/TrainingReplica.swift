@@ -5,6 +5,17 @@ public protocol GradientReducer: AnyObject {
     func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
 }
 
+/// A reducer that can start summing parts of the buffer while backward is still computing the
+/// rest (as PyTorch DDP's gradient buckets do). Parts are queued in the same order on every rank.
+public protocol OverlappingReducer: GradientReducer {
+    /// Queues the all-reduce of `part` and returns at once; `part` must stay untouched until
+    /// `finishAll` returns.
+    func startAllReduce(_ part: UnsafeMutableBufferPointer<Float>)
+    /// Waits until every queued part is reduced (also after a failure: no part is in use on
+    /// return, except after `RingError.bufferStillInUse`), then throws the first failure.
+    func finishAll() throws
+}
+
 /// The reducer of a world of one: the local sum is the global sum.
 public final class SingleRankReducer: GradientReducer {
     public init() {}
@@ -87,6 +98,11 @@ public final class TrainingReplica {
     /// Set to reduce exactly (see `ExactSlots`); nil (the default) all-reduces one summed buffer.
     public var exactSlots: ExactSlots?
 
+    /// With an `OverlappingReducer`: gradients are all-reduced in buckets of at most this many
+    /// floats, each started as soon as backward has finished the parameters it holds (0: one
+    /// all-reduce after backward). Not used in exact-reduction mode.
+    public var bucketElements = 4 << 20
+
     /// One step on this rank's slice of the global batch: `count` images, NCHW in [-1, 1].
     /// `stopRequested` rides in the reduced trailer: if any rank sets it, every rank's outcome says so.
     public func step(images: UnsafePointer<Float>, count: Int, reducer: GradientReducer,
@@ -98,7 +114,9 @@ public final class TrainingReplica {
             buffer = [Float](repeating: 0, count: t + Trailer.allCases.count)
         }
         let imageFloats = 3 * model.config.imageSize * model.config.imageSize
-        buffer.withUnsafeMutableBufferPointer { buffer in
+        let overlapping = exactSlots == nil && bucketElements > 0 ? reducer as? OverlappingReducer : nil
+        let stages = model.backwardStages
+        try buffer.withUnsafeMutableBufferPointer { buffer throws in
             buffer.update(repeating: 0)
             var terms = (loss: 0.0, recon: 0.0, latent: 0.0, zero: 0, codes: 0)
             func add(_ l: LossTerms) {
@@ -107,6 +125,23 @@ public final class TrainingReplica {
                 terms.latent += l.latent
                 terms.zero += l.zeroCodes
                 terms.codes += l.codeCount
+            }
+            // Overlap: a finished stage's gradients are checked for finiteness (while still
+            // local) and queued in buckets; the trailer and any stage not yet sent go last.
+            let whole = buffer, bucket = bucketElements
+            var sent = Set<Int>()
+            var stagesFinite = true
+            func send(stage: Int) {
+                guard let overlapping, !sent.contains(stage) else { return }
+                sent.insert(stage)
+                let range = stages[stage]
+                stagesFinite = stagesFinite && globalNorm(UnsafeBufferPointer(rebasing: whole[range])).isFinite
+                var start = range.lowerBound
+                while start < range.upperBound {
+                    let end = min(start + bucket, range.upperBound)
+                    overlapping.startAllReduce(UnsafeMutableBufferPointer(rebasing: whole[start..<end]))
+                    start = end
+                }
             }
             parameters.withUnsafeBufferPointer { params in
                 if let exact = exactSlots {
@@ -123,12 +158,20 @@ public final class TrainingReplica {
                 var done = 0
                 while done < count {
                     let part = min(microBatch, count - done)
+                    let last = done + part == count
                     add(model.forwardBackward(parameters: params, images: images + done * imageFloats, batch: part,
-                                              gradients: gradients, gradientScale: 1))
+                                              gradients: gradients, gradientScale: 1,
+                                              onStageDone: last && overlapping != nil ? { send(stage: $0) } : nil))
                     done += part
                 }
             }
-            let finite = terms.loss.isFinite && globalNorm(UnsafeBufferPointer(rebasing: buffer[0..<t])).isFinite
+            for stage in stages.indices { send(stage: stage) }
+            let finite: Bool
+            if overlapping != nil {
+                finite = terms.loss.isFinite && stagesFinite
+            } else {
+                finite = terms.loss.isFinite && globalNorm(UnsafeBufferPointer(rebasing: buffer[0..<t])).isFinite
+            }
             buffer[t + Trailer.samples.rawValue] = Float(count)
             buffer[t + Trailer.nonFinite.rawValue] = finite ? 0 : 1
             buffer[t + Trailer.loss.rawValue] = finite ? Float(terms.loss) : 0
@@ -137,12 +180,18 @@ public final class TrainingReplica {
             buffer[t + Trailer.zeroCodes.rawValue] = Float(terms.zero)
             buffer[t + Trailer.codes.rawValue] = Float(terms.codes)
             buffer[t + Trailer.stopRequests.rawValue] = stopRequested ? 1 : 0
+            if let overlapping {
+                // Sent parts may already hold non-finite sums; the flag makes every rank skip them.
+                overlapping.startAllReduce(UnsafeMutableBufferPointer(rebasing: buffer[t...]))
+                try overlapping.finishAll()
+                return
+            }
             if !finite {
                 // Keep the reduced sum finite so every rank sees the flag, not NaN bytes.
                 UnsafeMutableBufferPointer(rebasing: buffer[0..<t]).update(repeating: 0)
             }
+            try reducer.allReduceSum(buffer)
         }
-        try buffer.withUnsafeMutableBufferPointer { try reducer.allReduceSum($0) }
         if slots > 1 {
             // Sum the slots in global-batch order into slot 0: the same order on every rank and N.
             buffer.withUnsafeMutableBufferPointer { buffer in

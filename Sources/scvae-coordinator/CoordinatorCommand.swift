@@ -66,6 +66,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every this many steps (0: only at the end).")
     var checkpointEvery: Int = 500
 
+    @Option(name: .customLong("bucket-mib"), help: "MiB of gradients per all-reduce bucket; each bucket is reduced while backward computes the rest (0: one all-reduce after backward).")
+    var bucketMiB: Int = 16
+
     @Option(help: "Number of checkpoints to keep (the newest).")
     var keep: Int = 3
 
@@ -120,6 +123,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.checkpointDir = checkpointDir
         s.checkpointEvery = checkpointEvery
         s.keep = keep
+        s.bucketMiB = bucketMiB
         s.curveKeys = curveKeys
         s.insecure = insecure
         s.resume = resume

@@ -7,7 +7,7 @@ healthy with N workers, kills a random worker with SIGKILL, and reads the coordi
 events file for the moment the worker was declared down (detection) and the next completed
 step (recovery). The killed worker is restarted (as a supervisor would) before the next round.
 
-    python3 scripts/bench/recovery.py [--workers 3] [--rounds 10] [--bin .build/release]
+    python3 scripts/bench/recovery.py [--workers 2] [--rounds 10] [--bin .build/release]
 
 Prints every round and the medians. Needs a release build.
 """
@@ -44,7 +44,7 @@ def wait_for(predicate, seconds, what):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--bin", default=".build/release")
     parser.add_argument("--liveness-deadline", type=float, default=2.5)
@@ -59,7 +59,7 @@ def main():
     endpoint_file = os.path.join(folder, "endpoint")
     coordinator_log = open(os.path.join(folder, "coordinator.log"), "w")
     coordinator = subprocess.Popen(
-        [os.path.join(args.bin, "scvae-coordinator"), "--workers", str(args.workers), "--min-workers", "2",
+        [os.path.join(args.bin, "scvae-coordinator"), "--workers", str(args.workers), "--min-workers", str(max(1, args.workers - 1)),
          "--config", "tiny", "--global-batch", "12", "--steps", "1000000", "--checkpoint-every", "0",
          "--listen", "tcp://127.0.0.1:0", "--endpoint-file", endpoint_file, "--checkpoint-dir", run,
          "--metrics", metrics, "--log-every", "1000", "--liveness-deadline", str(args.liveness_deadline)],
@@ -86,8 +86,7 @@ def main():
     rows = []
     try:
         for round_number in range(1, args.rounds + 1):
-            full = generations_of_full_world()
-            wait_for(lambda: full >= 1, 120, "a generation of every worker")
+            wait_for(lambda: generations_of_full_world() >= 1, 120, "a generation of every worker")
             base = steps_done()
             wait_for(lambda: steps_done() >= base + 3, 120, "three steps with every worker")
             victim = random.choice(ids)

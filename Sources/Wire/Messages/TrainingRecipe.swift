@@ -25,10 +25,14 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// Rank 0 streams its state to the coordinator after every this many steps (absent or 0:
     /// only at the end).
     public var checkpointEvery: Int?
+    /// MiB of gradients per all-reduce bucket, started while backward goes on (absent: 16; 0:
+    /// one all-reduce after backward).
+    public var bucketMiB: Int?
 
     public init(learningRate: Double, optimizer: String, warmupSteps: Int, schedule: String,
                 totalSteps: Int, microBatch: Int, checksumEvery: Int, exactReduction: Bool? = nil,
-                checkpointEvery: Int? = nil) {
+                checkpointEvery: Int? = nil, bucketMiB: Int? = nil) {
+        self.bucketMiB = bucketMiB
         self.exactReduction = exactReduction
         self.checkpointEvery = checkpointEvery
         self.learningRate = learningRate
@@ -77,6 +81,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         guard recipe.microBatch >= 1 else { throw .invalid(field: "microBatch", value: "\(recipe.microBatch)") }
         guard recipe.checksumEvery >= 1 else { throw .invalid(field: "checksumEvery", value: "\(recipe.checksumEvery)") }
         guard (recipe.checkpointEvery ?? 0) >= 0 else { throw .invalid(field: "checkpointEvery", value: "\(recipe.checkpointEvery ?? 0)") }
+        guard (recipe.bucketMiB ?? 0) >= 0 && (recipe.bucketMiB ?? 0) <= 4096 else { throw .invalid(field: "bucketMiB", value: "\(recipe.bucketMiB ?? 0)") }
         guard recipe.warmupSteps >= 0 else { throw .invalid(field: "warmupSteps", value: "\(recipe.warmupSteps)") }
         return recipe
     }
