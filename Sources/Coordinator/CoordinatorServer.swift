@@ -25,7 +25,7 @@ final class CoordinatorServer {
 
     let settings: CoordinatorSettings
     var logger: Logger
-    let index: DatasetIndex
+    let index: TrainingData
     let sampler: Sampler
     let totalSteps: Int
     let recipe: TrainingRecipe
@@ -85,7 +85,7 @@ final class CoordinatorServer {
     static let maximumBrokenGenerations = 5
 
     /// Binds the control socket (on the calling thread, which must be the thread that calls `run`).
-    init(settings: CoordinatorSettings, index: DatasetIndex, sampler: Sampler, totalSteps: Int, resumeFrom: Checkpoint?,
+    init(settings: CoordinatorSettings, index: TrainingData, sampler: Sampler, totalSteps: Int, resumeFrom: Checkpoint?,
          store: CheckpointStore, stopSignal: StopSignal, logger: Logger) throws {
         self.settings = settings
         self.logger = logger

@@ -18,7 +18,7 @@ public func runCoordinator(_ settings: CoordinatorSettings, stopSignal: StopSign
 
 private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger) throws {
     if settings.dataPath == nil { logger.info("no --data: using the built-in sample data") }
-    let index: DatasetIndex
+    let index: TrainingData
     do {
         index = try DatasetLocation.resolve(dataPath: settings.dataPath, cacheDirectory: settings.cacheDirectory)
     } catch {
@@ -76,7 +76,7 @@ private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, log
 /// The newest valid checkpoint to resume from (DECISIONS.md: resuming is automatic; --resume
 /// makes it mandatory). A checkpoint of another configuration, dataset, global batch or seed is
 /// an error: it is never overwritten silently.
-private func findCheckpoint(_ store: CheckpointStore, settings: CoordinatorSettings, index: DatasetIndex, logger: Logger) throws -> Checkpoint? {
+private func findCheckpoint(_ store: CheckpointStore, settings: CoordinatorSettings, index: TrainingData, logger: Logger) throws -> Checkpoint? {
     for removed in store.removeTemporaries() { logger.warning("removed an incomplete checkpoint left by a crash: \(removed)") }
     guard let checkpoint = store.loadNewestValid(warning: { logger.warning("\($0)") }) else {
         if settings.resume { throw CoordinatorFailure.plan("--resume: no valid checkpoint in \(store.directory)") }

@@ -4,7 +4,8 @@
 /// decode and transform their samples, and park the result; `next()` hands batches out in step
 /// order. At most `depth` steps are claimed but not yet handed out, which bounds memory to
 /// `depth` batches. A sample that cannot be read or decoded is left out of its batch, counted,
-/// and reported to the failure callback with its path and reason; the epoch goes on.
+/// and reported to the failure callback (before its batch is handed out) with its path and
+/// reason; the epoch goes on.
 
 /// The samples one rank trains on at one step.
 public struct PlannedStep: Sendable, Equatable {
@@ -243,12 +244,14 @@ private final class PrefetchEngine: @unchecked Sendable {
                 return
             }
             let batch = prepare(planned, decoder: decoder)
+            // Reported before the batch is handed out, so that a consumer that has its batch
+            // (or the end of the plan) has every report about it.
+            for failure in batch.failures { onFailure(failure) }
             lock.withLock {
                 ready[k] = batch
                 skipped += batch.failures.count
                 lock.broadcast()
             }
-            for failure in batch.failures { onFailure(failure) }
         }
     }
 

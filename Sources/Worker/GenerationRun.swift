@@ -10,7 +10,7 @@ struct GenerationRun {
     let assignment: Assignment
     let runID: UInt64
     let session: WorkerSession
-    let index: DatasetIndex
+    let index: TrainingData
     let dataEndpoint: String
     let coordinatorDeadline: Double
 

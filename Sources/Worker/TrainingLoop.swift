@@ -11,7 +11,7 @@ struct TrainingLoop {
     let state: ReplicaState
     let sampler: Sampler
     let recipe: TrainingRecipe
-    let index: DatasetIndex
+    let index: TrainingData
     let rank: Int
     let world: Int
     /// Steps applied before this generation's first step.

@@ -164,7 +164,7 @@ final class WorkerSession {
 
     /// Serves one coordinator: its assignments, restores and upload requests, until it ends
     /// the run, goes silent, or drops this worker.
-    private func serve(runID: UInt64, coordinatorDeadline: Double, index: DatasetIndex, dataEndpoint: String) throws -> ServiceEnd {
+    private func serve(runID: UInt64, coordinatorDeadline: Double, index: TrainingData, dataEndpoint: String) throws -> ServiceEnd {
         while true {
             let envelope: Envelope?
             do { envelope = try control.receive(timeout: .milliseconds(250)) } catch { throw WorkerFailure.control(error) }

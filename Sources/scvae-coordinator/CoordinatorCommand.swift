@@ -18,7 +18,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("min-workers"), help: "Fewest live workers the run goes on with (default: --workers). When a worker is lost the survivors continue in a new generation if at least this many are live; below it training pauses until workers join.")
     var minWorkers: Int?
 
-    @Option(help: "Dataset folder: ImageNet layout ROOT/<wnid>/<file> or any folder of images (recursive). Default: the built-in sample data.")
+    @Option(help: "Dataset folder: ImageNet layout ROOT/<wnid>/<file>, any folder of images (recursive), or a shard directory written by `scvae pack`. Default: the built-in sample data.")
     var data: String?
 
     @Option(help: "Model configuration: tiny, small, imagenet-f8 or imagenet-f16.")

@@ -15,7 +15,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "OpenBLAS threads for this worker (with N workers on one machine use cores/N).")
     var threads: Int = 1
 
-    @Option(help: "Dataset folder as seen from this worker (default: the built-in sample data); must match the coordinator's index.")
+    @Option(help: "Dataset folder or shard directory as seen from this worker (default: the built-in sample data); must match the coordinator's fingerprint.")
     var data: String?
 
     @Option(name: .customLong("reconnect-timeout"), help: "Seconds to keep retrying a lost coordinator before exiting non-zero.")

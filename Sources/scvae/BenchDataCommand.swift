@@ -7,19 +7,22 @@ import Foundation
 struct BenchDataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
-        abstract: "Decoded+augmented images/s per thread of the training pipeline over a folder of images; optionally beside Pillow's.")
+        abstract: "Decoded+augmented images/s per thread of the training pipeline over a folder of images or a shard directory; optionally beside Pillow's.")
 
-    @Option(help: "Folder of images (recursive). Default: the built-in sample data.")
+    @Option(help: "Folder of images (recursive) or shard directory (scvae pack). Default: the built-in sample data.")
     var data: String?
 
     @Option(help: "Output side S of the training transform.")
     var size: Int = 64
 
-    @Option(help: "Decoding threads (each takes an interleaved share of the files).")
+    @Option(help: "Decoding threads (each takes an interleaved share of the samples).")
     var threads: Int = 1
 
-    @Option(help: "Timed passes over the files (after one untimed pass that warms the file cache).")
+    @Option(help: "Timed passes over the samples (after one untimed pass that warms the file cache).")
     var passes: Int = 2
+
+    @Flag(name: .customLong("read-only"), help: "Only read each sample's bytes, without decoding: the cost of the storage path (one file per image, or one member read per image from a shard).")
+    var readOnly = false
 
     @Flag(help: "Also run scripts/bench/pillow_data.py on the same files with the same settings.")
     var comparePillow = false
@@ -30,21 +33,25 @@ struct BenchDataCommand: ParsableCommand {
 
     func run() throws {
         let root = try data ?? SampleData.ensureInDefaultCache()
-        let index = try DatasetIndex.scan(root: root)
-        let files = (0..<index.count).map { index.path(of: $0) }
-        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(threads) thread(s); \(files.count) files under \(root); size \(size)")
+        let source = try DatasetLocation.open(root)
+        if readOnly && comparePillow { throw ValidationError("--read-only and --compare-pillow measure different things; give one.") }
+        if comparePillow, case .shards = source {
+            throw ValidationError("--compare-pillow reads image files: give it the folder the shards were packed from.")
+        }
+        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(threads) thread(s); \(source.count) images in the \(source.kind) \(source.root); size \(size)")
         let transform = ImageTransform(size: size, mode: .training)
         var rates: [Double] = []
-        _ = Self.decodeAll(files, transform: transform, threads: threads, epoch: 0)
+        _ = Self.decodeAll(source, transform: transform, threads: threads, epoch: 0, readOnly: readOnly)
         for pass in 1...passes {
             let start = DispatchTime.now().uptimeNanoseconds
-            let failures = Self.decodeAll(files, transform: transform, threads: threads, epoch: pass)
+            let failures = Self.decodeAll(source, transform: transform, threads: threads, epoch: pass, readOnly: readOnly)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            rates.append(Double(files.count - failures) / seconds)
-            if pass == passes && failures > 0 { print("\(failures) files did not decode (skipped)") }
+            rates.append(Double(source.count - failures) / seconds)
+            if pass == passes && failures > 0 { print("\(failures) images did not decode (skipped)") }
         }
         let best = rates.max() ?? 0
-        print(String(format: "scvae: %.1f images/s in total, %.1f images/s per thread (best pass)", best, best / Double(threads)))
+        let what = readOnly ? "read (no decode)" : "in total"
+        print(String(format: "scvae: %.1f images/s ", best) + what + String(format: ", %.1f images/s per thread (best pass)", best / Double(threads)))
         if comparePillow {
             fflush(nil)  // our lines first, then the script's
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -57,8 +64,9 @@ struct BenchDataCommand: ParsableCommand {
         }
     }
 
-    /// Decodes and transforms every file once on `threads` threads; returns the number that failed.
-    static func decodeAll(_ files: [String], transform: ImageTransform, threads: Int, epoch: Int) -> Int {
+    /// Reads, decodes and transforms every sample once on `threads` threads, as the prefetcher
+    /// does (with `readOnly`, only reads); returns the number that failed.
+    static func decodeAll(_ source: TrainingData, transform: ImageTransform, threads: Int, epoch: Int, readOnly: Bool) -> Int {
         let failures = Counter()
         let group = DispatchGroup()
         for thread in 0..<threads {
@@ -66,9 +74,12 @@ struct BenchDataCommand: ParsableCommand {
             Thread {
                 let decoder = ImageDecoder()
                 var output = [Float](repeating: 0, count: transform.outputCount)
-                for i in stride(from: thread, to: files.count, by: threads) {
+                for i in stride(from: thread, to: source.count, by: threads) {
                     do {
-                        let image = try decoder.decodeFile(atPath: files[i], shorterSideAtLeast: transform.size)
+                        let bytes = try source.readBytes(of: i)
+                        if readOnly { continue }
+                        let image = try decoder.decode(bytes, file: source.name(of: i),
+                                                       shorterSideAtLeast: transform.size)
                         output.withUnsafeMutableBufferPointer {
                             transform.apply(image, seed: 0, epoch: epoch, sampleIndex: i, into: $0)
                         }

@@ -8,8 +8,9 @@ struct PackCommand: ParsableCommand {
         abstract: "Pack an image folder into tar shards of pre-resized JPEGs (WebDataset member names) with an index.",
         discussion: """
             Resizes the shorter side of every image to --size (aspect ratio kept, so random crops \
-            remain possible). Files that do not decode are skipped and named. Reading a shard is \
-            sequential, which real storage rewards over 1.28M small files.
+            remain possible). Files that do not decode are skipped and named. Shards are written \
+            sequentially and read as WebDataset tars; `--data DIR` trains on them, reading each \
+            image at its indexed offset (one read, no open per file).
             """)
 
     @Option(help: "Dataset folder: ImageNet layout ROOT/<wnid>/<file> or any folder of images (recursive).")
