@@ -23,7 +23,7 @@ mkdir -p "$out"
 [[ "$(id -u)" == 0 ]] && command -v ip >/dev/null || { echo "netns: needs root and iproute2: skipped"; exit 77; }
 trap '"$here/teardown.sh" >/dev/null 2>&1' EXIT
 "$here/setup.sh" 3 > "$out/setup.log" 2>&1 || { echo "netns: cannot make namespaces here: skipped"; cat "$out/setup.log"; exit 77; }
-"$here/shape.sh" 1gbit > "$out/shape.log" 2>&1 || echo "netns: shaping failed (unshaped links): $(tail -1 "$out/shape.log")"
+[[ "${SCVAE_NETNS_RATE:-1gbit}" == none ]] || "$here/shape.sh" "${SCVAE_NETNS_RATE:-1gbit}" > "$out/shape.log" 2>&1 || echo "netns: shaping failed (unshaped links): $(tail -1 "$out/shape.log")"
 
 coordinator_address="$(host_address coord)"
 limit="$(seconds 240)"
