@@ -14,14 +14,18 @@ enum Conv2dShifted {
         g.kernel == 3 && g.stride == 1 && g.padBefore == 1 && g.padAfter == 1
     }
 
-    /// Copies image rows into a zero-bordered padded buffer [Hp*Wp + 2, channels].
+    /// Copies image rows into a zero-bordered padded buffer [Hp*Wp + 2, channels]; only the
+    /// border is zeroed (the right border of one row and the left of the next are adjacent).
     static func pad(_ padded: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>,
                     height: Int, width: Int, channels: Int) {
         let wp = width + 2
-        padded.update(repeating: 0, count: ((height + 2) * wp + 2) * channels)
+        VectorMath.zero(padded, count: (wp + 1) * channels)
         for y in 0..<height {
-            (padded + ((y + 1) * wp + 1) * channels).update(from: image + y * width * channels, count: width * channels)
+            let rowStart = padded + ((y + 1) * wp + 1) * channels
+            rowStart.update(from: image + y * width * channels, count: width * channels)
+            VectorMath.zero(rowStart + width * channels, count: 2 * channels)
         }
+        VectorMath.zero(padded + ((height + 1) * wp + 1) * channels, count: (wp + 1) * channels)
     }
 
     /// out = conv(inp) + bias (or out += that when `accumulate`); `wr` is the repacked [9, Ci, Co] weight.
