@@ -148,9 +148,10 @@ enum Conv2d {
                                _ workspace: Workspace) -> UnsafeMutablePointer<Float> {
         let (k, ci, co) = (g.kernel, g.inChannels, g.outChannels)
         let wr = workspace.floats(.convWeight, g.weightCount)
-        for o in 0..<co {
+        // Written in order: the scattered side is the read.
+        for tap in 0..<(k * k) {
             for i in 0..<ci {
-                for tap in 0..<(k * k) {
+                for o in 0..<co {
                     wr[(tap * ci + i) * co + o] = weight[(o * ci + i) * k * k + tap]
                 }
             }
@@ -164,10 +165,10 @@ enum Conv2d {
                               _ workspace: Workspace) -> UnsafeMutablePointer<Float> {
         let (taps, ci, co) = (g.kernel * g.kernel, g.inChannels, g.outChannels)
         let wf = workspace.floats(.convFlippedWeight, g.weightCount)
-        for o in 0..<co {
-            for i in 0..<ci {
-                for tap in 0..<taps {
-                    wf[((taps - 1 - tap) * co + o) * ci + i] = weight[(o * ci + i) * taps + tap]
+        for flippedTap in 0..<taps {
+            for o in 0..<co {
+                for i in 0..<ci {
+                    wf[(flippedTap * co + o) * ci + i] = weight[(o * ci + i) * taps + taps - 1 - flippedTap]
                 }
             }
         }
@@ -187,16 +188,26 @@ enum Conv2d {
         }
     }
 
-    /// dBias[c] += sum over rows of dOut[r, c]; summed in Double in row order (deterministic).
+    /// dBias[c] += sum over rows of dOut[r, c]; summed in Double in row order (deterministic),
+    /// eight channels per SIMD lane group, rows in blocks so that the sums stay in registers.
     static func accumulateBiasGradient(_ dBias: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>,
                                        rows: Int, channels: Int) {
-        withUnsafeTemporaryAllocation(of: Double.self, capacity: channels) { sums in
-            sums.initialize(repeating: 0)
-            for r in 0..<rows {
-                let row = dOut + r * channels
-                for c in 0..<channels { sums[c] += Double(row[c]) }
+        let chunks = (channels + 7) / 8
+        let rowBlock = 8
+        withUnsafeTemporaryAllocation(of: Double8.self, capacity: chunks) { sums in
+            sums.initialize(repeating: .zero)
+            var start = 0
+            while start < rows {
+                let end = min(start + rowBlock, rows)
+                for j in 0..<chunks {
+                    let lanes = min(8, channels - 8 * j)
+                    var sum = sums[j]
+                    for r in start..<end { sum += Double8(VectorMath.load(dOut + r * channels + 8 * j, count: lanes)) }
+                    sums[j] = sum
+                }
+                start = end
             }
-            for c in 0..<channels { dBias[c] += Float(sums[c]) }
+            for c in 0..<channels { dBias[c] += Float(sums[c / 8][c % 8]) }
         }
     }
 }
