@@ -73,8 +73,9 @@ final class AttnBlock: ChainLayer {
         let (p, c) = (positions, channels)
         let n = batch * p * c
         for i in 0..<n { dInput[i] += dOutput[i] }
-        let dMixed = workspace.zeroed(.attentionMixed, n)
-        projection.backward(dOutput: dOutput, dInput: dMixed, batch: batch, parameters: parameters, gradients: gradients)
+        let dMixed = workspace.floats(.attentionMixed, n)
+        projection.backward(dOutput: dOutput, dInput: dMixed, batch: batch, parameters: parameters, gradients: gradients,
+                            accumulateInput: false)
         let dQ = workspace.floats(.attentionQuery, n)
         let dK = workspace.floats(.attentionKey, n)
         let dV = workspace.floats(.attentionValue, n)
@@ -97,8 +98,9 @@ final class AttnBlock: ChainLayer {
             BLAS.sgemm(m: p, n: c, k: p, alpha: scale, a: dS, lda: p, b: k + off, ldb: c, c: dQ + off, ldc: c)
             BLAS.sgemm(transA: true, m: p, n: c, k: p, alpha: scale, a: dS, lda: p, b: q + off, ldb: c, c: dK + off, ldc: c)
         }
-        let dHn = workspace.zeroed(.attentionNorm, n)
-        query.backward(dOutput: dQ, dInput: dHn, batch: batch, parameters: parameters, gradients: gradients)
+        let dHn = workspace.floats(.attentionNorm, n)
+        query.backward(dOutput: dQ, dInput: dHn, batch: batch, parameters: parameters, gradients: gradients,
+                       accumulateInput: false)
         key.backward(dOutput: dK, dInput: dHn, batch: batch, parameters: parameters, gradients: gradients)
         value.backward(dOutput: dV, dInput: dHn, batch: batch, parameters: parameters, gradients: gradients)
         norm.backward(dOutput: dHn, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients)

@@ -67,26 +67,29 @@ enum Conv2d {
         }
     }
 
-    /// dInput += dL/dinp (skipped when nil), dWeight += dL/dweight, dBias += dL/dbias,
-    /// given dOut = dL/dout.
+    /// dInput += dL/dinp (skipped when nil; dInput = dL/dinp when `accumulateInput` is false, so
+    /// that callers need not zero it first), dWeight += dL/dweight, dBias += dL/dbias, given
+    /// dOut = dL/dout.
     static func backward(dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>,
                          dBias: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                         geometry g: Conv2dGeometry, workspace: Workspace, rowsPerChunk chunkOverride: Int? = nil,
-                         method: Method = .automatic) {
+                         geometry g: Conv2dGeometry, accumulateInput: Bool = true, workspace: Workspace,
+                         rowsPerChunk chunkOverride: Int? = nil, method: Method = .automatic) {
+        let inputBeta: Float = accumulateInput ? 1 : 0
         let co = g.outChannels
         accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: co)
         let wr = repackedWeight(weight, g, workspace)
         let width = g.patchWidth
         let dwr = workspace.zeroed(.convWeightGradient, width * co)
         if resolve(method, g) == .shifted {
-            Conv2dShifted.backward(dInput: dInput, dWr: dwr, dOut: dOut, inp: inp, wr: wr, geometry: g, workspace: workspace)
+            Conv2dShifted.backward(dInput: dInput, dWr: dwr, dOut: dOut, inp: inp, wr: wr, geometry: g,
+                                   accumulateInput: accumulateInput, workspace: workspace)
         } else if g.isPlainProduct {
             BLAS.sgemm(transA: true, m: width, n: co, k: g.rows, a: inp, lda: width,
                        b: dOut, ldb: co, beta: 1, c: dwr, ldc: co)
             if let dInput {
                 BLAS.sgemm(transB: true, m: g.rows, n: width, k: co, a: dOut, lda: co,
-                           b: wr, ldb: co, beta: 1, c: dInput, ldc: width)
+                           b: wr, ldb: co, beta: inputBeta, c: dInput, ldc: width)
             }
         } else if let dInput, Conv2dShifted.applies(to: g) {
             // The input gradient of a same-size 3x3 conv is itself a same-size 3x3 conv of dOut
@@ -112,10 +115,13 @@ enum Conv2d {
                 let count = min(transposedChunk, t.rows - start)
                 im2col(transposedColumns, dOut, t, rows: start..<(start + count))
                 BLAS.sgemm(m: count, n: t.outChannels, k: t.patchWidth, a: transposedColumns, lda: t.patchWidth,
-                           b: flipped, ldb: t.outChannels, beta: 1, c: dInput + start * t.outChannels, ldc: t.outChannels)
+                           b: flipped, ldb: t.outChannels, beta: inputBeta, c: dInput + start * t.outChannels,
+                           ldc: t.outChannels)
                 start += count
             }
         } else {
+            // Patches overlap (stride 2 downsample): col2im always adds, onto zeros if asked to overwrite.
+            if let dInput, !accumulateInput { dInput.update(repeating: 0, count: g.inputCount) }
             let chunk = chunkOverride ?? rowsPerChunk(g)
             let columns = workspace.floats(.convColumns, chunk * width)
             var start = 0

@@ -61,10 +61,11 @@ enum Conv2dShifted {
         }
     }
 
-    /// dInput += (when non-nil), dWr += (repacked [9, Ci, Co]); the bias gradient is the caller's.
+    /// dInput += (when non-nil; = when not `accumulateInput`), dWr += (repacked [9, Ci, Co]); the
+    /// bias gradient is the caller's.
     static func backward(dInput: UnsafeMutablePointer<Float>?, dWr: UnsafeMutablePointer<Float>,
                          dOut: UnsafePointer<Float>, inp: UnsafePointer<Float>, wr: UnsafePointer<Float>,
-                         geometry g: Conv2dGeometry, workspace: Workspace) {
+                         geometry g: Conv2dGeometry, accumulateInput: Bool = true, workspace: Workspace) {
         let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
         let wp = w + 2
         let wideRows = h * wp
@@ -99,7 +100,11 @@ enum Conv2dShifted {
                 let image = dInput + b * h * w * ci
                 for y in 0..<h {
                     let src = wideGrad + y * wp * ci, dst = image + y * w * ci
-                    for i in 0..<(w * ci) { dst[i] += src[i] }
+                    if accumulateInput {
+                        VectorMath.add(src, to: dst, count: w * ci)
+                    } else {
+                        dst.update(from: src, count: w * ci)
+                    }
                 }
             }
         }

@@ -58,6 +58,7 @@ enum GroupNorm {
     }
 
     /// dInput +=, dWeight +=, dBias += from dOut; `inp`, `mean`, `rstd` as written by forward.
+    /// With `accumulateInput` false, dInput = instead (callers need not zero it first).
     /// `scratch` holds P*C floats: with swish fused, dy (the gradient at y) is computed once there
     /// instead of re-evaluating the sigmoid in the second pass.
     static func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
@@ -65,7 +66,7 @@ enum GroupNorm {
                          inp: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                          weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                          batch: Int, positions: Int, channels: Int, groups: Int, swish: Bool,
-                         scratch: UnsafeMutablePointer<Float>) {
+                         accumulateInput: Bool = true, scratch: UnsafeMutablePointer<Float>) {
         let perGroup = channels / groups
         let chunks = (channels + 7) / 8
         let count = Double(positions * perGroup)
@@ -140,7 +141,8 @@ enum GroupNorm {
                         let offset = p * channels + 8 * j
                         let update = scaleDy[j] * VectorMath.load(dy + offset, count: lanes)
                             - slopeDx[j] * VectorMath.load(x + offset, count: lanes) - shiftDx[j]
-                        VectorMath.store(VectorMath.load(dx + offset, count: lanes) + update, to: dx + offset, count: lanes)
+                        let result = accumulateInput ? VectorMath.load(dx + offset, count: lanes) + update : update
+                        VectorMath.store(result, to: dx + offset, count: lanes)
                     }
                 }
             }
