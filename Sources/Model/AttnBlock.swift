@@ -68,11 +68,16 @@ final class AttnBlock: ChainLayer {
     }
 
     func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, accumulateInput: Bool) {
         guard let dInput else { preconditionFailure("AttnBlock always has an input gradient") }
         let (p, c) = (positions, channels)
         let n = batch * p * c
-        for i in 0..<n { dInput[i] += dOutput[i] }
+        // The residual's gradient comes first, written or added as asked; the norm's then adds.
+        if accumulateInput {
+            VectorMath.add(dOutput, to: dInput, count: n)
+        } else {
+            dInput.update(from: dOutput, count: n)
+        }
         let dMixed = workspace.floats(.attentionMixed, n)
         projection.backward(dOutput: dOutput, dInput: dMixed, batch: batch, parameters: parameters, gradients: gradients,
                             accumulateInput: false)

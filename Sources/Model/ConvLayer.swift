@@ -55,13 +55,6 @@ final class ConvLayer: ChainLayer {
     }
 
     func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
-        backward(dOutput: dOutput, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients,
-                 accumulateInput: true)
-    }
-
-    /// As the chain step's backward; with `accumulateInput` false it writes dInput instead of adding.
-    func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
                   parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, accumulateInput: Bool) {
         guard let input else { preconditionFailure("ConvLayer.backward before forward") }
         Conv2d.backward(dInput: dInput, dWeight: gradients + weightOffset, dBias: gradients + biasOffset,

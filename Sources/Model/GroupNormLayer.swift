@@ -49,13 +49,6 @@ final class GroupNormLayer: ChainLayer {
     }
 
     func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
-        backward(dOutput: dOutput, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients,
-                 accumulateInput: true)
-    }
-
-    /// As the chain step's backward; with `accumulateInput` false it writes dInput instead of adding.
-    func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
                   parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, accumulateInput: Bool) {
         guard let input else { preconditionFailure("GroupNormLayer.backward before forward") }
         guard let dInput else { preconditionFailure("GroupNormLayer always has an input gradient") }

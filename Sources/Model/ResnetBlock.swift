@@ -63,12 +63,16 @@ final class ResnetBlock: ChainLayer {
     }
 
     func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, accumulateInput: Bool) {
         guard let dInput else { preconditionFailure("ResnetBlock always has an input gradient") }
+        // The shortcut's gradient comes first, written or added as asked; norm1's then adds.
         if let shortcut {
-            shortcut.backward(dOutput: dOutput, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients)
+            shortcut.backward(dOutput: dOutput, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients,
+                              accumulateInput: accumulateInput)
+        } else if accumulateInput {
+            VectorMath.add(dOutput, to: dInput, count: batch * outputSize)
         } else {
-            for i in 0..<(batch * outputSize) { dInput[i] += dOutput[i] }
+            dInput.update(from: dOutput, count: batch * outputSize)
         }
         // Two scratch buffers alternate: each gradient dies once the layer below has consumed it.
         // Each is written whole by the layer that produces it, so none is zeroed first.

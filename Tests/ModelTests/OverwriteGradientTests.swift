@@ -51,4 +51,55 @@ import Testing
                            channels: channels, groups: groups, swish: swish, accumulateInput: false, scratch: &scratch)
         #expect(written.map(\.bitPattern) == accumulated.map(\.bitPattern))
     }
+
+    /// Chain steps of every kind the encoder and decoder use.
+    static func chainLayer(_ index: Int) -> (ChainLayer, ParameterLayout) {
+        var builder = TestLayoutBuilder()
+        let config = LayerGradientTests.config
+        switch index {
+        case 0, 1:
+            let (cin, cout) = index == 0 ? (4, 8) : (8, 8)
+            builder.norm("r.norm1", cin)
+            builder.conv("r.conv1", cin, cout, kernel: 3)
+            builder.norm("r.norm2", cout)
+            builder.conv("r.conv2", cout, cout, kernel: 3)
+            if cin != cout { builder.conv("r.nin_shortcut", cin, cout, kernel: 1) }
+            return (ResnetBlock("r", layout: builder.layout, config: config, height: 5, width: 4, inChannels: cin,
+                                outChannels: cout, maxBatch: 2, workspace: Workspace()), builder.layout)
+        case 2:
+            builder.norm("a.norm", 8)
+            for part in ["q", "k", "v", "proj_out"] { builder.conv("a.\(part)", 8, 8, kernel: 1) }
+            return (AttnBlock("a", layout: builder.layout, config: config, height: 3, width: 4, channels: 8,
+                              maxBatch: 2, workspace: Workspace()), builder.layout)
+        case 3:
+            return (UpsampleLayer(height: 3, width: 2, channels: 3, maxBatch: 2), builder.layout)
+        case 4:
+            builder.conv("d", 4, 4, kernel: 3)
+            return (ConvLayer("d", layout: builder.layout, geometry: .downsample(batch: 1, height: 6, width: 6, channels: 4),
+                              maxBatch: 2, workspace: Workspace()), builder.layout)
+        default:
+            builder.norm("n", 8)
+            return (GroupNormLayer("n", layout: builder.layout, config: config, positions: 6, channels: 8, swish: true,
+                                   maxBatch: 2, workspace: Workspace()), builder.layout)
+        }
+    }
+
+    @Test(arguments: 0..<6)
+    func chainLayerWritesInputGradient(index: Int) {
+        let (layer, layout) = Self.chainLayer(index)
+        let batch = 2
+        var random = KernelRandom(seed: UInt64(500 + index))
+        let parameters = PinnedFloats(randomParameters(layout, seed: 9))
+        let input = PinnedFloats(random.array(batch * layer.inputSize))
+        let dOut = random.array(batch * layer.outputSize)
+        _ = layer.forward(input.pointer, batch: batch, parameters: parameters.pointer)
+        let gradients = PinnedFloats(zeros: max(1, layout.totalCount))
+        let accumulated = PinnedFloats(zeros: batch * layer.inputSize)
+        let written = PinnedFloats(random.array(batch * layer.inputSize, scale: 100))
+        layer.backward(dOutput: dOut, dInput: accumulated.pointer, batch: batch, parameters: parameters.pointer,
+                       gradients: gradients.pointer)
+        layer.backward(dOutput: dOut, dInput: written.pointer, batch: batch, parameters: parameters.pointer,
+                       gradients: gradients.pointer, accumulateInput: false)
+        #expect(written.array.map(\.bitPattern) == accumulated.array.map(\.bitPattern), "\(type(of: layer))")
+    }
 }
