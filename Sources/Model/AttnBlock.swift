@@ -68,13 +68,19 @@ final class AttnBlock: ChainLayer {
     }
 
     func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, accumulateInput: Bool) {
         guard let dInput else { preconditionFailure("AttnBlock always has an input gradient") }
         let (p, c) = (positions, channels)
         let n = batch * p * c
-        for i in 0..<n { dInput[i] += dOutput[i] }
-        let dMixed = workspace.zeroed(.attentionMixed, n)
-        projection.backward(dOutput: dOutput, dInput: dMixed, batch: batch, parameters: parameters, gradients: gradients)
+        // The residual's gradient comes first, written or added as asked; the norm's then adds.
+        if accumulateInput {
+            VectorMath.add(dOutput, to: dInput, count: n)
+        } else {
+            dInput.update(from: dOutput, count: n)
+        }
+        let dMixed = workspace.floats(.attentionMixed, n)
+        projection.backward(dOutput: dOutput, dInput: dMixed, batch: batch, parameters: parameters, gradients: gradients,
+                            accumulateInput: false)
         let dQ = workspace.floats(.attentionQuery, n)
         let dK = workspace.floats(.attentionKey, n)
         let dV = workspace.floats(.attentionValue, n)
@@ -97,8 +103,9 @@ final class AttnBlock: ChainLayer {
             BLAS.sgemm(m: p, n: c, k: p, alpha: scale, a: dS, lda: p, b: k + off, ldb: c, c: dQ + off, ldc: c)
             BLAS.sgemm(transA: true, m: p, n: c, k: p, alpha: scale, a: dS, lda: p, b: q + off, ldb: c, c: dK + off, ldc: c)
         }
-        let dHn = workspace.zeroed(.attentionNorm, n)
-        query.backward(dOutput: dQ, dInput: dHn, batch: batch, parameters: parameters, gradients: gradients)
+        let dHn = workspace.floats(.attentionNorm, n)
+        query.backward(dOutput: dQ, dInput: dHn, batch: batch, parameters: parameters, gradients: gradients,
+                       accumulateInput: false)
         key.backward(dOutput: dK, dInput: dHn, batch: batch, parameters: parameters, gradients: gradients)
         value.backward(dOutput: dV, dInput: dHn, batch: batch, parameters: parameters, gradients: gradients)
         norm.backward(dOutput: dHn, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients)

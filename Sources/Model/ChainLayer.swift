@@ -11,9 +11,19 @@ protocol ChainLayer: AnyObject {
     /// Runs `batch` images; the returned output stays valid until this layer's next forward.
     /// The layer keeps `input` for its backward, so the caller must keep it alive until then.
     func forward(_ input: UnsafePointer<Float>, batch: Int, parameters: UnsafePointer<Float>) -> UnsafePointer<Float>
+    /// dInput += dL/dinput (skipped when nil), or dInput = dL/dinput when `accumulateInput` is
+    /// false (then the caller need not zero it); gradients += dL/dparameters.
+    func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
+                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, accumulateInput: Bool)
+}
+
+extension ChainLayer {
     /// dInput += dL/dinput (skipped when nil); gradients += dL/dparameters.
     func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>)
+                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+        backward(dOutput: dOutput, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients,
+                 accumulateInput: true)
+    }
 }
 
 /// Layers run in order; backward passes gradients between them through two shared buffers.
@@ -48,8 +58,10 @@ final class LayerChain {
             if index == 0 {
                 layer.backward(dOutput: current, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients)
             } else {
-                let next = workspace.zeroed(useA ? .chainGradientA : .chainGradientB, layer.inputSize * batch)
-                layer.backward(dOutput: current, dInput: next, batch: batch, parameters: parameters, gradients: gradients)
+                // Every layer writes its whole input gradient, so the buffer is not zeroed first.
+                let next = workspace.floats(useA ? .chainGradientA : .chainGradientB, layer.inputSize * batch)
+                layer.backward(dOutput: current, dInput: next, batch: batch, parameters: parameters, gradients: gradients,
+                               accumulateInput: false)
                 current = UnsafePointer(next)
                 useA.toggle()
             }

@@ -67,26 +67,29 @@ enum Conv2d {
         }
     }
 
-    /// dInput += dL/dinp (skipped when nil), dWeight += dL/dweight, dBias += dL/dbias,
-    /// given dOut = dL/dout.
+    /// dInput += dL/dinp (skipped when nil; dInput = dL/dinp when `accumulateInput` is false, so
+    /// that callers need not zero it first), dWeight += dL/dweight, dBias += dL/dbias, given
+    /// dOut = dL/dout.
     static func backward(dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>,
                          dBias: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                         geometry g: Conv2dGeometry, workspace: Workspace, rowsPerChunk chunkOverride: Int? = nil,
-                         method: Method = .automatic) {
+                         geometry g: Conv2dGeometry, accumulateInput: Bool = true, workspace: Workspace,
+                         rowsPerChunk chunkOverride: Int? = nil, method: Method = .automatic) {
+        let inputBeta: Float = accumulateInput ? 1 : 0
         let co = g.outChannels
         accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: co)
         let wr = repackedWeight(weight, g, workspace)
         let width = g.patchWidth
         let dwr = workspace.zeroed(.convWeightGradient, width * co)
         if resolve(method, g) == .shifted {
-            Conv2dShifted.backward(dInput: dInput, dWr: dwr, dOut: dOut, inp: inp, wr: wr, geometry: g, workspace: workspace)
+            Conv2dShifted.backward(dInput: dInput, dWr: dwr, dOut: dOut, inp: inp, wr: wr, geometry: g,
+                                   accumulateInput: accumulateInput, workspace: workspace)
         } else if g.isPlainProduct {
             BLAS.sgemm(transA: true, m: width, n: co, k: g.rows, a: inp, lda: width,
                        b: dOut, ldb: co, beta: 1, c: dwr, ldc: co)
             if let dInput {
                 BLAS.sgemm(transB: true, m: g.rows, n: width, k: co, a: dOut, lda: co,
-                           b: wr, ldb: co, beta: 1, c: dInput, ldc: width)
+                           b: wr, ldb: co, beta: inputBeta, c: dInput, ldc: width)
             }
         } else if let dInput, Conv2dShifted.applies(to: g) {
             // The input gradient of a same-size 3x3 conv is itself a same-size 3x3 conv of dOut
@@ -112,10 +115,13 @@ enum Conv2d {
                 let count = min(transposedChunk, t.rows - start)
                 im2col(transposedColumns, dOut, t, rows: start..<(start + count))
                 BLAS.sgemm(m: count, n: t.outChannels, k: t.patchWidth, a: transposedColumns, lda: t.patchWidth,
-                           b: flipped, ldb: t.outChannels, beta: 1, c: dInput + start * t.outChannels, ldc: t.outChannels)
+                           b: flipped, ldb: t.outChannels, beta: inputBeta, c: dInput + start * t.outChannels,
+                           ldc: t.outChannels)
                 start += count
             }
         } else {
+            // Patches overlap (stride 2 downsample): col2im always adds, onto zeros if asked to overwrite.
+            if let dInput, !accumulateInput { dInput.update(repeating: 0, count: g.inputCount) }
             let chunk = chunkOverride ?? rowsPerChunk(g)
             let columns = workspace.floats(.convColumns, chunk * width)
             var start = 0
@@ -148,9 +154,10 @@ enum Conv2d {
                                _ workspace: Workspace) -> UnsafeMutablePointer<Float> {
         let (k, ci, co) = (g.kernel, g.inChannels, g.outChannels)
         let wr = workspace.floats(.convWeight, g.weightCount)
-        for o in 0..<co {
+        // Written in order: the scattered side is the read.
+        for tap in 0..<(k * k) {
             for i in 0..<ci {
-                for tap in 0..<(k * k) {
+                for o in 0..<co {
                     wr[(tap * ci + i) * co + o] = weight[(o * ci + i) * k * k + tap]
                 }
             }
@@ -164,10 +171,10 @@ enum Conv2d {
                               _ workspace: Workspace) -> UnsafeMutablePointer<Float> {
         let (taps, ci, co) = (g.kernel * g.kernel, g.inChannels, g.outChannels)
         let wf = workspace.floats(.convFlippedWeight, g.weightCount)
-        for o in 0..<co {
-            for i in 0..<ci {
-                for tap in 0..<taps {
-                    wf[((taps - 1 - tap) * co + o) * ci + i] = weight[(o * ci + i) * taps + tap]
+        for flippedTap in 0..<taps {
+            for o in 0..<co {
+                for i in 0..<ci {
+                    wf[(flippedTap * co + o) * ci + i] = weight[(o * ci + i) * taps + taps - 1 - flippedTap]
                 }
             }
         }
@@ -187,66 +194,26 @@ enum Conv2d {
         }
     }
 
-    /// dBias[c] += sum over rows of dOut[r, c]; summed in Double in row order (deterministic).
+    /// dBias[c] += sum over rows of dOut[r, c]; summed in Double in row order (deterministic),
+    /// eight channels per SIMD lane group, rows in blocks so that the sums stay in registers.
     static func accumulateBiasGradient(_ dBias: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>,
                                        rows: Int, channels: Int) {
-        withUnsafeTemporaryAllocation(of: Double.self, capacity: channels) { sums in
-            sums.initialize(repeating: 0)
-            for r in 0..<rows {
-                let row = dOut + r * channels
-                for c in 0..<channels { sums[c] += Double(row[c]) }
-            }
-            for c in 0..<channels { dBias[c] += Float(sums[c]) }
-        }
-    }
-
-    /// Fills columns[r - rows.lowerBound, :] with the (ky, kx, ci) patch of output pixel r; zeros
-    /// where the patch reaches into padding.
-    static func im2col(_ columns: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
-                       _ g: Conv2dGeometry, rows: Range<Int>) {
-        let (oh, ow, k, ci) = (g.outHeight, g.outWidth, g.kernel, g.inChannels)
-        let width = g.patchWidth
-        for r in rows {
-            let b = r / (oh * ow)
-            let oy = (r / ow) % oh
-            let ox = r % ow
-            var dst = columns + (r - rows.lowerBound) * width
-            for ky in 0..<k {
-                let iy = oy * g.stride - g.padBefore + ky
-                for kx in 0..<k {
-                    let ix = ox * g.stride - g.padBefore + kx
-                    if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
-                        dst.update(from: inp + ((b * g.height + iy) * g.width + ix) * ci, count: ci)
-                    } else {
-                        dst.update(repeating: 0, count: ci)
-                    }
-                    dst += ci
+        let chunks = (channels + 7) / 8
+        let rowBlock = 8
+        withUnsafeTemporaryAllocation(of: Double8.self, capacity: chunks) { sums in
+            sums.initialize(repeating: .zero)
+            var start = 0
+            while start < rows {
+                let end = min(start + rowBlock, rows)
+                for j in 0..<chunks {
+                    let lanes = min(8, channels - 8 * j)
+                    var sum = sums[j]
+                    for r in start..<end { sum += Double8(VectorMath.load(dOut + r * channels + 8 * j, count: lanes)) }
+                    sums[j] = sum
                 }
+                start = end
             }
-        }
-    }
-
-    /// The adjoint of im2col: adds every patch gradient back onto the input pixels it came from.
-    static func col2imAdd(_ dInput: UnsafeMutablePointer<Float>, _ columns: UnsafePointer<Float>,
-                          _ g: Conv2dGeometry, rows: Range<Int>) {
-        let (oh, ow, k, ci) = (g.outHeight, g.outWidth, g.kernel, g.inChannels)
-        let width = g.patchWidth
-        for r in rows {
-            let b = r / (oh * ow)
-            let oy = (r / ow) % oh
-            let ox = r % ow
-            var src = columns + (r - rows.lowerBound) * width
-            for ky in 0..<k {
-                let iy = oy * g.stride - g.padBefore + ky
-                for kx in 0..<k {
-                    let ix = ox * g.stride - g.padBefore + kx
-                    if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
-                        let dst = dInput + ((b * g.height + iy) * g.width + ix) * ci
-                        for c in 0..<ci { dst[c] += src[c] }
-                    }
-                    src += ci
-                }
-            }
+            for c in 0..<channels { dBias[c] += Float(sums[c / 8][c % 8]) }
         }
     }
 }

@@ -14,14 +14,18 @@ enum Conv2dShifted {
         g.kernel == 3 && g.stride == 1 && g.padBefore == 1 && g.padAfter == 1
     }
 
-    /// Copies image rows into a zero-bordered padded buffer [Hp*Wp + 2, channels].
+    /// Copies image rows into a zero-bordered padded buffer [Hp*Wp + 2, channels]; only the
+    /// border is zeroed (the right border of one row and the left of the next are adjacent).
     static func pad(_ padded: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>,
                     height: Int, width: Int, channels: Int) {
         let wp = width + 2
-        padded.update(repeating: 0, count: ((height + 2) * wp + 2) * channels)
+        VectorMath.zero(padded, count: (wp + 1) * channels)
         for y in 0..<height {
-            (padded + ((y + 1) * wp + 1) * channels).update(from: image + y * width * channels, count: width * channels)
+            let rowStart = padded + ((y + 1) * wp + 1) * channels
+            rowStart.update(from: image + y * width * channels, count: width * channels)
+            VectorMath.zero(rowStart + width * channels, count: 2 * channels)
         }
+        VectorMath.zero(padded + ((height + 1) * wp + 1) * channels, count: (wp + 1) * channels)
     }
 
     /// out = conv(inp) + bias (or out += that when `accumulate`); `wr` is the repacked [9, Ci, Co] weight.
@@ -57,10 +61,11 @@ enum Conv2dShifted {
         }
     }
 
-    /// dInput += (when non-nil), dWr += (repacked [9, Ci, Co]); the bias gradient is the caller's.
+    /// dInput += (when non-nil; = when not `accumulateInput`), dWr += (repacked [9, Ci, Co]); the
+    /// bias gradient is the caller's.
     static func backward(dInput: UnsafeMutablePointer<Float>?, dWr: UnsafeMutablePointer<Float>,
                          dOut: UnsafePointer<Float>, inp: UnsafePointer<Float>, wr: UnsafePointer<Float>,
-                         geometry g: Conv2dGeometry, workspace: Workspace) {
+                         geometry g: Conv2dGeometry, accumulateInput: Bool = true, workspace: Workspace) {
         let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
         let wp = w + 2
         let wideRows = h * wp
@@ -95,7 +100,11 @@ enum Conv2dShifted {
                 let image = dInput + b * h * w * ci
                 for y in 0..<h {
                     let src = wideGrad + y * wp * ci, dst = image + y * w * ci
-                    for i in 0..<(w * ci) { dst[i] += src[i] }
+                    if accumulateInput {
+                        VectorMath.add(src, to: dst, count: w * ci)
+                    } else {
+                        dst.update(from: src, count: w * ci)
+                    }
                 }
             }
         }

@@ -55,10 +55,10 @@ final class ConvLayer: ChainLayer {
     }
 
     func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, accumulateInput: Bool) {
         guard let input else { preconditionFailure("ConvLayer.backward before forward") }
         Conv2d.backward(dInput: dInput, dWeight: gradients + weightOffset, dBias: gradients + biasOffset,
                         dOut: dOutput, inp: input, weight: parameters + weightOffset,
-                        geometry: batched(batch), workspace: workspace)
+                        geometry: batched(batch), accumulateInput: accumulateInput, workspace: workspace)
     }
 }

@@ -49,13 +49,13 @@ final class GroupNormLayer: ChainLayer {
     }
 
     func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, accumulateInput: Bool) {
         guard let input else { preconditionFailure("GroupNormLayer.backward before forward") }
         guard let dInput else { preconditionFailure("GroupNormLayer always has an input gradient") }
         GroupNorm.backward(dInput: dInput, dWeight: gradients + weightOffset, dBias: gradients + biasOffset,
                            dOut: dOutput, inp: input, mean: mean.pointer, rstd: rstd.pointer,
                            weight: parameters + weightOffset, bias: parameters + biasOffset,
                            batch: batch, positions: positions, channels: channels, groups: groups, swish: swish,
-                           scratch: workspace.floats(.normGradient, positions * channels))
+                           accumulateInput: accumulateInput, scratch: workspace.floats(.normGradient, positions * channels))
     }
 }

@@ -63,20 +63,28 @@ final class ResnetBlock: ChainLayer {
     }
 
     func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, accumulateInput: Bool) {
         guard let dInput else { preconditionFailure("ResnetBlock always has an input gradient") }
+        // The shortcut's gradient comes first, written or added as asked; norm1's then adds.
         if let shortcut {
-            shortcut.backward(dOutput: dOutput, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients)
+            shortcut.backward(dOutput: dOutput, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients,
+                              accumulateInput: accumulateInput)
+        } else if accumulateInput {
+            VectorMath.add(dOutput, to: dInput, count: batch * outputSize)
         } else {
-            for i in 0..<(batch * outputSize) { dInput[i] += dOutput[i] }
+            dInput.update(from: dOutput, count: batch * outputSize)
         }
         // Two scratch buffers alternate: each gradient dies once the layer below has consumed it.
-        let dA2 = workspace.zeroed(.blockGradientA, batch * outputSize)
-        conv2.backward(dOutput: dOutput, dInput: dA2, batch: batch, parameters: parameters, gradients: gradients)
-        let dC1 = workspace.zeroed(.blockGradientB, batch * outputSize)
-        norm2.backward(dOutput: dA2, dInput: dC1, batch: batch, parameters: parameters, gradients: gradients)
-        let dA1 = workspace.zeroed(.blockGradientA, batch * inputSize)
-        conv1.backward(dOutput: dC1, dInput: dA1, batch: batch, parameters: parameters, gradients: gradients)
+        // Each is written whole by the layer that produces it, so none is zeroed first.
+        let dA2 = workspace.floats(.blockGradientA, batch * outputSize)
+        conv2.backward(dOutput: dOutput, dInput: dA2, batch: batch, parameters: parameters, gradients: gradients,
+                       accumulateInput: false)
+        let dC1 = workspace.floats(.blockGradientB, batch * outputSize)
+        norm2.backward(dOutput: dA2, dInput: dC1, batch: batch, parameters: parameters, gradients: gradients,
+                       accumulateInput: false)
+        let dA1 = workspace.floats(.blockGradientA, batch * inputSize)
+        conv1.backward(dOutput: dC1, dInput: dA1, batch: batch, parameters: parameters, gradients: gradients,
+                       accumulateInput: false)
         norm1.backward(dOutput: dA1, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients)
     }
 }

@@ -24,8 +24,9 @@ final class UpsampleLayer: ChainLayer {
     }
 
     func backward(dOutput: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?, batch: Int,
-                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+                  parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, accumulateInput: Bool) {
         guard let dInput else { return }
+        if !accumulateInput { dInput.update(repeating: 0, count: batch * inputSize) }
         NearestUpsample.backward(dInput: dInput, dOut: dOutput, batch: batch, height: height, width: width, channels: channels)
     }
 }
