@@ -41,11 +41,13 @@ final class ChildProcess {
     let process = Process()
     let logPath: String
 
-    init(_ executable: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws {
+    /// `executable` is one of ours (found by `Executables`), or a path when `absolute`.
+    init(_ executable: String, _ arguments: [String], log: String, environment: [String: String] = [:],
+         absolute: Bool = false) throws {
         logPath = log
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.executableURL = URL(fileURLWithPath: try Executables.path(executable))
+        process.executableURL = URL(fileURLWithPath: absolute ? executable : try Executables.path(executable))
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = handle

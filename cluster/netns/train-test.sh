@@ -39,7 +39,12 @@ for i in 0 1 2; do
 done
 
 # Cut w1's wire once a few steps are done (its process keeps running, unreachable).
-steps_done() { [[ -f "$out/metrics.jsonl" ]] && grep -c '"step"' "$out/metrics.jsonl" || echo 0; }
+steps_done() {
+  local n=0
+  # grep -c prints 0 (and fails) when nothing matches yet: keep its count, not a second 0.
+  [[ -f "$out/metrics.jsonl" ]] && n=$(grep -c '"step"' "$out/metrics.jsonl" || true)
+  echo "${n:-0}"
+}
 deadline=$(( $(date +%s) + $(seconds 120) ))
 while (( $(steps_done) < 8 )); do
   if (( $(date +%s) > deadline )) || ! kill -0 "$coordinator" 2>/dev/null; then
@@ -47,6 +52,7 @@ while (( $(steps_done) < 8 )); do
   fi
   sleep 0.2
 done
+cut_at=$(steps_done)
 "$here/link.sh" w1 down > /dev/null
 
 wait "$coordinator"
@@ -58,5 +64,5 @@ grep -q "recovered: step" "$out/coordinator.log" || { echo "netns: no recovery l
 grep -q "step 30/30" "$out/coordinator.log" || { echo "netns: the run did not finish its 30 steps"; failed=1; }
 [[ -f "$out/run/final/model.safetensors" ]] || { echo "netns: no final weights"; failed=1; }
 if (( failed )); then tail -30 "$out/coordinator.log"; exit 1; fi
-echo "netns: w1's link cut at step $(steps_done); $(grep -o 'recovered: .*' "$out/coordinator.log" | head -1)"
+echo "netns: w1's link cut after step $cut_at; $(grep -o 'recovered: .*' "$out/coordinator.log" | head -1)"
 echo "netns: finished 30 steps across namespaces; logs in $out"
