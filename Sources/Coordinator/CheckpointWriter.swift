@@ -49,7 +49,7 @@ final class CheckpointWriter: @unchecked Sendable {
 
     /// Waits until nothing is queued or being written, at most `timeout`; true if idle.
     func waitUntilIdle(timeout: Duration) -> Bool {
-        let deadline = Date(timeIntervalSinceNow: timeout.seconds)
+        let deadline = Date(timeIntervalSinceNow: timeout.inSeconds)
         condition.lock()
         defer { condition.unlock() }
         while busy || waiting != nil {
@@ -80,7 +80,7 @@ final class CheckpointWriter: @unchecked Sendable {
             do {
                 let path = try store.write(checkpoint)
                 let bytes = (checkpoint.model + checkpoint.optimizer).reduce(0) { $0 + $1.data.count }
-                result = .written(step: checkpoint.state.step, path: path, seconds: (ContinuousClock.now - started).seconds, bytes: bytes)
+                result = .written(step: checkpoint.state.step, path: path, seconds: (ContinuousClock.now - started).inSeconds, bytes: bytes)
             } catch .pruneFailed(let path, let reason) {
                 result = .writtenWithoutPruning(step: checkpoint.state.step, path: path, reason: reason)
             } catch {

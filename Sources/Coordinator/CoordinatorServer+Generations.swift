@@ -75,12 +75,8 @@ extension CoordinatorServer {
     private func sendRestore(_ checkpoint: Checkpoint, to workerID: String, generation: UInt64) {
         let step = UInt64(checkpoint.state.step)
         for (transfer, tensors) in [(TransferKind.parameters, checkpoint.model), (.optimizerState, checkpoint.optimizer)] {
-            for (i, tensor) in tensors.enumerated() {
-                for chunk in TensorChunk.chunks(transfer: transfer, step: step, tensorIndex: UInt32(i), tensorCount: UInt32(tensors.count),
-                                                name: tensor.name, dtype: .float32, shape: tensor.shape.map { UInt64($0) },
-                                                bytes: tensor.data) {
-                    send(.tensorChunk(chunk), to: workerID, generation: generation)
-                }
+            for chunk in TensorChunk.chunks(transfer: transfer, step: step, float32: tensors.map { ($0.name, $0.shape, $0.data) }) {
+                send(.tensorChunk(chunk), to: workerID, generation: generation)
             }
         }
         send(.checkpoint(CheckpointCommand(action: .restore, step: step, epoch: UInt64(checkpoint.state.epoch),

@@ -120,7 +120,7 @@ final class CoordinatorServer {
             } catch {
                 throw CoordinatorFailure.transport("--curve-keys \(folder): \(error)")
             }
-        } else if !CoordinatorSettings.isLoopback(settings.listen) {
+        } else if !isLoopbackEndpoint(settings.listen) {
             logger.warning("--insecure: \(settings.listen) takes plain-text connections from anyone who can reach it")
         }
         do {
@@ -153,7 +153,7 @@ final class CoordinatorServer {
         authenticator?.stop()
     }
 
-    var now: Double { (ContinuousClock.now - clockStart).seconds }
+    var now: Double { (ContinuousClock.now - clockStart).inSeconds }
 
     /// Runs the job; returns the final weights' path, the step and epoch reached.
     func run() throws -> (path: String, step: Int, epoch: Int) {
@@ -483,7 +483,7 @@ final class CoordinatorServer {
                                      ("seconds_since_last_message", ProgressFormat.number(sinceSilence))])
             self.recovery = nil
         }
-        let elapsed = trainingStart.map { (ContinuousClock.now - $0).seconds } ?? 0
+        let elapsed = trainingStart.map { (ContinuousClock.now - $0).inSeconds } ?? 0
         let done = summary.step - (resumeFrom?.state.step ?? 0)
         let eta = done > 0 ? elapsed / Double(done) * Double(totalSteps - summary.step) : nil
         if summary.step % settings.logEvery == 0 || summary.step == totalSteps {
@@ -531,9 +531,3 @@ final class CoordinatorServer {
 /// ZMQ_ROUTER_MANDATORY (33): off, so a message to a vanished worker is dropped rather than an error.
 let ZMQ_ROUTER_MANDATORY_OPTION: Int32 = 33
 
-extension Duration {
-    var seconds: Double {
-        let (whole, attoseconds) = components
-        return Double(whole) + Double(attoseconds) / 1e18
-    }
-}

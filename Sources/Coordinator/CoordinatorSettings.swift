@@ -1,3 +1,5 @@
+import Wire
+
 /// Everything `scvae-coordinator` is told on its command line, validated.
 public struct CoordinatorSettings: Sendable, Equatable {
     public var workers: Int = 2
@@ -55,14 +57,6 @@ public struct CoordinatorSettings: Sendable, Equatable {
 
     public init() {}
 
-    /// Whether `endpoint` is reachable only from this machine (loopback TCP or ipc).
-    public static func isLoopback(_ endpoint: String) -> Bool {
-        if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
-        guard endpoint.hasPrefix("tcp://") else { return false }
-        var host = String(endpoint.dropFirst("tcp://".count))
-        if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
-        return host == "localhost" || host.hasPrefix("127.") || host == "[::1]" || host == "::1"
-    }
 
     /// The configuration names SCVAE.md defines.
     public static let configNames = ["tiny", "small", "imagenet-f8", "imagenet-f16"]
@@ -103,7 +97,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if !(listen.hasPrefix("tcp://") || listen.hasPrefix("ipc://")) {
             found.append("--listen must be a ZeroMQ endpoint such as tcp://0.0.0.0:5555 (got '\(listen)').")
         }
-        if curveKeys == nil && !insecure && !Self.isLoopback(listen) {
+        if curveKeys == nil && !insecure && !isLoopbackEndpoint(listen) {
             found.append("--listen \(listen) is reachable from other machines: give --curve-keys DIR (authenticated, encrypted traffic) or --insecure to accept plain text that anyone on the network can join.")
         }
         if curveKeys != nil && local {

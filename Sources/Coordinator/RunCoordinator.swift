@@ -69,7 +69,7 @@ private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, log
         throw error
     }
     local?.stop(grace: .seconds(30))
-    let seconds = (ContinuousClock.now - started).seconds
+    let seconds = (ContinuousClock.now - started).inSeconds
     try writeSummary(settings: settings, server: server, outcome: outcome, seconds: seconds, logger: logger)
 }
 

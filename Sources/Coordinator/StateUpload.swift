@@ -18,34 +18,22 @@ struct StateUpload {
 
     let workerID: String
     let step: Int
-    private var parameters = TensorAssembler()
-    private var moments = TensorAssembler()
-    private var model: [TensorAssembler.Tensor] = []
-    private var optimizer: [TensorAssembler.Tensor] = []
+    private var state: StateAssembler
 
     init(workerID: String, step: Int) {
         self.workerID = workerID
         self.step = step
+        state = StateAssembler(step: UInt64(step))
     }
 
     mutating func add(_ chunk: TensorChunk) throws(CoordinatorFailure) {
-        guard Int(chunk.step) == step else {
-            throw .upload("from \(workerID): a chunk of step \(chunk.step) in the upload of step \(step)")
-        }
-        do {
-            switch chunk.transfer {
-            case .parameters: if let tensor = try parameters.add(chunk) { model.append(tensor) }
-            case .optimizerState: if let tensor = try moments.add(chunk) { optimizer.append(tensor) }
-            }
-        } catch {
-            throw .upload("from \(workerID): \(error)")
-        }
+        do { try state.add(chunk) } catch { throw .upload("from \(workerID): \(error)") }
     }
 
     /// The upload, once `command` closed it.
     func finish(_ command: CheckpointCommand) throws(CoordinatorFailure) -> Uploaded {
-        guard Int(command.step) == step, parameters.isComplete else {
-            throw .upload("\(workerID) closed the upload of step \(command.step) with \(model.count) parameter tensors assembled")
+        guard Int(command.step) == step, state.parametersComplete else {
+            throw .upload("\(workerID) closed the upload of step \(command.step) with \(state.parameters.count) parameter tensors assembled")
         }
         func named(_ tensors: [TensorAssembler.Tensor]) throws(CoordinatorFailure) -> [NamedTensor] {
             var result: [NamedTensor] = []
@@ -57,10 +45,10 @@ struct StateUpload {
             }
             return result
         }
-        let model = try named(self.model)
+        let model = try named(state.parameters)
         var checksum: UInt32 = 0
         for tensor in model { checksum = crc32c(tensor.data, continuing: checksum) }
         return Uploaded(step: step, epoch: Int(command.epoch), optimizerStep: Int(command.optimizerStep),
-                        model: model, optimizer: try named(optimizer), parameterChecksum: checksum)
+                        model: model, optimizer: try named(state.moments), parameterChecksum: checksum)
     }
 }

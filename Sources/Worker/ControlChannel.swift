@@ -51,7 +51,7 @@ public final class ControlChannel: @unchecked Sendable {
 
     /// The next message from the coordinator, waiting at most `timeout`; nil at the timeout.
     public func receive(timeout: Duration) throws(ZmqError) -> Envelope? {
-        let deadline = Date(timeIntervalSinceNow: timeout.seconds)
+        let deadline = Date(timeIntervalSinceNow: timeout.inSeconds)
         condition.lock()
         defer { condition.unlock() }
         while inbox.isEmpty {
@@ -72,7 +72,7 @@ public final class ControlChannel: @unchecked Sendable {
     }
 
     /// Seconds since the coordinator was last heard from.
-    public var coordinatorSilence: Double { locked { (ContinuousClock.now - lastHeard).seconds } }
+    public var coordinatorSilence: Double { locked { (ContinuousClock.now - lastHeard).inSeconds } }
 
     /// Whether generation `generation` may still go on: no newer assignment, no abort, not
     /// dropped from the run, and the coordinator heard from within `coordinatorDeadline`
@@ -80,7 +80,7 @@ public final class ControlChannel: @unchecked Sendable {
     public func generationIsCurrent(_ generation: UInt64, coordinatorDeadline: Double) -> Bool {
         locked {
             abort == nil && !dropped && announcedGeneration <= generation
-                && (ContinuousClock.now - lastHeard).seconds <= coordinatorDeadline
+                && (ContinuousClock.now - lastHeard).inSeconds <= coordinatorDeadline
         }
     }
 
@@ -123,7 +123,7 @@ public final class ControlChannel: @unchecked Sendable {
     /// Sends what is queued (waiting at most `flushTimeout`), then closes the socket.
     public func stop(flushTimeout: Duration = .seconds(2)) {
         locked { stopping = true; condition.broadcast() }
-        let deadline = Date(timeIntervalSinceNow: flushTimeout.seconds + 1)
+        let deadline = Date(timeIntervalSinceNow: flushTimeout.inSeconds + 1)
         condition.lock()
         while !finished { if !condition.wait(until: deadline) { break } }
         condition.unlock()
@@ -228,10 +228,3 @@ public final class ControlChannel: @unchecked Sendable {
     }
 }
 
-extension Duration {
-    /// This duration in seconds, as a Double.
-    var seconds: Double {
-        let (whole, attoseconds) = components
-        return Double(whole) + Double(attoseconds) / 1e18
-    }
-}

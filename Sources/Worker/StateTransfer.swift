@@ -22,12 +22,8 @@ enum StateTransfer {
     }
 
     private static func send(_ tensors: [NamedTensor], transfer: TransferKind, step: Int, control: ControlChannel) {
-        for (i, tensor) in tensors.enumerated() {
-            for chunk in TensorChunk.chunks(transfer: transfer, step: UInt64(step), tensorIndex: UInt32(i),
-                                            tensorCount: UInt32(tensors.count), name: tensor.name, dtype: .float32,
-                                            shape: tensor.shape.map { UInt64($0) }, bytes: tensor.data) {
-                control.send(.tensorChunk(chunk))
-            }
+        for chunk in TensorChunk.chunks(transfer: transfer, step: UInt64(step), float32: tensors.map { ($0.name, $0.shape, $0.data) }) {
+            control.send(.tensorChunk(chunk))
         }
     }
 }
@@ -56,39 +52,23 @@ struct RestoreReceiver {
         }
     }
 
-    private var parameterAssembler = TensorAssembler()
-    private var momentAssembler = TensorAssembler()
-    private var parameters: [TensorAssembler.Tensor] = []
-    private var moments: [TensorAssembler.Tensor] = []
+    private var state = StateAssembler()
     private(set) var restored: Restored?
 
     mutating func add(_ chunk: TensorChunk) throws(Failure) {
-        do {
-            switch chunk.transfer {
-            case .parameters: if let tensor = try parameterAssembler.add(chunk) { parameters.append(tensor) }
-            case .optimizerState: if let tensor = try momentAssembler.add(chunk) { moments.append(tensor) }
-            }
-        } catch {
-            throw .assembly("\(error)")
-        }
+        do { try state.add(chunk) } catch { throw .assembly("\(error)") }
     }
 
-    /// The closing command: the transfer is complete (or broken).
+    /// The closing command: the transfer is complete (or broken). Either way the next restore
+    /// starts afresh.
     mutating func finish(_ command: CheckpointCommand) throws(Failure) {
-        guard parameterAssembler.isComplete else {
-            self = RestoreReceiver()
-            throw .assembly("restore of step \(command.step) closed with \(parameters.count) parameter tensors assembled")
+        defer { state = StateAssembler() }
+        guard state.parametersComplete, state.step == command.step else {
+            throw .assembly("restore of step \(command.step) closed with \(state.parameters.count) parameter tensors of step \(state.step.map(String.init) ?? "none") assembled")
         }
-        let pending = Restored(step: Int(command.step), epoch: Int(command.epoch), optimizerStep: Int(command.optimizerStep),
-                               parameters: parameters, moments: moments)
-        self = RestoreReceiver(restoredKeeping: pending)
+        restored = Restored(step: Int(command.step), epoch: Int(command.epoch), optimizerStep: Int(command.optimizerStep),
+                            parameters: state.parameters, moments: state.moments)
     }
-
-    private init(restoredKeeping restored: Restored?) {
-        self.restored = restored
-    }
-
-    init() {}
 
     /// Takes the restored state (once).
     mutating func take() -> Restored? {

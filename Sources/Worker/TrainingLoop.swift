@@ -106,8 +106,8 @@ struct TrainingLoop {
             if nonFiniteRun >= Self.maximumNonFiniteRun { throw WorkerFailure.nonFinite(step: steps, count: nonFiniteRun) }
             control.setApplied(step: UInt64(steps))
             report(outcome, step: steps, epoch: batch.cursor.epoch, goodSamples: batch.count,
-                   data: (t1 - t0).seconds, total: (t2 - t1).seconds, allReduce: reducer.lastWait.seconds,
-                   hidden: max(reducer.lastCollectiveTime.seconds - reducer.lastWait.seconds, 0))
+                   data: (t1 - t0).inSeconds, total: (t2 - t1).inSeconds, allReduce: reducer.lastWait.inSeconds,
+                   hidden: max(reducer.lastCollectiveTime.inSeconds - reducer.lastWait.inSeconds, 0))
             if rank == 0 && recipe.checkpoints(afterStep: steps) && !outcome.stopRequested {
                 StateTransfer.upload(replica, layout: replica.model.layout, step: steps,
                                      epoch: sampler.cursor(afterSteps: steps).epoch, control: control)

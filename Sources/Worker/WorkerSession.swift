@@ -246,7 +246,7 @@ final class WorkerSession {
             // heartbeats, replaces the generation when a worker is really gone.
             isPeerAlive: { _ in control.runningGenerationIsCurrent },
             onStall: { rank, waited in
-                if stalls.due(waited) { logger.warning("ring: rank \(rank) silent for \(Int(waited.seconds)) s (alive per the coordinator); still waiting") }
+                if stalls.due(waited) { logger.warning("ring: rank \(rank) silent for \(Int(waited.inSeconds)) s (alive per the coordinator); still waiting") }
             },
             curveKeys: curve?.keys, curveAuthenticator: ringAuthenticator)
         do {
@@ -295,7 +295,7 @@ final class StallReporter: @unchecked Sendable {
     func due(_ waited: Duration) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        let periods = Int(waited.seconds / every)
+        let periods = Int(waited.inSeconds / every)
         if periods == 0 { reported = 0; return false }
         guard periods > reported else { return false }
         reported = periods

@@ -1,3 +1,5 @@
+import Wire
+
 /// Everything `scvae-worker` is told on its command line, validated.
 public struct WorkerSettings: Sendable, Equatable {
     public var coordinator: String = "tcp://127.0.0.1:5555"
@@ -31,8 +33,7 @@ public struct WorkerSettings: Sendable, Equatable {
         if !(reconnectTimeoutSeconds > 0) { found.append("--reconnect-timeout must be positive (got \(reconnectTimeoutSeconds)).") }
         if host.isEmpty || host.contains("/") { found.append("--host must be an address such as 10.0.0.3 (got '\(host)').") }
         if let workerID, workerID.isEmpty { found.append("--worker-id must not be empty.") }
-        let loopback = host == "localhost" || host.hasPrefix("127.") || host == "::1"
-        if curveKeys == nil && !insecure && !loopback {
+        if curveKeys == nil && !insecure && !isLoopbackHost(host) {
             found.append("--host \(host) makes this worker's ring socket reachable from other machines: give --curve-keys DIR or --insecure to accept plain text.")
         }
         return found

@@ -268,7 +268,8 @@ private final class ReleaseBox {
 }
 
 extension Duration {
-    var inSeconds: Double {
+    /// This duration in seconds, as a Double.
+    public var inSeconds: Double {
         let (whole, attoseconds) = components
         return Double(whole) + Double(attoseconds) / 1e18
     }
