@@ -1,8 +1,10 @@
 #!/bin/sh
 # Builds and runs the convolution / model-step benchmark (Benchmarks/ConvBenchmark/main.swift) compiled
-# together with Sources/Model, optimised, whole-module. SCVAE_BENCH_THREADS sets OpenBLAS threads (default 1).
+# together with Sources/Model and Sources/CKernels, optimised, whole-module. SCVAE_BENCH_THREADS sets OpenBLAS threads (default 1).
 set -e
 cd "$(dirname "$0")/.."
 mkdir -p .build
-swiftc -O -wmo -I Sources/CBLAS Sources/Model/*.swift Benchmarks/ConvBenchmark/main.swift -lopenblas -o .build/conv-benchmark
+clang -O2 -c Sources/CKernels/tap_gemm.c -I Sources/CKernels/include -o .build/conv-benchmark-tap_gemm.o
+swiftc -O -wmo -I Sources/CBLAS -I Sources/CKernels/include Sources/Model/*.swift Benchmarks/ConvBenchmark/main.swift \
+    .build/conv-benchmark-tap_gemm.o -lopenblas -o .build/conv-benchmark
 exec .build/conv-benchmark "$@"

@@ -52,7 +52,10 @@ for (name, g) in shapes where ProcessInfo.processInfo.environment["SCVAE_BENCH_S
     dWeight.initialize(repeating: 0, count: g.weightCount)
     dInput.initialize(repeating: 0, count: g.inputCount)
     let flops = g.forwardFlops
-    let methods: [(String, Conv2d.Method)] = Conv2dShifted.applies(to: g) ? [("im2col", .im2col), ("shifted", .shifted)] : [("im2col", .im2col)]
+    var methods: [(String, Conv2d.Method)] = [("im2col", .im2col)]
+    if Conv2dShifted.applies(to: g) { methods.append(("shifted", .shifted)) }
+    // The tap-GEMM kernel: forward and grad-input; its backward column includes grad-weight on BLAS.
+    if Conv2dDirect.isAvailable && Conv2dDirect.applies(to: g) { methods.append(("direct", .direct)) }
     for (label, method) in methods {
         let forward = best(3) {
             Conv2d.forward(out: output, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: method)
@@ -61,9 +64,14 @@ for (name, g) in shapes where ProcessInfo.processInfo.environment["SCVAE_BENCH_S
             Conv2d.backward(dInput: dInput, dWeight: dWeight, dBias: bias, dOut: output, inp: input, weight: weight,
                             geometry: g, workspace: workspace, method: method)
         }
+        let weightOnly = best(3) {
+            Conv2d.backward(dInput: nil, dWeight: dWeight, dBias: bias, dOut: output, inp: input, weight: weight,
+                            geometry: g, workspace: workspace, method: method)
+        }
         // Backward = grad-input + grad-weight, each as many FLOPs as the forward.
-        print(String(format: "%-20@ %-8@ forward %6.1f  backward (grad-in + grad-w) %6.1f  GFLOP/s  (forward %.1f ms)",
-                     name as NSString, label as NSString, flops / forward / 1e9, 2 * flops / backward / 1e9, forward * 1e3))
+        print(String(format: "%-20@ %-8@ forward %6.1f  backward (grad-in + grad-w) %6.1f  grad-w %6.1f  GFLOP/s  (forward %.1f ms)",
+                     name as NSString, label as NSString, flops / forward / 1e9, 2 * flops / backward / 1e9,
+                     flops / weightOnly / 1e9, forward * 1e3))
     }
 }
 

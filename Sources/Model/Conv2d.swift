@@ -8,16 +8,22 @@
 /// columns run (ky, kx, ci), copies whole contiguous Ci runs out of NHWC memory. The patch matrix is
 /// built in row chunks so its scratch stays a few MiB whatever the image size.
 enum Conv2d {
-    /// How a convolution is computed; `automatic` picks by shape (DECISIONS.md, "Facts measured here").
-    enum Method: Sendable { case automatic, im2col, shifted }
+    /// How a convolution is computed. `automatic` takes the tap-GEMM kernel where it applies and
+    /// runs (Conv2dDirect.swift), else BLAS by shape (`blas`; DECISIONS.md, "Facts measured here").
+    enum Method: Sendable { case automatic, blas, direct, im2col, shifted }
 
-    /// Maps with at least this many pixels use shifted GEMMs for 3x3 stride-1 convolutions.
+    /// Maps with at least this many pixels use shifted GEMMs for 3x3 stride-1 convolutions on BLAS.
     static let shiftedMinimumPixels = 64 * 64
 
     static func resolve(_ method: Method, _ g: Conv2dGeometry) -> Method {
         switch method {
         case .automatic:
+            return Conv2dDirect.isAvailable && Conv2dDirect.applies(to: g) ? .direct : resolve(.blas, g)
+        case .blas:
             return Conv2dShifted.applies(to: g) && g.height * g.width >= shiftedMinimumPixels ? .shifted : .im2col
+        case .direct:
+            precondition(Conv2dDirect.applies(to: g), "the tap-GEMM kernel needs a 3x3 same or a 1x1 convolution")
+            return .direct
         case .shifted:
             precondition(Conv2dShifted.applies(to: g), "shifted GEMMs need a 3x3 stride-1 pad-1 convolution")
             return .shifted
@@ -37,7 +43,12 @@ enum Conv2d {
                         rowsPerChunk chunkOverride: Int? = nil, method: Method = .automatic) {
         let co = g.outChannels
         let wr = repackedWeight(weight, g, workspace)
-        if resolve(method, g) == .shifted {
+        let resolved = resolve(method, g)
+        if resolved == .direct {
+            Conv2dDirect.forward(out: out, inp: inp, wr: wr, bias: bias, geometry: g, accumulate: accumulate, workspace: workspace)
+            return
+        }
+        if resolved == .shifted {
             Conv2dShifted.forward(out: out, inp: inp, wr: wr, bias: bias, geometry: g, accumulate: accumulate, workspace: workspace)
             return
         }
@@ -75,13 +86,20 @@ enum Conv2d {
                          inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          geometry g: Conv2dGeometry, accumulateInput: Bool = true, workspace: Workspace,
                          rowsPerChunk chunkOverride: Int? = nil, method: Method = .automatic) {
+        let resolved = resolve(method, g)
+        if resolved == .direct {
+            accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: g.outChannels)
+            Conv2dDirect.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, inp: inp, weight: weight, geometry: g,
+                                  accumulateInput: accumulateInput, workspace: workspace)
+            return
+        }
         let inputBeta: Float = accumulateInput ? 1 : 0
         let co = g.outChannels
         accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: co)
         let wr = repackedWeight(weight, g, workspace)
         let width = g.patchWidth
         let dwr = workspace.zeroed(.convWeightGradient, width * co)
-        if resolve(method, g) == .shifted {
+        if resolved == .shifted {
             Conv2dShifted.backward(dInput: dInput, dWr: dwr, dOut: dOut, inp: inp, wr: wr, geometry: g,
                                    accumulateInput: accumulateInput, workspace: workspace)
         } else if g.isPlainProduct {

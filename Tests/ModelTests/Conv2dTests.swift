@@ -13,8 +13,11 @@ import Testing
                                                       kernel: 3, stride: 2, padBefore: 1, padAfter: 1), nil),
     ]
 
-    @Test(arguments: 0..<cases.count)
-    func forwardMatchesReference(caseIndex: Int) {
+    /// `automatic` takes the tap-GEMM kernel where it runs; `blas` keeps the BLAS paths tested everywhere.
+    static let methods: [Conv2d.Method] = [.automatic, .blas]
+
+    @Test(arguments: 0..<cases.count, methods)
+    func forwardMatchesReference(caseIndex: Int, method: Conv2d.Method) {
         let (name, g, chunk) = Self.cases[caseIndex]
         var random = KernelRandom(seed: UInt64(caseIndex + 1))
         let input = random.array(g.inputCount), weight = random.array(g.weightCount), bias = random.array(g.outChannels)
@@ -22,20 +25,21 @@ import Testing
         Conv2dReference.forward(out: &expected, inp: input, weight: weight, bias: bias, geometry: g)
         let workspace = Workspace()
         var fast = [Float](repeating: 0, count: g.outputCount)
-        Conv2d.forward(out: &fast, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, rowsPerChunk: chunk)
+        Conv2d.forward(out: &fast, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, rowsPerChunk: chunk,
+                       method: method)
         let diff = maxAbsDifference(fast, expected)
-        #expect(diff < 1e-4, "\(name) \(g): max diff \(diff); first \(Array(fast.prefix(4))) vs \(Array(expected.prefix(4)))")
+        #expect(diff < 1e-4, "\(name) \(g) \(method): max diff \(diff); first \(Array(fast.prefix(4))) vs \(Array(expected.prefix(4)))")
         // accumulate: out += conv + bias.
         var accumulated = random.array(g.outputCount)
         let before = accumulated
         Conv2d.forward(out: &accumulated, inp: input, weight: weight, bias: bias, geometry: g, accumulate: true,
-                       workspace: workspace, rowsPerChunk: chunk)
+                       workspace: workspace, rowsPerChunk: chunk, method: method)
         let sum = zip(before, expected).map { $0 + $1 }
         #expect(maxAbsDifference(accumulated, sum) < 1e-4, "\(name): accumulate")
     }
 
-    @Test(arguments: 0..<cases.count)
-    func backwardMatchesReference(caseIndex: Int) {
+    @Test(arguments: 0..<cases.count, methods)
+    func backwardMatchesReference(caseIndex: Int, method: Conv2d.Method) {
         let (name, g, chunk) = Self.cases[caseIndex]
         var random = KernelRandom(seed: UInt64(100 + caseIndex))
         let input = random.array(g.inputCount), weight = random.array(g.weightCount)
@@ -47,10 +51,10 @@ import Testing
                                  inp: input, weight: weight, geometry: g)
         var (dInput, dWeight, dBias) = (dInput0, dWeight0, dBias0)
         Conv2d.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, weight: weight,
-                        geometry: g, workspace: Workspace(), rowsPerChunk: chunk)
+                        geometry: g, workspace: Workspace(), rowsPerChunk: chunk, method: method)
         let diffs = [maxAbsDifference(dInput, dInputRef), maxAbsDifference(dWeight, dWeightRef), maxAbsDifference(dBias, dBiasRef)]
         #expect(diffs.allSatisfy { $0 < 1e-4 },
-                "\(name) \(g): max diff dInput/dWeight/dBias \(diffs); dWeight first \(Array(dWeight.prefix(4))) vs \(Array(dWeightRef.prefix(4)))")
+                "\(name) \(g) \(method): max diff dInput/dWeight/dBias \(diffs); dWeight first \(Array(dWeight.prefix(4))) vs \(Array(dWeightRef.prefix(4)))")
     }
 
     static let shiftedCases: [Conv2dGeometry] = [
@@ -89,10 +93,71 @@ import Testing
         #expect(diffs.allSatisfy { $0 < 2e-4 }, "\(g) backward: max diff dInput/dWeight/dBias \(diffs)")
     }
 
-    @Test func automaticMethodPicksShiftedOnlyForLargeSame3x3Maps() {
-        #expect(Conv2d.resolve(.automatic, .same3x3(batch: 1, height: 64, width: 64, inChannels: 1, outChannels: 1)) == .shifted)
-        #expect(Conv2d.resolve(.automatic, .same3x3(batch: 1, height: 32, width: 32, inChannels: 1, outChannels: 1)) == .im2col)
-        #expect(Conv2d.resolve(.automatic, .downsample(batch: 1, height: 64, width: 64, channels: 1)) == .im2col)
+    @Test func blasMethodPicksShiftedOnlyForLargeSame3x3Maps() {
+        #expect(Conv2d.resolve(.blas, .same3x3(batch: 1, height: 64, width: 64, inChannels: 1, outChannels: 1)) == .shifted)
+        #expect(Conv2d.resolve(.blas, .same3x3(batch: 1, height: 32, width: 32, inChannels: 1, outChannels: 1)) == .im2col)
+        #expect(Conv2d.resolve(.blas, .downsample(batch: 1, height: 64, width: 64, channels: 1)) == .im2col)
+    }
+
+    @Test func automaticMethodTakesTheKernelForSame3x3And1x1Only() {
+        let downsample = Conv2dGeometry.downsample(batch: 1, height: 64, width: 64, channels: 1)
+        #expect(Conv2d.resolve(.automatic, downsample) == .im2col)
+        for g in [Conv2dGeometry.same3x3(batch: 1, height: 8, width: 8, inChannels: 1, outChannels: 1),
+                  .pointwise(batch: 1, height: 8, width: 8, inChannels: 1, outChannels: 1)] {
+            #expect(Conv2d.resolve(.automatic, g) == (Conv2dDirect.isAvailable ? .direct : Conv2d.resolve(.blas, g)))
+        }
+    }
+
+    /// Channel counts around the kernel's 16-float vectors and 32-column tiles (masked tails), maps
+    /// narrower than a 14-row tile and wider than a 224-row block, and 1x1 products.
+    static let directCases: [Conv2dGeometry] = [
+        .same3x3(batch: 3, height: 7, width: 5, inChannels: 3, outChannels: 5),
+        .same3x3(batch: 1, height: 1, width: 1, inChannels: 2, outChannels: 17),
+        .same3x3(batch: 2, height: 9, width: 13, inChannels: 33, outChannels: 40),
+        .same3x3(batch: 1, height: 20, width: 23, inChannels: 16, outChannels: 32),
+        .same3x3(batch: 1, height: 6, width: 6, inChannels: 40, outChannels: 3),
+        .pointwise(batch: 3, height: 9, width: 11, inChannels: 19, outChannels: 33),
+        .pointwise(batch: 1, height: 1, width: 3, inChannels: 4, outChannels: 16),
+    ]
+
+    /// The tap-GEMM kernel against the reference: forward, accumulate, and every gradient.
+    @Test(.enabled(if: Conv2dDirect.isAvailable, "the tap-GEMM kernel needs AVX-512F"), arguments: 0..<directCases.count)
+    func directMatchesReference(caseIndex: Int) {
+        let g = Self.directCases[caseIndex]
+        var random = KernelRandom(seed: UInt64(400 + caseIndex))
+        let input = random.array(g.inputCount), weight = random.array(g.weightCount), bias = random.array(g.outChannels)
+        var expected = [Float](repeating: 0, count: g.outputCount)
+        Conv2dReference.forward(out: &expected, inp: input, weight: weight, bias: bias, geometry: g)
+        let workspace = Workspace()
+        var fast = random.array(g.outputCount)
+        Conv2d.forward(out: &fast, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: .direct)
+        #expect(maxAbsDifference(fast, expected) < 1e-4, "\(g) forward: first \(Array(fast.prefix(4))) vs \(Array(expected.prefix(4)))")
+        var accumulated = random.array(g.outputCount)
+        let before = accumulated
+        Conv2d.forward(out: &accumulated, inp: input, weight: weight, bias: bias, geometry: g, accumulate: true,
+                       workspace: workspace, method: .direct)
+        #expect(maxAbsDifference(accumulated, zip(before, expected).map { $0 + $1 }) < 1e-4, "\(g) accumulate")
+
+        let dOut = random.array(g.outputCount)
+        let dInput0 = random.array(g.inputCount), dWeight0 = random.array(g.weightCount), dBias0 = random.array(g.outChannels)
+        var (dInputRef, dWeightRef, dBiasRef) = (dInput0, dWeight0, dBias0)
+        Conv2dReference.backward(dInput: &dInputRef, dWeight: &dWeightRef, dBias: &dBiasRef, dOut: dOut,
+                                 inp: input, weight: weight, geometry: g)
+        var (dInput, dWeight, dBias) = (dInput0, dWeight0, dBias0)
+        Conv2d.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, weight: weight,
+                        geometry: g, workspace: workspace, method: .direct)
+        let diffs = [maxAbsDifference(dInput, dInputRef), maxAbsDifference(dWeight, dWeightRef), maxAbsDifference(dBias, dBiasRef)]
+        #expect(diffs.allSatisfy { $0 < 2e-4 }, "\(g) backward: max diff dInput/dWeight/dBias \(diffs)")
+
+        // Padded in smaller groups than the whole batch (3 images: a group of 2, then 1).
+        var (dInputSingles, dWeightSingles) = (dInput0, dWeight0)
+        dOut.withUnsafeBufferPointer { dOut in
+            Conv2dDirect.backward(dInput: &dInputSingles, dWeight: &dWeightSingles, dOut: dOut.baseAddress!, inp: input,
+                                  weight: weight, geometry: g, accumulateInput: true, workspace: workspace,
+                                  imagesPerGroup: max(1, g.batch - 1))
+        }
+        let singleDiffs = [maxAbsDifference(dInputSingles, dInputRef), maxAbsDifference(dWeightSingles, dWeightRef)]
+        #expect(singleDiffs.allSatisfy { $0 < 2e-4 }, "\(g) backward in smaller groups: max diff dInput/dWeight \(singleDiffs)")
     }
 
     @Test func outputShapes() {

@@ -6,13 +6,16 @@ import Testing
 /// zeroing scratch buffers.
 @Suite struct OverwriteGradientTests {
     /// Every convolution path: im2col (same 3x3 via the transposed conv, downsample via col2im),
-    /// a plain 1x1 product, and the shifted GEMMs.
+    /// a plain 1x1 product, the shifted GEMMs, and the tap-GEMM kernel where it runs.
     static let convolutions: [(Conv2dGeometry, Conv2d.Method)] = [
         (.same3x3(batch: 2, height: 7, width: 5, inChannels: 3, outChannels: 5), .im2col),
         (.downsample(batch: 2, height: 7, width: 9, channels: 3), .im2col),
         (.pointwise(batch: 3, height: 4, width: 6, inChannels: 6, outChannels: 4), .im2col),
         (.same3x3(batch: 2, height: 7, width: 5, inChannels: 3, outChannels: 5), .shifted),
-    ]
+    ] + (Conv2dDirect.isAvailable ? [
+        (.same3x3(batch: 2, height: 7, width: 5, inChannels: 3, outChannels: 5), .direct),
+        (.pointwise(batch: 3, height: 4, width: 6, inChannels: 6, outChannels: 4), .direct),
+    ] : [])
 
     @Test(arguments: 0..<convolutions.count)
     func convolutionWritesInputGradient(caseIndex: Int) {

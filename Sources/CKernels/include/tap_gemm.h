@@ -1,0 +1,63 @@
+#ifndef SCVAE_TAP_GEMM_H
+#define SCVAE_TAP_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/// A convolution as a sum of shifted matrix products, computed without packing or im2col
+/// ("implicit GEMM"): for every computed row i,
+///
+///     out(i)[n] (+)= bias[n] + sum over taps t, k of input[(i + shifts[t]) * depth + k] * weight[(t * depth + k) * columns + n]
+///
+/// Rows are "wide": row i stands for pixel (i / wide_width, i % wide_width) and only the pixels
+/// with i % wide_width < width are written, at output[((i / wide_width) * width + i % wide_width) * columns].
+/// A 3x3 same convolution reads a zero-bordered input whose rows are wide_width = width + 2 pixels
+/// long; a 1x1 convolution has one tap, shift 0 and wide_width = width.
+///
+/// Every output value is summed in the same order (taps, then depth) whatever the blocking, so
+/// results are deterministic.
+typedef struct {
+    const float *input;       ///< rows of `depth` floats; row i + shifts[t] must exist for every computed row i
+    const float *weight;      ///< [taps][depth][columns]
+    const ptrdiff_t *shifts;  ///< row offset of each tap
+    int taps;
+    int depth;
+    int columns;
+    ptrdiff_t rows;           ///< wide rows to compute
+    ptrdiff_t wide_width;
+    ptrdiff_t width;
+    const float *bias;        ///< [columns], or NULL
+    float *output;
+    bool accumulate;          ///< add to the output instead of overwriting it
+} scvae_tap_gemm;
+
+/// The weight gradient of such a convolution: for every tap t,
+///
+///     output[(t * rows + m) * columns + n] += sum over k < depth of a[(k + shifts[t]) * a_stride + m] * b[k * b_stride + n]
+///
+/// (a is the zero-bordered input on wide rows, b the output gradient on the same wide rows with
+/// zeros where a row stands for no pixel). The depth is summed in fixed blocks, in order, so
+/// results are deterministic.
+typedef struct {
+    const float *a;
+    ptrdiff_t a_stride;
+    const float *b;
+    ptrdiff_t b_stride;
+    const ptrdiff_t *shifts;
+    int taps;
+    int rows;
+    int columns;
+    ptrdiff_t depth;
+    float *output;            ///< [taps][rows][columns], added to
+} scvae_tap_gemm_transposed;
+
+/// True when this CPU and operating system run the kernel (AVX-512F with its registers enabled).
+bool scvae_tap_gemm_available(void);
+
+/// Runs the product; only call when scvae_tap_gemm_available().
+void scvae_tap_gemm_run(const scvae_tap_gemm *job);
+
+/// Runs the weight-gradient product; only call when scvae_tap_gemm_available().
+void scvae_tap_gemm_transposed_run(const scvae_tap_gemm_transposed *job);
+
+#endif

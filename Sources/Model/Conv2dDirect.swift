@@ -1,0 +1,125 @@
+import CKernels
+import Foundation
+
+/// 3x3 same and 1x1 convolutions on the tap-GEMM kernel of Sources/CKernels (AVX-512): the forward
+/// pass and the input gradient read the activations where they lie (a zero-bordered copy for 3x3)
+/// and sum the nine taps in registers, so there is no im2col matrix, no BLAS packing and no
+/// read-modify-write of the output per tap. The weight gradient is the transposed product over
+/// the same padded rows.
+///
+/// Legend as in Conv2dShifted.swift: Wp = W + 2, wide row r = y*Wp + x, tap = ky*3 + kx.
+enum Conv2dDirect {
+    /// The kernel runs on this CPU, and `SCVAE_DIRECT_CONV=0` does not turn it off (for comparisons).
+    static let isAvailable: Bool = scvae_tap_gemm_available() && ProcessInfo.processInfo.environment["SCVAE_DIRECT_CONV"] != "0"
+
+    static func applies(to g: Conv2dGeometry) -> Bool {
+        Conv2dShifted.applies(to: g) || g.isPlainProduct
+    }
+
+    /// out = conv(inp) + bias (out += that when `accumulate`); `wr` is the repacked [k*k*Ci, Co] weight.
+    static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, wr: UnsafePointer<Float>,
+                        bias: UnsafePointer<Float>, geometry g: Conv2dGeometry, accumulate: Bool, workspace: Workspace) {
+        if g.isPlainProduct {
+            run(input: inp, weight: wr, shifts: [0], depth: g.inChannels, columns: g.outChannels, rows: g.rows,
+                wideWidth: g.rows, width: g.rows, bias: bias, output: out, accumulate: accumulate)
+            return
+        }
+        let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
+        let padded = workspace.floats(.convColumns, paddedCount(g, channels: ci))
+        for b in 0..<g.batch {
+            Conv2dShifted.pad(padded, inp + b * h * w * ci, height: h, width: w, channels: ci)
+            run(input: padded, weight: wr, shifts: tapShifts(g), depth: ci, columns: co, rows: h * (w + 2),
+                wideWidth: w + 2, width: w, bias: bias, output: out + b * h * w * co, accumulate: accumulate)
+        }
+    }
+
+    /// Floats per stacked padded buffer of the backward pass (1 MiB, so that a group stays in L2
+    /// between its padding and its products): small maps are stacked many images to a product,
+    /// large ones go one image at a time.
+    static let stackBudget = 1 << 18
+
+    /// dWeight += dL/dweight and, when dInput is non-nil, dInput = dL/dinp (+= when `accumulateInput`),
+    /// from dOut = dL/dout; `weight` is PyTorch's [Co, Ci, k, k]. The bias gradient is the caller's.
+    static func backward(dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>,
+                         dOut: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         geometry g: Conv2dGeometry, accumulateInput: Bool, workspace: Workspace,
+                         imagesPerGroup groupOverride: Int? = nil) {
+        let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
+        let dwr = workspace.zeroed(.convWeightGradient, g.weightCount)
+        if g.isPlainProduct {
+            // dW[ci, co] = sum over pixels of X[r, ci] dOut[r, co]; dX = dOut W with W [Co, Ci] as stored.
+            runTransposed(a: inp, aStride: ci, b: dOut, bStride: co, shifts: [0], rows: ci, columns: co,
+                          depth: g.rows, output: dwr)
+            if let dInput {
+                run(input: dOut, weight: weight, shifts: [0], depth: co, columns: ci, rows: g.rows,
+                    wideWidth: g.rows, width: g.rows, bias: nil, output: dInput, accumulate: accumulateInput)
+            }
+            Conv2d.unpackAddWeightGradient(dWeight, dwr, g)
+            return
+        }
+        // Images are padded one after another, P wide rows apart, input and output gradient alike.
+        // dOut on wide rows (zeros in the two extra columns and in the border rows between images)
+        // is the padded gradient one row and column on, so one product over the stacked rows gives
+        // dW[tap] = sum over r of Xpad[r + shift(tap)]^T dOutWide[r] for the whole group.
+        let wp = w + 2, stride = (h + 2) * wp
+        let group = max(1, min(g.batch, groupOverride ?? stackBudget / (stride * max(ci, co))))
+        let paddedInput = workspace.floats(.convColumns, (group * stride + 2) * ci)
+        let paddedGrad = workspace.floats(.convPaddedGradient, (group * stride + 2) * co)
+        let flipped = dInput == nil ? nil : Conv2d.flippedWeight(weight, g, workspace)
+        let shifts = tapShifts(g)
+        var first = 0
+        while first < g.batch {
+            let count = min(group, g.batch - first)
+            for j in 0..<count {
+                Conv2dShifted.pad(paddedInput + j * stride * ci, inp + (first + j) * h * w * ci, height: h, width: w, channels: ci)
+                Conv2dShifted.pad(paddedGrad + j * stride * co, dOut + (first + j) * h * w * co, height: h, width: w, channels: co)
+            }
+            runTransposed(a: paddedInput, aStride: ci, b: paddedGrad + (wp + 1) * co, bStride: co, shifts: shifts,
+                          rows: ci, columns: co, depth: (count - 1) * stride + h * wp, output: dwr)
+            if let dInput, let flipped {
+                // dX[r] = sum over taps of dOutPadded[r + shift(8 - tap)] W[:, :, tap]: the same taps
+                // over the padded output gradient, with the flipped weight [tap', Co, Ci].
+                for j in 0..<count {
+                    run(input: paddedGrad + j * stride * co, weight: flipped, shifts: shifts, depth: co, columns: ci,
+                        rows: h * wp, wideWidth: wp, width: w, bias: nil, output: dInput + (first + j) * h * w * ci,
+                        accumulate: accumulateInput)
+                }
+            }
+            first += count
+        }
+        Conv2d.unpackAddWeightGradient(dWeight, dwr, g)
+    }
+
+    /// Floats of one zero-bordered image: (H+2) wide rows and two spare rows for the last taps' reach.
+    static func paddedCount(_ g: Conv2dGeometry, channels: Int) -> Int {
+        ((g.height + 2) * (g.width + 2) + 2) * channels
+    }
+
+    /// Row offset of tap (ky, kx) in the padded image: ky*Wp + kx.
+    static func tapShifts(_ g: Conv2dGeometry) -> [Int] {
+        (0..<9).map { ($0 / 3) * (g.width + 2) + $0 % 3 }
+    }
+
+    private static func runTransposed(a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int,
+                                      shifts: [Int], rows: Int, columns: Int, depth: Int, output: UnsafeMutablePointer<Float>) {
+        precondition(isAvailable, "the tap-GEMM kernel does not run on this CPU")
+        shifts.withUnsafeBufferPointer { shiftPointer in
+            var job = scvae_tap_gemm_transposed(a: a, a_stride: aStride, b: b, b_stride: bStride, shifts: shiftPointer.baseAddress,
+                                                taps: Int32(shifts.count), rows: Int32(rows), columns: Int32(columns),
+                                                depth: depth, output: output)
+            scvae_tap_gemm_transposed_run(&job)
+        }
+    }
+
+    private static func run(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, shifts: [Int], depth: Int,
+                            columns: Int, rows: Int, wideWidth: Int, width: Int, bias: UnsafePointer<Float>?,
+                            output: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        precondition(isAvailable, "the tap-GEMM kernel does not run on this CPU")
+        shifts.withUnsafeBufferPointer { shiftPointer in
+            var job = scvae_tap_gemm(input: input, weight: weight, shifts: shiftPointer.baseAddress, taps: Int32(shifts.count),
+                                     depth: Int32(depth), columns: Int32(columns), rows: rows, wide_width: wideWidth,
+                                     width: width, bias: bias, output: output, accumulate: accumulate)
+            scvae_tap_gemm_run(&job)
+        }
+    }
+}
