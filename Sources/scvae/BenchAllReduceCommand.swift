@@ -5,7 +5,8 @@ import Wire
 /// `scvae bench allreduce`: N processes on this machine run the ring all-reduce; the same run
 /// measures the sends-only ring (the transport's ceiling) and raw ZeroMQ point-to-point between
 /// two processes (for `--transport shm`, the one-thread reduction instead: memory's ceiling). Ranks are child processes of this executable (`scvae bench allreduce-rank`)
-/// that exchange endpoints through files in a private temporary folder.
+/// that exchange endpoints through files in a private temporary folder. `--launcher` and `--hosts`
+/// start each rank elsewhere, e.g. in a network namespace of its own bound on its address.
 struct BenchAllReduceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "allreduce",
