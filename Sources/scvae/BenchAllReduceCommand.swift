@@ -5,7 +5,8 @@ import Wire
 /// `scvae bench allreduce`: N processes on this machine run the ring all-reduce; the same run
 /// measures the sends-only ring (the transport's ceiling) and raw ZeroMQ point-to-point between
 /// two processes (for `--transport shm`, the one-thread reduction instead: memory's ceiling). Ranks are child processes of this executable (`scvae bench allreduce-rank`)
-/// that exchange endpoints through files in a private temporary folder.
+/// that exchange endpoints through files in a private temporary folder. `--launcher` and `--hosts`
+/// start each rank elsewhere, e.g. in a network namespace of its own bound on its address.
 struct BenchAllReduceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "allreduce",
@@ -35,6 +36,8 @@ struct BenchAllReduceCommand: ParsableCommand {
     @Flag(help: "Encrypt and authenticate ring traffic with CURVE (fresh keys per rank); the point-to-point figure stays plain.")
     var curve = false
 
+    @OptionGroup var placement: RankPlacementOptions
+
     func validate() throws {
         guard workers >= 2 else { throw ValidationError("--workers must be at least 2.") }
         guard mib >= 1, iterations >= 1, pieceKib >= 1, slots >= 1 else {
@@ -45,11 +48,15 @@ struct BenchAllReduceCommand: ParsableCommand {
         if workers > cores && !oversubscribe {
             throw ValidationError("--workers \(workers) is more than the \(cores) cores here; benchmarks never oversubscribe (pass --oversubscribe to run anyway).")
         }
+        try placement.check(worldSize: workers)
+        if !placement.isLocal && transport != "tcp" {
+            throw ValidationError("--launcher and --hosts place ranks on other hosts: use --transport tcp.")
+        }
     }
 
     func run() throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        print("machine: \(cores) cores; \(workers) processes; \(mib) MiB float32; transport \(transport); " +
+        print("machine: \(cores) cores; \(workers) processes\(placement.summary); \(mib) MiB float32; transport \(transport); " +
               "pieces of \(pieceKib) KiB" + (transport == "shm" ? ", \(slots) slots per inbox" : "") +
               (curve ? "; ring CURVE on" : ""))
         var kinds = [("p2p", 2), ("sends-only", workers), ("allreduce", workers)]
@@ -60,14 +67,15 @@ struct BenchAllReduceCommand: ParsableCommand {
         }
         for (kind, world) in kinds {
             let ringCurve = curve && kind != "p2p" && transport != "shm"
-            let times = try ProcessRanks.run(kind: kind, worldSize: world, mib: mib, transport: transport, iterations: iterations,
-                                             extra: ["--piece-kib", "\(pieceKib)", "--slots", "\(slots)"] + (ringCurve ? ["--curve"] : []))
+            let times = try ProcessRanks.run(kind: kind, worldSize: world, bytes: mib << 20, transport: transport,
+                                             iterations: iterations, placement: try placement.placement(),
+                                             extra: ["--piece-kib", "\(pieceKib)", "--slots", "\(slots)"] + (ringCurve ? ["--curve"] : [])).times
             var figure: BandwidthFigure
             if kind == "p2p" {
-                figure = WireBenchmark.pointToPointFigure(times: times, megabytes: mib, transport: transport,
+                figure = WireBenchmark.pointToPointFigure(times: times, bytes: mib << 20, transport: transport,
                                                           iterations: iterations, where: "processes")
             } else {
-                figure = WireBenchmark.ringFigure(times: times, worldSize: world, megabytes: mib, transport: transport,
+                figure = WireBenchmark.ringFigure(times: times, worldSize: world, bytes: mib << 20, transport: transport,
                                                   reduce: kind == "allreduce", iterations: iterations, where: "processes")
             }
             if ringCurve { figure.name += " CURVE" }
@@ -83,35 +91,40 @@ struct BenchAllReduceRankCommand: ParsableCommand {
     @Option var kind: String
     @Option var rank: Int
     @Option var world: Int
-    @Option var mib: Int
+    @Option var bytes: Int
     @Option var transport: String
     @Option var iterations: Int
     @Option var folder: String
     @Flag var curve = false
     @Option var pieceKib: Int = 1024
     @Option var slots: Int = 8
+    @Option var host: String = "127.0.0.1"
 
     func run() throws {
+        // CPU share from the moment every rank is known: connect, warm-up and timed runs.
+        var usage: ProcessUsage?
         let exchange = { (own: String) throws -> [String] in
             try ProcessRanks.publish(own, rank: rank, in: folder)
+            defer { usage = ProcessUsage() }
             return try ProcessRanks.gather(worldSize: world, in: folder)
         }
         let suffix = "\(ProcessInfo.processInfo.processIdentifier)-\(rank)"
         let times: [Double]
         switch kind {
         case "p2p":
-            times = try WireBenchmark.pointToPointRoleTimes(role: rank, megabytes: mib, transport: transport,
-                                                            iterations: iterations, bindSuffix: suffix, exchange: exchange)
+            times = try WireBenchmark.pointToPointRoleTimes(role: rank, bytes: bytes, transport: transport, iterations: iterations,
+                                                            bindHost: host, bindSuffix: suffix, exchange: exchange)
         default:
-            times = try WireBenchmark.ringRankTimes(rank: rank, worldSize: world, megabytes: mib, transport: transport,
+            times = try WireBenchmark.ringRankTimes(rank: rank, worldSize: world, bytes: bytes, transport: transport,
                                                     iterations: iterations, reduce: kind == "allreduce",
                                                     settings: RingSettings(pieceBytes: pieceKib << 10,
                                                                            curveKeys: curve ? try CurveKeyPair.generate() : nil),
-                                                    slotCount: slots,
+                                                    slotCount: slots, bindHost: host,
                                                     bindSuffix: suffix, exchange: exchange)
         }
         try times.map { "\($0)" }.joined(separator: "\n")
             .write(toFile: "\(folder)/times-\(rank)", atomically: true, encoding: .utf8)
+        try "\(usage?.cpuShare() ?? .nan)".write(toFile: "\(folder)/cpu-\(rank)", atomically: true, encoding: .utf8)
     }
 }
 
@@ -119,9 +132,18 @@ struct BenchAllReduceRankCommand: ParsableCommand {
 enum ProcessRanks {
     static let timeout: TimeInterval = 600
 
-    /// Starts `worldSize` rank processes and returns each rank's timed iterations.
-    static func run(kind: String, worldSize: Int, mib: Int, transport: String, iterations: Int,
-                    extra: [String] = []) throws -> [[Double]] {
+    /// What the ranks of one run reported.
+    struct Report {
+        /// Each rank's timed iterations, in seconds.
+        var times: [[Double]]
+        /// Each rank process's CPU time (user + system, all its threads) over wall time, from
+        /// when it knew every rank's endpoint to its end (connect, warm-up, timed runs).
+        var cpuShares: [Double]
+    }
+
+    /// Starts `worldSize` rank processes (placed by `placement`) and returns what each reported.
+    static func run(kind: String, worldSize: Int, bytes: Int, transport: String, iterations: Int,
+                    placement: RankPlacement = .local, extra: [String] = []) throws -> Report {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("scvae-bench-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -130,9 +152,17 @@ enum ProcessRanks {
         defer { for process in processes where process.isRunning { process.terminate() } }
         for rank in 0..<worldSize {
             let process = Process()
-            process.executableURL = executable
-            process.arguments = ["bench", "allreduce-rank", "--kind", kind, "--rank", "\(rank)", "--world", "\(worldSize)",
-                                 "--mib", "\(mib)", "--transport", transport, "--iterations", "\(iterations)", "--folder", folder] + extra
+            let arguments = ["bench", "allreduce-rank", "--kind", kind, "--rank", "\(rank)", "--world", "\(worldSize)",
+                             "--bytes", "\(bytes)", "--transport", transport, "--iterations", "\(iterations)", "--folder", folder,
+                             "--host", placement.host(rank: rank)] + extra
+            let launcher = placement.launcherWords(rank: rank)
+            if launcher.isEmpty {
+                process.executableURL = executable
+                process.arguments = arguments
+            } else {
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = launcher + [executable.path] + arguments
+            }
             try process.run()
             processes.append(process)
         }
@@ -144,10 +174,14 @@ enum ProcessRanks {
                 throw ValidationError("rank \(rank) of the \(kind) benchmark failed (exit \(process.terminationStatus))")
             }
         }
-        return try (0..<worldSize).map { rank in
+        let times = try (0..<worldSize).map { rank in
             try String(contentsOfFile: "\(folder)/times-\(rank)", encoding: .utf8)
                 .split(separator: "\n").compactMap { Double($0) }
         }
+        let cpuShares = (0..<worldSize).map { rank in
+            (try? String(contentsOfFile: "\(folder)/cpu-\(rank)", encoding: .utf8)).flatMap(Double.init) ?? .nan
+        }
+        return Report(times: times, cpuShares: cpuShares)
     }
 
     /// Writes this rank's endpoint where the others look for it (atomically).

@@ -49,7 +49,7 @@ public enum WireBenchmark {
                                      ioThreads: Int = 1) throws -> BandwidthFigure {
         let endpoints = ResultSlots<String>(count: worldSize)
         let results = runOnThreads(worldSize, timeout: .seconds(600)) { rank -> [Double] in
-            try ringRankTimes(rank: rank, worldSize: worldSize, megabytes: megabytes, transport: transport,
+            try ringRankTimes(rank: rank, worldSize: worldSize, bytes: megabytes << 20, transport: transport,
                               iterations: iterations, reduce: reduce, settings: settings, ioThreads: ioThreads,
                               bindSuffix: "\(getpid())-\(rank)") { own in
                 endpoints.set(rank, own)
@@ -58,23 +58,24 @@ public enum WireBenchmark {
                 return all
             }
         }
-        return ringFigure(times: try collect(results), worldSize: worldSize, megabytes: megabytes,
+        return ringFigure(times: try collect(results), worldSize: worldSize, bytes: megabytes << 20,
                           transport: transport, reduce: reduce, iterations: iterations, where: "threads")
     }
 
-    /// One rank of a ring benchmark: binds, publishes its endpoint through `exchange` (which
+    /// One rank of a ring benchmark over `bytes` of float32 (a multiple of 4): binds (tcp: on
+    /// `bindHost`), publishes its endpoint through `exchange` (which
     /// returns every rank's endpoint), connects to the next rank and times `iterations` runs
     /// after one warm-up. With `settings.curveKeys` the ring runs CURVE: each rank publishes
     /// its public key beside its endpoint.
-    public static func ringRankTimes(rank: Int, worldSize: Int, megabytes: Int, transport: String, iterations: Int,
+    public static func ringRankTimes(rank: Int, worldSize: Int, bytes: Int, transport: String, iterations: Int,
                                      reduce: Bool, settings: RingSettings = RingSettings(), ioThreads: Int = 1,
-                                     slotCount: Int = 8, bindSuffix: String,
+                                     slotCount: Int = 8, bindHost: String = "127.0.0.1", bindSuffix: String,
                                      exchange: (String) throws -> [String]) throws -> [Double] {
-        let elements = megabytes << 18
+        let elements = bytes / MemoryLayout<Float>.size
         // A context per rank, as separate processes would have (own libzmq I/O threads).
         let context = try ZmqContext(ioThreads: ioThreads)
         let ring = try makeRing(transport: transport, rank: rank, worldSize: worldSize, context: context,
-                                settings: settings, slotCount: slotCount, bindSuffix: bindSuffix)
+                                settings: settings, slotCount: slotCount, bindHost: bindHost, bindSuffix: bindSuffix)
         defer { ring.close() }
         // With CURVE a rank publishes "ENDPOINT PUBLICKEY" (Z85 has no spaces).
         let all = try exchange(settings.curveKeys.map { "\(ring.endpoint) \($0.publicKey)" } ?? ring.endpoint)
@@ -96,10 +97,10 @@ public enum WireBenchmark {
         return times
     }
 
-    /// One rank's ring on `transport`: ZeroMQ over "tcp" (127.0.0.1) or "ipc", or shared memory ("shm").
+    /// One rank's ring on `transport`: ZeroMQ over "tcp" (on `bindHost`) or "ipc", or shared memory ("shm").
     /// `slotCount`: pieces in flight per shared-memory inbox.
     static func makeRing(transport: String, rank: Int, worldSize: Int, context: ZmqContext, settings: RingSettings,
-                         slotCount: Int, bindSuffix: String) throws(RingError) -> any RingTransport {
+                         slotCount: Int, bindHost: String = "127.0.0.1", bindSuffix: String) throws(RingError) -> any RingTransport {
         switch transport {
         case "shm":
             #if canImport(Glibc)
@@ -114,16 +115,16 @@ public enum WireBenchmark {
                                         bindTo: "ipc:///tmp/scvae-bench-\(bindSuffix)", settings: settings)
         default:
             return try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 1,
-                                        bindTo: "tcp://127.0.0.1:*", settings: settings)
+                                        bindTo: "tcp://\(bindHost):*", settings: settings)
         }
     }
 
     /// The figure of a ring run from every rank's times: an operation ends when the slowest rank ends.
-    public static func ringFigure(times: [[Double]], worldSize: Int, megabytes: Int, transport: String, reduce: Bool,
+    public static func ringFigure(times: [[Double]], worldSize: Int, bytes: Int, transport: String, reduce: Bool,
                                   iterations: Int, where place: String) -> BandwidthFigure {
         let perIteration = (0..<iterations).map { index in times.map { $0[index] }.max() ?? 0 }
         return BandwidthFigure(name: "ring \(reduce ? "all-reduce" : "sends-only") \(transport) (\(place))",
-                               bytes: (megabytes << 18) * 4, worldSize: worldSize, seconds: median(perIteration),
+                               bytes: bytes, worldSize: worldSize, seconds: median(perIteration),
                                bestSeconds: perIteration.min() ?? .nan, iterations: iterations)
     }
 
@@ -133,7 +134,7 @@ public enum WireBenchmark {
                                     pieceBytes: Int = 1 << 20, ioThreads: Int = 1) throws -> BandwidthFigure {
         let endpoints = ResultSlots<String>(count: 2)
         let results = runOnThreads(2, timeout: .seconds(600)) { role -> [Double] in
-            try pointToPointRoleTimes(role: role, megabytes: megabytes, transport: transport, iterations: iterations,
+            try pointToPointRoleTimes(role: role, bytes: megabytes << 20, transport: transport, iterations: iterations,
                                       pieceBytes: pieceBytes, ioThreads: ioThreads,
                                       bindSuffix: "\(getpid())-\(role)") { own in
                 endpoints.set(role, own)
@@ -142,18 +143,18 @@ public enum WireBenchmark {
                 return all
             }
         }
-        return pointToPointFigure(times: try collect(results), megabytes: megabytes, transport: transport,
+        return pointToPointFigure(times: try collect(results), bytes: megabytes << 20, transport: transport,
                                   iterations: iterations, where: "threads")
     }
 
-    /// One side of the point-to-point benchmark: role 0 sends, role 1 receives and acknowledges.
-    public static func pointToPointRoleTimes(role: Int, megabytes: Int, transport: String, iterations: Int,
-                                             pieceBytes: Int = 1 << 20, ioThreads: Int = 1, bindSuffix: String,
-                                             exchange: (String) throws -> [String]) throws -> [Double] {
-        let bytes = megabytes << 20
+    /// One side of the point-to-point benchmark: role 0 sends `bytes`, role 1 receives and
+    /// acknowledges (with a few bytes, that is one round trip). tcp binds on `bindHost`.
+    public static func pointToPointRoleTimes(role: Int, bytes: Int, transport: String, iterations: Int,
+                                             pieceBytes: Int = 1 << 20, ioThreads: Int = 1, bindHost: String = "127.0.0.1",
+                                             bindSuffix: String, exchange: (String) throws -> [String]) throws -> [Double] {
         let deadline = { ContinuousClock.now + .seconds(60) }
         let context = try ZmqContext(ioThreads: ioThreads)
-        let bind = transport == "ipc" ? "ipc:///tmp/scvae-p2p-\(bindSuffix)" : "tcp://127.0.0.1:*"
+        let bind = transport == "ipc" ? "ipc:///tmp/scvae-p2p-\(bindSuffix)" : "tcp://\(bindHost):*"
         let inbox = try ZmqSocket(context, type: .pull)
         try inbox.setHighWaterMarks(send: 0, receive: 0)
         let own = try inbox.bind(bind)
@@ -192,9 +193,9 @@ public enum WireBenchmark {
     }
 
     /// The figure of a point-to-point run from the sender's times.
-    public static func pointToPointFigure(times: [[Double]], megabytes: Int, transport: String, iterations: Int,
+    public static func pointToPointFigure(times: [[Double]], bytes: Int, transport: String, iterations: Int,
                                           where place: String) -> BandwidthFigure {
-        BandwidthFigure(name: "ZeroMQ point-to-point \(transport) (\(place))", bytes: megabytes << 20, worldSize: 1,
+        BandwidthFigure(name: "ZeroMQ point-to-point \(transport) (\(place))", bytes: bytes, worldSize: 1,
                         seconds: median(times[0]), bestSeconds: times[0].min() ?? .nan, iterations: iterations)
     }
 
