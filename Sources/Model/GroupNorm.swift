@@ -1,3 +1,5 @@
+import CKernels
+
 /// GroupNorm (affine), optionally fused with the swish that follows it in ResnetBlock and norm_out.
 ///
 /// Legend: B = batch, P = positions (H*W), C = channels, G = groups, Cg = C/G channels per group,
@@ -11,15 +13,21 @@
 /// nothing that matters at float precision. Channels run eight at a time in SIMD lanes, with
 /// VectorMath's exp for the sigmoid; rows run in blocks of four so that the Double
 /// accumulators stay in registers. Every sum has a fixed order: results are deterministic.
+/// Where the CPU has AVX-512 the per-image passes run in Sources/CKernels (sixteen channels per
+/// register, the same maths and summation order); `avx512: false` keeps the Swift lanes.
 /// GroupNormReference.swift is the plain scalar version the tests compare with.
 enum GroupNorm {
+    /// The C passes run on this CPU (and the tap-GEMM kernel is not turned off by SCVAE_DIRECT_CONV=0).
+    static var avx512Available: Bool { Conv2dDirect.isAvailable }
+
     /// Rows summed into the same accumulators before they go back to memory.
     static let rowBlock = 4
 
     static func forward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                         rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                        batch: Int, positions: Int, channels: Int, groups: Int, epsilon: Float, swish: Bool) {
+                        batch: Int, positions: Int, channels: Int, groups: Int, epsilon: Float, swish: Bool,
+                        avx512: Bool = avx512Available) {
         let chunks = (channels + 7) / 8
         let count = Double(positions * (channels / groups))
         withUnsafeTemporaryAllocation(of: Double8.self, capacity: 2 * chunks) { moments in
@@ -43,6 +51,14 @@ enum GroupNorm {
                     bias[c] - mean[stats + c / (channels / groups)] * scale[c / 8][c % 8]
                 }
                 let y = out + b * positions * channels
+                if avx512 {
+                    floats(scale, chunks) { scale in
+                        floats(shift, chunks) { shift in
+                            scvae_group_norm_apply(y, x, scale, shift, positions, Int32(channels), swish)
+                        }
+                    }
+                    continue
+                }
                 for p in 0..<positions {
                     let source = x + p * channels, destination = y + p * channels
                     for j in 0..<chunks {
@@ -66,7 +82,8 @@ enum GroupNorm {
                          inp: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                          weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                          batch: Int, positions: Int, channels: Int, groups: Int, swish: Bool,
-                         accumulateInput: Bool = true, scratch: UnsafeMutablePointer<Float>) {
+                         accumulateInput: Bool = true, scratch: UnsafeMutablePointer<Float>,
+                         avx512: Bool = avx512Available) {
         let perGroup = channels / groups
         let chunks = (channels + 7) / 8
         let count = Double(positions * perGroup)
@@ -88,7 +105,17 @@ enum GroupNorm {
                 // dy is the gradient at y = xhat * gamma + beta (through swish when fused); it is
                 // summed in the same pass that computes it.
                 for j in 0..<(2 * chunks) { sumDy[j] = .zero }
-                var p = 0
+                var p = avx512 ? positions : 0
+                if avx512 {
+                    sumDy.withMemoryRebound(to: Double.self, capacity: 16 * chunks) { sums in
+                        floats(channelMean, chunks) { channelMean in floats(channelRstd, chunks) { channelRstd in
+                            floats(gamma, chunks) { gamma in floats(beta, chunks) { beta in
+                                scvae_group_norm_backward_sums(sums, sums + 8 * chunks, scratch, dOutSample, x, channelMean,
+                                                               channelRstd, gamma, beta, positions, Int32(channels), swish)
+                            } }
+                        } }
+                    }
+                }
                 while p < positions {
                     let rows = min(rowBlock, positions - p)
                     for j in 0..<chunks {
@@ -135,6 +162,13 @@ enum GroupNorm {
                     }
                 }
                 let dx = dInput + b * positions * channels
+                if avx512 {
+                    floats(scaleDy, chunks) { scaleDy in floats(slopeDx, chunks) { slopeDx in floats(shiftDx, chunks) { shiftDx in
+                        scvae_group_norm_backward_apply(dx, dy, x, scaleDy, slopeDx, shiftDx, positions, Int32(channels),
+                                                        accumulateInput)
+                    } } }
+                    continue
+                }
                 for p in 0..<positions {
                     for j in 0..<chunks {
                         let lanes = min(8, channels - 8 * j)
@@ -188,6 +222,12 @@ enum GroupNorm {
             square += squares[c / 8][c % 8]
         }
         return (sum, square)
+    }
+
+    /// The lanes of `vectors` as consecutive floats, for the C passes.
+    @inline(__always)
+    static func floats<R>(_ vectors: UnsafeMutablePointer<Float8>, _ chunks: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+        vectors.withMemoryRebound(to: Float.self, capacity: 8 * chunks) { body($0) }
     }
 
     /// vectors[c / 8][c % 8] = value(c) for every channel; lanes past the last channel are 0.

@@ -14,9 +14,14 @@ import Testing
         maxAbsDifference(value, reference) / max(maxAbs(reference), .leastNormalMagnitude)
     }
 
-    @Test(arguments: 0..<shapes.count, [true, false])
-    func forwardMatchesReference(shapeIndex: Int, swish: Bool) {
+    /// (swish, avx512): the C passes where this CPU runs them, and the Swift lanes everywhere.
+    static let variants: [(Bool, Bool)] = [(true, false), (false, false)]
+        + (GroupNorm.avx512Available ? [(true, true), (false, true)] : [])
+
+    @Test(arguments: 0..<shapes.count, 0..<variants.count)
+    func forwardMatchesReference(shapeIndex: Int, variant: Int) {
         let (positions, channels, groups) = Self.shapes[shapeIndex]
+        let (swish, avx512) = Self.variants[variant]
         let batch = 2
         var random = KernelRandom(seed: UInt64(100 + shapeIndex))
         // An offset larger than the spread makes one-pass statistics work for their accuracy.
@@ -25,7 +30,7 @@ import Testing
         var out = [Float](repeating: 0, count: input.count), outRef = out
         var mean = [Float](repeating: 0, count: batch * groups), rstd = mean, meanRef = mean, rstdRef = mean
         GroupNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: input, weight: weight, bias: bias, batch: batch,
-                          positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish)
+                          positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish, avx512: avx512)
         GroupNormReference.forward(out: &outRef, mean: &meanRef, rstd: &rstdRef, inp: input, weight: weight, bias: bias,
                                    batch: batch, positions: positions, channels: channels, groups: groups,
                                    epsilon: 1e-6, swish: swish)
@@ -34,9 +39,10 @@ import Testing
         #expect(Self.relativeError(out, outRef) <= 1e-6, "out \(out.prefix(4)) vs \(outRef.prefix(4))")
     }
 
-    @Test(arguments: 0..<shapes.count, [true, false])
-    func backwardMatchesReference(shapeIndex: Int, swish: Bool) {
+    @Test(arguments: 0..<shapes.count, 0..<variants.count)
+    func backwardMatchesReference(shapeIndex: Int, variant: Int) {
         let (positions, channels, groups) = Self.shapes[shapeIndex]
+        let (swish, avx512) = Self.variants[variant]
         let batch = 2
         var random = KernelRandom(seed: UInt64(200 + shapeIndex))
         let input = random.array(batch * positions * channels, scale: 2)
@@ -55,7 +61,7 @@ import Testing
         var scratch = [Float](repeating: 0, count: positions * channels)
         GroupNorm.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, mean: mean,
                            rstd: rstd, weight: weight, bias: bias, batch: batch, positions: positions,
-                           channels: channels, groups: groups, swish: swish, scratch: &scratch)
+                           channels: channels, groups: groups, swish: swish, scratch: &scratch, avx512: avx512)
         GroupNormReference.backward(dInput: &dInputRef, dWeight: &dWeightRef, dBias: &dBiasRef, dOut: dOut, inp: input,
                                     mean: mean, rstd: rstd, weight: weight, bias: bias, batch: batch,
                                     positions: positions, channels: channels, groups: groups, swish: swish,
@@ -67,7 +73,8 @@ import Testing
         }
     }
 
-    @Test func backwardIsDeterministic() {
+    @Test(arguments: [false] + (GroupNorm.avx512Available ? [true] : []))
+    func backwardIsDeterministic(avx512: Bool) {
         let (positions, channels, groups, batch) = (37, 12, 4, 2)
         var random = KernelRandom(seed: 7)
         let input = random.array(batch * positions * channels), dOut = random.array(input.count)
@@ -75,14 +82,15 @@ import Testing
         var out = [Float](repeating: 0, count: input.count)
         var mean = [Float](repeating: 0, count: batch * groups), rstd = mean
         GroupNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: input, weight: weight, bias: bias, batch: batch,
-                          positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: true)
+                          positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: true,
+                          avx512: avx512)
         func gradients() -> [Float] {
             var dInput = [Float](repeating: 0, count: input.count)
             var dWeight = [Float](repeating: 0, count: channels), dBias = dWeight
             var scratch = [Float](repeating: 0, count: positions * channels)
             GroupNorm.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, mean: mean,
                                rstd: rstd, weight: weight, bias: bias, batch: batch, positions: positions,
-                               channels: channels, groups: groups, swish: true, scratch: &scratch)
+                               channels: channels, groups: groups, swish: true, scratch: &scratch, avx512: avx512)
             return dInput + dWeight + dBias
         }
         let first = gradients(), second = gradients()

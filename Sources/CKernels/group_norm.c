@@ -1,0 +1,108 @@
+#include "group_norm.h"
+
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+static inline AVX512 __mmask16 channel_mask(int count) {
+    return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1u);
+}
+
+// e^x as VectorMath.exp does it: clamp to [-87, 87], 2^n e^r with Cody-Waite reduction and the
+// degree-5 minimax polynomial of Cephes' expf, 2^n built in the exponent bits.
+static inline AVX512 __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(87.0f));
+    const __m512 rounding = _mm512_set1_ps(12582912.0f);
+    const __m512 shifted = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), rounding);
+    const __m512 n = _mm512_sub_ps(shifted, rounding);
+    const __m512i n_bits = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(rounding));
+    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+    __m512 p = _mm512_set1_ps(1.98756915e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.39819995e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.16657959e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.66666655e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001e-1f));
+    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    const __m512 two_to_n = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n_bits, _mm512_set1_epi32(127)), 23));
+    return _mm512_mul_ps(p, two_to_n);
+}
+
+static inline AVX512 __m512 sigmoid16(__m512 y) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), y))));
+}
+
+AVX512 void scvae_group_norm_apply(float *out, const float *x, const float *scale, const float *shift,
+                                   ptrdiff_t positions, int channels, bool swish) {
+    for (int c = 0; c < channels; c += 16) {
+        const __mmask16 mask = channel_mask(channels - c);
+        const __m512 a = _mm512_maskz_loadu_ps(mask, scale + c), b = _mm512_maskz_loadu_ps(mask, shift + c);
+        const float *source = x + c;
+        float *destination = out + c;
+        for (ptrdiff_t p = 0; p < positions; p++) {
+            __m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, source), a, b);
+            if (swish) v = _mm512_mul_ps(v, sigmoid16(v));
+            _mm512_mask_storeu_ps(destination, mask, v);
+            source += channels;
+            destination += channels;
+        }
+    }
+}
+
+AVX512 void scvae_group_norm_backward_sums(double *sum_dy, double *sum_dy_xhat, float *dy, const float *d_out,
+                                           const float *x, const float *mean, const float *rstd, const float *gamma,
+                                           const float *beta, ptrdiff_t positions, int channels, bool swish) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int c = 0; c < channels; c += 16) {
+        const __mmask16 mask = channel_mask(channels - c);
+        const __m512 m = _mm512_maskz_loadu_ps(mask, mean + c), r = _mm512_maskz_loadu_ps(mask, rstd + c);
+        const __m512 scale = _mm512_maskz_loadu_ps(mask, gamma + c), shift = _mm512_maskz_loadu_ps(mask, beta + c);
+        __m512d dy_low = _mm512_setzero_pd(), dy_high = _mm512_setzero_pd();
+        __m512d dy_xhat_low = _mm512_setzero_pd(), dy_xhat_high = _mm512_setzero_pd();
+        for (ptrdiff_t p = 0; p < positions; p++) {
+            const ptrdiff_t offset = p * channels + c;
+            const __m512 xhat = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + offset), m), r);
+            __m512 g = _mm512_maskz_loadu_ps(mask, d_out + offset);
+            if (swish) {
+                const __m512 y = _mm512_fmadd_ps(xhat, scale, shift);
+                const __m512 s = sigmoid16(y);
+                g = _mm512_mul_ps(_mm512_mul_ps(g, s), _mm512_fmadd_ps(y, _mm512_sub_ps(one, s), one));
+                _mm512_mask_storeu_ps(dy + offset, mask, g);
+            }
+            const __m512 g_xhat = _mm512_mul_ps(g, xhat);
+            dy_low = _mm512_add_pd(dy_low, _mm512_cvtps_pd(_mm512_castps512_ps256(g)));
+            dy_high = _mm512_add_pd(dy_high, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(g), 1))));
+            dy_xhat_low = _mm512_add_pd(dy_xhat_low, _mm512_cvtps_pd(_mm512_castps512_ps256(g_xhat)));
+            dy_xhat_high = _mm512_add_pd(dy_xhat_high,
+                                         _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(g_xhat), 1))));
+        }
+        double lanes[4][8];
+        _mm512_storeu_pd(lanes[0], dy_low);
+        _mm512_storeu_pd(lanes[1], dy_high);
+        _mm512_storeu_pd(lanes[2], dy_xhat_low);
+        _mm512_storeu_pd(lanes[3], dy_xhat_high);
+        for (int lane = 0; lane < 16 && c + lane < channels; lane++) {
+            sum_dy[c + lane] = lanes[lane / 8][lane % 8];
+            sum_dy_xhat[c + lane] = lanes[2 + lane / 8][lane % 8];
+        }
+    }
+}
+
+AVX512 void scvae_group_norm_backward_apply(float *dx, const float *dy, const float *x, const float *scale_dy,
+                                            const float *slope_dx, const float *shift_dx, ptrdiff_t positions,
+                                            int channels, bool accumulate) {
+    for (int c = 0; c < channels; c += 16) {
+        const __mmask16 mask = channel_mask(channels - c);
+        const __m512 a = _mm512_maskz_loadu_ps(mask, scale_dy + c), b = _mm512_maskz_loadu_ps(mask, slope_dx + c);
+        const __m512 d = _mm512_maskz_loadu_ps(mask, shift_dx + c);
+        for (ptrdiff_t p = 0; p < positions; p++) {
+            const ptrdiff_t offset = p * channels + c;
+            __m512 update = _mm512_sub_ps(_mm512_mul_ps(a, _mm512_maskz_loadu_ps(mask, dy + offset)),
+                                          _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(mask, x + offset), d));
+            if (accumulate) update = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dx + offset), update);
+            _mm512_mask_storeu_ps(dx + offset, mask, update);
+        }
+    }
+}

@@ -1,0 +1,28 @@
+#ifndef SCVAE_GROUP_NORM_H
+#define SCVAE_GROUP_NORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/// The per-image passes of GroupNorm (Sources/Model/GroupNorm.swift), sixteen channels per
+/// AVX-512 register. Activations are [positions][channels]; per-channel vectors are [channels].
+/// Only call when scvae_tap_gemm_available() (the same AVX-512F requirement).
+
+/// out = x * scale + shift, then swish(out) = out * sigmoid(out) when `swish`.
+void scvae_group_norm_apply(float *out, const float *x, const float *scale, const float *shift,
+                            ptrdiff_t positions, int channels, bool swish);
+
+/// The backward's first pass. With xhat = (x - mean) * rstd and g = dOut, or with `swish`
+/// g = dOut * s * (1 + y * (1 - s)) where y = xhat * gamma + beta and s = sigmoid(y) (then written
+/// to dy): sum_dy[c] = sum over positions of g, sum_dy_xhat[c] = sum of g * xhat, in double, in
+/// position order.
+void scvae_group_norm_backward_sums(double *sum_dy, double *sum_dy_xhat, float *dy, const float *d_out,
+                                    const float *x, const float *mean, const float *rstd, const float *gamma,
+                                    const float *beta, ptrdiff_t positions, int channels, bool swish);
+
+/// The backward's second pass: dx (+)= scale_dy * dy - slope_dx * x - shift_dx.
+void scvae_group_norm_backward_apply(float *dx, const float *dy, const float *x, const float *scale_dy,
+                                     const float *slope_dx, const float *shift_dx, ptrdiff_t positions,
+                                     int channels, bool accumulate);
+
+#endif
