@@ -8,9 +8,15 @@ import Foundation
 /// the same padded rows.
 ///
 /// Legend as in Conv2dShifted.swift: Wp = W + 2, wide row r = y*Wp + x, tap = ky*3 + kx.
-enum Conv2dDirect {
+public enum Conv2dDirect {
     /// The kernel runs on this CPU, and `SCVAE_DIRECT_CONV=0` does not turn it off (for comparisons).
     static let isAvailable: Bool = scvae_tap_gemm_available() && ProcessInfo.processInfo.environment["SCVAE_DIRECT_CONV"] != "0"
+
+    /// What runs the 3x3 same and 1x1 convolutions in this process, for `scvae info` and the benchmarks.
+    public static var kernelDescription: String {
+        if isAvailable { return "tap-GEMM (AVX-512) for 3x3 same and 1x1, OpenBLAS for downsampling" }
+        return scvae_tap_gemm_available() ? "OpenBLAS (SCVAE_DIRECT_CONV=0)" : "OpenBLAS (no AVX-512F on this CPU)"
+    }
 
     static func applies(to g: Conv2dGeometry) -> Bool {
         Conv2dShifted.applies(to: g) || g.isPlainProduct

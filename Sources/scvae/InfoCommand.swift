@@ -16,6 +16,7 @@ struct InfoCommand: ParsableCommand {
         BLAS.sgemm(m: 1, n: 1, k: 2, a: [1, 2], lda: 2, b: [3, 4], ldb: 1, c: &c, ldc: 1)
         print("OpenBLAS kernels: \(BLAS.coreName)")
         print("OpenBLAS sgemm check: [1 2]·[3 4]^T = \(c[0]) (expected 11.0)")
+        print("convolutions: \(Conv2dDirect.kernelDescription)")
         let image = RGBImage(width: 8, height: 8, pixels: [UInt8](repeating: 128, count: 8 * 8 * 3))
         let jpeg = try encodeJPEG(image)
         let back = try decodeImage(jpeg)
