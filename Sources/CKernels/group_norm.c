@@ -8,6 +8,10 @@ static inline AVX512 __mmask16 channel_mask(int count) {
     return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1u);
 }
 
+static inline AVX512 __m512d high_half_as_double(__m512 v) {
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
 // e^x as VectorMath.exp does it: clamp to [-87, 87], 2^n e^r with Cody-Waite reduction and the
 // degree-5 minimax polynomial of Cephes' expf, 2^n built in the exponent bits.
 static inline AVX512 __m512 exp16(__m512 x) {
@@ -73,10 +77,9 @@ AVX512 void scvae_group_norm_backward_sums(double *sum_dy, double *sum_dy_xhat, 
             }
             const __m512 g_xhat = _mm512_mul_ps(g, xhat);
             dy_low = _mm512_add_pd(dy_low, _mm512_cvtps_pd(_mm512_castps512_ps256(g)));
-            dy_high = _mm512_add_pd(dy_high, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(g), 1))));
+            dy_high = _mm512_add_pd(dy_high, high_half_as_double(g));
             dy_xhat_low = _mm512_add_pd(dy_xhat_low, _mm512_cvtps_pd(_mm512_castps512_ps256(g_xhat)));
-            dy_xhat_high = _mm512_add_pd(dy_xhat_high,
-                                         _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(g_xhat), 1))));
+            dy_xhat_high = _mm512_add_pd(dy_xhat_high, high_half_as_double(g_xhat));
         }
         double lanes[4][8];
         _mm512_storeu_pd(lanes[0], dy_low);
@@ -103,6 +106,36 @@ AVX512 void scvae_group_norm_backward_apply(float *dx, const float *dy, const fl
                                           _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(mask, x + offset), d));
             if (accumulate) update = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dx + offset), update);
             _mm512_mask_storeu_ps(dx + offset, mask, update);
+        }
+    }
+}
+
+
+AVX512 void scvae_column_moments(double *sums, double *squares, const float *x, ptrdiff_t rows, int channels) {
+    for (int c = 0; c < channels; c += 16) {
+        const __mmask16 mask = channel_mask(channels - c);
+        __m512d sum_low = _mm512_setzero_pd(), sum_high = _mm512_setzero_pd();
+        __m512d square_low = _mm512_setzero_pd(), square_high = _mm512_setzero_pd();
+        const float *row = x + c;
+        for (ptrdiff_t r = 0; r < rows; r++) {
+            const __m512 v = _mm512_maskz_loadu_ps(mask, row);
+            const __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(v)), high = high_half_as_double(v);
+            sum_low = _mm512_add_pd(sum_low, low);
+            sum_high = _mm512_add_pd(sum_high, high);
+            if (squares) {
+                square_low = _mm512_fmadd_pd(low, low, square_low);
+                square_high = _mm512_fmadd_pd(high, high, square_high);
+            }
+            row += channels;
+        }
+        double lanes[4][8];
+        _mm512_storeu_pd(lanes[0], sum_low);
+        _mm512_storeu_pd(lanes[1], sum_high);
+        _mm512_storeu_pd(lanes[2], square_low);
+        _mm512_storeu_pd(lanes[3], square_high);
+        for (int lane = 0; lane < 16 && c + lane < channels; lane++) {
+            sums[c + lane] = lanes[lane / 8][lane % 8];
+            if (squares) squares[c + lane] = lanes[2 + lane / 8][lane % 8];
         }
     }
 }

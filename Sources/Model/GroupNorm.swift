@@ -36,7 +36,13 @@ enum GroupNorm {
             let scale = coefficients.baseAddress!, shift = scale + chunks
             for b in 0..<batch {
                 let x = inp + b * positions * channels
-                accumulateMoments(x, positions: positions, channels: channels, sums: sums, squares: squares)
+                if avx512 {
+                    sums.withMemoryRebound(to: Double.self, capacity: 16 * chunks) { moments in
+                        scvae_column_moments(moments, moments + 8 * chunks, x, positions, Int32(channels))
+                    }
+                } else {
+                    accumulateMoments(x, positions: positions, channels: channels, sums: sums, squares: squares)
+                }
                 let stats = b * groups
                 for g in 0..<groups {
                     let (sum, square) = groupTotals(sums, squares, group: g, of: groups, channels: channels)

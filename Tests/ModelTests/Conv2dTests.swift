@@ -160,6 +160,19 @@ import Testing
         #expect(singleDiffs.allSatisfy { $0 < 2e-4 }, "\(g) backward in smaller groups: max diff dInput/dWeight \(singleDiffs)")
     }
 
+    /// The bias gradient sums rows in Double in row order, so both paths give the same bits.
+    @Test func biasGradientPathsAgreeBitForBit() {
+        let (rows, channels) = (37, 20)
+        var random = KernelRandom(seed: 9)
+        let dOut = random.array(rows * channels), start = random.array(channels)
+        let expected = (0..<channels).map { c in start[c] + Float((0..<rows).reduce(0.0) { $0 + Double(dOut[$1 * channels + c]) }) }
+        for avx512 in [false] + (Conv2dDirect.isAvailable ? [true] : []) {
+            var dBias = start
+            Conv2d.accumulateBiasGradient(&dBias, dOut, rows: rows, channels: channels, avx512: avx512)
+            #expect(dBias.map(\.bitPattern) == expected.map(\.bitPattern), "avx512 \(avx512): \(dBias.prefix(4)) vs \(expected.prefix(4))")
+        }
+    }
+
     @Test func outputShapes() {
         #expect(Conv2dGeometry.downsample(batch: 1, height: 32, width: 32, channels: 4).outHeight == 16)
         #expect(Conv2dGeometry.downsample(batch: 1, height: 7, width: 7, channels: 4).outWidth == 3)
