@@ -12,6 +12,21 @@ static inline AVX512 __m512d high_half_as_double(__m512 v) {
     return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
+// first[c ..< c + 16] = first_low, first_high and the same for second (when not NULL), for the
+// channels that exist.
+static inline AVX512 void store_channel_sums(double *first, double *second, int c, int channels, __m512d first_low,
+                                             __m512d first_high, __m512d second_low, __m512d second_high) {
+    double lanes[4][8];
+    _mm512_storeu_pd(lanes[0], first_low);
+    _mm512_storeu_pd(lanes[1], first_high);
+    _mm512_storeu_pd(lanes[2], second_low);
+    _mm512_storeu_pd(lanes[3], second_high);
+    for (int lane = 0; lane < 16 && c + lane < channels; lane++) {
+        first[c + lane] = lanes[lane / 8][lane % 8];
+        if (second) second[c + lane] = lanes[2 + lane / 8][lane % 8];
+    }
+}
+
 // e^x as VectorMath.exp does it: clamp to [-87, 87], 2^n e^r with Cody-Waite reduction and the
 // degree-5 minimax polynomial of Cephes' expf, 2^n built in the exponent bits.
 static inline AVX512 __m512 exp16(__m512 x) {
@@ -81,15 +96,7 @@ AVX512 void scvae_group_norm_backward_sums(double *sum_dy, double *sum_dy_xhat, 
             dy_xhat_low = _mm512_add_pd(dy_xhat_low, _mm512_cvtps_pd(_mm512_castps512_ps256(g_xhat)));
             dy_xhat_high = _mm512_add_pd(dy_xhat_high, high_half_as_double(g_xhat));
         }
-        double lanes[4][8];
-        _mm512_storeu_pd(lanes[0], dy_low);
-        _mm512_storeu_pd(lanes[1], dy_high);
-        _mm512_storeu_pd(lanes[2], dy_xhat_low);
-        _mm512_storeu_pd(lanes[3], dy_xhat_high);
-        for (int lane = 0; lane < 16 && c + lane < channels; lane++) {
-            sum_dy[c + lane] = lanes[lane / 8][lane % 8];
-            sum_dy_xhat[c + lane] = lanes[2 + lane / 8][lane % 8];
-        }
+        store_channel_sums(sum_dy, sum_dy_xhat, c, channels, dy_low, dy_high, dy_xhat_low, dy_xhat_high);
     }
 }
 
@@ -128,14 +135,6 @@ AVX512 void scvae_column_moments(double *sums, double *squares, const float *x, 
             }
             row += channels;
         }
-        double lanes[4][8];
-        _mm512_storeu_pd(lanes[0], sum_low);
-        _mm512_storeu_pd(lanes[1], sum_high);
-        _mm512_storeu_pd(lanes[2], square_low);
-        _mm512_storeu_pd(lanes[3], square_high);
-        for (int lane = 0; lane < 16 && c + lane < channels; lane++) {
-            sums[c + lane] = lanes[lane / 8][lane % 8];
-            if (squares) squares[c + lane] = lanes[2 + lane / 8][lane % 8];
-        }
+        store_channel_sums(sums, squares, c, channels, sum_low, sum_high, square_low, square_high);
     }
 }

@@ -66,20 +66,27 @@ import Testing
     /// The shifted-GEMM path (used automatically on large maps) against the reference, forced on small ones.
     @Test(arguments: 0..<shiftedCases.count)
     func shiftedMatchesReference(caseIndex: Int) {
-        let g = Self.shiftedCases[caseIndex]
         var random = KernelRandom(seed: UInt64(200 + caseIndex))
+        Self.expectMatchesReference(Self.shiftedCases[caseIndex], method: .shifted, random: &random)
+    }
+
+    /// Forward, accumulate, and every gradient of one method against the reference; returns the
+    /// reference gradients (dInput, dWeight) with the inputs, for further checks.
+    @discardableResult
+    static func expectMatchesReference(_ g: Conv2dGeometry, method: Conv2d.Method, random: inout KernelRandom)
+        -> (input: [Float], weight: [Float], dOut: [Float], start: ([Float], [Float]), reference: ([Float], [Float])) {
         let input = random.array(g.inputCount), weight = random.array(g.weightCount), bias = random.array(g.outChannels)
         var expected = [Float](repeating: 0, count: g.outputCount)
         Conv2dReference.forward(out: &expected, inp: input, weight: weight, bias: bias, geometry: g)
         let workspace = Workspace()
         var fast = random.array(g.outputCount)
-        Conv2d.forward(out: &fast, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: .shifted)
-        #expect(maxAbsDifference(fast, expected) < 1e-4, "\(g) forward: first \(Array(fast.prefix(4))) vs \(Array(expected.prefix(4)))")
+        Conv2d.forward(out: &fast, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: method)
+        #expect(maxAbsDifference(fast, expected) < 1e-4, "\(g) \(method) forward: first \(Array(fast.prefix(4))) vs \(Array(expected.prefix(4)))")
         var accumulated = random.array(g.outputCount)
         let before = accumulated
         Conv2d.forward(out: &accumulated, inp: input, weight: weight, bias: bias, geometry: g, accumulate: true,
-                       workspace: workspace, method: .shifted)
-        #expect(maxAbsDifference(accumulated, zip(before, expected).map { $0 + $1 }) < 1e-4, "\(g) accumulate")
+                       workspace: workspace, method: method)
+        #expect(maxAbsDifference(accumulated, zip(before, expected).map { $0 + $1 }) < 1e-4, "\(g) \(method) accumulate")
 
         let dOut = random.array(g.outputCount)
         let dInput0 = random.array(g.inputCount), dWeight0 = random.array(g.weightCount), dBias0 = random.array(g.outChannels)
@@ -88,9 +95,10 @@ import Testing
                                  inp: input, weight: weight, geometry: g)
         var (dInput, dWeight, dBias) = (dInput0, dWeight0, dBias0)
         Conv2d.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, weight: weight,
-                        geometry: g, workspace: workspace, method: .shifted)
+                        geometry: g, workspace: workspace, method: method)
         let diffs = [maxAbsDifference(dInput, dInputRef), maxAbsDifference(dWeight, dWeightRef), maxAbsDifference(dBias, dBiasRef)]
-        #expect(diffs.allSatisfy { $0 < 2e-4 }, "\(g) backward: max diff dInput/dWeight/dBias \(diffs)")
+        #expect(diffs.allSatisfy { $0 < 2e-4 }, "\(g) \(method) backward: max diff dInput/dWeight/dBias \(diffs)")
+        return (input, weight, dOut, (dInput0, dWeight0), (dInputRef, dWeightRef))
     }
 
     @Test func blasMethodPicksShiftedOnlyForLargeSame3x3Maps() {
@@ -125,39 +133,17 @@ import Testing
     func directMatchesReference(caseIndex: Int) {
         let g = Self.directCases[caseIndex]
         var random = KernelRandom(seed: UInt64(400 + caseIndex))
-        let input = random.array(g.inputCount), weight = random.array(g.weightCount), bias = random.array(g.outChannels)
-        var expected = [Float](repeating: 0, count: g.outputCount)
-        Conv2dReference.forward(out: &expected, inp: input, weight: weight, bias: bias, geometry: g)
-        let workspace = Workspace()
-        var fast = random.array(g.outputCount)
-        Conv2d.forward(out: &fast, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: .direct)
-        #expect(maxAbsDifference(fast, expected) < 1e-4, "\(g) forward: first \(Array(fast.prefix(4))) vs \(Array(expected.prefix(4)))")
-        var accumulated = random.array(g.outputCount)
-        let before = accumulated
-        Conv2d.forward(out: &accumulated, inp: input, weight: weight, bias: bias, geometry: g, accumulate: true,
-                       workspace: workspace, method: .direct)
-        #expect(maxAbsDifference(accumulated, zip(before, expected).map { $0 + $1 }) < 1e-4, "\(g) accumulate")
-
-        let dOut = random.array(g.outputCount)
-        let dInput0 = random.array(g.inputCount), dWeight0 = random.array(g.weightCount), dBias0 = random.array(g.outChannels)
-        var (dInputRef, dWeightRef, dBiasRef) = (dInput0, dWeight0, dBias0)
-        Conv2dReference.backward(dInput: &dInputRef, dWeight: &dWeightRef, dBias: &dBiasRef, dOut: dOut,
-                                 inp: input, weight: weight, geometry: g)
-        var (dInput, dWeight, dBias) = (dInput0, dWeight0, dBias0)
-        Conv2d.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, weight: weight,
-                        geometry: g, workspace: workspace, method: .direct)
-        let diffs = [maxAbsDifference(dInput, dInputRef), maxAbsDifference(dWeight, dWeightRef), maxAbsDifference(dBias, dBiasRef)]
-        #expect(diffs.allSatisfy { $0 < 2e-4 }, "\(g) backward: max diff dInput/dWeight/dBias \(diffs)")
+        let checked = Self.expectMatchesReference(g, method: .direct, random: &random)
 
         // Padded in smaller groups than the whole batch (3 images: a group of 2, then 1).
-        var (dInputSingles, dWeightSingles) = (dInput0, dWeight0)
-        dOut.withUnsafeBufferPointer { dOut in
-            Conv2dDirect.backward(dInput: &dInputSingles, dWeight: &dWeightSingles, dOut: dOut.baseAddress!, inp: input,
-                                  weight: weight, geometry: g, accumulateInput: true, workspace: workspace,
+        var (dInput, dWeight) = checked.start
+        checked.dOut.withUnsafeBufferPointer { dOut in
+            Conv2dDirect.backward(dInput: &dInput, dWeight: &dWeight, dOut: dOut.baseAddress!, inp: checked.input,
+                                  weight: checked.weight, geometry: g, accumulateInput: true, workspace: Workspace(),
                                   imagesPerGroup: max(1, g.batch - 1))
         }
-        let singleDiffs = [maxAbsDifference(dInputSingles, dInputRef), maxAbsDifference(dWeightSingles, dWeightRef)]
-        #expect(singleDiffs.allSatisfy { $0 < 2e-4 }, "\(g) backward in smaller groups: max diff dInput/dWeight \(singleDiffs)")
+        let diffs = [maxAbsDifference(dInput, checked.reference.0), maxAbsDifference(dWeight, checked.reference.1)]
+        #expect(diffs.allSatisfy { $0 < 2e-4 }, "\(g) backward in smaller groups: max diff dInput/dWeight \(diffs)")
     }
 
     /// The bias gradient sums rows in Double in row order, so both paths give the same bits.
