@@ -18,8 +18,10 @@ trap 'rm -rf "$out"' EXIT
 swift build -c release --product scvae-coordinator >/dev/null
 swift build -c release --product scvae-worker >/dev/null
 echo "config $config, global batch $batch, $steps steps, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+count=0
 for run in 1:tcp $(for ring in $rings; do echo "2:$ring"; done); do
-  n="${run%%:*}" ring="${run#*:}" name="n${run%%:*}-${run#*:}"
+  count=$((count + 1))
+  n="${run%%:*}" ring="${run#*:}" name="run$count-n${run%%:*}-${run#*:}"
   .build/release/scvae-coordinator --local --workers "$n" --worker-threads 1 --config "$config" \
     --global-batch "$batch" --micro-batch "$batch" --steps "$steps" --listen tcp://127.0.0.1:0 --ring-transport "$ring" \
     --checkpoint-every 0 --checkpoint-dir "$out/$name" --metrics "$out/$name.jsonl" --log-every "$steps" >"$out/$name.log" 2>&1 \
