@@ -20,6 +20,8 @@ public enum CoordinatorFailure: Error, CustomStringConvertible {
     case plan(String)
     /// ZeroMQ failed on the control socket.
     case transport(String)
+    /// --ring-transport shm, but the ranks of a generation cannot share memory.
+    case ringTransport(RingTransportChoice.NotColocated)
     /// The worker executable for --local was not found.
     case workerExecutableMissing(path: String)
     /// Interrupted (SIGINT/SIGTERM) before training started.
@@ -42,6 +44,7 @@ public enum CoordinatorFailure: Error, CustomStringConvertible {
         case let .dataset(detail): detail
         case let .plan(detail): detail
         case let .transport(detail): "control socket: \(detail)"
+        case let .ringTransport(problem): "\(problem)"
         case let .workerExecutableMissing(path): "--local needs the scvae-worker executable next to this one; not found at \(path)"
         case .interruptedBeforeTraining: "interrupted before training started"
         case .interruptedTwice: "interrupted twice; stopping without saving the weights"

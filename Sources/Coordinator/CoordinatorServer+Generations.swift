@@ -20,7 +20,9 @@ extension CoordinatorServer {
     }
 
     /// Sends every rank its assignment (and, resuming, the checkpoint's state to rank 0 first).
-    func startGeneration(_ generation: UInt64, placements: [Membership.Placement], guessedSource: Int) {
+    func startGeneration(_ generation: UInt64, placements: [Membership.Placement], guessedSource: Int) throws {
+        let transport = try chooseRingTransport(for: placements)
+        ringTransport = transport.kind
         let origin = stateOrigin(for: placements)
         let world = placements.count
         let first: Bool
@@ -36,18 +38,30 @@ extension CoordinatorServer {
         let source = origin == .replicas ? guessedSource : 0
         let resumeStep = origin == .checkpoint ? resumeFrom?.state.step ?? 0 : progress.lastCompletedStep
         let ranks = placements.map { "\($0.rank)=\($0.workerID)" }.joined(separator: " ")
+        let ringLine: String
+        switch transport {
+        case .sharedMemory: ringLine = "ring over shared memory"
+        case let .tcp(reason): ringLine = "ring over tcp (\(reason))"
+        }
         if first {
-            logger.info("generation \(generation): \(world) ranks \(ranks); training \(settings.config) for \(totalSteps) steps, global batch \(settings.globalBatch), state from \(Self.describe(origin, step: resumeStep))")
+            logger.info("generation \(generation): \(world) ranks \(ranks), \(ringLine); training \(settings.config) for \(totalSteps) steps, global batch \(settings.globalBatch), state from \(Self.describe(origin, step: resumeStep))")
         } else {
-            logger.notice("generation \(generation): \(world) ranks \(ranks); continuing after step \(progress.lastCompletedStep), state from \(Self.describe(origin, step: resumeStep))")
+            logger.notice("generation \(generation): \(world) ranks \(ranks), \(ringLine); continuing after step \(progress.lastCompletedStep), state from \(Self.describe(origin, step: resumeStep))")
         }
         if origin == .checkpoint, let checkpoint = resumeFrom,
            let sourceID = placements.first(where: { $0.rank == source })?.workerID {
             sendRestore(checkpoint, to: sourceID, generation: generation)
         }
+        func endpoint(_ id: String) -> String {
+            switch transport {
+            case .sharedMemory:
+                SharedMemoryEndpoint.endpoint(runID: runID, generation: generation, rank: placementsByWorker[id] ?? 0)
+            case .tcp:
+                membership.members[id]?.dataPlaneEndpoint ?? ""
+            }
+        }
         func peer(_ id: String) -> RingPeer {
-            RingPeer(rank: UInt32(placementsByWorker[id] ?? 0), endpoint: membership.members[id]?.dataPlaneEndpoint ?? "",
-                     curvePublicKey: curvePublicKeys[id])
+            RingPeer(rank: UInt32(placementsByWorker[id] ?? 0), endpoint: endpoint(id), curvePublicKey: curvePublicKeys[id])
         }
         let cursor = sampler.cursor(afterSteps: resumeStep)
         for placement in placements {
@@ -57,10 +71,23 @@ extension CoordinatorServer {
                 configurationName: settings.config, settingsJSON: recipe.json,
                 cursor: ShardCursor(epoch: UInt64(cursor.epoch), step: UInt64(cursor.step)),
                 globalBatch: UInt32(settings.globalBatch), seed: settings.seed, stateSourceRank: UInt32(source),
-                stateOrigin: origin, resumeStep: UInt64(resumeStep))
+                stateOrigin: origin, resumeStep: UInt64(resumeStep),
+                ringTransport: transport.kind, ringEndpoint: endpoint(placement.workerID))
             send(.assignment(assignment), to: placement.workerID, generation: generation)
         }
         if stopSent { sendStopRequests() }
+    }
+
+    /// Shared memory or TCP for a generation of `placements` (--ring-transport, the workers' hellos).
+    func chooseRingTransport(for placements: [Membership.Placement]) throws -> RingTransportChoice.Decision {
+        let ranks = placements.sorted { $0.rank < $1.rank }.map {
+            RingTransportChoice.Rank(workerID: $0.workerID, sharedMemoryHost: sharedMemoryHosts[$0.workerID])
+        }
+        do {
+            return try RingTransportChoice.decide(mode: settings.ringTransportMode, ranks: ranks)
+        } catch {
+            throw CoordinatorFailure.ringTransport(error)
+        }
     }
 
     static func describe(_ origin: StateOrigin, step: Int) -> String {

@@ -45,6 +45,11 @@ final class CoordinatorServer {
     private var admittedWorkerKeys: [String] = []
     /// The CURVE public key each worker announced in its hello (given to its ring neighbours).
     var curvePublicKeys: [String: String] = [:]
+    /// The shared-memory identity each worker announced (absent: it cannot use shared memory,
+    /// or its shared-memory ring failed once and it gets TCP rings from then on).
+    var sharedMemoryHosts: [String: String] = [:]
+    /// What carries the current generation's ring.
+    var ringTransport = RingTransportKind.tcp
 
     var membership: Membership
     var progress: RunProgress
@@ -319,6 +324,9 @@ final class CoordinatorServer {
         case let .checkpoint(command) where command.action == .uploadComplete:
             try finishUpload(command, from: workerID)
         case let .abort(abort) where abort.failedRank != nil:
+            if abort.ringTransportUnavailable, sharedMemoryHosts.removeValue(forKey: workerID) != nil {
+                logger.warning("worker \(workerID) cannot set up a shared-memory ring; it gets TCP rings from now on")
+            }
             try generationBroke(reportedBy: workerID, reason: abort.reason)
         case let .abort(abort):
             throw CoordinatorFailure.workerAborted(workerID: workerID, rank: rank, reason: abort.reason)
@@ -340,6 +348,7 @@ final class CoordinatorServer {
         }
         if let old = identities[hello.workerID] { workerOfIdentity[old] = nil }
         curvePublicKeys[hello.workerID] = hello.curvePublicKey
+        sharedMemoryHosts[hello.workerID] = hello.sharedMemoryIdentity
         identities[hello.workerID] = identity
         workerOfIdentity[identity] = hello.workerID
         notMemberRepliedAt[hello.workerID] = nil
@@ -377,7 +386,7 @@ final class CoordinatorServer {
                 logger.warning("refused worker \(workerID): \(detail)")
                 send(.refuse(Refuse(reason: reason, detail: detail)), to: workerID)
             case let .startGeneration(generation, placements, _, source):
-                startGeneration(generation, placements: placements, guessedSource: source)
+                try startGeneration(generation, placements: placements, guessedSource: source)
             case let .declaredDown(workerIDs, _):
                 declaredDown(workerIDs)
             case let .pause(live, minimum):
@@ -487,10 +496,10 @@ final class CoordinatorServer {
         let done = summary.step - (resumeFrom?.state.step ?? 0)
         let eta = done > 0 ? elapsed / Double(done) * Double(totalSteps - summary.step) : nil
         if summary.step % settings.logEvery == 0 || summary.step == totalSteps {
-            logger.info("\(ProgressFormat.line(summary, totalSteps: totalSteps, etaSeconds: eta))")
+            logger.info("\(ProgressFormat.line(summary, totalSteps: totalSteps, etaSeconds: eta, ringTransport: ringTransport.shortName))")
         }
         if let metrics {
-            do { try metrics.append(ProgressFormat.metricsJSON(summary, elapsedSeconds: elapsed)) } catch {
+            do { try metrics.append(ProgressFormat.metricsJSON(summary, elapsedSeconds: elapsed, ringTransport: ringTransport.shortName)) } catch {
                 throw CoordinatorFailure.cannotWrite(path: metrics.path, reason: "\(error)")
             }
         }

@@ -50,6 +50,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// Progress lines every this many steps (metrics are written for every step).
     public var logEvery: Int = 1
 
+    /// --ring-transport: auto, tcp or shm (`RingTransportMode`).
+    public var ringTransport: String = RingTransportMode.auto.rawValue
+
     /// CURVE: a folder with `coordinator.key_secret` and the `*.key` of the admitted workers.
     public var curveKeys: String? = nil
     /// Allows a non-loopback --listen without CURVE (plain text, anyone can join).
@@ -94,6 +97,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if !(stallSeconds > 0) { found.append("--stall-seconds must be positive (got \(stallSeconds)).") }
         if !(rendezvousTimeout > 0) { found.append("--rendezvous-timeout must be positive (got \(rendezvousTimeout)).") }
         if !(livenessDeadline > 0) { found.append("--liveness-deadline must be positive (got \(livenessDeadline)).") }
+        if RingTransportMode(rawValue: ringTransport) == nil {
+            found.append("--ring-transport must be auto, tcp or shm (got '\(ringTransport)').")
+        }
         if !(listen.hasPrefix("tcp://") || listen.hasPrefix("ipc://")) {
             found.append("--listen must be a ZeroMQ endpoint such as tcp://0.0.0.0:5555 (got '\(listen)').")
         }
@@ -105,6 +111,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
         }
         return found
     }
+
+    /// --ring-transport as its mode (auto when invalid; `problems()` names that).
+    public var ringTransportMode: RingTransportMode { RingTransportMode(rawValue: ringTransport) ?? .auto }
 
     /// --listen with port 0 spelled as ZeroMQ's wildcard.
     var bindEndpoint: String {

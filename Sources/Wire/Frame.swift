@@ -17,7 +17,9 @@
 public struct FrameHeader: Equatable, Sendable {
     /// "SCVW" read as a little-endian `UInt32`.
     public static let magic: UInt32 = 0x5756_4353
-    public static let currentVersion: UInt16 = 2
+    /// 3: the hello names its shared memory, the assignment its ring transport, an abort can
+    /// say the transport was unavailable.
+    public static let currentVersion: UInt16 = 3
     public static let size = 32
 
     public var version: UInt16

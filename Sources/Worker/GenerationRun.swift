@@ -41,7 +41,13 @@ struct GenerationRun {
         let state = session.replicaState
         let replica = state.prepare(config: config, recipe: recipe, microBatch: min(recipe.microBatch, max(slice, 1)))
 
-        let collectives = try formRing()
+        let ring: GenerationRing
+        switch try formRing() {
+        case let .formed(formed): ring = formed
+        case let .interrupted(interruption): return .interrupted(reason: interruption)
+        }
+        defer { ring.close() }
+        let collectives = ring.collectives
 
         let startStep: Int
         do {
@@ -58,7 +64,7 @@ struct GenerationRun {
         control.send(.workerStatus(WorkerStatus(workerID: session.workerID, lastAppliedStep: UInt64(startStep),
                                                 cursor: ShardCursor(epoch: UInt64(start.epoch), step: UInt64(start.step)),
                                                 parameterChecksum: parameterChecksum(replica.parameters))))
-        logger.info("rank \(rank) of \(world): \(config.name), slice of \(slice) images per step, from step \(startStep) (\(start)), \(max(recipe.totalSteps - startStep, 0)) steps to go")
+        logger.info("rank \(rank) of \(world), ring over \(ring.transport): \(config.name), slice of \(slice) images per step, from step \(startStep) (\(start)), \(max(recipe.totalSteps - startStep, 0)) steps to go")
 
         let loop = TrainingLoop(replica: replica, state: state, sampler: sampler, recipe: recipe, index: index, rank: rank,
                                 world: world, startStep: startStep, collectives: collectives, generation: generation,
@@ -90,17 +96,26 @@ struct GenerationRun {
         return .ringFailed(step: step, reason: reason, peer: peer)
     }
 
-    /// The session's ring, placed in this generation: rank, world size, next neighbour.
-    private func formRing() throws -> CollectiveThread {
-        guard let collectives = session.ring else { throw WorkerFailure.ring(step: 0, .collectiveThreadStopped(job: "reform")) }
-        do {
-            _ = try collectives.wait(collectives.reform(rank: Int(assignment.rank), worldSize: Int(assignment.worldSize), runID: runID))
-            _ = try collectives.wait(collectives.connect(toNext: assignment.next.endpoint,
-                                                         curvePublicKey: session.curve == nil ? nil : assignment.next.curvePublicKey))
-        } catch {
-            throw WorkerFailure.ring(step: session.replicaState.appliedStep, error)
+    /// This generation's ring on the transport the assignment names (`GenerationRing`).
+    private enum RingForming {
+        case formed(GenerationRing)
+        case interrupted(TrainingLoop.Interruption)
+    }
+
+    private func formRing() throws -> RingForming {
+        guard let sessionRing = session.ring, let settings = session.ringSettings else {
+            throw WorkerFailure.ring(step: 0, .collectiveThreadStopped(job: "reform"))
         }
-        return collectives
+        let step = session.replicaState.appliedStep + 1
+        do throws(GenerationRing.Failure) {
+            return .formed(try GenerationRing.form(assignment, runID: runID, sessionRing: sessionRing, settings: settings,
+                                                    curveKeyOfNext: session.curve == nil ? nil : assignment.next.curvePublicKey))
+        } catch let .transportUnavailable(error) {
+            logger.warning("cannot set up the \(assignment.ringTransport) ring: \(error)")
+            return .interrupted(.transportUnavailable(reason: "\(assignment.ringTransport) ring: \(error)"))
+        } catch let .ring(error) {
+            return .interrupted(interruption(orRingFailure: "\(error)", step: step, peer: error.peerRank))
+        }
     }
 
     /// Brings every rank to the same state; returns the steps it has applied, or nil when no

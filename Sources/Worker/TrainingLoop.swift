@@ -42,6 +42,8 @@ struct TrainingLoop {
         case droppedFromRun
         case coordinatorLost(seconds: Double)
         case ringFailed(step: Int, reason: String, peer: Int?)
+        /// This worker could not set up the generation's ring transport (shared memory).
+        case transportUnavailable(reason: String)
 
         var description: String {
             switch self {
@@ -49,6 +51,7 @@ struct TrainingLoop {
             case .droppedFromRun: "the coordinator declared this worker down"
             case let .coordinatorLost(seconds): "no word from the coordinator for \(Int(seconds)) s"
             case let .ringFailed(step, reason, _): "the ring failed in step \(step): \(reason)"
+            case let .transportUnavailable(reason): "cannot set up the \(reason)"
             }
         }
     }

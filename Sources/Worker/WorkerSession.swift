@@ -76,6 +76,8 @@ final class WorkerSession {
         defer {
             control.stop()
             ringAuthenticator?.stop()
+            // Inboxes of neighbours killed before this rank attached (its own are gone by now).
+            SharedMemoryEndpoint.removeStaleSegments()
         }
         do {
             return try session()
@@ -99,10 +101,13 @@ final class WorkerSession {
         defer { _ = try? collectives.wait(collectives.stop(), timeout: .seconds(10)) }
         ring = collectives
         let dataEndpoint = collectives.endpoint
+        let sharedMemoryHost = SharedMemoryHost.current()
+        let capabilities = (curve == nil ? [] : ["curve"]) + (sharedMemoryHost == nil ? [] : [SharedMemoryHost.capability])
         let hello = Hello(workerID: workerID, host: ProcessInfo.processInfo.hostName,
-                          dataPlaneEndpoint: dataEndpoint, capabilities: curve == nil ? [] : ["curve"],
-                          datasetFingerprint: index.fingerprint, curvePublicKey: curve?.keys.publicKey)
-        logger.info("worker \(workerID): coordinator \(settings.coordinator), data plane \(dataEndpoint), dataset of \(index.count) images")
+                          dataPlaneEndpoint: dataEndpoint, capabilities: capabilities,
+                          datasetFingerprint: index.fingerprint, curvePublicKey: curve?.keys.publicKey,
+                          sharedMemoryHost: sharedMemoryHost ?? "")
+        logger.info("worker \(workerID): coordinator \(settings.coordinator), data plane \(dataEndpoint)\(sharedMemoryHost == nil ? "" : " or shared memory"), dataset of \(index.count) images")
         while true {
             guard let (runID, deadline) = try join(hello) else { return 0 }
             if runID != currentRunID {
@@ -191,6 +196,10 @@ final class WorkerSession {
                     // The coordinator decides: a new generation (without a dead peer) follows.
                     logger.warning("generation \(assignment.generation) broke in step \(step): \(reason)")
                     control.send(.abort(Abort(failedRank: peer.map { UInt32($0) }, reason: "ring failed in step \(step): \(reason)")))
+                case let .interrupted(reason: .transportUnavailable(reason)):
+                    // This rank failed; the coordinator gives this worker TCP rings from now on.
+                    control.send(.abort(Abort(failedRank: assignment.rank, reason: "cannot set up the \(reason)",
+                                              ringTransportUnavailable: true)))
                 }
             case .assignment:
                 logger.debug("ignored an assignment of an old generation")
@@ -224,9 +233,10 @@ final class WorkerSession {
         }
     }
 
-    /// The ring communicator of this process, on its own thread: its receiving socket binds
-    /// port 0 of --host once, and that endpoint (announced in the hello) serves every
-    /// generation; each assignment gives it a new rank and next neighbour.
+    /// The TCP ring communicator of this process, on its own thread: its receiving socket binds
+    /// port 0 of --host once, and that endpoint (announced in the hello) serves every TCP
+    /// generation; each assignment gives it a new rank and next neighbour. Generations on
+    /// shared memory make a ring of their own (`GenerationRing`).
     private func openRing() throws -> CollectiveThread {
         let context = self.context, control = self.control, logger = self.logger, host = settings.host
         let stalls = StallReporter(every: 10)
@@ -249,6 +259,7 @@ final class WorkerSession {
                 if stalls.due(waited) { logger.warning("ring: rank \(rank) silent for \(Int(waited.inSeconds)) s (alive per the coordinator); still waiting") }
             },
             curveKeys: curve?.keys, curveAuthenticator: ringAuthenticator)
+        self.ringSettings = ringSettings
         do {
             return try CollectiveThread {
                 () throws(RingError) -> RingCommunicator in
@@ -264,6 +275,9 @@ final class WorkerSession {
 
     var replicaState: ReplicaState { state }
     private(set) var ring: CollectiveThread?
+    /// The settings of the session's ring, for the shared-memory rings of generations as well
+    /// (the same deadlines and liveness rules).
+    private(set) var ringSettings: RingSettings?
 
     /// Admits the run's workers (from the welcome) on the ring's socket: set before any
     /// assignment, so a neighbour is never refused for connecting early.

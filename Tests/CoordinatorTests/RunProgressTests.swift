@@ -69,13 +69,15 @@ import Wire
         guard case let .stepCompleted(summary)? = progress.report(rank: 0, Self.report(rank: 0, step: 3)).first else {
             Issue.record("no summary"); return
         }
-        let line = ProgressFormat.line(summary, totalSteps: 10, etaSeconds: 75)
+        let line = ProgressFormat.line(summary, totalSteps: 10, etaSeconds: 75, ringTransport: "shm")
         for part in ["step 3/10", "epoch 0", "loss 1.0000", "sparsity 0.500", "img/s", "data 0.100 s", "compute 0.500 s",
-                     "all-reduce 0.200 s", "ETA 1:15"] {
+                     "all-reduce 0.200 s", "over shm", "ETA 1:15"] {
             #expect(line.contains(part), "'\(part)' in: \(line)")
         }
-        let json = ProgressFormat.metricsJSON(summary, elapsedSeconds: 2)
-        for key in ["\"step\": 3", "\"epoch\": 0", "\"loss\": 1.0", "\"images_per_s\": "] { #expect(json.contains(key), "\(json)") }
+        let json = ProgressFormat.metricsJSON(summary, elapsedSeconds: 2, ringTransport: "tcp")
+        for key in ["\"step\": 3", "\"epoch\": 0", "\"loss\": 1.0", "\"images_per_s\": ", "\"ring_transport\": \"tcp\""] {
+            #expect(json.contains(key), "\(json)")
+        }
         #expect(ProgressFormat.number(.nan) == "null")
         #expect(ProgressFormat.clock(3725) == "1:02:05")
     }

@@ -92,6 +92,8 @@ extension ProcessTests {
         let output = cluster.coordinator?.output ?? ""
         #expect(output.contains("\(victim)") && output.contains("declared down"), "\(output.suffix(3000))")
         #expect(output.contains("recovered: step"), "\(output.suffix(3000))")
+        #expect(output.contains("2 ranks") && output.contains("ring over shared memory; continuing"),
+                "the survivors, on one host, re-form the ring over shared memory: \(output.suffix(3000))")
         #expect(cluster.events.contains { $0["event"] as? String == "recovery" }, "recovery time is in the events file")
 
         let order = try DataOrder(paths: ids.map(cluster.dataOrderLog))
@@ -103,6 +105,30 @@ extension ProcessTests {
         let two = try Self.train(workers: 2, training, name: "elastic-reference")
         let (difference, change) = Self.relativeDifference(elastic, two, from: Self.initialParameters(seed: 0))
         #expect(change > 0 && difference <= 1e-6 * change, "max|dA-dB| = \(difference), max|dA| = \(change)")
+    }
+
+    /// A worker that cannot create its shared-memory inbox (here: the name is taken by a file that
+    /// is not a ring segment) reports it; the next generation runs over TCP and the run ends.
+    @Test func aWorkerThatCannotUseSharedMemoryGetsATCPRing() throws {
+        let folder = try Scratch.folder("shm-fallback")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let cluster = Cluster(folder: folder, coordinatorArguments: ["--workers", "2", "--global-batch", "4", "--steps", "4",
+                                                                     "--config", "tiny", "--checkpoint-every", "0"])
+        try cluster.startCoordinator()
+        try cluster.startWorker("w0")
+        let firstLog = "\(folder)/w0-1.log"
+        #expect(cluster.wait(seconds: 120) { Self.runID(in: (try? String(contentsOfFile: firstLog, encoding: .utf8)) ?? "") != nil })
+        let runID = try #require(Self.runID(in: try String(contentsOfFile: firstLog, encoding: .utf8)))
+        // Generation 1 ranks workers by admission, so w1 will be rank 1.
+        let blocker = "/dev/shm/scvae-\(runID)-g1-r1"
+        #expect(FileManager.default.createFile(atPath: blocker, contents: Array("not a ring".utf8).withUnsafeBytes { Data($0) }))
+        defer { try? FileManager.default.removeItem(atPath: blocker) }
+        try cluster.startWorker("w1")
+        #expect(cluster.coordinator?.waitForExit(seconds: 240) == 0, "\(cluster.logs())")
+        let output = cluster.coordinator?.output ?? ""
+        #expect(output.contains("worker w1 cannot set up a shared-memory ring; it gets TCP rings from now on"), "\(cluster.logs())")
+        #expect(output.contains("ring over tcp (worker w1 cannot use shared memory"), "\(cluster.logs())")
+        #expect(output.contains("step 4/4"))
     }
 
     @Test func aChaosScheduleOfKillsAndACorruptCheckpointStillEndsWithEveryStepAndValidCheckpoints() throws {

@@ -106,7 +106,7 @@ import Worker
                                    environment: ["SCVAE_FAKE_PROTOCOL_VERSION": "0"])
         let oldStatus = old.waitForExit(seconds: 60)
         #expect(oldStatus != nil && oldStatus != 0, "the refused worker exits non-zero")
-        #expect(old.output.contains("protocol version 0") && old.output.contains("version 2"), "\(old.output.suffix(2000))")
+        #expect(old.output.contains("protocol version 0") && old.output.contains("version 3"), "\(old.output.suffix(2000))")
         #expect(run.process.isRunning, "the coordinator goes on")
 
         let good = try ChildProcess("scvae-worker", common + ["--worker-id", "good"], log: "\(folder)/good.log")
@@ -135,5 +135,43 @@ import Worker
         let step = Int(loaded.metadata["step"] ?? "") ?? 0
         #expect(step >= 2 && step < 500)
         #expect(run.output.contains("stopped early"))
+    }
+
+    /// Local workers all-reduce over shared memory by default and leave no segment behind.
+    @Test func twoLocalWorkersUseSharedMemoryAndLeaveNoSegments() throws {
+        let folder = try Scratch.folder("ring-shm")
+        let run = try Self.coordinator(["--workers", "2", "--steps", "3", "--global-batch", "4", "--metrics", "\(folder)/metrics.jsonl"],
+                                       folder: folder)
+        let status = run.waitForExit(seconds: 240)
+        let output = run.output
+        #expect(status == 0, "\(output.suffix(4000))")
+        #expect(output.contains("ranks 0=") && output.contains("ring over shared memory; training"), "the coordinator says which transport")
+        #expect(output.contains("all-reduce") && output.contains(" over shm |"), "progress lines name the transport")
+        let metrics = try String(contentsOfFile: "\(folder)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(metrics.count == 3 && metrics.allSatisfy { $0.contains("\"ring_transport\": \"shm\"") }, "\(metrics)")
+        let workerLines = output.split(separator: "\n").filter { $0.contains("of 2, ring over shared memory:") }
+        #expect(workerLines.count == 2, "each rank says which transport:\n\(output.suffix(4000))")
+        let runID = try #require(Self.runID(in: output), "workers log the run id")
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).filter { $0.hasPrefix("scvae-\(runID)-") }
+        #expect(left.isEmpty, "segments left in /dev/shm: \(left)")
+    }
+
+    /// --ring-transport tcp keeps the ring on ZeroMQ over TCP even when every rank is local.
+    @Test func ringTransportTCPUsesTCPOnOneHost() throws {
+        let folder = try Scratch.folder("ring-tcp")
+        let run = try Self.coordinator(["--workers", "2", "--steps", "3", "--global-batch", "4", "--ring-transport", "tcp"], folder: folder)
+        let status = run.waitForExit(seconds: 240)
+        let output = run.output
+        #expect(status == 0, "\(output.suffix(4000))")
+        #expect(output.contains("ring over tcp (--ring-transport tcp)"))
+        #expect(output.split(separator: "\n").filter { $0.contains("of 2, ring over tcp:") }.count == 2, "\(output.suffix(4000))")
+        #expect(!output.contains("shared memory:") && output.contains(" over tcp |"))
+    }
+
+    /// The run id (hex) a worker logs when it is welcomed.
+    static func runID(in output: String) -> String? {
+        guard let range = output.range(of: "welcomed by the coordinator (run ") else { return nil }
+        let id = output[range.upperBound...].prefix { $0.isHexDigit }
+        return id.isEmpty ? nil : String(id)
     }
 }

@@ -50,6 +50,30 @@ public enum StateOrigin: UInt8, Sendable, CaseIterable {
     case replicas = 3
 }
 
+/// What carries a generation's ring collectives.
+public enum RingTransportKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// ZeroMQ over TCP (`RingCommunicator`): any hosts; the worker's receiver stays bound
+    /// across generations.
+    case tcp = 1
+    /// Shared memory (`SharedMemoryRing`): every rank on one host; new segments per generation.
+    case sharedMemory = 2
+
+    public var description: String {
+        switch self {
+        case .tcp: "tcp"
+        case .sharedMemory: "shared memory"
+        }
+    }
+
+    /// As progress lines and metrics name it: "tcp" or "shm" (like --ring-transport).
+    public var shortName: String {
+        switch self {
+        case .tcp: "tcp"
+        case .sharedMemory: "shm"
+        }
+    }
+}
+
 /// Coordinator -> worker: the worker's place in a new generation.
 public struct Assignment: WirePayload {
     public static let kind = MessageKind.assignment
@@ -75,11 +99,19 @@ public struct Assignment: WirePayload {
     public var stateOrigin: StateOrigin
     /// Steps applied by the state this generation starts from (`.checkpoint`: the checkpoint's step).
     public var resumeStep: UInt64
+    /// What carries this generation's ring. With `.sharedMemory`, `previous` and `next` are
+    /// `shm://` endpoints and `ringEndpoint` is this rank's inbox to create.
+    public var ringTransport: RingTransportKind
+    /// This rank's own ring endpoint (what `previous` connects to).
+    public var ringEndpoint: String
 
     public init(rank: UInt32, worldSize: UInt32, generation: UInt64, previous: RingPeer, next: RingPeer,
                 configurationName: String, settingsJSON: String, cursor: ShardCursor,
                 globalBatch: UInt32, seed: UInt64, stateSourceRank: UInt32,
-                stateOrigin: StateOrigin = .seed, resumeStep: UInt64 = 0) {
+                stateOrigin: StateOrigin = .seed, resumeStep: UInt64 = 0,
+                ringTransport: RingTransportKind = .tcp, ringEndpoint: String = "") {
+        self.ringTransport = ringTransport
+        self.ringEndpoint = ringEndpoint
         self.stateOrigin = stateOrigin
         self.resumeStep = resumeStep
         self.rank = rank
@@ -110,6 +142,8 @@ public struct Assignment: WirePayload {
         writer.write(stateSourceRank)
         writer.write(stateOrigin.rawValue)
         writer.write(resumeStep)
+        writer.write(ringTransport.rawValue)
+        writer.write(ringEndpoint)
     }
 
     public init(from reader: inout ByteReader) throws(DecodeError) {
@@ -135,5 +169,13 @@ public struct Assignment: WirePayload {
         }
         stateOrigin = try reader.readEnum("assignment.stateOrigin")
         resumeStep = try reader.readUInt64("assignment.resumeStep")
+        ringTransport = try reader.readEnum("assignment.ringTransport")
+        ringEndpoint = try reader.readString("assignment.ringEndpoint")
+        if ringTransport == .sharedMemory {
+            for (field, endpoint) in [("ringEndpoint", ringEndpoint), ("previous.endpoint", previous.endpoint), ("next.endpoint", next.endpoint)]
+            where SharedMemoryEndpoint.name(of: endpoint) == nil {
+                throw .invalidValue(field: "assignment.\(field)", detail: "'\(endpoint)' is not a shm://NAME endpoint")
+            }
+        }
     }
 }

@@ -55,15 +55,20 @@ public struct Abort: WirePayload {
     /// The rank that failed or was found dead, when one did.
     public var failedRank: UInt32?
     public var reason: String
+    /// Worker -> coordinator: the generation's ring transport (shared memory) could not be set
+    /// up on this worker; the coordinator gives it TCP rings from then on.
+    public var ringTransportUnavailable: Bool
 
-    public init(failedRank: UInt32? = nil, reason: String) {
+    public init(failedRank: UInt32? = nil, reason: String, ringTransportUnavailable: Bool = false) {
         self.failedRank = failedRank
         self.reason = reason
+        self.ringTransportUnavailable = ringTransportUnavailable
     }
 
     public func encode(into writer: inout ByteWriter) {
         writer.writeOptional(failedRank) { $0.write($1) }
         writer.write(reason)
+        writer.write(ringTransportUnavailable)
     }
 
     public init(from reader: inout ByteReader) throws(DecodeError) {
@@ -71,6 +76,7 @@ public struct Abort: WirePayload {
             try r.readUInt32("abort.failedRank")
         }
         reason = try reader.readString("abort.reason")
+        ringTransportUnavailable = try reader.readBool("abort.ringTransportUnavailable")
     }
 }
 

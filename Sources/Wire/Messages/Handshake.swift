@@ -14,16 +14,21 @@ public struct Hello: WirePayload {
     /// Where the worker's ring receiver can be reached, e.g. "tcp://10.0.0.3:41000" (a socket
     /// bound to `tcp://0.0.0.0:*` reports 0.0.0.0: advertise the host's address instead).
     public var dataPlaneEndpoint: String
-    /// Feature names the worker supports ("ipc", "curve", "buckets", ...).
+    /// Feature names the worker supports ("curve", "shm", ...).
     public var capabilities: [String]
     /// Hash of the sorted (relative path, byte size) list of the worker's dataset.
     public var datasetFingerprint: String
     /// The worker's CURVE public key in Z85 (40 characters), when CURVE is on.
     public var curvePublicKey: String?
+    /// With the "shm" capability: which processes can share memory with this one
+    /// (`SharedMemoryHost.current()`); ranks whose identities are equal may form a
+    /// shared-memory ring. Empty when unknown. Since protocol version 3.
+    public var sharedMemoryHost: String
 
     public init(protocolVersion: UInt16 = FrameHeader.currentVersion, workerID: String, host: String,
                 dataPlaneEndpoint: String, capabilities: [String] = [], datasetFingerprint: String,
-                curvePublicKey: String? = nil) {
+                curvePublicKey: String? = nil, sharedMemoryHost: String = "") {
+        self.sharedMemoryHost = sharedMemoryHost
         self.protocolVersion = protocolVersion
         self.workerID = workerID
         self.host = host
@@ -41,6 +46,13 @@ public struct Hello: WirePayload {
         writer.writeArray(capabilities) { $0.write($1) }
         writer.write(datasetFingerprint)
         writer.writeOptional(curvePublicKey) { $0.write($1) }
+        writer.write(sharedMemoryHost)
+    }
+
+    /// The identity of the shared memory this worker can use, nil unless it lists the "shm"
+    /// capability and names one.
+    public var sharedMemoryIdentity: String? {
+        capabilities.contains(SharedMemoryHost.capability) && !sharedMemoryHost.isEmpty ? sharedMemoryHost : nil
     }
 
     public init(from reader: inout ByteReader) throws(DecodeError) {
@@ -59,6 +71,7 @@ public struct Hello: WirePayload {
         if let key = curvePublicKey, key.utf8.count != 40 {
             throw .invalidValue(field: "hello.curvePublicKey", detail: "\(key.utf8.count) characters, Z85 keys have 40")
         }
+        sharedMemoryHost = try reader.readString("hello.sharedMemoryHost")
     }
 }
 
