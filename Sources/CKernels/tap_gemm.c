@@ -28,7 +28,8 @@ static inline AVX512 __mmask16 lanes_mask(int count) {
 static inline AVX512 __attribute__((always_inline))
 void tile(const scvae_tap_gemm *job, ptrdiff_t row0, int col0, const int tile_rows, const bool two,
           __mmask16 mask0, __mmask16 mask1) {
-    const int depth = job->depth, columns = job->columns;
+    const int depth = job->depth, weight_stride = job->weight_stride;
+    const ptrdiff_t input_stride = job->input_stride;
     __m512 acc0[ROWS_PER_TILE], acc1[ROWS_PER_TILE];
 #pragma clang loop unroll(full)
     for (int m = 0; m < tile_rows; m++) {
@@ -36,18 +37,18 @@ void tile(const scvae_tap_gemm *job, ptrdiff_t row0, int col0, const int tile_ro
         acc1[m] = _mm512_setzero_ps();
     }
     for (int t = 0; t < job->taps; t++) {
-        const float *a = job->input + (row0 + job->shifts[t]) * depth;
-        const float *b = job->weight + (ptrdiff_t)t * depth * columns + col0;
+        const float *a = job->input + (row0 + job->shifts[t]) * input_stride;
+        const float *b = job->weight + (ptrdiff_t)t * depth * weight_stride + col0;
         for (int k = 0; k < depth; k++) {
             const __m512 b0 = _mm512_maskz_loadu_ps(mask0, b);
             const __m512 b1 = two ? _mm512_maskz_loadu_ps(mask1, b + 16) : _mm512_setzero_ps();
 #pragma clang loop unroll(full)
             for (int m = 0; m < tile_rows; m++) {
-                const __m512 x = _mm512_set1_ps(a[m * depth + k]);
+                const __m512 x = _mm512_set1_ps(a[m * input_stride + k]);
                 acc0[m] = _mm512_fmadd_ps(x, b0, acc0[m]);
                 if (two) acc1[m] = _mm512_fmadd_ps(x, b1, acc1[m]);
             }
-            b += columns;
+            b += weight_stride;
         }
     }
     __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
@@ -60,7 +61,7 @@ void tile(const scvae_tap_gemm *job, ptrdiff_t row0, int col0, const int tile_ro
         const ptrdiff_t i = row0 + m;
         const ptrdiff_t y = i / job->wide_width, x = i - y * job->wide_width;
         if (x >= job->width) continue;
-        float *out = job->output + (y * job->width + x) * columns + col0;
+        float *out = job->output + (y * job->width + x) * job->columns + col0;
         __m512 v0 = _mm512_add_ps(acc0[m], bias0);
         if (job->accumulate) v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask0, out), v0);
         _mm512_mask_storeu_ps(out, mask0, v0);

@@ -24,7 +24,7 @@ enum Conv2d {
         case .blas:
             return Conv2dShifted.applies(to: g) && g.height * g.width >= shiftedMinimumPixels ? .shifted : .im2col
         case .direct:
-            precondition(Conv2dDirect.applies(to: g), "the tap-GEMM kernel needs a 3x3 same or a 1x1 convolution")
+            precondition(Conv2dShifted.applies(to: g) || g.isPlainProduct, "the tap-GEMM kernel needs a 3x3 same or a 1x1 convolution")
             return .direct
         case .shifted:
             precondition(Conv2dShifted.applies(to: g), "shifted GEMMs need a 3x3 stride-1 pad-1 convolution")

@@ -8,34 +8,51 @@ import Foundation
 /// the same padded rows.
 ///
 /// Legend as in Conv2dShifted.swift: Wp = W + 2, wide row r = y*Wp + x, tap = ky*3 + kx.
+/// ld(n) = leadingDimension(n), the row stride the kernel reads n-float rows at.
 public enum Conv2dDirect {
     /// The kernel runs on this CPU, and `SCVAE_DIRECT_CONV=0` does not turn it off (for comparisons).
     static let isAvailable: Bool = scvae_tap_gemm_available() && ProcessInfo.processInfo.environment["SCVAE_DIRECT_CONV"] != "0"
 
     /// What runs the 3x3 same and 1x1 convolutions in this process, for `scvae info` and the benchmarks.
     public static var kernelDescription: String {
-        if isAvailable { return "tap-GEMM (AVX-512) for 3x3 same and 1x1, OpenBLAS for downsampling" }
+        if isAvailable { return "tap-GEMM (AVX-512) for 3x3 same and 1x1 up to \(maximumChannels) channels, OpenBLAS for the rest" }
         return scvae_tap_gemm_available() ? "OpenBLAS (SCVAE_DIRECT_CONV=0)" : "OpenBLAS (no AVX-512F on this CPU)"
     }
 
+    /// Channel counts above this go to BLAS: the kernel sums a tile's whole depth (nine taps of
+    /// every input channel) without blocking it, and at 512 channels its weights and input rows
+    /// no longer stay in L2 (16x16 maps, 512 -> 512: 49 GFLOP/s against OpenBLAS's 72, measured).
+    static let maximumChannels = 256
+
     static func applies(to g: Conv2dGeometry) -> Bool {
-        Conv2dShifted.applies(to: g) || g.isPlainProduct
+        (Conv2dShifted.applies(to: g) || g.isPlainProduct) && max(g.inChannels, g.outChannels) <= maximumChannels
+    }
+
+    /// The row stride for rows of `count` floats that the kernel reads: an odd number of 64-byte
+    /// lines when `count` is a multiple of 32. Rows 128, 256 or 512 floats apart fall on a few L1
+    /// sets, and the kernel's fourteen rows then evict each other (2-3x slower, measured).
+    static func leadingDimension(_ count: Int) -> Int {
+        count % 32 == 0 ? count + 16 : count
     }
 
     /// out = conv(inp) + bias (out += that when `accumulate`); `wr` is the repacked [k*k*Ci, Co] weight.
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, wr: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>, geometry g: Conv2dGeometry, accumulate: Bool, workspace: Workspace) {
+        let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
+        let (ldIn, ldOut) = (leadingDimension(ci), leadingDimension(co))
+        let weight = strided(wr, rows: g.kernel * g.kernel * ci, columns: co, workspace)
         if g.isPlainProduct {
-            run(input: inp, weight: wr, shifts: [0], depth: g.inChannels, columns: g.outChannels, rows: g.rows,
-                wideWidth: g.rows, width: g.rows, bias: bias, output: out, accumulate: accumulate)
+            let input = strided(inp, rows: g.rows, columns: ci, into: .convColumns, workspace)
+            run(input: input, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: [0], depth: ci, columns: co,
+                rows: g.rows, wideWidth: g.rows, width: g.rows, bias: bias, output: out, accumulate: accumulate)
             return
         }
-        let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
-        let padded = workspace.floats(.convColumns, paddedCount(g, channels: ci))
+        let padded = workspace.floats(.convColumns, paddedRows(g) * ldIn)
         for b in 0..<g.batch {
-            Conv2dShifted.pad(padded, inp + b * h * w * ci, height: h, width: w, channels: ci)
-            run(input: padded, weight: wr, shifts: tapShifts(g), depth: ci, columns: co, rows: h * (w + 2),
-                wideWidth: w + 2, width: w, bias: bias, output: out + b * h * w * co, accumulate: accumulate)
+            pad(padded, inp + b * h * w * ci, height: h, width: w, channels: ci)
+            run(input: padded, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: tapShifts(g), depth: ci,
+                columns: co, rows: h * (w + 2), wideWidth: w + 2, width: w, bias: bias, output: out + b * h * w * co,
+                accumulate: accumulate)
         }
     }
 
@@ -51,14 +68,17 @@ public enum Conv2dDirect {
                          geometry g: Conv2dGeometry, accumulateInput: Bool, workspace: Workspace,
                          imagesPerGroup groupOverride: Int? = nil) {
         let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
+        let (ldIn, ldOut) = (leadingDimension(ci), leadingDimension(co))
         let dwr = workspace.zeroed(.convWeightGradient, g.weightCount)
         if g.isPlainProduct {
             // dW[ci, co] = sum over pixels of X[r, ci] dOut[r, co]; dX = dOut W with W [Co, Ci] as stored.
             runTransposed(a: inp, aStride: ci, b: dOut, bStride: co, shifts: [0], rows: ci, columns: co,
                           depth: g.rows, output: dwr)
             if let dInput {
-                run(input: dOut, weight: weight, shifts: [0], depth: co, columns: ci, rows: g.rows,
-                    wideWidth: g.rows, width: g.rows, bias: nil, output: dInput, accumulate: accumulateInput)
+                let gradient = strided(dOut, rows: g.rows, columns: co, into: .convPaddedGradient, workspace)
+                run(input: gradient, inputStride: ldOut, weight: strided(weight, rows: co, columns: ci, workspace),
+                    weightStride: ldIn, shifts: [0], depth: co, columns: ci, rows: g.rows, wideWidth: g.rows,
+                    width: g.rows, bias: nil, output: dInput, accumulate: accumulateInput)
             }
             Conv2d.unpackAddWeightGradient(dWeight, dwr, g)
             return
@@ -68,27 +88,27 @@ public enum Conv2dDirect {
         // is the padded gradient one row and column on, so one product over the stacked rows gives
         // dW[tap] = sum over r of Xpad[r + shift(tap)]^T dOutWide[r] for the whole group.
         let wp = w + 2, stride = (h + 2) * wp
-        let group = max(1, min(g.batch, groupOverride ?? stackBudget / (stride * max(ci, co))))
-        let paddedInput = workspace.floats(.convColumns, (group * stride + 2) * ci)
-        let paddedGrad = workspace.floats(.convPaddedGradient, (group * stride + 2) * co)
-        let flipped = dInput == nil ? nil : Conv2d.flippedWeight(weight, g, workspace)
+        let group = max(1, min(g.batch, groupOverride ?? stackBudget / (stride * max(ldIn, ldOut))))
+        let paddedInput = workspace.floats(.convColumns, (group * stride + 2) * ldIn)
+        let paddedGrad = workspace.floats(.convPaddedGradient, (group * stride + 2) * ldOut)
+        let flipped = dInput == nil ? nil : strided(Conv2d.flippedWeight(weight, g, workspace), rows: 9 * co, columns: ci, workspace)
         let shifts = tapShifts(g)
         var first = 0
         while first < g.batch {
             let count = min(group, g.batch - first)
             for j in 0..<count {
-                Conv2dShifted.pad(paddedInput + j * stride * ci, inp + (first + j) * h * w * ci, height: h, width: w, channels: ci)
-                Conv2dShifted.pad(paddedGrad + j * stride * co, dOut + (first + j) * h * w * co, height: h, width: w, channels: co)
+                pad(paddedInput + j * stride * ldIn, inp + (first + j) * h * w * ci, height: h, width: w, channels: ci)
+                pad(paddedGrad + j * stride * ldOut, dOut + (first + j) * h * w * co, height: h, width: w, channels: co)
             }
-            runTransposed(a: paddedInput, aStride: ci, b: paddedGrad + (wp + 1) * co, bStride: co, shifts: shifts,
+            runTransposed(a: paddedInput, aStride: ldIn, b: paddedGrad + (wp + 1) * ldOut, bStride: ldOut, shifts: shifts,
                           rows: ci, columns: co, depth: (count - 1) * stride + h * wp, output: dwr)
             if let dInput, let flipped {
                 // dX[r] = sum over taps of dOutPadded[r + shift(8 - tap)] W[:, :, tap]: the same taps
                 // over the padded output gradient, with the flipped weight [tap', Co, Ci].
                 for j in 0..<count {
-                    run(input: paddedGrad + j * stride * co, weight: flipped, shifts: shifts, depth: co, columns: ci,
-                        rows: h * wp, wideWidth: wp, width: w, bias: nil, output: dInput + (first + j) * h * w * ci,
-                        accumulate: accumulateInput)
+                    run(input: paddedGrad + j * stride * ldOut, inputStride: ldOut, weight: flipped, weightStride: ldIn,
+                        shifts: shifts, depth: co, columns: ci, rows: h * wp, wideWidth: wp, width: w, bias: nil,
+                        output: dInput + (first + j) * h * w * ci, accumulate: accumulateInput)
                 }
             }
             first += count
@@ -96,14 +116,46 @@ public enum Conv2dDirect {
         Conv2d.unpackAddWeightGradient(dWeight, dwr, g)
     }
 
-    /// Floats of one zero-bordered image: (H+2) wide rows and two spare rows for the last taps' reach.
-    static func paddedCount(_ g: Conv2dGeometry, channels: Int) -> Int {
-        ((g.height + 2) * (g.width + 2) + 2) * channels
+    /// Rows of one zero-bordered image: H+2 wide rows and two spare rows for the last taps' reach.
+    static func paddedRows(_ g: Conv2dGeometry) -> Int {
+        (g.height + 2) * (g.width + 2) + 2
     }
 
     /// Row offset of tap (ky, kx) in the padded image: ky*Wp + kx.
     static func tapShifts(_ g: Conv2dGeometry) -> [Int] {
         (0..<9).map { ($0 / 3) * (g.width + 2) + $0 % 3 }
+    }
+
+    /// Copies an image [H*W, C] into a zero-bordered one [(H+2)*Wp + 2] with rows ld(C) apart
+    /// (as Conv2dShifted.pad; the ld - C floats at the end of each row are never read).
+    static func pad(_ padded: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>,
+                    height: Int, width: Int, channels: Int) {
+        let ld = leadingDimension(channels)
+        if ld == channels {
+            Conv2dShifted.pad(padded, image, height: height, width: width, channels: channels)
+            return
+        }
+        let wp = width + 2
+        VectorMath.zero(padded, count: (wp + 1) * ld)
+        for y in 0..<height {
+            let rowStart = padded + ((y + 1) * wp + 1) * ld
+            for x in 0..<width {
+                (rowStart + x * ld).update(from: image + (y * width + x) * channels, count: channels)
+            }
+            VectorMath.zero(rowStart + width * ld, count: 2 * ld)
+        }
+        VectorMath.zero(padded + ((height + 1) * wp + 1) * ld, count: (wp + 1) * ld)
+    }
+
+    /// `matrix` [rows, columns] with rows ld(columns) apart: itself when that is its own stride,
+    /// else a copy in the workspace.
+    static func strided(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int,
+                        into slot: Workspace.Slot = .convStridedWeight, _ workspace: Workspace) -> UnsafePointer<Float> {
+        let ld = leadingDimension(columns)
+        if ld == columns { return matrix }
+        let copy = workspace.floats(slot, rows * ld)
+        for r in 0..<rows { (copy + r * ld).update(from: matrix + r * columns, count: columns) }
+        return UnsafePointer(copy)
     }
 
     private static func runTransposed(a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int,
@@ -117,14 +169,15 @@ public enum Conv2dDirect {
         }
     }
 
-    private static func run(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, shifts: [Int], depth: Int,
-                            columns: Int, rows: Int, wideWidth: Int, width: Int, bias: UnsafePointer<Float>?,
-                            output: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    private static func run(input: UnsafePointer<Float>, inputStride: Int, weight: UnsafePointer<Float>, weightStride: Int,
+                            shifts: [Int], depth: Int, columns: Int, rows: Int, wideWidth: Int, width: Int,
+                            bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, accumulate: Bool) {
         precondition(isAvailable, "the tap-GEMM kernel does not run on this CPU")
         shifts.withUnsafeBufferPointer { shiftPointer in
-            var job = scvae_tap_gemm(input: input, weight: weight, shifts: shiftPointer.baseAddress, taps: Int32(shifts.count),
-                                     depth: Int32(depth), columns: Int32(columns), rows: rows, wide_width: wideWidth,
-                                     width: width, bias: bias, output: output, accumulate: accumulate)
+            var job = scvae_tap_gemm(input: input, input_stride: inputStride, weight: weight, weight_stride: Int32(weightStride),
+                                     shifts: shiftPointer.baseAddress, taps: Int32(shifts.count), depth: Int32(depth),
+                                     columns: Int32(columns), rows: rows, wide_width: wideWidth, width: width, bias: bias,
+                                     output: output, accumulate: accumulate)
             scvae_tap_gemm_run(&job)
         }
     }

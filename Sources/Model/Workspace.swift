@@ -34,6 +34,8 @@ final class Workspace {
         case convWeight, convWeightGradient, convColumns
         /// Convolution backward: the flipped weight [kh, kw, out, in] that maps dOut to dInput.
         case convFlippedWeight
+        /// Tap-GEMM convolution: a weight copied to a padded row stride (Conv2dDirect.leadingDimension).
+        case convStridedWeight
         /// Shifted-GEMM convolution: wide output rows and the padded output gradient.
         case convWide, convPaddedGradient
     }

@@ -110,6 +110,8 @@ import Testing
     @Test func automaticMethodTakesTheKernelForSame3x3And1x1Only() {
         let downsample = Conv2dGeometry.downsample(batch: 1, height: 64, width: 64, channels: 1)
         #expect(Conv2d.resolve(.automatic, downsample) == .im2col)
+        let wide = Conv2dGeometry.same3x3(batch: 1, height: 16, width: 16, inChannels: 512, outChannels: 512)
+        #expect(Conv2d.resolve(.automatic, wide) == .im2col, "512 channels go to BLAS")
         for g in [Conv2dGeometry.same3x3(batch: 1, height: 8, width: 8, inChannels: 1, outChannels: 1),
                   .pointwise(batch: 1, height: 8, width: 8, inChannels: 1, outChannels: 1)] {
             #expect(Conv2d.resolve(.automatic, g) == (Conv2dDirect.isAvailable ? .direct : Conv2d.resolve(.blas, g)))
@@ -117,7 +119,8 @@ import Testing
     }
 
     /// Channel counts around the kernel's 16-float vectors and 32-column tiles (masked tails), maps
-    /// narrower than a 14-row tile and wider than a 224-row block, and 1x1 products.
+    /// narrower than a 14-row tile and wider than a 224-row block, 1x1 products, and multiples of
+    /// 32 channels (padded strides).
     static let directCases: [Conv2dGeometry] = [
         .same3x3(batch: 3, height: 7, width: 5, inChannels: 3, outChannels: 5),
         .same3x3(batch: 1, height: 1, width: 1, inChannels: 2, outChannels: 17),
@@ -126,6 +129,9 @@ import Testing
         .same3x3(batch: 1, height: 6, width: 6, inChannels: 40, outChannels: 3),
         .pointwise(batch: 3, height: 9, width: 11, inChannels: 19, outChannels: 33),
         .pointwise(batch: 1, height: 1, width: 3, inChannels: 4, outChannels: 16),
+        // Multiples of 32 channels: rows and weights at padded strides.
+        .same3x3(batch: 2, height: 5, width: 6, inChannels: 64, outChannels: 32),
+        .pointwise(batch: 2, height: 3, width: 5, inChannels: 32, outChannels: 64),
     ]
 
     /// The tap-GEMM kernel against the reference: forward, accumulate, and every gradient.

@@ -7,7 +7,7 @@
 /// A convolution as a sum of shifted matrix products, computed without packing or im2col
 /// ("implicit GEMM"): for every computed row i,
 ///
-///     out(i)[n] (+)= bias[n] + sum over taps t, k of input[(i + shifts[t]) * depth + k] * weight[(t * depth + k) * columns + n]
+///     out(i)[n] (+)= bias[n] + sum over taps t, k < depth of input[(i + shifts[t]) * input_stride + k] * weight[(t * depth + k) * weight_stride + n]
 ///
 /// Rows are "wide": row i stands for pixel (i / wide_width, i % wide_width) and only the pixels
 /// with i % wide_width < width are written, at output[((i / wide_width) * width + i % wide_width) * columns].
@@ -15,10 +15,14 @@
 /// long; a 1x1 convolution has one tap, shift 0 and wide_width = width.
 ///
 /// Every output value is summed in the same order (taps, then depth) whatever the blocking, so
-/// results are deterministic.
+/// results are deterministic. Strides whose length in 64-byte lines is even (any multiple of 32
+/// floats) map the fourteen rows a tile reads onto a few L1 sets, and the kernel slows down
+/// 2-3x: callers pad such strides by 16 floats (Conv2dDirect.leadingDimension).
 typedef struct {
-    const float *input;       ///< rows of `depth` floats; row i + shifts[t] must exist for every computed row i
-    const float *weight;      ///< [taps][depth][columns]
+    const float *input;       ///< rows of `depth` floats, `input_stride` apart; row i + shifts[t] must exist for every computed row i
+    ptrdiff_t input_stride;
+    const float *weight;      ///< [taps][depth] rows of `columns` floats, `weight_stride` apart
+    int weight_stride;
     const ptrdiff_t *shifts;  ///< row offset of each tap
     int taps;
     int depth;
