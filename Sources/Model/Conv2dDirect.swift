@@ -28,11 +28,12 @@ public enum Conv2dDirect {
         (Conv2dShifted.applies(to: g) || g.isPlainProduct) && max(g.inChannels, g.outChannels) <= maximumChannels
     }
 
-    /// The row stride for rows of `count` floats that the kernel reads: an odd number of 64-byte
-    /// lines when `count` is a multiple of 32. Rows 128, 256 or 512 floats apart fall on a few L1
-    /// sets, and the kernel's fourteen rows then evict each other (2-3x slower, measured).
+    /// The row stride for rows of `count` floats that the kernel reads: one 64-byte line more when
+    /// `count` is a multiple of 128. Rows 128, 256 or 512 floats apart fall on 8, 4 or 2 of the 64
+    /// L1 sets, and the kernel's fourteen rows then evict each other (256 channels: 2x slower,
+    /// measured). 64-float rows use 16 sets, enough; padding them cost more in copies than it saved.
     static func leadingDimension(_ count: Int) -> Int {
-        count % 32 == 0 ? count + 16 : count
+        count % 128 == 0 ? count + 16 : count
     }
 
     /// out = conv(inp) + bias (out += that when `accumulate`); `wr` is the repacked [k*k*Ci, Co] weight.

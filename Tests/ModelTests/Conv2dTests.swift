@@ -120,7 +120,7 @@ import Testing
 
     /// Channel counts around the kernel's 16-float vectors and 32-column tiles (masked tails), maps
     /// narrower than a 14-row tile and wider than a 224-row block, 1x1 products, and multiples of
-    /// 32 channels (padded strides).
+    /// 128 channels (padded strides).
     static let directCases: [Conv2dGeometry] = [
         .same3x3(batch: 3, height: 7, width: 5, inChannels: 3, outChannels: 5),
         .same3x3(batch: 1, height: 1, width: 1, inChannels: 2, outChannels: 17),
@@ -129,9 +129,9 @@ import Testing
         .same3x3(batch: 1, height: 6, width: 6, inChannels: 40, outChannels: 3),
         .pointwise(batch: 3, height: 9, width: 11, inChannels: 19, outChannels: 33),
         .pointwise(batch: 1, height: 1, width: 3, inChannels: 4, outChannels: 16),
-        // Multiples of 32 channels: rows and weights at padded strides.
-        .same3x3(batch: 2, height: 5, width: 6, inChannels: 64, outChannels: 32),
-        .pointwise(batch: 2, height: 3, width: 5, inChannels: 32, outChannels: 64),
+        // Multiples of 128 channels: rows and weights at padded strides.
+        .same3x3(batch: 2, height: 3, width: 4, inChannels: 128, outChannels: 40),
+        .pointwise(batch: 2, height: 3, width: 5, inChannels: 40, outChannels: 128),
     ]
 
     /// The tap-GEMM kernel against the reference: forward, accumulate, and every gradient.

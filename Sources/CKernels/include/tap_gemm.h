@@ -15,9 +15,9 @@
 /// long; a 1x1 convolution has one tap, shift 0 and wide_width = width.
 ///
 /// Every output value is summed in the same order (taps, then depth) whatever the blocking, so
-/// results are deterministic. Strides whose length in 64-byte lines is even (any multiple of 32
-/// floats) map the fourteen rows a tile reads onto a few L1 sets, and the kernel slows down
-/// 2-3x: callers pad such strides by 16 floats (Conv2dDirect.leadingDimension).
+/// results are deterministic. Strides of a multiple of 128 floats map the fourteen rows a tile
+/// reads onto a few L1 sets, and the kernel slows down 2-3x: callers pad such strides by 16
+/// floats (Conv2dDirect.leadingDimension).
 typedef struct {
     const float *input;       ///< rows of `depth` floats, `input_stride` apart; row i + shifts[t] must exist for every computed row i
     ptrdiff_t input_stride;
