@@ -37,6 +37,10 @@ let shapes: [(String, Conv2dGeometry)] = [
     ("3x3 16x16 128->128", .same3x3(batch: batch, height: 16, width: 16, inChannels: 128, outChannels: 128)),
     ("down 64x64 64", .downsample(batch: batch, height: 64, width: 64, channels: 64)),
     ("1x1 32x32 64->128", .pointwise(batch: batch, height: 32, width: 32, inChannels: 64, outChannels: 128)),
+    // imagenet-f16's levels (run with SCVAE_BENCH_BATCH=2).
+    ("3x3 256x256 128->128", .same3x3(batch: batch, height: 256, width: 256, inChannels: 128, outChannels: 128)),
+    ("3x3 64x64 256->256", .same3x3(batch: batch, height: 64, width: 64, inChannels: 256, outChannels: 256)),
+    ("3x3 16x16 512->512", .same3x3(batch: batch, height: 16, width: 16, inChannels: 512, outChannels: 512)),
 ]
 let workspace = Workspace()
 for (name, g) in shapes where ProcessInfo.processInfo.environment["SCVAE_BENCH_SKIP_CONV"] == nil {
@@ -55,7 +59,8 @@ for (name, g) in shapes where ProcessInfo.processInfo.environment["SCVAE_BENCH_S
     var methods: [(String, Conv2d.Method)] = [("im2col", .im2col)]
     if Conv2dShifted.applies(to: g) { methods.append(("shifted", .shifted)) }
     // The tap-GEMM kernel: forward and grad-input; its backward column includes grad-weight on BLAS.
-    if Conv2dDirect.isAvailable && Conv2dDirect.applies(to: g) { methods.append(("direct", .direct)) }
+    // (Forced here even above Conv2dDirect.maximumChannels, where the model uses BLAS, to show why.)
+    if Conv2dDirect.isAvailable && (Conv2dShifted.applies(to: g) || g.isPlainProduct) { methods.append(("direct", .direct)) }
     for (label, method) in methods {
         let forward = best(3) {
             Conv2d.forward(out: output, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: method)

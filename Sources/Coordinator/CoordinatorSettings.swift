@@ -51,7 +51,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var logEvery: Int = 1
 
     /// --ring-transport: auto, tcp or shm (`RingTransportMode`).
-    public var ringTransport: String = RingTransportMode.auto.rawValue
+    public var ringTransport: String = RingTransportMode.tcp.rawValue
 
     /// CURVE: a folder with `coordinator.key_secret` and the `*.key` of the admitted workers.
     public var curveKeys: String? = nil

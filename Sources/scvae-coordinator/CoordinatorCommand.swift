@@ -102,8 +102,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-every"), help: "Print a progress line every this many steps.")
     var logEvery: Int = 1
 
-    @Option(name: .customLong("ring-transport"), help: "What carries the workers' ring all-reduce: auto (shared memory when every rank of a generation is on one host and supports it, else TCP), tcp, or shm (shared memory; an error when the ranks are not all on one host). Workers log which one each generation uses.")
-    var ringTransport: String = "auto"
+    @Option(name: .customLong("ring-transport"), help: "What carries the workers' ring all-reduce: tcp (ZeroMQ), auto (shared memory when every rank of a generation is on one host and supports it, else TCP), or shm (shared memory; an error when the ranks are not all on one host). Workers log which one each generation uses. tcp is the default: with one core per worker the shared-memory ring's waiting costs backward more than it saves (BENCHMARKS.md).")
+    var ringTransport: String = "tcp"
 
     @Option(name: .customLong("curve-keys"), help: "CURVE: a folder with coordinator.key_secret and the NAME.key of every admitted worker (scvae keygen). All traffic, control and ring, is then authenticated and encrypted; other workers are refused and logged.")
     var curveKeys: String?

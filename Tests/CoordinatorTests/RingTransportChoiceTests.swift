@@ -47,9 +47,9 @@ import Testing
 
     @Test func theOptionIsValidated() {
         var settings = CoordinatorSettings()
-        #expect(settings.ringTransportMode == .auto)
-        settings.ringTransport = "tcp"
-        #expect(settings.problems().isEmpty && settings.ringTransportMode == .tcp)
+        #expect(settings.ringTransportMode == .tcp, "TCP is the default")
+        settings.ringTransport = "auto"
+        #expect(settings.problems().isEmpty && settings.ringTransportMode == .auto)
         settings.ringTransport = "nccl"
         #expect(settings.problems().contains { $0.contains("--ring-transport must be auto, tcp or shm") && $0.contains("nccl") })
     }

@@ -76,7 +76,7 @@ extension ProcessTests {
                         "--checkpoint-every", "0", "--config", "tiny", "--data", data, "--log-every", "4"]
         let folder = try Scratch.folder("elastic")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let cluster = Cluster(folder: folder, coordinatorArguments: ["--workers", "3", "--min-workers", "2",
+        let cluster = Cluster(folder: folder, coordinatorArguments: ["--workers", "3", "--min-workers", "2", "--ring-transport", "auto",
                                                                      "--metrics", "\(folder)/metrics.jsonl"] + training)
         try cluster.startCoordinator()
         let ids = ["w0", "w1", "w2"]
@@ -113,7 +113,7 @@ extension ProcessTests {
         let folder = try Scratch.folder("shm-fallback")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let cluster = Cluster(folder: folder, coordinatorArguments: ["--workers", "2", "--global-batch", "4", "--steps", "4",
-                                                                     "--config", "tiny", "--checkpoint-every", "0"])
+                                                                     "--ring-transport", "auto", "--config", "tiny", "--checkpoint-every", "0"])
         try cluster.startCoordinator()
         try cluster.startWorker("w0")
         let firstLog = "\(folder)/w0-1.log"

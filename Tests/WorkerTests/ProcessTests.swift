@@ -137,10 +137,11 @@ import Worker
         #expect(run.output.contains("stopped early"))
     }
 
-    /// Local workers all-reduce over shared memory by default and leave no segment behind.
+    /// With --ring-transport auto, local workers all-reduce over shared memory and leave no segment behind.
     @Test func twoLocalWorkersUseSharedMemoryAndLeaveNoSegments() throws {
         let folder = try Scratch.folder("ring-shm")
-        let run = try Self.coordinator(["--workers", "2", "--steps", "3", "--global-batch", "4", "--metrics", "\(folder)/metrics.jsonl"],
+        let run = try Self.coordinator(["--workers", "2", "--steps", "3", "--global-batch", "4", "--metrics", "\(folder)/metrics.jsonl",
+                                        "--ring-transport", "auto"],
                                        folder: folder)
         let status = run.waitForExit(seconds: 240)
         let output = run.output
