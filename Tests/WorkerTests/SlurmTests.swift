@@ -70,7 +70,7 @@ extension ProcessTests {
             // One worker per task, named after the job and the task, each a rank of the run.
             for task in 0..<2 {
                 #expect(log.contains("worker slurm-\(id)-\(task): coordinator tcp://"), "\(log.suffix(4000))")
-                #expect(log.contains("rank \(task) of 2: tiny"), "\(log.suffix(4000))")
+                #expect(log.contains("rank \(task) of 2, ring over tcp: tiny"), "\(log.suffix(4000))")
             }
             #expect(log.contains("(restart 0)") && !log.contains("(restart 1)"), "\(log.suffix(4000))")
             #expect(log.contains("step 6/6 epoch 0"), "\(log.suffix(4000))")
