@@ -15,6 +15,10 @@ extension SocketTests {
         let board = Slots<String>(count: 2)
         let settings = RingSettings(pieceBytes: 4 << 10, silenceDeadline: TestTiming.scaled(10))
         let reformed = Slots<Bool>(count: 1)
+        // Rank 0 has all of generation 1 before rank 1 moves on: rank 1's last pieces of generation 1
+        // and its first of generation 2 leave on different connections, so without this barrier a
+        // generation-2 piece can overtake them and fail rank 0's first all-reduce (seen once in CI).
+        let firstDone = Slots<Bool>(count: 1)
         let results = onRankThreads(2, timeout: TestTiming.scaled(60)) { rank -> [Float] in
             let ring = try makeRingMember(rank: rank, worldSize: 2, context: context, transport: "tcp", board: board, settings: settings)
             defer { ring.close() }
@@ -24,12 +28,14 @@ extension SocketTests {
             #expect(first.map(\.bitPattern) == expected.map(\.bitPattern))
             let next = board.waitForAll(timeout: TestTiming.scaled(10))![(rank + 1) % 2]
             if rank == 1 {
-                // Rank 1 moves on to generation 2 at once.
+                // Rank 1 moves on to generation 2 as soon as rank 0 has finished generation 1.
+                _ = firstDone.waitForAll(timeout: TestTiming.scaled(10))
                 try ring.reform(rank: 1, worldSize: 2, runID: ring.runID)
                 try ring.connect(toNext: next)
                 reformed.set(0, true)
             } else {
                 // Rank 0 is still in generation 1 when rank 1's first piece of generation 2 comes.
+                firstDone.set(0, true)
                 _ = reformed.waitForAll(timeout: TestTiming.scaled(10))
                 var stale = inputs[rank]
                 #expect(throws: RingError.self) {
