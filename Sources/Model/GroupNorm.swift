@@ -37,8 +37,8 @@ enum GroupNorm {
             for b in 0..<batch {
                 let x = inp + b * positions * channels
                 if avx512 {
-                    sums.withMemoryRebound(to: Double.self, capacity: 16 * chunks) { moments in
-                        scvae_column_moments(moments, moments + 8 * chunks, x, positions, Int32(channels))
+                    withLanes(moments) { lane in
+                        scvae_column_moments(lane(sums), lane(squares), x, positions, Int32(channels))
                     }
                 } else {
                     accumulateMoments(x, positions: positions, channels: channels, sums: sums, squares: squares)
@@ -58,21 +58,11 @@ enum GroupNorm {
                 }
                 let y = out + b * positions * channels
                 if avx512 {
-                    floats(scale, chunks) { scale in
-                        floats(shift, chunks) { shift in
-                            scvae_group_norm_apply(y, x, scale, shift, positions, Int32(channels), swish)
-                        }
+                    withLanes(coefficients) { lane in
+                        scvae_group_norm_apply(y, x, lane(scale), lane(shift), positions, Int32(channels), swish)
                     }
-                    continue
-                }
-                for p in 0..<positions {
-                    let source = x + p * channels, destination = y + p * channels
-                    for j in 0..<chunks {
-                        let lanes = min(8, channels - 8 * j)
-                        let v = VectorMath.load(source + 8 * j, count: lanes) * scale[j] + shift[j]
-                        let result = swish ? v / (Float8(repeating: 1) + VectorMath.exp(-v)) : v
-                        VectorMath.store(result, to: destination + 8 * j, count: lanes)
-                    }
+                } else {
+                    normalise(y, x, scale: scale, shift: shift, positions: positions, channels: channels, swish: swish)
                 }
             }
         }
@@ -110,40 +100,17 @@ enum GroupNorm {
                 let dy = swish ? UnsafePointer(scratch) : dOutSample
                 // dy is the gradient at y = xhat * gamma + beta (through swish when fused); it is
                 // summed in the same pass that computes it.
-                for j in 0..<(2 * chunks) { sumDy[j] = .zero }
-                var p = avx512 ? positions : 0
                 if avx512 {
-                    sumDy.withMemoryRebound(to: Double.self, capacity: 16 * chunks) { sums in
-                        floats(channelMean, chunks) { channelMean in floats(channelRstd, chunks) { channelRstd in
-                            floats(gamma, chunks) { gamma in floats(beta, chunks) { beta in
-                                scvae_group_norm_backward_sums(sums, sums + 8 * chunks, scratch, dOutSample, x, channelMean,
-                                                               channelRstd, gamma, beta, positions, Int32(channels), swish)
-                            } }
-                        } }
-                    }
-                }
-                while p < positions {
-                    let rows = min(rowBlock, positions - p)
-                    for j in 0..<chunks {
-                        let lanes = min(8, channels - 8 * j)
-                        var dySum = sumDy[j], dyXhatSum = sumDyXhat[j]
-                        for row in p..<(p + rows) {
-                            let offset = row * channels + 8 * j
-                            let xhat = (VectorMath.load(x + offset, count: lanes) - channelMean[j]) * channelRstd[j]
-                            var g = VectorMath.load(dOutSample + offset, count: lanes)
-                            if swish {
-                                let y = xhat * gamma[j] + beta[j]
-                                let sigmoid = VectorMath.sigmoid(y)
-                                g = g * sigmoid * (Float8(repeating: 1) + y * (Float8(repeating: 1) - sigmoid))
-                                VectorMath.store(g, to: scratch + offset, count: lanes)
-                            }
-                            dySum += Double8(g)
-                            dyXhatSum += Double8(g * xhat)
+                    withLanes(moments) { sum in
+                        withLanes(perChannel) { lane in
+                            scvae_group_norm_backward_sums(sum(sumDy), sum(sumDyXhat), scratch, dOutSample, x, lane(channelMean),
+                                                           lane(channelRstd), lane(gamma), lane(beta), positions,
+                                                           Int32(channels), swish)
                         }
-                        sumDy[j] = dySum
-                        sumDyXhat[j] = dyXhatSum
                     }
-                    p += rows
+                } else {
+                    gradientSums(sumDy, sumDyXhat, scratch: scratch, dOut: dOutSample, x, mean: channelMean, rstd: channelRstd,
+                                 gamma: gamma, beta: beta, positions: positions, channels: channels, swish: swish)
                 }
                 for c in 0..<channels {
                     dBias[c] += Float(sumDy[c / 8][c % 8])
@@ -169,21 +136,13 @@ enum GroupNorm {
                 }
                 let dx = dInput + b * positions * channels
                 if avx512 {
-                    floats(scaleDy, chunks) { scaleDy in floats(slopeDx, chunks) { slopeDx in floats(shiftDx, chunks) { shiftDx in
-                        scvae_group_norm_backward_apply(dx, dy, x, scaleDy, slopeDx, shiftDx, positions, Int32(channels),
-                                                        accumulateInput)
-                    } } }
-                    continue
-                }
-                for p in 0..<positions {
-                    for j in 0..<chunks {
-                        let lanes = min(8, channels - 8 * j)
-                        let offset = p * channels + 8 * j
-                        let update = scaleDy[j] * VectorMath.load(dy + offset, count: lanes)
-                            - slopeDx[j] * VectorMath.load(x + offset, count: lanes) - shiftDx[j]
-                        let result = accumulateInput ? VectorMath.load(dx + offset, count: lanes) + update : update
-                        VectorMath.store(result, to: dx + offset, count: lanes)
+                    withLanes(perChannel) { lane in
+                        scvae_group_norm_backward_apply(dx, dy, x, lane(scaleDy), lane(slopeDx), lane(shiftDx), positions,
+                                                        Int32(channels), accumulateInput)
                     }
+                } else {
+                    applyInputGradient(dx, dy: dy, x, scaleDy: scaleDy, slopeDx: slopeDx, shiftDx: shiftDx,
+                                       positions: positions, channels: channels, accumulate: accumulateInput)
                 }
             }
         }
@@ -230,10 +189,84 @@ enum GroupNorm {
         return (sum, square)
     }
 
-    /// The lanes of `vectors` as consecutive floats, for the C passes.
+    /// y = x * scale + shift per channel, then swish when asked (the Swift lanes of scvae_group_norm_apply).
+    static func normalise(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, scale: UnsafePointer<Float8>,
+                          shift: UnsafePointer<Float8>, positions: Int, channels: Int, swish: Bool) {
+        for p in 0..<positions {
+            let source = x + p * channels, destination = y + p * channels
+            for j in 0..<((channels + 7) / 8) {
+                let lanes = min(8, channels - 8 * j)
+                let v = VectorMath.load(source + 8 * j, count: lanes) * scale[j] + shift[j]
+                let result = swish ? v / (Float8(repeating: 1) + VectorMath.exp(-v)) : v
+                VectorMath.store(result, to: destination + 8 * j, count: lanes)
+            }
+        }
+    }
+
+    /// sumDy[j], sumDyXhat[j] = per-channel sums of g and g * xhat over the P rows of one image, in
+    /// Double, where g is the gradient at y = xhat * gamma + beta (through swish when fused, then
+    /// also written to `scratch`). The Swift lanes of scvae_group_norm_backward_sums.
+    static func gradientSums(_ sumDy: UnsafeMutablePointer<Double8>, _ sumDyXhat: UnsafeMutablePointer<Double8>,
+                             scratch: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                             mean: UnsafePointer<Float8>, rstd: UnsafePointer<Float8>, gamma: UnsafePointer<Float8>,
+                             beta: UnsafePointer<Float8>, positions: Int, channels: Int, swish: Bool) {
+        let chunks = (channels + 7) / 8
+        for j in 0..<chunks {
+            sumDy[j] = .zero
+            sumDyXhat[j] = .zero
+        }
+        var p = 0
+        while p < positions {
+            let rows = min(rowBlock, positions - p)
+            for j in 0..<chunks {
+                let lanes = min(8, channels - 8 * j)
+                var dySum = sumDy[j], dyXhatSum = sumDyXhat[j]
+                for row in p..<(p + rows) {
+                    let offset = row * channels + 8 * j
+                    let xhat = (VectorMath.load(x + offset, count: lanes) - mean[j]) * rstd[j]
+                    var g = VectorMath.load(dOut + offset, count: lanes)
+                    if swish {
+                        let y = xhat * gamma[j] + beta[j]
+                        let sigmoid = VectorMath.sigmoid(y)
+                        g = g * sigmoid * (Float8(repeating: 1) + y * (Float8(repeating: 1) - sigmoid))
+                        VectorMath.store(g, to: scratch + offset, count: lanes)
+                    }
+                    dySum += Double8(g)
+                    dyXhatSum += Double8(g * xhat)
+                }
+                sumDy[j] = dySum
+                sumDyXhat[j] = dyXhatSum
+            }
+            p += rows
+        }
+    }
+
+    /// dx (+)= scaleDy * dy - slopeDx * x - shiftDx per channel (the Swift lanes of
+    /// scvae_group_norm_backward_apply).
+    static func applyInputGradient(_ dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                   scaleDy: UnsafePointer<Float8>, slopeDx: UnsafePointer<Float8>,
+                                   shiftDx: UnsafePointer<Float8>, positions: Int, channels: Int, accumulate: Bool) {
+        for p in 0..<positions {
+            for j in 0..<((channels + 7) / 8) {
+                let lanes = min(8, channels - 8 * j)
+                let offset = p * channels + 8 * j
+                let update = scaleDy[j] * VectorMath.load(dy + offset, count: lanes)
+                    - slopeDx[j] * VectorMath.load(x + offset, count: lanes) - shiftDx[j]
+                let result = accumulate ? VectorMath.load(dx + offset, count: lanes) + update : update
+                VectorMath.store(result, to: dx + offset, count: lanes)
+            }
+        }
+    }
+
+    /// Runs `body` with a block of SIMD vectors seen as its scalars, for the C passes: `lane(v)` is
+    /// where vector v of the block starts (lanes past the last channel included).
     @inline(__always)
-    static func floats<R>(_ vectors: UnsafeMutablePointer<Float8>, _ chunks: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
-        vectors.withMemoryRebound(to: Float.self, capacity: 8 * chunks) { body($0) }
+    static func withLanes<Vector: SIMD, R>(_ block: UnsafeMutableBufferPointer<Vector>,
+                                           _ body: ((UnsafeMutablePointer<Vector>) -> UnsafeMutablePointer<Vector.Scalar>) -> R) -> R {
+        let base = block.baseAddress!
+        return base.withMemoryRebound(to: Vector.Scalar.self, capacity: Vector.scalarCount * block.count) { scalars in
+            body { scalars + Vector.scalarCount * ($0 - base) }
+        }
     }
 
     /// vectors[c / 8][c % 8] = value(c) for every channel; lanes past the last channel are 0.
