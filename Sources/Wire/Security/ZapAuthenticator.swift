@@ -88,7 +88,11 @@ public final class ZapAuthenticator: @unchecked Sendable {
             }
             return
         }
-        defer { socket.close() }
+        defer {
+            // Unbound before closing, so that once stop() returns the next handler can bind.
+            try? socket.unbind(endpoint)
+            socket.close()
+        }
         shared.started(.success(()))
         while !shared.stopRequested {
             let frames: [[UInt8]]

@@ -120,6 +120,13 @@ public final class ZmqSocket {
         return bound
     }
 
+    /// Unbinds an endpoint now. For `inproc://` this frees the name at once, whereas `close()`
+    /// leaves it to libzmq's reaper thread, so a socket bound to it next could still find it taken.
+    public func unbind(_ endpoint: String) throws(ZmqError) {
+        let handle = try live("zmq_unbind \(endpoint)")
+        if zmq_unbind(handle, endpoint) != 0 { throw .last("zmq_unbind \(endpoint)") }
+    }
+
     public func connect(_ endpoint: String) throws(ZmqError) {
         let handle = try live("zmq_connect \(endpoint)")
         if zmq_connect(handle, endpoint) != 0 { throw .last("zmq_connect \(endpoint)") }
