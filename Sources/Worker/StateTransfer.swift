@@ -92,11 +92,11 @@ struct RestoreReceiver {
         var state = replica.optimizer.state
         do {
             let named = try values(restored.parameters)
-            try parameters.withUnsafeMutableBufferPointer { try loadParameters(named, into: $0, layout: layout) }
+            _ = try parameters.withUnsafeMutableBufferPointer { try loadParameters(named, into: $0, layout: layout) }
             if !state.m.isEmpty {
                 let moments = try values(restored.moments)
-                try state.m.withUnsafeMutableBufferPointer { try loadParameters(moments, into: $0, layout: layout, prefix: "m.") }
-                try state.v.withUnsafeMutableBufferPointer { try loadParameters(moments, into: $0, layout: layout, prefix: "v.") }
+                _ = try state.m.withUnsafeMutableBufferPointer { try loadParameters(moments, into: $0, layout: layout, prefix: "m.") }
+                _ = try state.v.withUnsafeMutableBufferPointer { try loadParameters(moments, into: $0, layout: layout, prefix: "v.") }
             }
         } catch let error as Failure {
             throw error
