@@ -2,12 +2,22 @@
 // Run: Benchmarks/conv-benchmark.sh  (compiles Sources/Model with this file, -O, whole module)
 // Prints GFLOP/s of forward and backward (grad-input + grad-weight + bias) for the convolutions of
 // the `small` configuration, then images/s of whole forwardBackward steps. Environment:
-// SCVAE_BENCH_BATCH (16), SCVAE_BENCH_CONFIGS (tiny,small), SCVAE_BENCH_SKIP_CONV (set: skip convs).
+// SCVAE_BENCH_BATCH (16), SCVAE_BENCH_CONFIGS (tiny,small), SCVAE_BENCH_SKIP_CONV (set: skip convs),
+// SCVAE_BENCH_SHAPES (comma-separated prefixes of the shape names to run, e.g. "3x3 64x64,1x1"),
+// SCVAE_BENCH_METHODS (comma-separated: im2col,shifted,direct).
 import Foundation
 
+// As the product does (Sources/Worker/BLASKernels.swift, not compiled in here): OpenBLAS 0.3.21 runs
+// its generic SSE3 kernels on CPUs newer than it knows, a fifth of the speed; compare against the
+// kernels the product would use.
+if BLAS.coreName == "Prescott", ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+   let flags = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8), flags.contains(" avx512bw ") {
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+    execv("/proc/self/exe", CommandLine.unsafeArgv)
+}
 let threads = Int(ProcessInfo.processInfo.environment["SCVAE_BENCH_THREADS"] ?? "1") ?? 1
 BLAS.setThreads(threads)
-print("threads: \(threads)")
+print("threads: \(threads); OpenBLAS kernels: \(BLAS.coreName)")
 
 func seconds(_ body: () -> Void) -> Double {
     let start = DispatchTime.now().uptimeNanoseconds
@@ -43,7 +53,10 @@ let shapes: [(String, Conv2dGeometry)] = [
     ("3x3 16x16 512->512", .same3x3(batch: batch, height: 16, width: 16, inChannels: 512, outChannels: 512)),
 ]
 let workspace = Workspace()
-for (name, g) in shapes where ProcessInfo.processInfo.environment["SCVAE_BENCH_SKIP_CONV"] == nil {
+let shapePrefixes = ProcessInfo.processInfo.environment["SCVAE_BENCH_SHAPES"].map { $0.split(separator: ",").map(String.init) }
+let methodNames = ProcessInfo.processInfo.environment["SCVAE_BENCH_METHODS"].map { Set($0.split(separator: ",").map(String.init)) }
+for (name, g) in shapes where ProcessInfo.processInfo.environment["SCVAE_BENCH_SKIP_CONV"] == nil
+    && shapePrefixes.map({ $0.contains { name.hasPrefix($0) } }) ?? true {
     let input = UnsafeMutablePointer<Float>.allocate(capacity: g.inputCount)
     let output = UnsafeMutablePointer<Float>.allocate(capacity: g.outputCount)
     let weight = UnsafeMutablePointer<Float>.allocate(capacity: g.weightCount)
@@ -61,7 +74,7 @@ for (name, g) in shapes where ProcessInfo.processInfo.environment["SCVAE_BENCH_S
     // The tap-GEMM kernel: forward and grad-input; its backward column includes grad-weight on BLAS.
     // (Forced here even above Conv2dDirect.maximumChannels, where the model uses BLAS, to show why.)
     if Conv2dDirect.isAvailable && (Conv2dShifted.applies(to: g) || g.isPlainProduct) { methods.append(("direct", .direct)) }
-    for (label, method) in methods {
+    for (label, method) in methods where methodNames?.contains(label) ?? true {
         let forward = best(3) {
             Conv2d.forward(out: output, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: method)
         }

@@ -12,19 +12,27 @@ static inline AVX512 __m512d high_half_as_double(__m512 v) {
     return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
-// first[c ..< c + 16] = first_low, first_high and the same for second (when not NULL), for the
-// channels that exist.
-static inline AVX512 void store_channel_sums(double *first, double *second, int c, int channels, __m512d first_low,
-                                             __m512d first_high, __m512d second_low, __m512d second_high) {
-    double lanes[4][8];
-    _mm512_storeu_pd(lanes[0], first_low);
-    _mm512_storeu_pd(lanes[1], first_high);
-    _mm512_storeu_pd(lanes[2], second_low);
-    _mm512_storeu_pd(lanes[3], second_high);
-    for (int lane = 0; lane < 16 && c + lane < channels; lane++) {
-        first[c + lane] = lanes[lane / 8][lane % 8];
-        if (second) second[c + lane] = lanes[2 + lane / 8][lane % 8];
-    }
+// Positions are taken a tile at a time, and every block of sixteen channels passes over the tile
+// while it is in L1: one sequential pass over the activations. (Block by block over a whole map,
+// each block read a 64-byte line of every position; at 64x64 x 64 channels the three maps of
+// the backward outgrew L2, and the passes waited on memory.) Sums go on across tiles in the
+// caller's per-channel arrays, so every channel is still summed in position order.
+enum { TILE_FLOATS = 4096 };
+
+static inline ptrdiff_t tile_positions(int channels) {
+    const ptrdiff_t count = TILE_FLOATS / (channels > 0 ? channels : 1);
+    return count > 0 ? count : 1;
+}
+
+// Sixteen per-channel doubles from sums[c ..< c + 16] (the channels that exist), as two halves.
+static inline AVX512 void load_sums(const double *sums, int c, __mmask16 mask, __m512d *low, __m512d *high) {
+    *low = _mm512_maskz_loadu_pd((__mmask8)(mask & 0xFF), sums + c);
+    *high = _mm512_maskz_loadu_pd((__mmask8)(mask >> 8), sums + c + 8);
+}
+
+static inline AVX512 void store_sums(double *sums, int c, __mmask16 mask, __m512d low, __m512d high) {
+    _mm512_mask_storeu_pd(sums + c, (__mmask8)(mask & 0xFF), low);
+    _mm512_mask_storeu_pd(sums + c + 8, (__mmask8)(mask >> 8), high);
 }
 
 // e^x as VectorMath.exp does it: clamp to [-87, 87], 2^n e^r with Cody-Waite reduction and the
@@ -55,17 +63,18 @@ static inline AVX512 __m512 sigmoid16(__m512 y) {
 
 AVX512 void scvae_group_norm_apply(float *out, const float *x, const float *scale, const float *shift,
                                    ptrdiff_t positions, int channels, bool swish) {
-    for (int c = 0; c < channels; c += 16) {
-        const __mmask16 mask = channel_mask(channels - c);
-        const __m512 a = _mm512_maskz_loadu_ps(mask, scale + c), b = _mm512_maskz_loadu_ps(mask, shift + c);
-        const float *source = x + c;
-        float *destination = out + c;
-        for (ptrdiff_t p = 0; p < positions; p++) {
-            __m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, source), a, b);
-            if (swish) v = _mm512_mul_ps(v, sigmoid16(v));
-            _mm512_mask_storeu_ps(destination, mask, v);
-            source += channels;
-            destination += channels;
+    const ptrdiff_t tile = tile_positions(channels);
+    for (ptrdiff_t p0 = 0; p0 < positions; p0 += tile) {
+        const ptrdiff_t p1 = positions - p0 < tile ? positions : p0 + tile;
+        for (int c = 0; c < channels; c += 16) {
+            const __mmask16 mask = channel_mask(channels - c);
+            const __m512 a = _mm512_maskz_loadu_ps(mask, scale + c), b = _mm512_maskz_loadu_ps(mask, shift + c);
+            for (ptrdiff_t p = p0; p < p1; p++) {
+                const ptrdiff_t offset = p * channels + c;
+                __m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x + offset), a, b);
+                if (swish) v = _mm512_mul_ps(v, sigmoid16(v));
+                _mm512_mask_storeu_ps(out + offset, mask, v);
+            }
         }
     }
 }
@@ -74,67 +83,85 @@ AVX512 void scvae_group_norm_backward_sums(double *sum_dy, double *sum_dy_xhat, 
                                            const float *x, const float *mean, const float *rstd, const float *gamma,
                                            const float *beta, ptrdiff_t positions, int channels, bool swish) {
     const __m512 one = _mm512_set1_ps(1.0f);
-    for (int c = 0; c < channels; c += 16) {
-        const __mmask16 mask = channel_mask(channels - c);
-        const __m512 m = _mm512_maskz_loadu_ps(mask, mean + c), r = _mm512_maskz_loadu_ps(mask, rstd + c);
-        const __m512 scale = _mm512_maskz_loadu_ps(mask, gamma + c), shift = _mm512_maskz_loadu_ps(mask, beta + c);
-        __m512d dy_low = _mm512_setzero_pd(), dy_high = _mm512_setzero_pd();
-        __m512d dy_xhat_low = _mm512_setzero_pd(), dy_xhat_high = _mm512_setzero_pd();
-        for (ptrdiff_t p = 0; p < positions; p++) {
-            const ptrdiff_t offset = p * channels + c;
-            const __m512 xhat = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + offset), m), r);
-            __m512 g = _mm512_maskz_loadu_ps(mask, d_out + offset);
-            if (swish) {
-                const __m512 y = _mm512_fmadd_ps(xhat, scale, shift);
-                const __m512 s = sigmoid16(y);
-                g = _mm512_mul_ps(_mm512_mul_ps(g, s), _mm512_fmadd_ps(y, _mm512_sub_ps(one, s), one));
-                _mm512_mask_storeu_ps(dy + offset, mask, g);
+    for (int c = 0; c < channels; c++) sum_dy[c] = sum_dy_xhat[c] = 0;
+    const ptrdiff_t tile = tile_positions(channels);
+    for (ptrdiff_t p0 = 0; p0 < positions; p0 += tile) {
+        const ptrdiff_t p1 = positions - p0 < tile ? positions : p0 + tile;
+        for (int c = 0; c < channels; c += 16) {
+            const __mmask16 mask = channel_mask(channels - c);
+            const __m512 m = _mm512_maskz_loadu_ps(mask, mean + c), r = _mm512_maskz_loadu_ps(mask, rstd + c);
+            const __m512 scale = _mm512_maskz_loadu_ps(mask, gamma + c), shift = _mm512_maskz_loadu_ps(mask, beta + c);
+            __m512d dy_low, dy_high, dy_xhat_low, dy_xhat_high;
+            load_sums(sum_dy, c, mask, &dy_low, &dy_high);
+            load_sums(sum_dy_xhat, c, mask, &dy_xhat_low, &dy_xhat_high);
+            for (ptrdiff_t p = p0; p < p1; p++) {
+                const ptrdiff_t offset = p * channels + c;
+                const __m512 xhat = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + offset), m), r);
+                __m512 g = _mm512_maskz_loadu_ps(mask, d_out + offset);
+                if (swish) {
+                    const __m512 y = _mm512_fmadd_ps(xhat, scale, shift);
+                    const __m512 s = sigmoid16(y);
+                    g = _mm512_mul_ps(_mm512_mul_ps(g, s), _mm512_fmadd_ps(y, _mm512_sub_ps(one, s), one));
+                    _mm512_mask_storeu_ps(dy + offset, mask, g);
+                }
+                const __m512 g_xhat = _mm512_mul_ps(g, xhat);
+                dy_low = _mm512_add_pd(dy_low, _mm512_cvtps_pd(_mm512_castps512_ps256(g)));
+                dy_high = _mm512_add_pd(dy_high, high_half_as_double(g));
+                dy_xhat_low = _mm512_add_pd(dy_xhat_low, _mm512_cvtps_pd(_mm512_castps512_ps256(g_xhat)));
+                dy_xhat_high = _mm512_add_pd(dy_xhat_high, high_half_as_double(g_xhat));
             }
-            const __m512 g_xhat = _mm512_mul_ps(g, xhat);
-            dy_low = _mm512_add_pd(dy_low, _mm512_cvtps_pd(_mm512_castps512_ps256(g)));
-            dy_high = _mm512_add_pd(dy_high, high_half_as_double(g));
-            dy_xhat_low = _mm512_add_pd(dy_xhat_low, _mm512_cvtps_pd(_mm512_castps512_ps256(g_xhat)));
-            dy_xhat_high = _mm512_add_pd(dy_xhat_high, high_half_as_double(g_xhat));
+            store_sums(sum_dy, c, mask, dy_low, dy_high);
+            store_sums(sum_dy_xhat, c, mask, dy_xhat_low, dy_xhat_high);
         }
-        store_channel_sums(sum_dy, sum_dy_xhat, c, channels, dy_low, dy_high, dy_xhat_low, dy_xhat_high);
     }
 }
 
 AVX512 void scvae_group_norm_backward_apply(float *dx, const float *dy, const float *x, const float *scale_dy,
                                             const float *slope_dx, const float *shift_dx, ptrdiff_t positions,
                                             int channels, bool accumulate) {
-    for (int c = 0; c < channels; c += 16) {
-        const __mmask16 mask = channel_mask(channels - c);
-        const __m512 a = _mm512_maskz_loadu_ps(mask, scale_dy + c), b = _mm512_maskz_loadu_ps(mask, slope_dx + c);
-        const __m512 d = _mm512_maskz_loadu_ps(mask, shift_dx + c);
-        for (ptrdiff_t p = 0; p < positions; p++) {
-            const ptrdiff_t offset = p * channels + c;
-            __m512 update = _mm512_sub_ps(_mm512_mul_ps(a, _mm512_maskz_loadu_ps(mask, dy + offset)),
-                                          _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(mask, x + offset), d));
-            if (accumulate) update = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dx + offset), update);
-            _mm512_mask_storeu_ps(dx + offset, mask, update);
+    const ptrdiff_t tile = tile_positions(channels);
+    for (ptrdiff_t p0 = 0; p0 < positions; p0 += tile) {
+        const ptrdiff_t p1 = positions - p0 < tile ? positions : p0 + tile;
+        for (int c = 0; c < channels; c += 16) {
+            const __mmask16 mask = channel_mask(channels - c);
+            const __m512 a = _mm512_maskz_loadu_ps(mask, scale_dy + c), b = _mm512_maskz_loadu_ps(mask, slope_dx + c);
+            const __m512 d = _mm512_maskz_loadu_ps(mask, shift_dx + c);
+            for (ptrdiff_t p = p0; p < p1; p++) {
+                const ptrdiff_t offset = p * channels + c;
+                __m512 update = _mm512_sub_ps(_mm512_mul_ps(a, _mm512_maskz_loadu_ps(mask, dy + offset)),
+                                              _mm512_fmadd_ps(b, _mm512_maskz_loadu_ps(mask, x + offset), d));
+                if (accumulate) update = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dx + offset), update);
+                _mm512_mask_storeu_ps(dx + offset, mask, update);
+            }
         }
     }
 }
 
-
 AVX512 void scvae_column_moments(double *sums, double *squares, const float *x, ptrdiff_t rows, int channels) {
-    for (int c = 0; c < channels; c += 16) {
-        const __mmask16 mask = channel_mask(channels - c);
-        __m512d sum_low = _mm512_setzero_pd(), sum_high = _mm512_setzero_pd();
-        __m512d square_low = _mm512_setzero_pd(), square_high = _mm512_setzero_pd();
-        const float *row = x + c;
-        for (ptrdiff_t r = 0; r < rows; r++) {
-            const __m512 v = _mm512_maskz_loadu_ps(mask, row);
-            const __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(v)), high = high_half_as_double(v);
-            sum_low = _mm512_add_pd(sum_low, low);
-            sum_high = _mm512_add_pd(sum_high, high);
-            if (squares) {
-                square_low = _mm512_fmadd_pd(low, low, square_low);
-                square_high = _mm512_fmadd_pd(high, high, square_high);
+    for (int c = 0; c < channels; c++) {
+        sums[c] = 0;
+        if (squares) squares[c] = 0;
+    }
+    const ptrdiff_t tile = tile_positions(channels);
+    for (ptrdiff_t r0 = 0; r0 < rows; r0 += tile) {
+        const ptrdiff_t r1 = rows - r0 < tile ? rows : r0 + tile;
+        for (int c = 0; c < channels; c += 16) {
+            const __mmask16 mask = channel_mask(channels - c);
+            __m512d sum_low, sum_high, square_low = _mm512_setzero_pd(), square_high = _mm512_setzero_pd();
+            load_sums(sums, c, mask, &sum_low, &sum_high);
+            if (squares) load_sums(squares, c, mask, &square_low, &square_high);
+            for (ptrdiff_t r = r0; r < r1; r++) {
+                const __m512 v = _mm512_maskz_loadu_ps(mask, x + r * channels + c);
+                const __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(v)), high = high_half_as_double(v);
+                sum_low = _mm512_add_pd(sum_low, low);
+                sum_high = _mm512_add_pd(sum_high, high);
+                if (squares) {
+                    square_low = _mm512_fmadd_pd(low, low, square_low);
+                    square_high = _mm512_fmadd_pd(high, high, square_high);
+                }
             }
-            row += channels;
+            store_sums(sums, c, mask, sum_low, sum_high);
+            if (squares) store_sums(squares, c, mask, square_low, square_high);
         }
-        store_channel_sums(sums, squares, c, channels, sum_low, sum_high, square_low, square_high);
     }
 }
