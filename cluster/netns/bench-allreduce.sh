@@ -9,10 +9,10 @@
 #   cluster/netns/bench-allreduce.sh [--rate 1gbit] [--delay 1ms] [--mib 1,4,16,64] [--iterations 10] [--piece-kib 1024]
 #                                    [--oversubscribe] [--bin .build/release] [--limit 900] [--wait-quiet 300]
 #
-# --delay D also holds each host's outgoing packets D (netem where the kernel has it, else
-# nfq-delay, as shape.sh says), so a link is e.g. 1 Gbit/s + 1 ms one way, 2 ms round trip;
-# the daemons' packet counts and CPU time are printed at the end. Without it the links are
-# bandwidth-shaped only, as before.
+# --delay D also delays each direction of every link by D (netem on egress where the kernel has
+# it, else nfq-delay on ingress, as shape.sh says), so a link is e.g. 1 Gbit/s + 1 ms one way,
+# 2 ms round trip; nfq-delay's packet counts and CPU time are printed at the end. Without it the
+# links are bandwidth-shaped only, as before.
 #
 # N = 2 only by default: benchmarks never run more processes than cores (DECISIONS.md), and this
 # machine has 2. --oversubscribe adds N = 3 and 4 and is a check of the model's (N-1) terms, not

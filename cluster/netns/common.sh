@@ -22,7 +22,7 @@ host_address() {                                    # coord = .1, worker i = .(1
 our_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${prefix}(coord|switch|w[0-9]+)$" || true; }
 
 # Latency and loss without sch_netem: delay/nfq-delay.c, one daemon per host namespace holding
-# the host's outgoing IPv4 packets (NFQUEUE) for the delay. Compiled on first use with cc into
+# the IPv4 packets that arrive on the host's eth0 (NFQUEUE) for the delay. Compiled on first use with cc into
 # the repository's .build (kernel headers only). Its pid file and log are in delay_dir.
 netns_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 delay_queue=7
@@ -42,7 +42,7 @@ delay_tool() {                                      # prints the binary's path, 
 }
 
 # delay_start NS DELAY LOSS SEED: starts the daemon in NS, waits (at most 5 s) until it has bound
-# the queue, then adds the rule that sends NS's eth0 output to it. Bounded by
+# the queue, then adds the rule that sends what arrives on NS's eth0 to it. Bounded by
 # SCVAE_NETNS_DELAY_LIMIT seconds (default 3600), after which that host's link drops everything.
 delay_start() {
   local ns="$1" delay="$2" loss="$3" seed="$4" tool dir

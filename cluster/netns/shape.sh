@@ -8,9 +8,10 @@
 #   SCVAE_NETNS_DELAY=1ms SCVAE_NETNS_LOSS=0.5% cluster/netns/shape.sh none   # latency and loss only
 #   cluster/netns/shape.sh off
 #
-# The delay and loss are per host egress, as netem on each host's eth0 would be: the round trip
-# between two hosts grows by 2 x delay, and a packet is lost with probability LOSS on each host
-# it leaves. SCVAE_NETNS_DELAY_TOOL=netem|nfqueue forces one (default: netem if tc accepts it);
+# Every host's link gets the delay and loss once per direction: the round trip between two hosts
+# grows by 2 x delay, and a packet is lost with probability LOSS on each hop between hosts. netem
+# does it on each host's egress; nfq-delay on each host's ingress (a packet held on its way out
+# would still count against its TCP socket's small-queue limit: delay/nfq-delay.c says more). SCVAE_NETNS_DELAY_TOOL=netem|nfqueue forces one (default: netem if tc accepts it);
 # SCVAE_NETNS_SEED (default 1) seeds nfq-delay's losses (host i uses seed + i);
 # SCVAE_NETNS_DELAY_LIMIT (default 3600 s) bounds each nfq-delay daemon. Daemons of an earlier
 # shaping are stopped first, and their last lines (packets, losses, CPU time) printed.
@@ -68,7 +69,7 @@ if [[ "$delay" != 0 || "$loss" != 0 ]]; then
     done
     why="SCVAE_NETNS_DELAY_TOOL=nfqueue"
     [[ "$tool" == nfqueue ]] || why="'${netem[*]}' said: ${said:-?}"
-    echo "netns: delay $delay, loss $loss on each host's egress by nfq-delay (NFQUEUE, one daemon per host; $why)"
+    echo "netns: delay $delay, loss $loss on each host's ingress by nfq-delay (NFQUEUE, one daemon per host; $why)"
   fi
 fi
 for ns in $namespaces; do

@@ -1,20 +1,29 @@
 /*
- * nfq-delay: latency and loss on a host's outgoing packets where the kernel has no sch_netem.
+ * nfq-delay: latency and loss on a host's link where the kernel has no sch_netem.
  *
- * An nf_tables rule in the host's network namespace (postrouting, output device DEV) sends every
- * outgoing IPv4 packet to an NFQUEUE; this program, in the same namespace, reads each packet's id
- * (copy mode META: no payload; GSO super-packets are not segmented), holds it until its arrival
- * plus DELAY, then accepts it, or drops it at once with probability LOSS (seeded, reproducible).
- * So it acts like `netem delay DELAY loss LOSS` on the host's egress: the round trip between two
- * such hosts grows by 2 x DELAY.
+ * An nf_tables rule in the host's network namespace (prerouting, input device DEV) sends every
+ * IPv4 packet arriving on DEV to an NFQUEUE; this program, in the same namespace, reads each
+ * packet's id (copy mode META: no payload; GSO super-packets are not segmented), holds it until
+ * its arrival plus DELAY, then accepts it, or drops it at once with probability LOSS (seeded,
+ * reproducible). Every host doing so, each direction of a link is delayed once: the round trip
+ * between two hosts grows by 2 x DELAY, as with `netem delay DELAY loss LOSS` on each host's
+ * egress.
  *
  *   nfq-delay run --delay 1ms [--loss 0.5%] [--seed 1] [--queue 7] [--max-held 4096]
  *                 [--limit 3600] [--pidfile FILE]
  *   nfq-delay rule-add [--queue 7] [--dev eth0]     # start `run` first: see "no bypass" below
  *   nfq-delay rule-del
  *
+ * Why on arrival, not on departure: a packet held on its way out is still charged to its TCP
+ * socket, and TCP Small Queues lets a socket have only about 1 ms of its pacing rate (at least
+ * two packets) below it. Held 5 ms on egress, a 1 Gbit/s stream fell to 9 Mbit/s here. netem
+ * avoids that by orphaning the packet (skb_orphan_partial); user space cannot. On arrival the
+ * packet is no longer the sender's (ip_rcv orphans it before prerouting), so the hold costs the
+ * sender nothing. The order is then that of a real link too: tbf on the sender's egress
+ * serialises at its rate, then the packet travels DELAY.
+ *
  * No bypass, no fail-open: the rule has no NFQUEUE bypass flag and the queue no FAIL_OPEN flag,
- * so a host whose daemon is missing or dead drops every outgoing IPv4 packet. A link that stops
+ * so a host whose daemon is missing or dead drops every incoming IPv4 packet. A link that stops
  * working is noticed; one that silently loses its delay would not be. `run` binds the queue and
  * says "bound" before `rule-add` is called; stopping is `rule-del`, then SIGTERM to `run`, which
  * accepts every packet it still holds and exits 0. `run` stops by itself after --limit seconds
@@ -53,7 +62,7 @@
 #include <unistd.h>
 
 #define TABLE_NAME "scvae_delay"
-#define CHAIN_NAME "egress"
+#define CHAIN_NAME "ingress"
 #define RECV_BATCH 64          /* messages read per recvmmsg */
 #define RECV_SIZE 1024         /* a META packet message is ~150 bytes; only its first attribute is read */
 
@@ -178,7 +187,7 @@ static int await_acks(int fd, uint32_t first_sequence, int expected, uint32_t *f
     return 0;
 }
 
-/* ---- The nf_tables rule: table ip scvae_delay, chain egress (postrouting), oifname DEV -> NFQUEUE. ---- */
+/* ---- The nf_tables rule: table ip scvae_delay, chain ingress (prerouting), iifname DEV -> NFQUEUE. ---- */
 
 enum { SEQ_TABLE = 1, SEQ_CHAIN, SEQ_RULE, SEQ_DELETE };
 
@@ -218,8 +227,8 @@ static void rule_add(int fd, uint16_t queue, const char *device) {
     attribute_string(&b, NFTA_CHAIN_TABLE, TABLE_NAME);
     attribute_string(&b, NFTA_CHAIN_NAME, CHAIN_NAME);
     size_t hook = nest_begin(&b, NFTA_CHAIN_HOOK);
-    attribute_be32(&b, NFTA_HOOK_HOOKNUM, NF_INET_POST_ROUTING);
-    attribute_be32(&b, NFTA_HOOK_PRIORITY, 300); /* after NAT and mangle: the last look at an outgoing packet */
+    attribute_be32(&b, NFTA_HOOK_HOOKNUM, NF_INET_PRE_ROUTING);
+    attribute_be32(&b, NFTA_HOOK_PRIORITY, (uint32_t)-300); /* before conntrack and NAT: the first look at an arriving packet */
     nest_end(&b, hook);
     attribute_be32(&b, NFTA_CHAIN_POLICY, NF_ACCEPT);
     attribute_string(&b, NFTA_CHAIN_TYPE, "filter");
@@ -230,12 +239,12 @@ static void rule_add(int fd, uint16_t queue, const char *device) {
     attribute_string(&b, NFTA_RULE_CHAIN, CHAIN_NAME);
     size_t expressions = nest_begin(&b, NFTA_RULE_EXPRESSIONS);
 
-    /* meta oifname -> register 1 (16 bytes) */
+    /* meta iifname -> register 1 (16 bytes) */
     size_t element = nest_begin(&b, NFTA_LIST_ELEM);
     attribute_string(&b, NFTA_EXPR_NAME, "meta");
     size_t data = nest_begin(&b, NFTA_EXPR_DATA);
     attribute_be32(&b, NFTA_META_DREG, NFT_REG_1);
-    attribute_be32(&b, NFTA_META_KEY, NFT_META_OIFNAME);
+    attribute_be32(&b, NFTA_META_KEY, NFT_META_IIFNAME);
     nest_end(&b, data);
     nest_end(&b, element);
 
@@ -274,7 +283,7 @@ static void rule_add(int fd, uint16_t queue, const char *device) {
     uint32_t failed = 0;
     int error = await_acks(fd, SEQ_TABLE, 3, &failed);
     if (error != 0) {
-        const char *what = failed == SEQ_TABLE ? "the table" : failed == SEQ_CHAIN ? "the postrouting chain" : "the rule (meta oifname, cmp, xt NFQUEUE)";
+        const char *what = failed == SEQ_TABLE ? "the table" : failed == SEQ_CHAIN ? "the prerouting chain" : "the rule (meta iifname, cmp, xt NFQUEUE)";
         fail("rule-add: the kernel refused %s: %s", what, strerror(-error));
     }
 }
@@ -497,13 +506,15 @@ static int run(const struct run_settings *s) {
     }
     struct rusage usage;
     getrusage(RUSAGE_SELF, &usage);
-    double cpu = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 + usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+    /* System time includes the rest of each accepted packet's way in (routing, the receiving
+       socket's TCP work): a verdict re-injects the packet in this process's context. */
+    double user = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6, system = usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
     double wall = (monotonic_ns() - started) / 1e9;
     printf("%s: stopped (%s): %" PRIu64 " packets, %" PRIu64 " accepted, %" PRIu64 " lost (%.3f%%), %" PRIu64 " dropped with the queue full, "
-           "at most %u held, %" PRIu64 " ENOBUFS, %" PRIu64 " unparsed; CPU %.3f s over %.1f s (%.2f%% of a core)\n",
+           "at most %u held, %" PRIu64 " ENOBUFS, %" PRIu64 " unparsed; CPU %.3f s (user %.3f, system %.3f) over %.1f s (%.2f%% of a core)\n",
            program, stop_signal ? "signal" : "limit", stats.packets, stats.accepted, stats.lost,
            stats.packets ? 100.0 * stats.lost / stats.packets : 0.0, stats.dropped_full, stats.max_held, stats.enobufs,
-           stats.unparsed, cpu, wall, wall > 0 ? 100 * cpu / wall : 0.0);
+           stats.unparsed, user + system, user, system, wall, wall > 0 ? 100 * (user + system) / wall : 0.0);
     fflush(stdout);
     close(fd);
     if (s->pidfile) unlink(s->pidfile);
@@ -584,7 +595,7 @@ int main(int argc, char **argv) {
     if (strcmp(command, "rule-add") == 0) {
         int fd = netfilter_socket();
         rule_add(fd, s.queue, device);
-        printf("%s: table ip %s: postrouting, oifname %s -> NFQUEUE %u (no bypass)\n", program, TABLE_NAME, device, s.queue);
+        printf("%s: table ip %s: prerouting, iifname %s -> NFQUEUE %u (no bypass)\n", program, TABLE_NAME, device, s.queue);
         return 0;
     }
     if (strcmp(command, "rule-del") == 0) {
