@@ -41,7 +41,7 @@ delay_tool() {                                      # prints the binary's path, 
   echo "$(cd "$out_dir" && pwd)/nfq-delay"
 }
 
-# delay_start NS DELAY LOSS SEED: starts the daemon in NS, waits (at most 5 s) until it has bound
+# delay_start NS DELAY LOSS SEED: starts the daemon in NS, waits (at most 10 s) until it has bound
 # the queue, then adds the rule that sends what arrives on NS's eth0 to it. Bounded by
 # SCVAE_NETNS_DELAY_LIMIT seconds (default 3600), after which that host's link drops everything.
 delay_start() {
@@ -54,7 +54,7 @@ delay_start() {
   setsid ip netns exec "$ns" "$tool" run --delay "$delay" --loss "$loss" --seed "$seed" --queue "$delay_queue" \
     --limit "${SCVAE_NETNS_DELAY_LIMIT:-3600}" --pidfile "$dir/$ns.pid" < /dev/null > "$dir/$ns.log" 2>&1 &
   local i
-  for (( i = 0; i < 50; i++ )); do
+  for (( i = 0; i < 100; i++ )); do
     grep -q "bound queue" "$dir/$ns.log" 2>/dev/null && break
     sleep 0.1
   done

@@ -154,10 +154,14 @@ static int netfilter_socket(void) {
     return fd;
 }
 
-static void send_buffer(int fd, const struct message_buffer *b, const char *what) {
+static bool try_send_buffer(int fd, const struct message_buffer *b) {
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
     ssize_t sent = sendto(fd, b->bytes, b->length, 0, (struct sockaddr *)&kernel, sizeof kernel);
-    if (sent < 0 || (size_t)sent != b->length) fail("%s: sendto(netlink): %s", what, strerror(errno));
+    return sent >= 0 && (size_t)sent == b->length;
+}
+
+static void send_buffer(int fd, const struct message_buffer *b, const char *what) {
+    if (!try_send_buffer(fd, b)) fail("%s: sendto(netlink): %s", what, strerror(errno));
 }
 
 /*
@@ -357,6 +361,13 @@ struct statistics {
     uint32_t max_held;
 };
 
+/* A verdict that could not be sent is not fatal: the packets stay queued in the kernel, and the
+   next batch verdict (ACCEPT up to a newer id) releases them too. Counted, the first few said. */
+static void send_verdicts(int fd, const struct message_buffer *b, struct statistics *stats) {
+    if (try_send_buffer(fd, b)) return;
+    if (stats->errors++ < 5) fprintf(stderr, "%s: sending verdicts failed (%s); the next batch verdict covers them\n", program, strerror(errno));
+}
+
 static volatile sig_atomic_t stop_signal = 0;
 static void on_stop_signal(int signal_number) { stop_signal = signal_number; }
 
@@ -441,7 +452,7 @@ static int run(const struct run_settings *s) {
             verdict(&out, s->queue, NFQNL_MSG_VERDICT_BATCH, NF_ACCEPT, release_up_to);
             stats.accepted += released;
         }
-        if (out.length > 0) send_buffer(fd, &out, "verdict");
+        if (out.length > 0) send_verdicts(fd, &out, &stats);
 
         if (stop_signal || now >= deadline) break;
 
@@ -487,18 +498,18 @@ static int run(const struct run_settings *s) {
                         count++;
                         if (count > stats.max_held) stats.max_held = count;
                     }
-                    if (out.length > sizeof out.bytes - 256) { send_buffer(fd, &out, "verdict"); out.length = 0; }
+                    if (out.length > sizeof out.bytes - 256) { send_verdicts(fd, &out, &stats); out.length = 0; }
                 }
             }
             if (n < RECV_BATCH) break;
         }
-        if (out.length > 0) send_buffer(fd, &out, "verdict");
+        if (out.length > 0) send_verdicts(fd, &out, &stats);
     }
 
     /* Stopping: accept everything still held (and anything queued but unread), then leave. */
     out.length = 0;
     if (have_last_id) verdict(&out, s->queue, NFQNL_MSG_VERDICT_BATCH, NF_ACCEPT, last_id);
-    if (out.length > 0) send_buffer(fd, &out, "verdict");
+    if (out.length > 0) send_verdicts(fd, &out, &stats);
     stats.accepted += count;
     if (!stop_signal) {
         fprintf(stderr, "%s: --limit of %" PRId64 " s reached: stopping; the rule stays, so this host's IPv4 packets are dropped from now on\n", program, s->limit_s);
@@ -511,10 +522,10 @@ static int run(const struct run_settings *s) {
     double user = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6, system = usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
     double wall = (monotonic_ns() - started) / 1e9;
     printf("%s: stopped (%s): %" PRIu64 " packets, %" PRIu64 " accepted, %" PRIu64 " lost (%.3f%%), %" PRIu64 " dropped with the queue full, "
-           "at most %u held, %" PRIu64 " ENOBUFS, %" PRIu64 " unparsed; CPU %.3f s (user %.3f, system %.3f) over %.1f s (%.2f%% of a core)\n",
+           "at most %u held, %" PRIu64 " ENOBUFS, %" PRIu64 " unparsed, %" PRIu64 " errors; CPU %.3f s (user %.3f, system %.3f) over %.1f s (%.2f%% of a core)\n",
            program, stop_signal ? "signal" : "limit", stats.packets, stats.accepted, stats.lost,
            stats.packets ? 100.0 * stats.lost / stats.packets : 0.0, stats.dropped_full, stats.max_held, stats.enobufs,
-           stats.unparsed, user + system, user, system, wall, wall > 0 ? 100 * (user + system) / wall : 0.0);
+           stats.unparsed, stats.errors, user + system, user, system, wall, wall > 0 ? 100 * (user + system) / wall : 0.0);
     fflush(stdout);
     close(fd);
     if (s->pidfile) unlink(s->pidfile);
