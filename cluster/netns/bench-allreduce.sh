@@ -62,6 +62,16 @@ SCVAE_NETNS_DELAY="$delay" SCVAE_NETNS_DELAY_LIMIT=$(( limit + wait_quiet + 300 
 echo "links (tc qdisc show dev eth0 in each namespace):"
 sed 's/^/  /' "$log/shape.log"
 
+# tbf's bucket fills while a link idles, and then leaves at once: a ring step's wait for its
+# peer, up to burst/rate, is paid back in the next step's sending. Say how much that is.
+awk '/ tbf / { for (i = 1; i < NF; i++) { if ($i == "rate") rate = $(i + 1); if ($i == "burst") burst = $(i + 1) } }
+  END {
+    if (rate == "" || burst == "") exit
+    r = rate + 0; if (rate ~ /Gbit/) r *= 1e9; else if (rate ~ /Mbit/) r *= 1e6; else if (rate ~ /Kbit/) r *= 1e3
+    b = burst + 0; if (burst ~ /Mb$/) b *= 1048576; else if (burst ~ /Kb$/) b *= 1024
+    printf "tbf bucket: burst %d bytes at %s = %.2f ms; a link that waited up to that long sends as much at once afterwards\n", b, rate, b * 8 / r * 1000
+  }' "$log/shape.log"
+
 if [[ "$delay" == 0 ]]; then
   # Without --delay: say whether netem would have been there (here it is not).
   netem=(tc qdisc add dev eth0 parent 1:1 handle 10: netem delay 1ms)

@@ -80,12 +80,15 @@ delay_stop() {
   tool="$(delay_tool)" || return 1
   in_ns "$ns" "$tool" rule-del > /dev/null 2>&1 || true   # the namespace may be gone already
   pid="$(cat "$dir/$ns.pid" 2>/dev/null || true)"
-  if [[ -n "$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == nfq-delay ]]; then
+  if [[ -n "$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == nfq-delay ]] && delay_running "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
     for (( i = 0; i < 50; i++ )); do delay_running "$pid" || break; sleep 0.1; done
     if delay_running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    echo "$ns: $(tail -n 1 "$dir/$ns.log")"
+  else
+    # Its link dropped every packet since (no bypass): say so, with the end of its log.
+    echo "$ns: nfq-delay had already ended; its log ends: $(tail -n 2 "$dir/$ns.log" | tr '\n' ' ')"
   fi
-  echo "$ns: $(tail -n 1 "$dir/$ns.log")"
   rm -f "$dir/$ns.log" "$dir/$ns.pid"
   rmdir "$dir" 2>/dev/null || true
 }

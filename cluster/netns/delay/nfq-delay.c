@@ -512,7 +512,7 @@ static int run(const struct run_settings *s) {
     if (out.length > 0) send_verdicts(fd, &out, &stats);
     stats.accepted += count;
     if (!stop_signal) {
-        fprintf(stderr, "%s: --limit of %" PRId64 " s reached: stopping; the rule stays, so this host's IPv4 packets are dropped from now on\n", program, s->limit_s);
+        fprintf(stderr, "%s: --limit of %" PRId64 " s reached: stopping; the rule, if added, stays: IPv4 packets arriving at this host are dropped from now on\n", program, s->limit_s);
         status = 3;
     }
     struct rusage usage;
