@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Shapes every host's outgoing link: bandwidth with tbf (token bucket), latency and loss with
+# Shapes every host's link: bandwidth with tbf (token bucket) on its egress, latency and loss with
 # netem where the kernel has it, else with nfq-delay (delay/nfq-delay.c: NFQUEUE and a small
 # daemon per host). `off` removes all of it.
 #
 #   cluster/netns/shape.sh 1gbit                                   # each host sends at most 1 Gbit/s
-#   SCVAE_NETNS_DELAY=1ms cluster/netns/shape.sh 1gbit             # ... and holds its packets 1 ms
+#   SCVAE_NETNS_DELAY=1ms cluster/netns/shape.sh 1gbit             # ... and 1 ms each way
 #   SCVAE_NETNS_DELAY=1ms SCVAE_NETNS_LOSS=0.5% cluster/netns/shape.sh none   # latency and loss only
 #   cluster/netns/shape.sh off
 #
 # Every host's link gets the delay and loss once per direction: the round trip between two hosts
 # grows by 2 x delay, and a packet is lost with probability LOSS on each hop between hosts. netem
 # does it on each host's egress; nfq-delay on each host's ingress (a packet held on its way out
-# would still count against its TCP socket's small-queue limit: delay/nfq-delay.c says more). SCVAE_NETNS_DELAY_TOOL=netem|nfqueue forces one (default: netem if tc accepts it);
+# would still count against its TCP socket's small-queue limit: delay/nfq-delay.c says more).
+# SCVAE_NETNS_DELAY_TOOL=netem|nfqueue forces one (default: netem if tc accepts it);
 # SCVAE_NETNS_SEED (default 1) seeds nfq-delay's losses (host i uses seed + i);
 # SCVAE_NETNS_DELAY_LIMIT (default 3600 s) bounds each nfq-delay daemon. Daemons of an earlier
 # shaping are stopped first, and their last lines (packets, losses, CPU time) printed.
@@ -36,8 +37,8 @@ done
 [[ "$rate" == off ]] && { echo "netns: links of ${prefix}* unshaped"; exit 0; }
 
 # Bandwidth: tbf at the root. burst: at least one MTU and ~1 ms worth of the rate; latency bounds
-# the queue (SCVAE_NETNS_BURST overrides the burst: a full bucket lets that much leave at once
-# after an idle spell). Latency by netem goes below it (parent 1:1), or at the root when RATE is none.
+# the queue. SCVAE_NETNS_BURST overrides the burst: a full bucket leaves at once after an idle
+# spell. Latency by netem goes below tbf (parent 1:1), or at the root when RATE is none.
 netem_parent=(root)
 if [[ "$rate" != none ]]; then
   for ns in $namespaces; do
