@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A tiny training across hosts: the coordinator and 3 workers each in their own network
-# namespace (10.77.0.x, links shaped to 1 Gbit/s with tbf), one worker's link cut mid-run. The
-# run must notice, continue with the other two in a new generation and finish. Bounded in time;
-# everything is torn down at the end, also on failure.
+# namespace (10.78.0.x, links shaped to 1 Gbit/s with tbf and 1 ms each way), one worker's link
+# cut mid-run. The run must notice, continue with the other two in a new generation and finish.
+# Bounded in time; everything is torn down at the end, also on failure.
+# SCVAE_NETNS_RATE=none leaves out the tbf, SCVAE_NETNS_DELAY=0 the latency (nfq-delay where the
+# kernel has no netem, see README.md); a shaping that fails leaves the links unshaped, said once.
 #
 #   cluster/netns/train-test.sh [BIN_DIR] [OUT_DIR] [CACHE_DIR]
 #
@@ -23,10 +25,12 @@ mkdir -p "$out"
 [[ "$(id -u)" == 0 ]] && command -v ip >/dev/null || { echo "netns: needs root and iproute2: skipped"; exit 77; }
 trap '"$here/teardown.sh" >/dev/null 2>&1' EXIT
 "$here/setup.sh" 3 > "$out/setup.log" 2>&1 || { echo "netns: cannot make namespaces here: skipped"; cat "$out/setup.log"; exit 77; }
-[[ "${SCVAE_NETNS_RATE:-1gbit}" == none ]] || "$here/shape.sh" "${SCVAE_NETNS_RATE:-1gbit}" > "$out/shape.log" 2>&1 || echo "netns: shaping failed (unshaped links): $(tail -1 "$out/shape.log")"
+limit="$(seconds 240)"
+# A delay daemon outlives the run by at most 2 minutes should the teardown not happen.
+export SCVAE_NETNS_DELAY="${SCVAE_NETNS_DELAY:-1ms}" SCVAE_NETNS_DELAY_LIMIT=$(( limit + 120 ))
+"$here/shape.sh" "${SCVAE_NETNS_RATE:-1gbit}" > "$out/shape.log" 2>&1 || echo "netns: shaping failed (unshaped links): $(tail -1 "$out/shape.log")"
 
 coordinator_address="$(host_address coord)"
-limit="$(seconds 240)"
 ip netns exec "${prefix}coord" timeout "$limit" "$bin/scvae-coordinator" --workers 3 --min-workers 2 \
   --listen "tcp://$coordinator_address:5555" --insecure --config tiny --steps 30 --global-batch 6 \
   --checkpoint-every 0 --checkpoint-dir "$out/run" --metrics "$out/metrics.jsonl" --cache-dir "$cache" \
@@ -66,3 +70,4 @@ grep -q "step 30/30" "$out/coordinator.log" || { echo "netns: the run did not fi
 if (( failed )); then tail -30 "$out/coordinator.log"; exit 1; fi
 echo "netns: w1's link cut after step $cut_at; $(grep -o 'recovered: .*' "$out/coordinator.log" | head -1)"
 echo "netns: finished 30 steps across namespaces; logs in $out"
+grep -m 1 "^netns: delay" "$out/shape.log" || true
