@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependency direction (DESIGN.md), never backwards:
-//   Wire -> CZmq, CCRC32C   Model -> CBLAS, CKernels  Data -> CTurboJPEG, CPNG, CCRC32C
+//   Wire -> CZmq, CCRC32C, CFutex   Model -> CBLAS, CKernels  Data -> CTurboJPEG, CPNG, CCRC32C
 //   Worker -> Model, Wire, Data                       Coordinator -> Wire, Data
 // Executables are thin shells over these libraries.
 let package = Package(
@@ -31,9 +31,10 @@ let package = Package(
         // C shims of our own.
         .target(name: "CCRC32C", path: "Sources/CCRC32C"),
         .target(name: "CKernels", path: "Sources/CKernels"),
+        .target(name: "CFutex", path: "Sources/CFutex"),
 
         // Libraries.
-        .target(name: "Wire", dependencies: ["CZmq", "CCRC32C"]),
+        .target(name: "Wire", dependencies: ["CZmq", "CCRC32C", "CFutex"]),
         .target(name: "Model", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "Data", dependencies: ["CTurboJPEG", "CPNG", "CCRC32C"]),
         .target(name: "Worker", dependencies: [

@@ -24,6 +24,11 @@ static inline ptrdiff_t tile_positions(int channels) {
     return count > 0 ? count : 1;
 }
 
+// The end of the tile that starts at `start`: `tile` positions on, or the last position.
+static inline ptrdiff_t tile_end(ptrdiff_t start, ptrdiff_t tile, ptrdiff_t positions) {
+    return positions - start < tile ? positions : start + tile;
+}
+
 // Sixteen per-channel doubles from sums[c ..< c + 16] (the channels that exist), as two halves.
 static inline AVX512 void load_sums(const double *sums, int c, __mmask16 mask, __m512d *low, __m512d *high) {
     *low = _mm512_maskz_loadu_pd((__mmask8)(mask & 0xFF), sums + c);
@@ -65,7 +70,7 @@ AVX512 void scvae_group_norm_apply(float *out, const float *x, const float *scal
                                    ptrdiff_t positions, int channels, bool swish) {
     const ptrdiff_t tile = tile_positions(channels);
     for (ptrdiff_t p0 = 0; p0 < positions; p0 += tile) {
-        const ptrdiff_t p1 = positions - p0 < tile ? positions : p0 + tile;
+        const ptrdiff_t p1 = tile_end(p0, tile, positions);
         for (int c = 0; c < channels; c += 16) {
             const __mmask16 mask = channel_mask(channels - c);
             const __m512 a = _mm512_maskz_loadu_ps(mask, scale + c), b = _mm512_maskz_loadu_ps(mask, shift + c);
@@ -86,7 +91,7 @@ AVX512 void scvae_group_norm_backward_sums(double *sum_dy, double *sum_dy_xhat, 
     for (int c = 0; c < channels; c++) sum_dy[c] = sum_dy_xhat[c] = 0;
     const ptrdiff_t tile = tile_positions(channels);
     for (ptrdiff_t p0 = 0; p0 < positions; p0 += tile) {
-        const ptrdiff_t p1 = positions - p0 < tile ? positions : p0 + tile;
+        const ptrdiff_t p1 = tile_end(p0, tile, positions);
         for (int c = 0; c < channels; c += 16) {
             const __mmask16 mask = channel_mask(channels - c);
             const __m512 m = _mm512_maskz_loadu_ps(mask, mean + c), r = _mm512_maskz_loadu_ps(mask, rstd + c);
@@ -121,7 +126,7 @@ AVX512 void scvae_group_norm_backward_apply(float *dx, const float *dy, const fl
                                             int channels, bool accumulate) {
     const ptrdiff_t tile = tile_positions(channels);
     for (ptrdiff_t p0 = 0; p0 < positions; p0 += tile) {
-        const ptrdiff_t p1 = positions - p0 < tile ? positions : p0 + tile;
+        const ptrdiff_t p1 = tile_end(p0, tile, positions);
         for (int c = 0; c < channels; c += 16) {
             const __mmask16 mask = channel_mask(channels - c);
             const __m512 a = _mm512_maskz_loadu_ps(mask, scale_dy + c), b = _mm512_maskz_loadu_ps(mask, slope_dx + c);
@@ -144,7 +149,7 @@ AVX512 void scvae_column_moments(double *sums, double *squares, const float *x, 
     }
     const ptrdiff_t tile = tile_positions(channels);
     for (ptrdiff_t r0 = 0; r0 < rows; r0 += tile) {
-        const ptrdiff_t r1 = rows - r0 < tile ? rows : r0 + tile;
+        const ptrdiff_t r1 = tile_end(r0, tile, rows);
         for (int c = 0; c < channels; c += 16) {
             const __mmask16 mask = channel_mask(channels - c);
             __m512d sum_low, sum_high, square_low = _mm512_setzero_pd(), square_high = _mm512_setzero_pd();

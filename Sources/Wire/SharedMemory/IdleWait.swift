@@ -3,13 +3,19 @@ import Glibc
 
 /// How a shared-memory rank waits for its neighbours: yield the core for the first
 /// `spinTime` of a stretch without progress (a neighbour mid-copy is microseconds away), then
+/// sleep until a neighbour rings (`block`, see Doorbell) or, where the caller cannot block,
 /// nap with growing naps up to `longestNap`. The stretch is measured, so the caller learns
 /// each time another `silenceDeadline` has passed and asks the liveness hook, exactly as
-/// `RingCommunicator` does for a silent socket. No wait here is longer than one nap.
+/// `RingCommunicator` does for a silent socket. No wait here is longer than `longestBlock`.
 struct IdleWait {
     let silenceDeadline: Duration
     var spinTime: Duration = .milliseconds(2)
     var longestNap: Duration = .milliseconds(1)
+    /// Yielding before a blocking wait: short, since a ring wakes the rank within microseconds
+    /// and yielding keeps the core from the work beside it (a thread yielding to no one spins).
+    var blockingSpinTime: Duration = .microseconds(50)
+    /// The longest single blocking wait: a lost ring costs at most this.
+    var longestBlock: Duration = .milliseconds(100)
     private var idleSince: ContinuousClock.Instant?
     /// Silence deadlines already reported in this stretch.
     private(set) var waited: Duration = .zero
@@ -26,9 +32,10 @@ struct IdleWait {
         nap = .microseconds(20)
     }
 
-    /// Waits a little. Returns the stretch's length when another silence deadline has passed
-    /// (the caller asks whether the peer is alive), nil otherwise.
-    mutating func pause() -> Duration? {
+    /// Waits a little: `block(limit)` sleeps until a neighbour moves or `limit` passes and
+    /// returns false when it cannot block. Returns the stretch's length when another silence
+    /// deadline has passed (the caller asks whether the peer is alive), nil otherwise.
+    mutating func pause(block: ((Duration) -> Bool)? = nil) -> Duration? {
         let now = ContinuousClock.now
         guard let start = idleSince else {
             idleSince = now
@@ -40,13 +47,14 @@ struct IdleWait {
             waited += silenceDeadline
             return waited
         }
-        if idle < spinTime {
+        if idle < (block == nil ? spinTime : blockingSpinTime) {
             sched_yield()
-        } else {
-            let remaining = waited + silenceDeadline - idle
-            sleep(for: min(nap, remaining))
-            nap = min(nap * 2, longestNap)
+            return nil
         }
+        let remaining = waited + silenceDeadline - idle
+        if let block, block(min(remaining, longestBlock)) { return nil }
+        sleep(for: min(nap, remaining))
+        nap = min(nap * 2, longestNap)
         return nil
     }
 

@@ -12,10 +12,11 @@ import Synchronization
 ///       128 consumed   (pieces taken by the owner; atomic, owner stores)
 ///       192 ownerClosed, 256 producerClosed (atomic 0/1: that end left the ring)
 ///       320 ready      (atomic: 1 once the creator filled the fields above)
+///       384 doorbell   (atomic UInt32, rung by either end after a change; see Doorbell)
 ///     slot i at 4096 + i * slotStride: a 64-byte `PieceHeader`, then slotBytes of float32
 struct InboxLayout: Equatable {
     static let magic: UInt64 = 0x4D48_5345_4156_4353   // "SCVAESHM" read as little-endian bytes
-    static let version: UInt32 = 1
+    static let version: UInt32 = 2
     static let controlBytes = 4096
     static let slotHeaderBytes = 64
 
@@ -93,6 +94,7 @@ struct Inbox {
     var published: UnsafeMutablePointer<Atomic<UInt64>> { counter(at: 64) }
     var consumed: UnsafeMutablePointer<Atomic<UInt64>> { counter(at: 128) }
     var ownerClosed: UnsafeMutablePointer<Atomic<UInt64>> { counter(at: 192) }
+    var doorbell: Doorbell { Doorbell(word: (base + 384).assumingMemoryBound(to: Atomic<UInt32>.self)) }
     var producerClosed: UnsafeMutablePointer<Atomic<UInt64>> { counter(at: 256) }
 
     /// Slot holding the piece with running number `number`.

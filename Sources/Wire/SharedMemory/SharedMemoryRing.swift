@@ -175,6 +175,7 @@ public final class SharedMemoryRing: RingTransport {
             var firstUnsent = 0
             var idle = IdleWait(silenceDeadline: settings.silenceDeadline)
             while true {
+                let bells = doorbellValues()
                 var moved = false
                 while firstUnsent < outgoing.count, hasRoom(in: outbox) {
                     write(outgoing[firstUnsent], to: outbox, from: buffer)
@@ -201,7 +202,7 @@ public final class SharedMemoryRing: RingTransport {
                 if moved {
                     idle.progressed()
                 } else {
-                    try waitForNeighbours(&idle, expecting: machine.nextReceive, hasUnsent: !outgoing.isEmpty)
+                    try waitForNeighbours(&idle, expecting: machine.nextReceive, hasUnsent: !outgoing.isEmpty, bells: bells)
                 }
             }
         } catch {
@@ -232,6 +233,7 @@ public final class SharedMemoryRing: RingTransport {
     private func publishSent(to outbox: Inbox, bytes: Int) {
         sent += 1
         outbox.published.pointee.store(sent, ordering: .releasing)
+        outbox.doorbell.ring()
         statistics.piecesSent += 1
         statistics.bytesSent += bytes
     }
@@ -272,13 +274,15 @@ public final class SharedMemoryRing: RingTransport {
         }
         received += 1
         inbox.consumed.pointee.store(received, ordering: .releasing)
+        inbox.doorbell.ring()
         return unsent
     }
 
     /// Nothing moved: a neighbour that left is an error now; otherwise wait a little, and
     /// each time another silence deadline passes, ask the liveness hook about the neighbour
     /// this rank is blocked on (the previous rank when a piece is awaited).
-    private func waitForNeighbours(_ idle: inout IdleWait, expecting expected: RingReceive?, hasUnsent: Bool) throws(RingError) {
+    private func waitForNeighbours(_ idle: inout IdleWait, expecting expected: RingReceive?, hasUnsent: Bool,
+                                   bells: DoorbellValues) throws(RingError) {
         let awaitsPiece = expected != nil && !hasPiece
         if awaitsPiece, let expected, inbox.producerClosed.pointee.load(ordering: .acquiring) == 1, !hasPiece {
             throw .peerSilent(rank: previousRank, endpoint: nil, seconds: idle.waited.inSeconds,
@@ -287,7 +291,10 @@ public final class SharedMemoryRing: RingTransport {
         if hasUnsent, let outbox, outbox.ownerClosed.pointee.load(ordering: .acquiring) == 1 {
             throw .sendStalled(rank: nextRank, endpoint: nextEndpoint, seconds: idle.waited.inSeconds)
         }
-        guard let waited = idle.pause() else { return }
+        let block = { (limit: Duration) -> Bool in
+            Doorbell.wait((self.inbox.doorbell, bells.inbox), self.outbox.map { ($0.doorbell, bells.outbox) }, timeout: limit)
+        }
+        guard let waited = idle.pause(block: block) else { return }
         let peer = awaitsPiece ? previousRank : nextRank
         if let isPeerAlive = settings.isPeerAlive, isPeerAlive(peer) {
             statistics.stalls += 1
@@ -304,7 +311,19 @@ public final class SharedMemoryRing: RingTransport {
     /// Tells both neighbours this rank left the ring (they fail at once instead of at the deadline).
     private func leaveRing() {
         inbox.ownerClosed.pointee.store(1, ordering: .releasing)
+        inbox.doorbell.ring()
         outbox?.producerClosed.pointee.store(1, ordering: .releasing)
+        outbox?.doorbell.ring()
+    }
+
+    /// The doorbells of this rank's inbox and the next rank's, read at the top of a pass.
+    struct DoorbellValues {
+        var inbox: UInt32
+        var outbox: UInt32
+    }
+
+    private func doorbellValues() -> DoorbellValues {
+        DoorbellValues(inbox: inbox.doorbell.value, outbox: outbox?.doorbell.value ?? 0)
     }
 
     // MARK: - Segments
