@@ -10,10 +10,18 @@ import Foundation
 // As the product does (Sources/Worker/BLASKernels.swift, not compiled in here): OpenBLAS 0.3.21 runs
 // its generic SSE3 kernels on CPUs newer than it knows, a fifth of the speed; compare against the
 // kernels the product would use.
+// The same rule as BLASKernels.recommendedCoreType (keep the two in step).
 if BLAS.coreName == "Prescott", ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
-   let flags = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8), flags.contains(" avx512bw ") {
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
-    execv("/proc/self/exe", CommandLine.unsafeArgv)
+   ProcessInfo.processInfo.environment["SCVAE_KEEP_BLAS_KERNELS"] != "1",
+   let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+   let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) {
+    let flags = Set(line.split(separator: " ").map(String.init))
+    let core = flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) ? "SkylakeX"
+        : flags.isSuperset(of: ["avx2", "fma"]) ? "Haswell" : nil
+    if let core {
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+    }
 }
 let threads = Int(ProcessInfo.processInfo.environment["SCVAE_BENCH_THREADS"] ?? "1") ?? 1
 BLAS.setThreads(threads)

@@ -1,6 +1,9 @@
 #include "futex.h"
 
 #include <errno.h>
+
+#ifdef __linux__
+
 #include <limits.h>
 #include <linux/futex.h>
 #include <stddef.h>
@@ -53,3 +56,16 @@ int scvae_futex_wait_either(uint32_t *first, uint32_t first_value, uint32_t *sec
     if (result < 0 && errno == ENOSYS) return -ENOSYS;
     return outcome(result);
 }
+
+#else
+
+// No futexes: the shared-memory ring (Linux only) naps instead.
+int scvae_futex_wake(uint32_t *word) { (void)word; return -ENOSYS; }
+
+int scvae_futex_wait_either(uint32_t *first, uint32_t first_value, uint32_t *second, uint32_t second_value,
+                            int64_t timeout_ns) {
+    (void)first; (void)first_value; (void)second; (void)second_value; (void)timeout_ns;
+    return -ENOSYS;
+}
+
+#endif

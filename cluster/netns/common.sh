@@ -43,7 +43,8 @@ delay_tool() {                                      # prints the binary's path, 
 
 # delay_start NS DELAY LOSS SEED: starts the daemon in NS, waits (at most 10 s) until it has bound
 # the queue, then adds the rule that sends what arrives on NS's eth0 to it. Bounded by
-# SCVAE_NETNS_DELAY_LIMIT seconds (default 3600), after which that host's link drops everything.
+# SCVAE_NETNS_DELAY_LIMIT seconds (default 3600), after which that host's link drops everything
+# (with SCVAE_NETNS_DELAY_BYPASS=1 it passes packets undelayed instead).
 delay_start() {
   local ns="$1" delay="$2" loss="$3" seed="$4" tool dir
   tool="$(delay_tool)" || return 1
@@ -62,7 +63,7 @@ delay_start() {
     echo "netns: nfq-delay did not start in $ns: $(tail -n 3 "$dir/$ns.log" 2>/dev/null | tr '\n' ' ')" >&2
     return 1
   fi
-  in_ns "$ns" "$tool" rule-add --queue "$delay_queue" --dev eth0 > /dev/null
+  in_ns "$ns" "$tool" rule-add --queue "$delay_queue" --dev eth0 --bypass "${SCVAE_NETNS_DELAY_BYPASS:-0}" > /dev/null
 }
 
 delay_running() {                                   # PID is alive (not a zombie awaiting its reaper)

@@ -31,7 +31,7 @@ namespaces=$(our_namespaces | grep -v "^$switch$" || true)
 [[ -n "$namespaces" ]] || { echo "netns: no hosts; run setup.sh first" >&2; exit 1; }
 
 for ns in $namespaces; do
-  delay_stop "$ns"    # prints the stopped daemon's last line: its packets and CPU time
+  delay_stop "$ns" || true   # prints the stopped daemon's last line: its packets and CPU time
   in_ns "$ns" tc qdisc del dev eth0 root 2>/dev/null || true
 done
 [[ "$rate" == off ]] && { echo "netns: links of ${prefix}* unshaped"; exit 0; }

@@ -24,20 +24,24 @@ struct Doorbell {
         UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
     }
 
-    /// False once the kernel said it cannot wait on two words (before Linux 5.16): waits nap then.
-    nonisolated(unsafe) private static var blocksOnTwo = true
+    /// False once a wait failed with an error (a kernel before Linux 5.16 has no futex_waitv; a
+    /// seccomp profile may refuse futex calls): every wait of the process naps from then on.
+    private static let blocks = Atomic<Bool>(true)
 
-    /// Sleeps until either doorbell differs from its read value, rings, or `timeout` passes.
-    /// Returns false when it could not block (the caller naps instead).
+    /// Sleeps until either doorbell differs from its read value, rings, or `timeout` (at most an
+    /// hour) passes. Returns false when it could not block (the caller naps instead).
     static func wait(_ first: (bell: Doorbell, value: UInt32), _ second: (bell: Doorbell, value: UInt32)?,
                      timeout: Duration) -> Bool {
-        if second != nil && !blocksOnTwo { return false }
-        let (seconds, attoseconds) = timeout.components
+        guard blocks.load(ordering: .relaxed) else { return false }
+        let (seconds, attoseconds) = min(max(timeout, .zero), .seconds(3600)).components
         let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
         let result = scvae_futex_wait_either(first.bell.address, first.value, second?.bell.address, second?.value ?? 0,
                                              nanoseconds)
-        if result == -ENOSYS { blocksOnTwo = false }
-        return result >= 0
+        guard result >= 0 else {
+            blocks.store(false, ordering: .relaxed)
+            return false
+        }
+        return true
     }
 }
 #endif

@@ -20,6 +20,8 @@ struct IdleWait {
     /// Silence deadlines already reported in this stretch.
     private(set) var waited: Duration = .zero
     private var nap: Duration = .microseconds(20)
+    /// The caller's blocking wait said it cannot block: yield and nap as without one.
+    private var cannotBlock = false
 
     init(silenceDeadline: Duration) {
         self.silenceDeadline = silenceDeadline
@@ -47,12 +49,16 @@ struct IdleWait {
             waited += silenceDeadline
             return waited
         }
-        if idle < (block == nil ? spinTime : blockingSpinTime) {
+        let blocks = block != nil && !cannotBlock
+        if idle < (blocks ? blockingSpinTime : spinTime) {
             sched_yield()
             return nil
         }
         let remaining = waited + silenceDeadline - idle
-        if let block, block(min(remaining, longestBlock)) { return nil }
+        if blocks, let block {
+            if block(min(remaining, longestBlock)) { return nil }
+            cannotBlock = true
+        }
         sleep(for: min(nap, remaining))
         nap = min(nap * 2, longestNap)
         return nil

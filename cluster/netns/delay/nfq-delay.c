@@ -11,7 +11,7 @@
  *
  *   nfq-delay run --delay 1ms [--loss 0.5%] [--seed 1] [--queue 7] [--max-held 4096]
  *                 [--limit 3600] [--pidfile FILE]
- *   nfq-delay rule-add [--queue 7] [--dev eth0]     # start `run` first: see "no bypass" below
+ *   nfq-delay rule-add [--queue 7] [--dev eth0] [--bypass 0|1]   # start `run` first: see "no bypass" below
  *   nfq-delay rule-del
  *
  * Why on arrival, not on departure: a packet held on its way out is still charged to its TCP
@@ -28,6 +28,8 @@
  * says "bound" before `rule-add` is called; stopping is `rule-del`, then SIGTERM to `run`, which
  * accepts every packet it still holds and exits 0. `run` stops by itself after --limit seconds
  * (exit 3; the rule stays, so the host's packets are dropped from then on: noticed).
+ * `rule-add --bypass 1` sets the NFQUEUE bypass flag instead: with no daemon listening, packets
+ * pass undelayed. For tests whose subject is not the delay (a dead daemon must not fail them).
  *
  * Bounded: at most --max-held packets are held (the kernel queue has the same length; beyond it
  * the kernel drops, which TCP sees as loss; counted). Time: the arrival time is when this
@@ -216,7 +218,7 @@ static int rule_delete(int fd) {
     return error;
 }
 
-static void rule_add(int fd, uint16_t queue, const char *device) {
+static void rule_add(int fd, uint16_t queue, const char *device, bool bypass) {
     if (strlen(device) >= IFNAMSIZ) fail("rule-add: device name '%s' is too long", device);
     rule_delete(fd); /* idempotent: an earlier rule of ours is replaced */
 
@@ -267,14 +269,14 @@ static void rule_add(int fd, uint16_t queue, const char *device) {
     nest_end(&b, element);
 
     /* xtables target NFQUEUE revision 3 through nft_compat (this kernel has no nft "queue"
-       expression: CONFIG_NFT_QUEUE is not set). flags 0: no bypass. Its info is padded to
+       expression: CONFIG_NFT_QUEUE is not set). Flags 0 (no bypass) unless `bypass`. Its info is padded to
        XT_ALIGN (8 bytes), as the kernel checks. */
     element = nest_begin(&b, NFTA_LIST_ELEM);
     attribute_string(&b, NFTA_EXPR_NAME, "target");
     data = nest_begin(&b, NFTA_EXPR_DATA);
     attribute_string(&b, NFTA_TARGET_NAME, "NFQUEUE");
     attribute_be32(&b, NFTA_TARGET_REV, 3);
-    struct { struct xt_NFQ_info_v3 info; uint16_t pad; } target = {.info = {.queuenum = queue, .queues_total = 1, .flags = 0}};
+    struct { struct xt_NFQ_info_v3 info; uint16_t pad; } target = {.info = {.queuenum = queue, .queues_total = 1, .flags = bypass ? NFQ_FLAG_BYPASS : 0}};
     attribute(&b, NFTA_TARGET_INFO, &target, sizeof target);
     nest_end(&b, data);
     nest_end(&b, element);
@@ -573,7 +575,7 @@ static long parse_integer(const char *option, const char *text, long low, long h
 static void usage(void) {
     fprintf(stderr,
             "usage: %s run --delay 1ms [--loss 0.5%%] [--seed 1] [--queue 7] [--max-held 4096] [--limit 3600] [--pidfile FILE]\n"
-            "       %s rule-add [--queue 7] [--dev eth0]\n"
+            "       %s rule-add [--queue 7] [--dev eth0] [--bypass 0|1]\n"
             "       %s rule-del\n", program, program, program);
     exit(2);
 }
@@ -583,6 +585,7 @@ int main(int argc, char **argv) {
     const char *command = argv[1];
     struct run_settings s = {.queue = 7, .delay_ns = -1, .loss = 0, .seed = 1, .max_held = 4096, .limit_s = 3600};
     const char *device = "eth0";
+    bool bypass = false;
     for (int i = 2; i < argc; i++) {
         const char *option = argv[i];
         if (i + 1 >= argc) { fprintf(stderr, "%s: %s needs a value\n", program, option); usage(); }
@@ -597,6 +600,7 @@ int main(int argc, char **argv) {
         else if (strcmp(option, "--limit") == 0) s.limit_s = parse_integer(option, value, 1, 7 * 86400);
         else if (strcmp(option, "--pidfile") == 0) s.pidfile = value;
         else if (strcmp(option, "--dev") == 0) device = value;
+        else if (strcmp(option, "--bypass") == 0) bypass = parse_integer(option, value, 0, 1) == 1;
         else { fprintf(stderr, "%s: unknown option %s\n", program, option); usage(); }
     }
     if (strcmp(command, "run") == 0) {
@@ -605,8 +609,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(command, "rule-add") == 0) {
         int fd = netfilter_socket();
-        rule_add(fd, s.queue, device);
-        printf("%s: table ip %s: prerouting, iifname %s -> NFQUEUE %u (no bypass)\n", program, TABLE_NAME, device, s.queue);
+        rule_add(fd, s.queue, device, bypass);
+        printf("%s: table ip %s: prerouting, iifname %s -> NFQUEUE %u (%s)\n", program, TABLE_NAME, device, s.queue,
+               bypass ? "bypass: undelayed when no daemon listens" : "no bypass");
         return 0;
     }
     if (strcmp(command, "rule-del") == 0) {
