@@ -44,12 +44,13 @@ enum Conv2d {
                         geometry g: Conv2dGeometry, accumulate: Bool = false, workspace: Workspace,
                         rowsPerChunk chunkOverride: Int? = nil, method: Method = .automatic) {
         let co = g.outChannels
-        let wr = repackedWeight(weight, g, workspace)
         let resolved = resolve(method, g)
         if resolved == .direct {
-            Conv2dDirect.forward(out: out, inp: inp, wr: wr, bias: bias, geometry: g, accumulate: accumulate, workspace: workspace)
+            Conv2dDirect.forward(out: out, inp: inp, weight: weight, bias: bias, geometry: g, accumulate: accumulate,
+                                 workspace: workspace)
             return
         }
+        let wr = repackedWeight(weight, g, workspace)
         if resolved == .shifted {
             Conv2dShifted.forward(out: out, inp: inp, wr: wr, bias: bias, geometry: g, accumulate: accumulate, workspace: workspace)
             return
@@ -170,15 +171,18 @@ enum Conv2d {
     }
 
     /// Wr[(ky*k + kx)*Ci + ci, co] = W[co, ci, ky, kx].
+    /// Rows are `rowStride` floats apart (Co unless a kernel asks for padded rows; the floats past
+    /// Co in each row are not written).
     static func repackedWeight(_ weight: UnsafePointer<Float>, _ g: Conv2dGeometry,
-                               _ workspace: Workspace) -> UnsafeMutablePointer<Float> {
+                               _ workspace: Workspace, rowStride: Int? = nil) -> UnsafeMutablePointer<Float> {
         let (k, ci, co) = (g.kernel, g.inChannels, g.outChannels)
-        let wr = workspace.floats(.convWeight, g.weightCount)
+        let ld = rowStride ?? co
+        let wr = workspace.floats(.convWeight, k * k * ci * ld)
         // Written in order: the scattered side is the read.
         for tap in 0..<(k * k) {
             for i in 0..<ci {
                 for o in 0..<co {
-                    wr[(tap * ci + i) * co + o] = weight[(o * ci + i) * k * k + tap]
+                    wr[(tap * ci + i) * ld + o] = weight[(o * ci + i) * k * k + tap]
                 }
             }
         }
@@ -187,14 +191,16 @@ enum Conv2d {
 
     /// Wf[(tap'*Co + co), ci] = W[co, ci, tap] with tap' = k*k - 1 - tap: the weight, as [P', Ci],
     /// of the convolution of dOut (Co channels) that gives the input gradient of a same-size conv.
+    /// Rows are `rowStride` floats apart (Ci unless a kernel asks for padded rows).
     static func flippedWeight(_ weight: UnsafePointer<Float>, _ g: Conv2dGeometry,
-                              _ workspace: Workspace) -> UnsafeMutablePointer<Float> {
+                              _ workspace: Workspace, rowStride: Int? = nil) -> UnsafeMutablePointer<Float> {
         let (taps, ci, co) = (g.kernel * g.kernel, g.inChannels, g.outChannels)
-        let wf = workspace.floats(.convFlippedWeight, g.weightCount)
+        let ld = rowStride ?? ci
+        let wf = workspace.floats(.convFlippedWeight, taps * co * ld)
         for flippedTap in 0..<taps {
             for o in 0..<co {
                 for i in 0..<ci {
-                    wf[(flippedTap * co + o) * ci + i] = weight[(o * ci + i) * taps + taps - 1 - flippedTap]
+                    wf[(flippedTap * co + o) * ld + i] = weight[(o * ci + i) * taps + taps - 1 - flippedTap]
                 }
             }
         }

@@ -36,12 +36,13 @@ public enum Conv2dDirect {
         count % 128 == 0 ? count + 16 : count
     }
 
-    /// out = conv(inp) + bias (out += that when `accumulate`); `wr` is the repacked [k*k*Ci, Co] weight.
-    static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, wr: UnsafePointer<Float>,
+    /// out = conv(inp) + bias (out += that when `accumulate`); `weight` is PyTorch's [Co, Ci, k, k].
+    static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight original: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>, geometry g: Conv2dGeometry, accumulate: Bool, workspace: Workspace) {
         let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
         let (ldIn, ldOut) = (leadingDimension(ci), leadingDimension(co))
-        let weight = strided(wr, rows: g.kernel * g.kernel * ci, columns: co, workspace)
+        // [k*k*Ci, Co] with rows ld(Co) apart.
+        let weight = UnsafePointer(Conv2d.repackedWeight(original, g, workspace, rowStride: ldOut))
         if g.isPlainProduct {
             let input = strided(inp, rows: g.rows, columns: ci, into: .convColumns, workspace)
             run(input: input, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: [0], depth: ci, columns: co,
@@ -49,9 +50,10 @@ public enum Conv2dDirect {
             return
         }
         let padded = workspace.floats(.convColumns, paddedRows(g) * ldIn)
+        let shifts = tapShifts(g)
         for b in 0..<g.batch {
             pad(padded, inp + b * h * w * ci, height: h, width: w, channels: ci)
-            run(input: padded, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: tapShifts(g), depth: ci,
+            run(input: padded, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: shifts, depth: ci,
                 columns: co, rows: h * (w + 2), wideWidth: w + 2, width: w, bias: bias, output: out + b * h * w * co,
                 accumulate: accumulate)
         }
@@ -92,7 +94,7 @@ public enum Conv2dDirect {
         let group = max(1, min(g.batch, groupOverride ?? stackBudget / (stride * max(ldIn, ldOut))))
         let paddedInput = workspace.floats(.convColumns, (group * stride + 2) * ldIn)
         let paddedGrad = workspace.floats(.convPaddedGradient, (group * stride + 2) * ldOut)
-        let flipped = dInput == nil ? nil : strided(Conv2d.flippedWeight(weight, g, workspace), rows: 9 * co, columns: ci, workspace)
+        let flipped = dInput == nil ? nil : UnsafePointer(Conv2d.flippedWeight(weight, g, workspace, rowStride: ldIn))
         let shifts = tapShifts(g)
         var first = 0
         while first < g.batch {
