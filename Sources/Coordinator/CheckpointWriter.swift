@@ -1,24 +1,17 @@
 import Data
 import Foundation
 
-/// Writes checkpoints on a thread of its own, so that fsyncing hundreds of megabytes never
-/// stalls the coordinator's control loop (heartbeats, liveness). One checkpoint at a time: a
-/// new one submitted while another is written waits; a third replaces the waiting one (the
-/// newer state wins). Results are collected by the control loop with `takeResults`.
+/// Writes checkpoints and the final weights on a thread of its own, so that fsyncing hundreds of
+/// megabytes never stalls the coordinator's control loop (heartbeats, liveness). One job at a
+/// time: a new one submitted while another is written waits; a third replaces the waiting one
+/// (the newer state wins). Results are collected by the control loop with `takeResults`.
 final class CheckpointWriter: @unchecked Sendable {
-    enum Result {
-        case written(step: Int, path: String, seconds: Double, bytes: Int)
-        /// Written, but an older checkpoint could not be removed.
-        case writtenWithoutPruning(step: Int, path: String, reason: String)
-        case failed(step: Int, error: CheckpointError)
-    }
-
     let store: CheckpointStore
     private let condition = NSCondition()
-    private var waiting: Checkpoint?
+    private var waiting: WriterJob?
     private var busy = false
     private var stopping = false
-    private var results: [Result] = []
+    private var results: [WriterResult] = []
 
     init(store: CheckpointStore) {
         self.store = store
@@ -27,19 +20,22 @@ final class CheckpointWriter: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues `checkpoint`; returns the step of a waiting checkpoint it replaced, if any.
+    /// Queues `job`; returns the step of a waiting checkpoint it replaced, if any. A waiting final
+    /// state is never replaced by a checkpoint.
     @discardableResult
-    func submit(_ checkpoint: Checkpoint) -> Int? {
+    func submit(_ job: WriterJob) -> Int? {
         condition.lock()
         defer { condition.unlock() }
-        let replaced = waiting?.state.step
-        waiting = checkpoint
+        if case .final = waiting, case .checkpoint = job { return nil }
+        var replaced: Int?
+        if case let .checkpoint(old) = waiting { replaced = old.state.step }
+        waiting = job
         condition.broadcast()
         return replaced
     }
 
     /// What finished since the last call.
-    func takeResults() -> [Result] {
+    func takeResults() -> [WriterResult] {
         condition.lock()
         defer { condition.unlock() }
         let taken = results
@@ -70,27 +66,55 @@ final class CheckpointWriter: @unchecked Sendable {
         while true {
             condition.lock()
             while waiting == nil && !stopping { condition.wait() }
-            guard let checkpoint = waiting else { condition.unlock(); return }
+            guard let job = waiting else { condition.unlock(); return }
             waiting = nil
             busy = true
             condition.unlock()
 
-            let started = ContinuousClock.now
-            let result: Result
-            do {
-                let path = try store.write(checkpoint)
-                let bytes = (checkpoint.model + checkpoint.optimizer).reduce(0) { $0 + $1.data.count }
-                result = .written(step: checkpoint.state.step, path: path, seconds: (ContinuousClock.now - started).inSeconds, bytes: bytes)
-            } catch .pruneFailed(let path, let reason) {
-                result = .writtenWithoutPruning(step: checkpoint.state.step, path: path, reason: reason)
-            } catch {
-                result = .failed(step: checkpoint.state.step, error: error)
-            }
+            let result = write(job)
             condition.lock()
             results.append(result)
             busy = false
             condition.broadcast()
             condition.unlock()
+        }
+    }
+
+    private func write(_ job: WriterJob) -> WriterResult {
+        switch job {
+        case let .checkpoint(checkpoint):
+            let step = checkpoint.state.step
+            let started = ContinuousClock.now
+            switch writeCheckpoint(checkpoint) {
+            case let .success(path):
+                let bytes = (checkpoint.model + checkpoint.optimizer).reduce(0) { $0 + $1.data.count }
+                return .written(step: step, path: path, seconds: (ContinuousClock.now - started).inSeconds, bytes: bytes)
+            case let .failure(.pruneFailed(path, reason)):
+                return .writtenWithoutPruning(step: step, path: path, reason: reason)
+            case let .failure(error):
+                return .failed(step: step, reason: "\(error)")
+            }
+        case let .final(checkpoint, weights, step, epoch, config):
+            if let checkpoint {
+                switch writeCheckpoint(checkpoint) {
+                case .success, .failure(.pruneFailed): break  // written (an old one may stay)
+                case let .failure(error): return .finalFailed(step: step, reason: "\(error)")
+                }
+            }
+            do {
+                let path = try FinalWeights.write(weights, step: step, epoch: epoch, config: config, into: store.directory)
+                return .finalWritten(step: step, path: path)
+            } catch {
+                return .finalFailed(step: step, reason: "\(error)")
+            }
+        }
+    }
+
+    private func writeCheckpoint(_ checkpoint: Checkpoint) -> Result<String, CheckpointError> {
+        do {
+            return .success(try store.write(checkpoint))
+        } catch {
+            return .failure(error)
         }
     }
 }

@@ -28,6 +28,8 @@ public enum CoordinatorFailure: Error, CustomStringConvertible {
     case interruptedBeforeTraining
     /// Interrupted a second time while stopping: ends without saving.
     case interruptedTwice
+    /// Interrupted while paused with no live worker: nothing newer than the checkpoint to save.
+    case interruptedWhilePaused(checkpointStep: Int?)
 
     public var description: String {
         switch self {
@@ -48,6 +50,8 @@ public enum CoordinatorFailure: Error, CustomStringConvertible {
         case let .workerExecutableMissing(path): "--local needs the scvae-worker executable next to this one; not found at \(path)"
         case .interruptedBeforeTraining: "interrupted before training started"
         case .interruptedTwice: "interrupted twice; stopping without saving the weights"
+        case let .interruptedWhilePaused(step):
+            "interrupted while paused with no live worker: nothing newer than \(step.map { "the checkpoint of step \($0)" } ?? "the start (no checkpoint yet)") to save; the same command resumes from it"
         }
     }
 }

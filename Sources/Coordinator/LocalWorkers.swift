@@ -42,6 +42,9 @@ final class LocalWorkers {
         let executable = Self.workerExecutable()
         var environment = ProcessInfo.processInfo.environment
         environment["SCVAE_LOCAL_CHILD"] = "1"
+        // The worker ends with this process (it asks the kernel for a signal when its parent dies):
+        // a --local run owns its workers, and a restarted coordinator starts its own.
+        environment["SCVAE_LOCAL_PARENT"] = "\(getpid())"
         var arguments = ["--coordinator", endpoint, "--threads", "\(threads)", "--worker-id", id,
                          "--reconnect-timeout", "\(max(settings.rendezvousTimeout, 60))"]
         if let data = settings.dataPath { arguments += ["--data", data] }
@@ -59,22 +62,18 @@ final class LocalWorkers {
         children.append(Child(id: id, process: process))
     }
 
-    /// Replacements a run may start in all.
-    var maximumRespawns: Int { 2 * max(children.count, 1) }
-
     /// Starts a replacement for the dead worker `id` (same id: it joins as a new member).
     func respawn(id: String) throws {
         respawns += 1
         try launch(id: id)
-        logger.notice("started a replacement for local worker \(id) (\(respawns) of at most \(maximumRespawns))")
+        logger.notice("started a replacement for local worker \(id) (\(respawns) so far)")
     }
 
-    /// The first child that has exited, with its status.
-    func exited() -> (id: String, status: Int32)? {
-        for child in children where !child.process.isRunning {
-            return (child.id, child.process.terminationStatus)
-        }
-        return nil
+    /// The first child that has exited, with its status; each exit is reported once.
+    func takeExited() -> (id: String, status: Int32)? {
+        guard let index = children.firstIndex(where: { !$0.process.isRunning }) else { return nil }
+        let child = children.remove(at: index)
+        return (child.id, child.process.terminationStatus)
     }
 
     /// Waits up to `grace` for the children to exit on their own, then terminates the rest.

@@ -1,9 +1,8 @@
 /// Who is in the run, which rank each worker has, and when a new generation starts.
 ///
-/// This is the coordinator's protocol logic as a value with no I/O (the Instance of
-/// Instance-and-Shell): the shell feeds it events with the current time and carries out the
-/// directives it returns. Every membership change starts a new generation (DESIGN.md,
-/// invariant 4); the new generation resumes from the most advanced replica (DECISIONS.md).
+/// A value with no I/O: `RunController` feeds it hellos, reports and the time, and carries out
+/// the directives it returns. Every membership change starts a new generation, which resumes
+/// from the most advanced replica (docs/architecture.md, "Generations").
 public struct Membership: Sendable {
     /// Fixed rules of admission and liveness.
     public struct Rules: Sendable, Equatable {
@@ -29,8 +28,9 @@ public struct Membership: Sendable {
     }
 
     /// Statuses, ordered so that `<= .up` means live. Transitions: joining -> up when a
-    /// generation starts; up -> joining when training pauses below the minimum; joining or up ->
-    /// down when the worker is lost or silent. A down worker that says hello again is a new member.
+    /// generation starts; up -> joining when training pauses below the minimum, or when the
+    /// worker says hello again (it left its generation); joining or up -> down when the worker is
+    /// lost or silent. A down worker that says hello again is a new member.
     /// `joining` workers have been welcomed but are not in a generation yet.
     public enum Status: Int, Comparable, Sendable {
         case joining, up, down
@@ -45,10 +45,14 @@ public struct Membership: Sendable {
         public var lastHeard: Double
         /// Rank in the current generation (nil while joining).
         public var rank: Int?
-        /// The last step this worker reported applied; -1 before the first.
+        /// The steps this worker's replica has applied (from its hello, its step reports and its
+        /// generations' starts); -1 when it holds no replica of this run's lineage.
         public var appliedStep: Int
         /// Order of admission: ranks follow it, so survivors keep their relative order.
         public var admission: Int
+        /// The worker process (`Hello.instance`) and how many times it has said hello anew.
+        public var instance: UInt64
+        public var joins: UInt32
     }
 
     /// What a hello carries that admission looks at.
@@ -58,9 +62,18 @@ public struct Membership: Sendable {
         public var host: String
         public var dataPlaneEndpoint: String
         public var datasetFingerprint: String
+        /// The process (`Hello.instance`) and its join count (`Hello.joins`).
+        public var instance: UInt64
+        public var joins: UInt32
+        /// The step of the replica the worker holds of this run's lineage; -1 for none.
+        public var replicaStep: Int
 
         public init(workerID: String, protocolVersion: UInt16, host: String,
-                    dataPlaneEndpoint: String, datasetFingerprint: String) {
+                    dataPlaneEndpoint: String, datasetFingerprint: String, instance: UInt64 = 0,
+                    joins: UInt32 = 1, replicaStep: Int = -1) {
+            self.instance = instance
+            self.joins = joins
+            self.replicaStep = replicaStep
             self.workerID = workerID
             self.protocolVersion = protocolVersion
             self.host = host
@@ -75,7 +88,7 @@ public struct Membership: Sendable {
         case protocolVersionMismatch(worker: UInt16, coordinator: UInt16)
         /// It sees a different dataset index.
         case datasetMismatch(worker: String, coordinator: String)
-        /// A live worker already has this id.
+        /// A live worker process (another instance) already has this id.
         case duplicateWorkerID
         /// The run already has --workers live workers.
         case runFull(workers: Int)
@@ -123,7 +136,11 @@ public struct Membership: Sendable {
         members.values.filter { $0.status == .up }.sorted { ($0.rank ?? 0) < ($1.rank ?? 0) }
     }
 
-    /// A worker says hello: admit it (and maybe start a generation) or refuse it.
+    /// A worker says hello: admit it (and maybe start a generation) or refuse it. Checks come
+    /// before anything changes: a refused hello never disturbs a member. A hello from a live
+    /// member's own process with a newer join count means that worker left its generation (it
+    /// lost the coordinator, or was told it is not a member): it is welcomed again, and a
+    /// generation it was in is formed anew.
     public mutating func receive(hello: Hello, now: Double) -> [Directive] {
         if hello.protocolVersion != rules.protocolVersion {
             return [.refuse(workerID: hello.workerID, .protocolVersionMismatch(
@@ -133,8 +150,22 @@ public struct Membership: Sendable {
             return [.refuse(workerID: hello.workerID, .datasetMismatch(
                 worker: hello.datasetFingerprint, coordinator: rules.datasetFingerprint))]
         }
-        if let existing = members[hello.workerID], existing.status <= .up {
-            return [.refuse(workerID: hello.workerID, .duplicateWorkerID)]
+        if var existing = members[hello.workerID], existing.status <= .up {
+            guard existing.instance == hello.instance else {
+                return [.refuse(workerID: hello.workerID, .duplicateWorkerID)]
+            }
+            // A repeated hello of the same join (sent before the welcome arrived), or an old one.
+            guard hello.joins > existing.joins else { return [.welcome(workerID: hello.workerID)] }
+            let wasInGeneration = existing.status == .up
+            existing.joins = hello.joins
+            existing.host = hello.host
+            existing.dataPlaneEndpoint = hello.dataPlaneEndpoint
+            existing.lastHeard = max(existing.lastHeard, now)
+            existing.appliedStep = hello.replicaStep
+            existing.status = .joining
+            existing.rank = nil
+            members[hello.workerID] = existing
+            return [.welcome(workerID: hello.workerID)] + (wasInGeneration ? formGeneration() : formGenerationIfReady())
         }
         if liveMembers.count >= rules.targetWorkers {
             return [.refuse(workerID: hello.workerID, .runFull(workers: rules.targetWorkers))]
@@ -142,7 +173,8 @@ public struct Membership: Sendable {
         admissions += 1
         members[hello.workerID] = Member(
             id: hello.workerID, host: hello.host, dataPlaneEndpoint: hello.dataPlaneEndpoint,
-            status: .joining, lastHeard: now, rank: nil, appliedStep: -1, admission: admissions)
+            status: .joining, lastHeard: now, rank: nil, appliedStep: hello.replicaStep, admission: admissions,
+            instance: hello.instance, joins: hello.joins)
         return [.welcome(workerID: hello.workerID)] + formGenerationIfReady()
     }
 
@@ -159,6 +191,29 @@ public struct Membership: Sendable {
         guard reported == generation, var member = members[workerID], member.status == .up else { return }
         member.appliedStep = max(member.appliedStep, step)
         members[workerID] = member
+    }
+
+    /// Every rank of the current generation holds the state of `step` (their start was confirmed).
+    public mutating func synchronised(step: Int) {
+        for member in ranked { members[member.id]?.appliedStep = step }
+    }
+
+    /// These workers turned out to hold no usable replica (a state agreement found none).
+    public mutating func forgetReplicas(of ids: [String]) {
+        for id in ids { members[id]?.appliedStep = -1 }
+    }
+
+    /// The coordinator itself did not run for a while (stopped, starved): nobody's silence in that
+    /// time counts against them.
+    public mutating func excuseSilence(until now: Double) {
+        for member in liveMembers { members[member.id]?.lastHeard = max(member.lastHeard, now) }
+    }
+
+    /// A generation of whoever is live, even below the minimum (to save the state of a run that
+    /// was asked to stop while paused); nothing when no worker is live.
+    public mutating func formGenerationOfTheLive() -> [Directive] {
+        guard !liveMembers.isEmpty else { return [] }
+        return formGeneration(minimum: 1)
     }
 
     /// A worker said goodbye or its connection is known to be gone.
@@ -198,9 +253,9 @@ public struct Membership: Sendable {
     }
 
     /// Ranks follow admission order; the most advanced replica provides the state.
-    private mutating func formGeneration() -> [Directive] {
+    private mutating func formGeneration(minimum: Int? = nil) -> [Directive] {
         let live = liveMembers
-        guard live.count >= rules.minimumWorkers else {
+        guard live.count >= (minimum ?? rules.minimumWorkers) else {
             for member in live where member.status == .up {
                 members[member.id]?.status = .joining
                 members[member.id]?.rank = nil

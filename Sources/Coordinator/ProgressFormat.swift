@@ -1,3 +1,4 @@
+import Data
 import Foundation
 
 /// How a completed step is shown: a progress line for people, a JSON line for programs.
@@ -16,23 +17,6 @@ public enum ProgressFormat {
         return text
     }
 
-    /// One JSON object (keys in a fixed order): at least step, epoch, loss, images_per_s; then
-    /// `ring_transport` ("tcp" or "shm") when given.
-    public static func metricsJSON(_ s: RunProgress.StepSummary, elapsedSeconds: Double, ringTransport: String? = nil) -> String {
-        var fields: [(String, String)] = [
-            ("step", "\(s.step)"), ("epoch", "\(s.epoch)"), ("loss", number(s.loss)), ("recon", number(s.recon)),
-            ("latent", number(s.latent)), ("sparsity", number(s.sparsity)), ("lr", number(s.learningRate)),
-            ("images_per_s", number(s.imagesPerSecond)), ("samples", "\(s.samples)"), ("applied", s.applied ? "true" : "false"),
-            ("data_s", number(s.dataSeconds)), ("compute_s", number(s.computeSeconds)),
-            ("allreduce_s", number(s.allReduceSeconds)), ("allreduce_hidden_s", number(s.hiddenAllReduceSeconds)), ("step_s", number(s.stepSeconds)), ("elapsed_s", number(elapsedSeconds)),
-        ]
-        if let ringTransport { fields.append(("ring_transport", "\"\(ringTransport)\"")) }
-        return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
-    }
-
-    /// JSON has no NaN or infinity: those are written as null.
-    static func number(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
-
     static func fixed(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
 
     /// H:MM:SS, or M:SS under an hour.
@@ -40,5 +24,76 @@ public enum ProgressFormat {
         let total = Int(max(seconds, 0).rounded())
         let h = total / 3600, m = (total % 3600) / 60, s = total % 60
         return h > 0 ? String(format: "%d:%02d:%02d", h, m, s) : String(format: "%d:%02d", m, s)
+    }
+}
+
+/// One line of the --metrics file: a completed step. At least step, epoch, loss and images_per_s;
+/// NaN and infinity are written as null (JSON has neither).
+struct StepMetrics: Encodable, Equatable {
+    var step: Int
+    var epoch: Int
+    var loss: Double?
+    var recon: Double?
+    var latent: Double?
+    var sparsity: Double?
+    var lr: Double?
+    var images_per_s: Double?
+    var samples: Int
+    var applied: Bool
+    var data_s: Double?
+    var compute_s: Double?
+    var allreduce_s: Double?
+    var allreduce_hidden_s: Double?
+    var step_s: Double?
+    var elapsed_s: Double?
+    /// "tcp" or "shm".
+    var ring_transport: String
+
+    init(_ s: RunProgress.StepSummary, elapsedSeconds: Double, ringTransport: String) {
+        let finite = JSONLinesFile.finite
+        step = s.step
+        epoch = s.epoch
+        loss = finite(s.loss)
+        recon = finite(s.recon)
+        latent = finite(s.latent)
+        sparsity = finite(s.sparsity)
+        lr = finite(s.learningRate)
+        images_per_s = finite(s.imagesPerSecond)
+        samples = s.samples
+        applied = s.applied
+        data_s = finite(s.dataSeconds)
+        compute_s = finite(s.computeSeconds)
+        allreduce_s = finite(s.allReduceSeconds)
+        allreduce_hidden_s = finite(s.hiddenAllReduceSeconds)
+        step_s = finite(s.stepSeconds)
+        elapsed_s = finite(elapsedSeconds)
+        ring_transport = ringTransport
+    }
+
+    // Written by hand so that a missing number is `null`, not a missing key.
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(step, forKey: .step)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(loss, forKey: .loss)
+        try c.encode(recon, forKey: .recon)
+        try c.encode(latent, forKey: .latent)
+        try c.encode(sparsity, forKey: .sparsity)
+        try c.encode(lr, forKey: .lr)
+        try c.encode(images_per_s, forKey: .images_per_s)
+        try c.encode(samples, forKey: .samples)
+        try c.encode(applied, forKey: .applied)
+        try c.encode(data_s, forKey: .data_s)
+        try c.encode(compute_s, forKey: .compute_s)
+        try c.encode(allreduce_s, forKey: .allreduce_s)
+        try c.encode(allreduce_hidden_s, forKey: .allreduce_hidden_s)
+        try c.encode(step_s, forKey: .step_s)
+        try c.encode(elapsed_s, forKey: .elapsed_s)
+        try c.encode(ring_transport, forKey: .ring_transport)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case step, epoch, loss, recon, latent, sparsity, lr, images_per_s, samples, applied, data_s, compute_s,
+             allreduce_s, allreduce_hidden_s, step_s, elapsed_s, ring_transport
     }
 }

@@ -100,22 +100,9 @@ private func findCheckpoint(_ store: CheckpointStore, settings: CoordinatorSetti
 private func writeSummary(settings: CoordinatorSettings, server: CoordinatorServer,
                           outcome: (path: String, step: Int, epoch: Int), seconds: Double, logger: Logger) throws {
     let last = server.finalSummary
-    let stoppedEarly = outcome.step < server.totalSteps
-    var fields: [(String, String)] = [
-        ("config", "\"\(settings.config)\""), ("workers", "\(settings.workers)"), ("global_batch", "\(settings.globalBatch)"),
-        ("steps", "\(outcome.step)"), ("planned_steps", "\(server.totalSteps)"), ("epoch", "\(outcome.epoch)"),
-        ("seconds", ProgressFormat.number(seconds)), ("weights", "\"\(outcome.path)\""),
-        ("stopped_early", stoppedEarly ? "true" : "false"),
-    ]
-    if let last {
-        fields += [("loss", ProgressFormat.number(last.loss)), ("sparsity", ProgressFormat.number(last.sparsity)),
-                   ("images_per_s", ProgressFormat.number(last.imagesPerSecond))]
-    }
-    let json = "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}\n"
+    let summary = RunSummary(settings: settings, outcome: outcome, plannedSteps: server.totalSteps, seconds: seconds, last: last)
     let path = ((outcome.path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("summary.json")
-    do { try json.write(toFile: path, atomically: true, encoding: .utf8) } catch {
-        throw CoordinatorFailure.cannotWrite(path: path, reason: "\(error)")
-    }
+    try summary.write(to: path)
     let loss = last.map { " final loss \(ProgressFormat.fixed($0.loss, 4)), sparsity \(ProgressFormat.fixed($0.sparsity, 3))," } ?? ""
-    logger.notice("summary: \(outcome.step)/\(server.totalSteps) steps\(stoppedEarly ? " (stopped early)" : "") in \(ProgressFormat.clock(seconds)),\(loss) weights \(outcome.path), summary \(path)")
+    logger.notice("summary: \(outcome.step)/\(server.totalSteps) steps\(summary.stopped_early ? " (stopped early)" : "") in \(ProgressFormat.clock(seconds)),\(loss) weights \(outcome.path), summary \(path)")
 }

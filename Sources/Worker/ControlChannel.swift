@@ -26,6 +26,8 @@ public final class ControlChannel: @unchecked Sendable {
     private var announcedGeneration: UInt64 = 0
     /// Set when the coordinator says this worker is no longer a member (declared down).
     private var dropped = false
+    /// Set when a welcome of another run arrives: a new coordinator took over.
+    private var replaced = false
     private var heartbeatsPaused = false
     private let fakeProtocolVersion: UInt16?
     private let curve: (keys: CurveKeyPair, serverKey: String)?
@@ -79,7 +81,7 @@ public final class ControlChannel: @unchecked Sendable {
     /// seconds. The ring's liveness hook asks this while it waits on a silent neighbour.
     public func generationIsCurrent(_ generation: UInt64, coordinatorDeadline: Double) -> Bool {
         locked {
-            abort == nil && !dropped && announcedGeneration <= generation
+            abort == nil && !dropped && !replaced && announcedGeneration <= generation
                 && (ContinuousClock.now - lastHeard).inSeconds <= coordinatorDeadline
         }
     }
@@ -103,6 +105,7 @@ public final class ControlChannel: @unchecked Sendable {
             generation = 0
             announcedGeneration = 0
             dropped = false
+            replaced = false
             abort = nil
             heartbeatsPaused = true
             coordinatorDeadline = 3600
@@ -119,6 +122,24 @@ public final class ControlChannel: @unchecked Sendable {
     public func startHeartbeats(every interval: Duration) { locked { heartbeatInterval = interval; heartbeatsPaused = false } }
     public func setApplied(step: UInt64) { locked { appliedStep = step } }
     public func setHeader(runID: UInt64, generation: UInt64) { locked { self.runID = runID; self.generation = generation } }
+
+    /// A coordinator (the same or a new one) welcomed this worker into run `runID`: frames carry
+    /// that run and generation 0 until an assignment; heartbeats start; the flags that ended
+    /// earlier generations (dropped, replaced, aborted) are cleared.
+    public func welcomed(runID: UInt64, heartbeatInterval: Duration, coordinatorDeadline: Double) {
+        locked {
+            if runID != self.runID { announcedGeneration = 0 }
+            self.runID = runID
+            generation = 0
+            dropped = false
+            replaced = false
+            abort = nil
+            self.heartbeatInterval = heartbeatInterval
+            heartbeatsPaused = false
+            self.coordinatorDeadline = coordinatorDeadline
+            lastHeard = ContinuousClock.now
+        }
+    }
 
     /// Sends what is queued (waiting at most `flushTimeout`), then closes the socket.
     public func stop(flushTimeout: Duration = .seconds(2)) {
@@ -185,8 +206,10 @@ public final class ControlChannel: @unchecked Sendable {
     /// Heartbeats only prove the coordinator alive; they are not queued.
     private func accept(_ envelope: Envelope) {
         if runID != 0 && envelope.runID != runID {
-            // A frame of another coordinator incarnation (or a stale one of the previous).
-            if case .welcome = envelope.message {} else { return }
+            // A frame of another coordinator incarnation (or a stale one of the previous). Only
+            // its welcome counts: a new coordinator answered a hello sent earlier.
+            guard case .welcome = envelope.message else { return }
+            replaced = true
         }
         lastHeard = ContinuousClock.now
         switch envelope.message {

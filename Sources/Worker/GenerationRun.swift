@@ -5,14 +5,14 @@ import Model
 import Wire
 
 /// One generation on one rank: the ring with this generation's neighbours, the state every
-/// rank starts from, then the training loop.
+/// rank starts from, then the training loop. Whatever happens, it ends with a
+/// `WorkerProtocol.GenerationEnd` for the session's protocol machine: nothing here exits the
+/// process.
 struct GenerationRun {
     let assignment: Assignment
     let runID: UInt64
     let session: WorkerSession
     let index: TrainingData
-    let dataEndpoint: String
-    let coordinatorDeadline: Double
 
     private var logger: Logger {
         var logger = session.logger
@@ -21,7 +21,18 @@ struct GenerationRun {
         return logger
     }
 
-    func execute() throws -> TrainingLoop.Ending {
+    /// Runs the generation; `epoch`: the sampler's epoch after the last step, when it finished.
+    func execute() -> (end: WorkerProtocol.GenerationEnd, epoch: Int?) {
+        do {
+            return try run()
+        } catch let failure as WorkerFailure {
+            return (.workerFailed(reason: "\(failure)"), nil)
+        } catch {
+            return (.workerFailed(reason: "\(error)"), nil)
+        }
+    }
+
+    private func run() throws -> (end: WorkerProtocol.GenerationEnd, epoch: Int?) {
         let rank = Int(assignment.rank), world = Int(assignment.worldSize), generation = assignment.generation
         let logger = self.logger
         let control = session.control
@@ -37,28 +48,30 @@ struct GenerationRun {
         } catch {
             throw WorkerFailure.sampler("\(error)")
         }
+        let lineage = RunLineage(config: config.name, datasetFingerprint: index.fingerprint, globalBatch: Int(assignment.globalBatch),
+                                 seed: assignment.seed, optimizer: recipe.optimizer).id
         let slice = Sampler.sliceRange(rank: rank, worldSize: world, globalBatch: Int(assignment.globalBatch)).count
         let state = session.replicaState
         let replica = state.prepare(config: config, recipe: recipe, microBatch: min(recipe.microBatch, max(slice, 1)))
 
         let ring: GenerationRing
-        switch try formRing() {
+        switch formRing() {
         case let .formed(formed): ring = formed
-        case let .interrupted(interruption): return .interrupted(reason: interruption)
+        case let .ended(end): return (end, nil)
         }
         defer { ring.close() }
         let collectives = ring.collectives
 
         let startStep: Int
         do {
-            guard let agreed = try agree(replica: replica, collectives: collectives) else {
-                throw WorkerFailure.restore("state agreement of generation \(generation): no rank holds a replica of this run")
+            switch try agree(replica: replica, collectives: collectives, lineage: lineage) {
+            case let .agreed(step): startStep = step
+            case let .missing(reason): return (.stateMissing(reason: reason), nil)
             }
-            startStep = agreed
         } catch let error as RingError {
-            return .interrupted(reason: interruption(orRingFailure: "\(error)", step: state.appliedStep + 1, peer: error.peerRank))
+            return (.ringFailed(step: state.appliedStep + 1, reason: "\(error)", peer: error.peerRank), nil)
         }
-        state.synchronised(step: startStep, runID: runID)
+        state.synchronised(step: startStep, lineage: lineage)
         control.setApplied(step: UInt64(startStep))
         let start = sampler.cursor(afterSteps: startStep)
         control.send(.workerStatus(WorkerStatus(workerID: session.workerID, lastAppliedStep: UInt64(startStep),
@@ -66,61 +79,56 @@ struct GenerationRun {
                                                 parameterChecksum: parameterChecksum(replica.parameters))))
         logger.info("rank \(rank) of \(world), ring over \(ring.transport): \(config.name), slice of \(slice) images per step, from step \(startStep) (\(start)), \(max(recipe.totalSteps - startStep, 0)) steps to go")
 
+        let session = self.session
         let loop = TrainingLoop(replica: replica, state: state, sampler: sampler, recipe: recipe, index: index, rank: rank,
                                 world: world, startStep: startStep, collectives: collectives, generation: generation,
-                                runID: runID, control: control, coordinatorDeadline: coordinatorDeadline, dataOrderLog: session.log,
-                                workerID: session.workerID, logger: logger)
-        let ending = try loop.run()
-        if case let .finished(steps, cursor) = ending {
+                                runID: runID, control: control, dataOrderLog: session.log, workerID: session.workerID,
+                                logger: logger, check: { session.checkControl() })
+        switch try loop.run() {
+        case let .finished(steps, cursor):
             control.send(.workerStatus(WorkerStatus(
                 workerID: session.workerID, lastAppliedStep: UInt64(steps),
                 cursor: ShardCursor(epoch: UInt64(cursor.epoch), step: UInt64(cursor.step)),
                 parameterChecksum: parameterChecksum(replica.parameters))))
+            return (.finished, cursor.epoch)
+        case let .ended(end):
+            return (end, nil)
         }
-        return ending
-    }
-
-    /// Why the generation cannot go on after a failed collective: what the control channel
-    /// says (a newer generation, a lost coordinator), else the ring failure itself.
-    private func interruption(orRingFailure reason: String, step: Int, peer: Int?) -> TrainingLoop.Interruption {
-        let control = session.control
-        if let envelope = control.poll() {
-            control.putBack(envelope)
-            if case let .assignment(next) = envelope.message, next.generation > assignment.generation { return .newGeneration }
-            if case let .refuse(body) = envelope.message, body.reason == .notMember { return .droppedFromRun }
-        }
-        if !control.generationIsCurrent(assignment.generation, coordinatorDeadline: coordinatorDeadline) {
-            let silence = control.coordinatorSilence
-            return silence > coordinatorDeadline ? .coordinatorLost(seconds: silence) : .newGeneration
-        }
-        return .ringFailed(step: step, reason: reason, peer: peer)
     }
 
     /// This generation's ring on the transport the assignment names (`GenerationRing`).
     private enum RingForming {
         case formed(GenerationRing)
-        case interrupted(TrainingLoop.Interruption)
+        case ended(WorkerProtocol.GenerationEnd)
     }
 
-    private func formRing() throws -> RingForming {
+    private func formRing() -> RingForming {
         guard let sessionRing = session.ring, let settings = session.ringSettings else {
-            throw WorkerFailure.ring(step: 0, .collectiveThreadStopped(job: "reform"))
+            return .ended(.workerFailed(reason: "the collective thread is gone"))
         }
         let step = session.replicaState.appliedStep + 1
         do throws(GenerationRing.Failure) {
             return .formed(try GenerationRing.form(assignment, runID: runID, sessionRing: sessionRing, settings: settings,
                                                     curveKeyOfNext: session.curve == nil ? nil : assignment.next.curvePublicKey))
-        } catch let .transportUnavailable(error) {
-            logger.warning("cannot set up the \(assignment.ringTransport) ring: \(error)")
-            return .interrupted(.transportUnavailable(reason: "\(assignment.ringTransport) ring: \(error)"))
-        } catch let .ring(error) {
-            return .interrupted(interruption(orRingFailure: "\(error)", step: step, peer: error.peerRank))
+        } catch {
+            switch error {
+            case let .transportUnavailable(error):
+                logger.warning("cannot set up the \(assignment.ringTransport) ring: \(error)")
+                return .ended(.transportUnavailable(reason: "\(assignment.ringTransport) ring: \(error)"))
+            case let .ring(error):
+                return .ended(.ringFailed(step: step, reason: "\(error)", peer: error.peerRank))
+            }
         }
     }
 
-    /// Brings every rank to the same state; returns the steps it has applied, or nil when no
-    /// rank holds a replica of this run (a `.replicas` generation that cannot start).
-    private func agree(replica: TrainingReplica, collectives: CollectiveThread) throws -> Int? {
+    private enum Agreement {
+        case agreed(step: Int)
+        /// The state the assignment named is not here; the reason says which.
+        case missing(String)
+    }
+
+    /// Brings every rank to the same state; returns the steps it has applied.
+    private func agree(replica: TrainingReplica, collectives: CollectiveThread, lineage: UInt64) throws -> Agreement {
         let rank = Int(assignment.rank), world = Int(assignment.worldSize), generation = assignment.generation
         let state = session.replicaState
         var source = Int(assignment.stateSourceRank)
@@ -138,29 +146,35 @@ struct GenerationRun {
             }
         case .checkpoint:
             if rank == source {
-                guard let restored = session.takeRestoredState() else {
-                    throw WorkerFailure.restore("the assignment says the coordinator sent a checkpoint, but none arrived")
+                let step = Int(assignment.resumeStep)
+                guard let restored = session.takeRestore(step: step) else {
+                    return .missing("the checkpoint of step \(step) the assignment names has not arrived")
                 }
                 state.unsynchronise()
-                do { try RestoreReceiver.load(restored, into: replica) } catch { throw WorkerFailure.restore("\(error)") }
+                do { try RestoreStash.load(restored, into: replica) } catch {
+                    return .missing("\(error)")
+                }
                 ownStep = restored.step
             }
         case .replicas:
-            var bids = StateAgreement.contribution(rank: rank, worldSize: world, bid: state.bid(runID: runID))
+            var bids = StateAgreement.contribution(rank: rank, worldSize: world, bid: state.bid(lineage: lineage))
             try AbandonedBuffers.collective(&bids, on: collectives) { collectives.allReduce($0, generation: generation) }
-            guard let decision = StateAgreement.decide(StateAgreement.bids(bids, worldSize: world)) else { return nil }
+            guard let decision = StateAgreement.decide(StateAgreement.bids(bids, worldSize: world)) else {
+                return .missing("no rank of generation \(generation) holds a replica of this run")
+            }
             source = decision.source
             broadcastNeeded = decision.broadcastNeeded
             if rank == source { ownStep = decision.step }
-            if !broadcastNeeded { return decision.step }
+            if !broadcastNeeded { return .agreed(step: decision.step) }
             logger.info("state agreement: rank \(source) holds the most advanced replica (step \(decision.step)); broadcasting it")
         }
-        guard broadcastNeeded else { return ownStep ?? 0 }
+        guard broadcastNeeded else { return .agreed(step: ownStep ?? 0) }
         var vector = rank == source ? StateVector.pack(replica, appliedStep: ownStep ?? 0) : StateVector.empty(like: replica)
         try AbandonedBuffers.collective(&vector, on: collectives) { collectives.broadcast($0, root: source, generation: generation) }
-        if rank == source { return ownStep ?? 0 }
+        if rank == source { return .agreed(step: ownStep ?? 0) }
+        // The replica is overwritten only once the whole vector has arrived.
         state.unsynchronise()
-        return StateVector.unpack(vector, into: replica)
+        return .agreed(step: StateVector.unpack(vector, into: replica))
     }
 }
 

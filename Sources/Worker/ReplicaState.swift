@@ -1,21 +1,30 @@
 import Model
 import Wire
 
-/// What a worker keeps between generations: its replica (parameters and optimizer state), the
-/// steps it has applied, and the coordinator incarnation (run id) it was last synchronised in.
-/// A new generation starts from the most advanced replica of the current run
-/// (DECISIONS.md, step commit in a ring); a replica of an earlier coordinator never counts.
+/// What a worker keeps between generations, and between coordinators: its replica (parameters
+/// and optimizer state), the steps it has applied, and the run lineage (`RunLineage.id`) whose
+/// state it holds. A new generation starts from the most advanced replica of the lineage, under
+/// this coordinator or a restarted one (docs/architecture.md, "Where a generation's state comes
+/// from"); a replica of another lineage never counts.
 final class ReplicaState {
     private(set) var replica: TrainingReplica?
-    /// Steps applied by `replica`; meaningful only when `replica` is set.
+    /// Steps applied by `replica`; meaningful only when `lineage` is set.
     private(set) var appliedStep = 0
-    /// The run id of the coordinator whose generation last synchronised the replica.
-    private(set) var runID: UInt64 = 0
+    /// The lineage whose state `replica` holds; nil while it holds none (new, or being overwritten).
+    private(set) var lineage: UInt64?
 
-    /// This worker's bid in the state agreement of a generation of run `runID`.
-    func bid(runID: UInt64) -> StateAgreement.Bid {
-        guard replica != nil, self.runID == runID else { return .none }
-        return .replica(step: appliedStep)
+    /// What the hello says of this replica.
+    var claim: ReplicaClaim? {
+        guard replica != nil, let lineage else { return nil }
+        return ReplicaClaim(lineage: lineage, step: UInt64(appliedStep))
+    }
+
+    /// This worker's bid in the state agreement of a generation of `lineage`: its step and the
+    /// checksum of its parameters (two replicas of one step may differ, if they got there by
+    /// different generations; then one of them is broadcast).
+    func bid(lineage: UInt64) -> StateAgreement.Bid {
+        guard let replica, self.lineage == lineage else { return .none }
+        return .replica(step: appliedStep, checksum: parameterChecksum(replica.parameters))
     }
 
     /// The replica for `config` and `recipe`, handling slices of up to `microBatch` images. A
@@ -35,53 +44,51 @@ final class ReplicaState {
                                    parameters: [Float](repeating: 0, count: layout.totalCount),
                                    optimizer: Optimizer(settings: settings, parameterCount: layout.totalCount),
                                    microBatch: microBatch)
-        runID = 0
+        lineage = nil
         appliedStep = 0
         replica = made
         return made
     }
 
-    /// The replica now holds the state of `step` agreed in run `runID`.
-    func synchronised(step: Int, runID: UInt64) {
+    /// The replica now holds the state of `step` of `lineage`, as every rank of a generation agreed.
+    func synchronised(step: Int, lineage: UInt64) {
         appliedStep = step
-        self.runID = runID
+        self.lineage = lineage
     }
 
     /// The replica is being overwritten: it bids nothing until `synchronised` again.
-    func unsynchronise() { runID = 0 }
+    func unsynchronise() { lineage = nil }
 
     /// One more step applied (by the training loop).
     func applied(step: Int) { appliedStep = step }
-
-    /// Drops the replica (its buffers can no longer be trusted).
-    func discard() {
-        replica = nil
-        runID = 0
-        appliedStep = 0
-    }
 }
 
 /// The state agreement that starts a generation of `.replicas` origin: each rank puts its bid
-/// (applied step, or none) in its own slots of a small buffer; after an all-reduce (sum) every
-/// rank reads every bid and picks the same source: the highest step, the lowest rank among ties.
-/// Only one rank writes each slot, so the sum is exact; a step is split in 16-bit halves so
-/// any step below 2^32 is an exact float.
+/// (applied step and parameter checksum, or none) in its own slots of a small buffer; after an
+/// all-reduce (sum) every rank reads every bid and picks the same source: the highest step, the
+/// lowest rank among ties. Only one rank writes each slot, so the sum is exact; steps and
+/// checksums are split in 16-bit halves, each an exact float.
 enum StateAgreement {
     enum Bid: Equatable {
         case none
-        case replica(step: Int)
+        case replica(step: Int, checksum: UInt32)
+
+        var step: Int? { if case let .replica(step, _) = self { step } else { nil } }
     }
 
-    static let slotsPerRank = 3
+    static let slotsPerRank = 5
 
     /// This rank's contribution: zeros except its own slots.
     static func contribution(rank: Int, worldSize: Int, bid: Bid) -> [Float] {
         var buffer = [Float](repeating: 0, count: worldSize * slotsPerRank)
-        if case let .replica(step) = bid {
+        if case let .replica(step, checksum) = bid {
             precondition(step >= 0 && step < 1 << 32, "step \(step) out of range")
-            buffer[rank * slotsPerRank] = 1
-            buffer[rank * slotsPerRank + 1] = Float(step >> 16)
-            buffer[rank * slotsPerRank + 2] = Float(step & 0xFFFF)
+            let base = rank * slotsPerRank
+            buffer[base] = 1
+            buffer[base + 1] = Float(step >> 16)
+            buffer[base + 2] = Float(step & 0xFFFF)
+            buffer[base + 3] = Float(checksum >> 16)
+            buffer[base + 4] = Float(checksum & 0xFFFF)
         }
         return buffer
     }
@@ -91,20 +98,21 @@ enum StateAgreement {
         (0..<worldSize).map { rank in
             let base = rank * slotsPerRank
             guard reduced[base] == 1 else { return .none }
-            return .replica(step: Int(reduced[base + 1]) << 16 | Int(reduced[base + 2]))
+            return .replica(step: Int(reduced[base + 1]) << 16 | Int(reduced[base + 2]),
+                            checksum: UInt32(reduced[base + 3]) << 16 | UInt32(reduced[base + 4]))
         }
     }
 
     /// The agreed source: the most advanced replica (lowest rank among equals), its step, and
-    /// whether any rank lacks that state (then the source must broadcast). Nil when no rank
-    /// holds a replica of this run.
+    /// whether any rank lacks exactly that state (another step, no replica, or the same step with
+    /// other parameters): then the source broadcasts. Nil when no rank holds a replica.
     static func decide(_ bids: [Bid]) -> (source: Int, step: Int, broadcastNeeded: Bool)? {
         var best: (rank: Int, step: Int)?
         for (rank, bid) in bids.enumerated() {
-            if case let .replica(step) = bid, step > (best?.step ?? -1) { best = (rank, step) }
+            if let step = bid.step, step > (best?.step ?? -1) { best = (rank, step) }
         }
         guard let best else { return nil }
-        let behind = bids.contains { $0 != .replica(step: best.step) }
+        let behind = bids.contains { $0 != bids[best.rank] }
         return (best.rank, best.step, behind)
     }
 }

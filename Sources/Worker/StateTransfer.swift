@@ -28,9 +28,13 @@ enum StateTransfer {
     }
 }
 
-/// The receiving end of a restore: the coordinator sends a checkpoint's tensors, then
-/// `CheckpointCommand.restore`; the state-source rank of the next generation loads them.
-struct RestoreReceiver {
+/// Checkpoint state the coordinator sends to the rank that loads and broadcasts it: tensor
+/// chunks, then `CheckpointCommand.restore`, in frames of the generation they are for. It is
+/// assembled as it arrives, whatever the worker is doing (an older generation may still be
+/// ending), and kept until a generation of the same run takes it. A broken transfer is dropped,
+/// never fatal: the generation that needed it reports the state missing and the coordinator
+/// sends it again.
+struct RestoreStash {
     /// A complete restore, checked against nothing yet (the layout check comes at `load`).
     struct Restored {
         var step: Int
@@ -52,28 +56,47 @@ struct RestoreReceiver {
         }
     }
 
-    private var state = StateAssembler()
-    private(set) var restored: Restored?
+    private var assembling: (generation: UInt64, state: StateAssembler)?
+    private(set) var ready: Restored?
 
-    mutating func add(_ chunk: TensorChunk) throws(Failure) {
-        do { try state.add(chunk) } catch { throw .assembly("\(error)") }
-    }
-
-    /// The closing command: the transfer is complete (or broken). Either way the next restore
-    /// starts afresh.
-    mutating func finish(_ command: CheckpointCommand) throws(Failure) {
-        defer { state = StateAssembler() }
-        guard state.parametersComplete, state.step == command.step else {
-            throw .assembly("restore of step \(command.step) closed with \(state.parameters.count) parameter tensors of step \(state.step.map(String.init) ?? "none") assembled")
+    /// Adds a chunk sent in a frame of `generation`; a chunk of a newer transfer starts afresh.
+    mutating func add(_ chunk: TensorChunk, generation: UInt64) throws(Failure) {
+        if let current = assembling, current.generation != generation || current.state.step != chunk.step {
+            assembling = nil
         }
-        restored = Restored(step: Int(command.step), epoch: Int(command.epoch), optimizerStep: Int(command.optimizerStep),
-                            parameters: state.parameters, moments: state.moments)
+        var state = assembling?.state ?? StateAssembler()
+        do {
+            try state.add(chunk)
+        } catch {
+            assembling = nil
+            throw .assembly("\(error)")
+        }
+        assembling = (generation, state)
     }
 
-    /// Takes the restored state (once).
-    mutating func take() -> Restored? {
-        defer { restored = nil }
+    /// The closing command: the transfer is complete (or broken); either way the next one starts afresh.
+    mutating func finish(_ command: CheckpointCommand, generation: UInt64) throws(Failure) {
+        defer { assembling = nil }
+        guard let current = assembling, current.generation == generation, current.state.parametersComplete,
+              current.state.step == command.step else {
+            let held = assembling.map { "\($0.state.parameters.count) parameter tensors of step \($0.state.step.map(String.init) ?? "none")" } ?? "nothing"
+            throw .assembly("restore of step \(command.step) closed with \(held) assembled")
+        }
+        ready = Restored(step: Int(command.step), epoch: Int(command.epoch), optimizerStep: Int(command.optimizerStep),
+                         parameters: current.state.parameters, moments: current.state.moments)
+    }
+
+    /// Takes the complete restore of `step`, if there is one.
+    mutating func take(step: Int) -> Restored? {
+        guard let restored = ready, restored.step == step else { return nil }
+        ready = nil
         return restored
+    }
+
+    /// Forgets everything (a new coordinator: its transfers start anew).
+    mutating func forget() {
+        assembling = nil
+        ready = nil
     }
 
     /// Loads `restored` into `replica`; the tensors must match the layout by name and shape.

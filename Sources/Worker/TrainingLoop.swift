@@ -6,6 +6,7 @@ import Wire
 
 /// The steps of one generation on one rank: batches from the prefetcher, the replica's step with
 /// the ring as reducer, a report per step to the coordinator, rank 0's checkpoint uploads.
+/// Between steps it asks the session whether the generation must end (`check`).
 struct TrainingLoop {
     let replica: TrainingReplica
     let state: ReplicaState
@@ -20,40 +21,22 @@ struct TrainingLoop {
     let generation: UInt64
     let runID: UInt64
     let control: ControlChannel
-    let coordinatorDeadline: Double
     let dataOrderLog: DataOrderLog?
     let workerID: String
     let logger: Logger
+    /// What the control plane says between steps: whether the generation was interrupted, and
+    /// whether a stop was requested.
+    let check: () -> (interrupted: Bool, stopRequested: Bool)
 
     /// Steps a non-finite loss may skip in a row before the run stops.
     static let maximumNonFiniteRun = 3
 
     /// How the loop ended.
-    enum Ending {
+    enum Ending: Equatable {
         /// The last step of the run, or an agreed stop, after `steps` steps in total.
         case finished(steps: Int, cursor: SamplerCursor)
-        /// The generation ended under this rank (a newer assignment, the coordinator lost, a
-        /// ring failure); the replica holds the last step it applied.
-        case interrupted(reason: Interruption)
-    }
-
-    enum Interruption: Equatable, CustomStringConvertible {
-        case newGeneration
-        case droppedFromRun
-        case coordinatorLost(seconds: Double)
-        case ringFailed(step: Int, reason: String, peer: Int?)
-        /// This worker could not set up the generation's ring transport (shared memory).
-        case transportUnavailable(reason: String)
-
-        var description: String {
-            switch self {
-            case .newGeneration: "a new generation was announced"
-            case .droppedFromRun: "the coordinator declared this worker down"
-            case let .coordinatorLost(seconds): "no word from the coordinator for \(Int(seconds)) s"
-            case let .ringFailed(step, reason, _): "the ring failed in step \(step): \(reason)"
-            case let .transportUnavailable(reason): "cannot set up the \(reason)"
-            }
-        }
+        /// The generation ended under this rank; the replica holds the last step it applied.
+        case ended(WorkerProtocol.GenerationEnd)
     }
 
     /// Runs until the last step, an agreed stop or an interruption.
@@ -73,10 +56,11 @@ struct TrainingLoop {
                                          firstSlot: Sampler.sliceRange(rank: rank, worldSize: world, globalBatch: sampler.globalBatch).lowerBound)
             : nil
         var steps = startStep
-        var stopAsked = false
         var nonFiniteRun = 0
+        var emptyRun = 0
         for _ in 0..<remaining {
-            if let interruption = try readControl(stopAsked: &stopAsked) { return .interrupted(reason: interruption) }
+            let control = check()
+            if control.interrupted { return .ended(.interrupted) }
             let t0 = ContinuousClock.now
             guard let batch = prefetcher.next() else { break }
             let t1 = ContinuousClock.now
@@ -94,60 +78,35 @@ struct TrainingLoop {
             do {
                 outcome = try batch.images.withUnsafeBufferPointer { pixels in
                     // An empty slice (every sample failed) still joins the all-reduce.
-                    try withImages(pixels) { try replica.step(images: $0, count: batch.count, reducer: reducer, stopRequested: stopAsked) }
+                    try withImages(pixels) { try replica.step(images: $0, count: batch.count, reducer: reducer, stopRequested: control.stopRequested) }
                 }
             } catch let error as RingError {
                 if case .bufferStillInUse = error { replica.abandonReductionBuffer() }
-                if let interruption = try readControl(stopAsked: &stopAsked) { return .interrupted(reason: interruption) }
-                return .interrupted(reason: .ringFailed(step: steps + 1, reason: "\(error)", peer: error.peerRank))
+                return .ended(.ringFailed(step: steps + 1, reason: "\(error)", peer: error.peerRank))
             }
             let t2 = ContinuousClock.now
             steps += 1
             state.applied(step: steps)
+            emptyRun = outcome.samples == 0 ? emptyRun + 1 : 0
+            if emptyRun >= Self.maximumNonFiniteRun {
+                return .ended(.runCannotContinue(reason: "no image of steps \(steps - emptyRun + 1)-\(steps) could be read on any rank: the data is unreadable (the workers' warnings name the files)"))
+            }
             nonFiniteRun = outcome.applied ? 0 : nonFiniteRun + 1
             if !outcome.applied { logger.warning("step \(steps) skipped: non-finite loss or gradient on some rank") }
-            if nonFiniteRun >= Self.maximumNonFiniteRun { throw WorkerFailure.nonFinite(step: steps, count: nonFiniteRun) }
-            control.setApplied(step: UInt64(steps))
+            if nonFiniteRun >= Self.maximumNonFiniteRun {
+                return .ended(.runCannotContinue(reason: "\(nonFiniteRun) steps in a row had a non-finite loss or gradient (last: step \(steps)); lower --lr or check the data"))
+            }
+            self.control.setApplied(step: UInt64(steps))
             report(outcome, step: steps, epoch: batch.cursor.epoch, goodSamples: batch.count,
                    data: (t1 - t0).inSeconds, total: (t2 - t1).inSeconds, allReduce: reducer.lastWait.inSeconds,
                    hidden: max(reducer.lastCollectiveTime.inSeconds - reducer.lastWait.inSeconds, 0))
             if rank == 0 && recipe.checkpoints(afterStep: steps) && !outcome.stopRequested {
                 StateTransfer.upload(replica, layout: replica.model.layout, step: steps,
-                                     epoch: sampler.cursor(afterSteps: steps).epoch, control: control)
+                                     epoch: sampler.cursor(afterSteps: steps).epoch, control: self.control)
             }
             if outcome.stopRequested { break }
         }
         return .finished(steps: steps, cursor: sampler.cursor(afterSteps: steps))
-    }
-
-    /// Takes what the coordinator sent since the last step; says why the generation must end, if it must.
-    private func readControl(stopAsked: inout Bool) throws -> Interruption? {
-        while let envelope = control.poll() {
-            switch envelope.message {
-            case let .assignment(next) where next.generation > generation:
-                control.putBack(envelope)
-                return .newGeneration
-            case let .refuse(body) where body.reason == .notMember:
-                control.putBack(envelope)
-                return .droppedFromRun
-            case let .shutdown(body) where body.reason == TrainingRecipe.stopRequestReason:
-                if !stopAsked { logger.notice("stop requested; stopping at the next step boundary") }
-                stopAsked = true
-            case let .shutdown(body):
-                throw WorkerFailure.aborted(reason: "shut down during training: \(body.reason)")
-            case let .abort(body):
-                throw WorkerFailure.aborted(reason: body.reason)
-            case .welcome where envelope.runID != runID:
-                // Another coordinator answered an old hello: this one is gone.
-                control.putBack(envelope)
-                return .coordinatorLost(seconds: control.coordinatorSilence)
-            default:
-                logger.debug("ignored \(envelope.message.kind) during training")
-            }
-        }
-        let silence = control.coordinatorSilence
-        if silence > coordinatorDeadline { return .coordinatorLost(seconds: silence) }
-        return nil
     }
 
     private func withImages<R>(_ pixels: UnsafeBufferPointer<Float>, _ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {

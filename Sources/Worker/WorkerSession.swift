@@ -4,51 +4,38 @@ import Logging
 import Model
 import Wire
 
-/// The worker's shell: joins a coordinator, runs the generations it is assigned, serves state
-/// uploads and restores, and outlives failures around it. Runs on one dedicated thread (BLAS and
-/// ring waits block; DECISIONS.md), with the control channel and the collectives on threads of
-/// their own.
-///
-/// Control protocol, worker side:
-/// 1. hello (repeated with backoff while no coordinator answers, up to --reconnect-timeout) ->
-///    welcome (heartbeats start) or refuse (exit non-zero with the coordinator's reason);
-/// 2. assignment of generation g -> ring formed, state agreed and broadcast (from the seed, a
-///    checkpoint the coordinator sent, or the most advanced replica), a `WorkerStatus` with the
-///    starting checksum, then one `StepReport` per step; rank 0 uploads its state at checkpoint
-///    steps. A newer assignment, a ring failure or a silent coordinator ends the generation at
-///    once; the replica keeps the last step it applied (the update happens only after the
-///    all-gather completed) and the next generation starts from the most advanced replica;
-/// 3. after the last step a `WorkerStatus` with the final checksum; the worker serves
-///    `CheckpointCommand.upload` until a `Shutdown`, whose exit code it exits with;
-/// 4. a lost coordinator (silent past the deadline): back to 1, keeping the replica; a
-///    `Refuse(.notMember)` (declared down while alive): back to 1 with the same coordinator.
-///    An `Abort` ends the worker.
+/// The worker's shell: feeds `WorkerProtocol` what the coordinator sends and the time, and
+/// carries out what it decides: hellos, the control channel's settings, generations (run here,
+/// on this thread: BLAS and ring waits block), uploads, the exit. The control channel and the
+/// collectives run on threads of their own.
 final class WorkerSession {
     let settings: WorkerSettings
     var logger: Logger
     let context: ZmqContext
     let control: ControlChannel
     let workerID: String
+    /// Drawn once per process: the coordinator tells this process from another with the same id.
+    let instance = UInt64.random(in: 1...UInt64.max)
     private let state = ReplicaState()
-    private var restore = RestoreReceiver()
+    private var machine: WorkerProtocol
     private var dataOrderLog: DataOrderLog?
-    /// The last generation this worker ran (assignments of older ones are stale).
-    private var lastGeneration: UInt64 = 0
-    private var currentRunID: UInt64 = 0
-    /// Where the last finished generation left the sampler (for the final upload's epoch).
+    /// The sampler's epoch after the last finished generation (the final upload's epoch).
     private var lastEpoch = 0
-
-    /// What ended the service of one coordinator.
-    private enum ServiceEnd {
-        case exit(Int32)
-        case coordinatorLost(String)
-        case rejoin
-    }
+    /// Set while a generation runs, when the machine said it must end.
+    private var interrupted = false
+    /// An exit the machine decided while a generation ran, carried out once it has returned.
+    private var pendingExit: (code: Int32, reason: String?)?
+    private let clockStart = ContinuousClock.now
+    private var index: TrainingData?
+    private var hello: Hello?
 
     /// With --curve-keys: this worker's key pair, the coordinator's public key, and the ZAP
-    /// handler of the ring's receiving socket (admitting the previous rank's key only).
+    /// handler of the ring's receiving socket (admitting the run's worker keys only).
     let curve: (keys: CurveKeyPair, coordinatorKey: String)?
     private var ringAuthenticator: ZapAuthenticator?
+    private(set) var ring: CollectiveThread?
+    /// The settings of the session's ring, for the shared-memory rings of generations as well.
+    private(set) var ringSettings: RingSettings?
 
     init(settings: WorkerSettings, logger: Logger) throws {
         self.settings = settings
@@ -67,11 +54,13 @@ final class WorkerSession {
                                  curve: curve.map { ($0.keys, $0.coordinatorKey) },
                                  fakeProtocolVersion: settings.fakeProtocolVersion, logger: logger)
         workerID = settings.workerID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        machine = WorkerProtocol(reconnectTimeout: settings.reconnectTimeoutSeconds, now: 0)
     }
 
-    /// Runs the session; returns the exit code the coordinator asked for, or 1 after a failure,
-    /// which is logged (with this worker's rank and generation once it has them) and also sent
-    /// to the coordinator as an `Abort`, so the run ends with its reason.
+    private var now: Double { (ContinuousClock.now - clockStart).inSeconds }
+
+    /// Runs the session; returns the exit code the coordinator asked for, or 1 after a failure
+    /// (logged, with this worker's rank and generation once it has them).
     func run() -> Int32 {
         defer {
             control.stop()
@@ -80,158 +69,127 @@ final class WorkerSession {
             SharedMemoryEndpoint.removeStaleSegments()
         }
         do {
-            return try session()
+            try prepare()
         } catch {
             logger.error("\(error)")
-            switch error as? WorkerFailure {
-            case .refused?, .aborted?, .coordinatorSilent?: break
-            default: control.send(.abort(Abort(reason: "worker \(workerID): \(error)")))
-            }
             return 1
+        }
+        defer { if let ring { _ = try? ring.wait(ring.stop(), timeout: .seconds(10)) } }
+        while true {
+            if let code = carryOut(machine.tick(now: now, coordinatorSilence: control.coordinatorSilence)) { return code }
+            let envelope: Envelope?
+            do {
+                envelope = try control.receive(timeout: .milliseconds(100))
+            } catch {
+                logger.error("control connection to \(settings.coordinator) failed: \(error)")
+                return 1
+            }
+            if let envelope, let code = carryOut(machine.received(envelope, now: now)) { return code }
         }
     }
 
-    private func session() throws -> Int32 {
+    /// The dataset, the data-order log, the ring's receiving socket and the hello.
+    private func prepare() throws {
         let index = try DatasetLocation.resolve(dataPath: settings.dataPath, cacheDirectory: settings.cacheDirectory)
+        self.index = index
         logger.debug("dataset \(index.root): \(index.count) images, fingerprint \(index.fingerprint.prefix(16))")
         if let path = settings.dataOrderLogPath {
             do { dataOrderLog = try DataOrderLog(path: path) } catch { throw WorkerFailure.cannotWrite(path: path, reason: "\(error)") }
         }
         let collectives = try openRing()
-        defer { _ = try? collectives.wait(collectives.stop(), timeout: .seconds(10)) }
         ring = collectives
-        let dataEndpoint = collectives.endpoint
         let sharedMemoryHost = SharedMemoryHost.current()
         let capabilities = (curve == nil ? [] : ["curve"]) + (sharedMemoryHost == nil ? [] : [SharedMemoryHost.capability])
-        let hello = Hello(workerID: workerID, host: ProcessInfo.processInfo.hostName,
-                          dataPlaneEndpoint: dataEndpoint, capabilities: capabilities,
-                          datasetFingerprint: index.fingerprint, curvePublicKey: curve?.keys.publicKey,
-                          sharedMemoryHost: sharedMemoryHost ?? "")
-        logger.info("worker \(workerID): coordinator \(settings.coordinator), data plane \(dataEndpoint)\(sharedMemoryHost == nil ? "" : " or shared memory"), dataset of \(index.count) images")
-        while true {
-            guard let (runID, deadline) = try join(hello) else { return 0 }
-            if runID != currentRunID {
-                // Generations count afresh under each coordinator (incarnation).
-                currentRunID = runID
-                lastGeneration = 0
-            }
-            switch try serve(runID: runID, coordinatorDeadline: deadline, index: index, dataEndpoint: dataEndpoint) {
-            case let .exit(code):
-                return code
-            case let .coordinatorLost(reason):
-                logger.warning("lost the coordinator (\(reason)); keeping the replica of step \(state.appliedStep) and saying hello again")
-                control.resetForNewCoordinator()
-            case .rejoin:
-                logger.warning("the coordinator declared this worker down; saying hello again")
-                control.resetForNewCoordinator()
-            }
-        }
+        hello = Hello(workerID: workerID, host: ProcessInfo.processInfo.hostName, dataPlaneEndpoint: collectives.endpoint,
+                      capabilities: capabilities, datasetFingerprint: index.fingerprint, curvePublicKey: curve?.keys.publicKey,
+                      sharedMemoryHost: sharedMemoryHost ?? "", instance: instance)
+        logger.info("worker \(workerID): coordinator \(settings.coordinator), data plane \(collectives.endpoint)\(sharedMemoryHost == nil ? "" : " or shared memory"), dataset of \(index.count) images")
     }
 
-    /// Says hello until a coordinator answers: the run id and the coordinator-silence deadline
-    /// on a welcome, nil when the coordinator ends the run at once. Retries with backoff for
-    /// --reconnect-timeout; a refusal ends the worker.
-    private func join(_ hello: Hello) throws -> (UInt64, Double)? {
-        let giveUp = ContinuousClock.now + .milliseconds(Int(settings.reconnectTimeoutSeconds * 1000))
-        var backoff = 0.5
-        while true {
-            control.send(.hello(hello))
-            let wait = ContinuousClock.now + .milliseconds(Int(backoff * 1000))
-            while ContinuousClock.now < wait {
-                let envelope: Envelope?
-                do { envelope = try control.receive(timeout: wait - ContinuousClock.now) } catch { throw WorkerFailure.control(error) }
-                guard let envelope else { break }
-                switch envelope.message {
-                case let .welcome(body):
-                    control.setHeader(runID: envelope.runID, generation: 0)
-                    control.startHeartbeats(every: .milliseconds(Int(max(body.heartbeatIntervalMilliseconds, 50))))
-                    let deadline = max(2 * Double(body.livenessDeadlineMilliseconds) / 1000, 5)
-                    control.setCoordinatorDeadline(deadline)
-                    try admitRingPeers(body.admittedCurveKeys)
-                    logger.info("welcomed by the coordinator (run \(String(envelope.runID, radix: 16)))")
-                    return (envelope.runID, deadline)
-                case let .refuse(body) where body.reason != .notMember:
-                    throw WorkerFailure.refused(reason: body.reason, detail: body.detail)
-                case let .shutdown(body) where body.reason != TrainingRecipe.stopRequestReason:
-                    logger.notice("the coordinator ended the run: \(body.reason)")
-                    return nil
-                default:
-                    logger.debug("ignored \(envelope.message.kind) while saying hello")
-                }
+    /// Carries out the machine's directives; returns the exit code once it decided to exit.
+    private func carryOut(_ directives: [WorkerProtocol.Directive]) -> Int32? {
+        for directive in directives {
+            switch directive {
+            case let .sendHello(joins):
+                guard var hello else { continue }
+                hello.joins = joins
+                hello.replica = state.claim
+                control.send(.hello(hello))
+            case let .welcomed(runID, heartbeat, deadline, ringKeys):
+                control.welcomed(runID: runID, heartbeatInterval: .milliseconds(Int(heartbeat * 1000)), coordinatorDeadline: deadline)
+                admitRingPeers(ringKeys)
+            case .forgetCoordinator:
+                control.resetForNewCoordinator()
+            case let .runGeneration(assignment):
+                if let code = runGeneration(assignment) { return code }
+            case .interrupt:
+                interrupted = true
+            case let .upload(step):
+                upload(requested: step)
+            case let .send(message):
+                control.send(message)
+            case let .log(level, text):
+                logger.log(level: level, "\(text)")
+            case let .exit(code, reason):
+                if let reason { logger.error("\(reason)") }
+                pendingExit = (code, reason)
             }
-            if ContinuousClock.now > giveUp {
-                throw WorkerFailure.coordinatorSilent(endpoint: settings.coordinator, seconds: settings.reconnectTimeoutSeconds,
-                                                      waitingFor: "a welcome")
-            }
-            backoff = min(backoff * 2, 5)
         }
+        if let exit = pendingExit, !runningGeneration { return exit.code }
+        return nil
     }
 
-    /// Serves one coordinator: its assignments, restores and upload requests, until it ends
-    /// the run, goes silent, or drops this worker.
-    private func serve(runID: UInt64, coordinatorDeadline: Double, index: TrainingData, dataEndpoint: String) throws -> ServiceEnd {
-        while true {
-            let envelope: Envelope?
-            do { envelope = try control.receive(timeout: .milliseconds(250)) } catch { throw WorkerFailure.control(error) }
-            guard let envelope else {
-                let silence = control.coordinatorSilence
-                if silence > coordinatorDeadline { return .coordinatorLost("silent for \(Int(silence)) s") }
-                continue
-            }
-            switch envelope.message {
-            case let .assignment(assignment) where assignment.generation > lastGeneration:
-                lastGeneration = assignment.generation
-                let run = GenerationRun(assignment: assignment, runID: runID, session: self, index: index,
-                                        dataEndpoint: dataEndpoint, coordinatorDeadline: coordinatorDeadline)
-                switch try run.execute() {
-                case let .finished(_, cursor):
-                    lastEpoch = cursor.epoch
-                case .interrupted(reason: .newGeneration):
-                    logger.notice("generation \(assignment.generation) ended: a new generation was announced")
-                case .interrupted(reason: .droppedFromRun):
-                    return .rejoin
-                case let .interrupted(reason: .coordinatorLost(seconds)):
-                    return .coordinatorLost("silent for \(Int(seconds)) s")
-                case let .interrupted(reason: .ringFailed(step, reason, peer)):
-                    // The coordinator decides: a new generation (without a dead peer) follows.
-                    logger.warning("generation \(assignment.generation) broke in step \(step): \(reason)")
-                    control.send(.abort(Abort(failedRank: peer.map { UInt32($0) }, reason: "ring failed in step \(step): \(reason)")))
-                case let .interrupted(reason: .transportUnavailable(reason)):
-                    // This rank failed; the coordinator gives this worker TCP rings from now on.
-                    control.send(.abort(Abort(failedRank: assignment.rank, reason: "cannot set up the \(reason)",
-                                              ringTransportUnavailable: true)))
-                }
-            case .assignment:
-                logger.debug("ignored an assignment of an old generation")
-            case let .tensorChunk(chunk):
-                do { try restore.add(chunk) } catch { throw WorkerFailure.restore("\(error)") }
-            case let .checkpoint(command) where command.action == .restore:
-                do { try restore.finish(command) } catch { throw WorkerFailure.restore("\(error)") }
-            case let .checkpoint(command) where command.action == .upload:
-                guard let replica = state.replica, state.runID == runID else {
-                    logger.warning("asked to upload the state of step \(command.step) with no replica of this run")
-                    continue
-                }
-                StateTransfer.upload(replica, layout: replica.model.layout, step: state.appliedStep, epoch: lastEpoch, control: control)
-                logger.info("uploaded the state of step \(state.appliedStep)")
-            case let .refuse(body) where body.reason == .notMember:
-                return .rejoin
-            case .welcome:
-                logger.debug("ignored a repeated welcome")
-            case let .shutdown(body) where body.reason == TrainingRecipe.stopRequestReason:
-                // A stop request that arrived after this rank stopped (through a neighbour's
-                // request, or at the last step): the end of the run is still to come.
-                logger.debug("stop request arrived after training ended")
-            case let .shutdown(body):
-                logger.info("shutdown: \(body.reason)")
-                return .exit(body.exitCode)
-            case let .abort(body):
-                throw WorkerFailure.aborted(reason: body.reason)
-            default:
-                logger.debug("ignored \(envelope.message.kind)")
-            }
-        }
+    /// True while `runGeneration` runs (an exit waits for it to return).
+    private var runningGeneration = false
+
+    /// Runs a generation on this thread, then tells the machine how it ended.
+    private func runGeneration(_ assignment: Assignment) -> Int32? {
+        guard let index else { return 1 }
+        interrupted = false
+        runningGeneration = true
+        let (end, epoch) = GenerationRun(assignment: assignment, runID: machine.runID, session: self, index: index).execute()
+        runningGeneration = false
+        if let epoch { lastEpoch = epoch }
+        if case let .workerFailed(reason) = end { logger.error("\(reason)") }
+        return carryOut(machine.generationEnded(end, now: now))
     }
+
+    /// Serves an upload request: the replica's whole state, if it holds the run's state.
+    private func upload(requested step: Int) {
+        guard let replica = state.replica, state.claim != nil else {
+            logger.warning("asked to upload the state of step \(step) with no replica of this run")
+            return
+        }
+        if state.appliedStep != step {
+            logger.warning("asked to upload the state of step \(step); this replica holds step \(state.appliedStep)")
+        }
+        StateTransfer.upload(replica, layout: replica.model.layout, step: state.appliedStep, epoch: lastEpoch, control: control)
+        logger.info("uploaded the state of step \(state.appliedStep)")
+    }
+
+    // MARK: For GenerationRun
+
+    var replicaState: ReplicaState { state }
+    var log: DataOrderLog? { dataOrderLog }
+
+    /// Between steps: what arrived from the coordinator goes through the machine. True in
+    /// `interrupted` when the generation must end; `stopRequested` when a stop was asked for.
+    func checkControl() -> (interrupted: Bool, stopRequested: Bool) {
+        _ = carryOut(machine.tick(now: now, coordinatorSilence: control.coordinatorSilence))
+        while !interrupted, let envelope = control.poll() {
+            _ = carryOut(machine.received(envelope, now: now))
+        }
+        return (interrupted, machine.stopRequested)
+    }
+
+    /// The state the coordinator restored, for the state-source rank of a `.checkpoint` generation.
+    func takeRestore(step: Int) -> RestoreStash.Restored? {
+        // Chunks may still be queued behind the assignment's predecessors: take them first.
+        while let envelope = control.poll() { _ = carryOut(machine.received(envelope, now: now)) }
+        return machine.takeRestore(step: step)
+    }
+
+    // MARK: The ring
 
     /// The TCP ring communicator of this process, on its own thread: its receiving socket binds
     /// port 0 of --host once, and that endpoint (announced in the hello) serves every TCP
@@ -242,7 +200,7 @@ final class WorkerSession {
         let stalls = StallReporter(every: 10)
         if let curve {
             do {
-                // Until an assignment names the previous rank, only the coordinator's key is admitted.
+                // Until the welcome lists the run's workers, only the coordinator's key is admitted.
                 ringAuthenticator = try ZapAuthenticator(context: context, admitted: try AdmittedKeys([curve.coordinatorKey: "coordinator"]),
                                                          grace: .seconds(5), onRefusal: { logger.warning("ring: refused a connection: \($0)") })
             } catch {
@@ -252,8 +210,8 @@ final class WorkerSession {
         let ringSettings = RingSettings(
             silenceDeadline: .milliseconds(250),
             // A silent neighbour is waited for while this worker's generation is current: slow
-            // is not dead (DECISIONS.md); the coordinator, which hears every worker's
-            // heartbeats, replaces the generation when a worker is really gone.
+            // is not dead; the coordinator, which hears every worker's heartbeats, replaces the
+            // generation when a worker is really gone.
             isPeerAlive: { _ in control.runningGenerationIsCurrent },
             onStall: { rank, waited in
                 if stalls.due(waited) { logger.warning("ring: rank \(rank) silent for \(Int(waited.inSeconds)) s (alive per the coordinator); still waiting") }
@@ -271,30 +229,20 @@ final class WorkerSession {
         }
     }
 
-    // MARK: For GenerationRun
-
-    var replicaState: ReplicaState { state }
-    private(set) var ring: CollectiveThread?
-    /// The settings of the session's ring, for the shared-memory rings of generations as well
-    /// (the same deadlines and liveness rules).
-    private(set) var ringSettings: RingSettings?
-
     /// Admits the run's workers (from the welcome) on the ring's socket: set before any
     /// assignment, so a neighbour is never refused for connecting early.
-    private func admitRingPeers(_ keys: [String]) throws {
+    private func admitRingPeers(_ keys: [String]) {
         guard let ringAuthenticator else { return }
-        guard !keys.isEmpty else { throw WorkerFailure.curve("CURVE is on but the coordinator's welcome lists no worker keys") }
+        guard !keys.isEmpty else {
+            logger.error("CURVE is on but the coordinator's welcome lists no worker keys; the ring admits nobody")
+            return
+        }
         do {
             ringAuthenticator.replaceAdmittedKeys(try AdmittedKeys(Dictionary(keys.map { ($0, "worker") }, uniquingKeysWith: { a, _ in a })))
         } catch {
-            throw WorkerFailure.curve("the run's worker keys: \(error)")
+            logger.error("the run's worker keys: \(error)")
         }
     }
-
-    var log: DataOrderLog? { dataOrderLog }
-
-    /// The state the coordinator restored, for the state-source rank of a `.checkpoint` generation.
-    func takeRestoredState() -> RestoreReceiver.Restored? { restore.take() }
 }
 
 /// Says when a stall is worth a log line: at the first multiple of `every` seconds waited and
@@ -316,4 +264,3 @@ final class StallReporter: @unchecked Sendable {
         return true
     }
 }
-

@@ -47,28 +47,46 @@ public struct CheckpointCommand: WirePayload {
     }
 }
 
-/// Either side: stop the current generation now. Workers drop in-flight collectives and
-/// report their `WorkerStatus`; the coordinator starts a new generation or stops the run.
+/// Either side: something ended the current generation or the run.
+/// Coordinator -> worker: the run is over with an error; the worker exits non-zero.
+/// Worker -> coordinator: `cause` says what the coordinator should do about it.
 public struct Abort: WirePayload {
     public static let kind = MessageKind.abort
+
+    /// What a worker's abort asks of the coordinator.
+    public enum Cause: UInt8, Sendable, CaseIterable {
+        /// This worker cannot go on (it exits); the run goes on without it.
+        case workerFailed = 0
+        /// The generation's ring broke (`failedRank` names the peer, when known): form a new one.
+        case ringFailed = 1
+        /// This worker could not set up the generation's ring transport (shared memory): give it
+        /// TCP rings from now on and form a new generation.
+        case ringTransportUnavailable = 2
+        /// The state the assignment named did not reach this worker (a checkpoint transfer that
+        /// never arrived, or no rank holding the replica): form a new generation and send it again.
+        case stateMissing = 3
+        /// The run itself cannot go on (non-finite losses step after step, unreadable data): the
+        /// coordinator ends the run with this reason.
+        case runCannotContinue = 4
+        /// Coordinator -> worker: the run ended with an error.
+        case runAborted = 5
+    }
 
     /// The rank that failed or was found dead, when one did.
     public var failedRank: UInt32?
     public var reason: String
-    /// Worker -> coordinator: the generation's ring transport (shared memory) could not be set
-    /// up on this worker; the coordinator gives it TCP rings from then on.
-    public var ringTransportUnavailable: Bool
+    public var cause: Cause
 
-    public init(failedRank: UInt32? = nil, reason: String, ringTransportUnavailable: Bool = false) {
+    public init(failedRank: UInt32? = nil, reason: String, cause: Cause = .runAborted) {
         self.failedRank = failedRank
         self.reason = reason
-        self.ringTransportUnavailable = ringTransportUnavailable
+        self.cause = cause
     }
 
     public func encode(into writer: inout ByteWriter) {
         writer.writeOptional(failedRank) { $0.write($1) }
         writer.write(reason)
-        writer.write(ringTransportUnavailable)
+        writer.write(cause.rawValue)
     }
 
     public init(from reader: inout ByteReader) throws(DecodeError) {
@@ -76,7 +94,28 @@ public struct Abort: WirePayload {
             try r.readUInt32("abort.failedRank")
         }
         reason = try reader.readString("abort.reason")
-        ringTransportUnavailable = try reader.readBool("abort.ringTransportUnavailable")
+        cause = try reader.readEnum("abort.cause")
+    }
+}
+
+/// Coordinator -> worker: finish the step under way, then stop training with the other ranks (the
+/// request rides in the step's all-reduce, so every rank stops at the same step boundary). The end
+/// of the run follows as a `Shutdown` once the state is saved.
+public struct StopRequest: WirePayload {
+    public static let kind = MessageKind.stopRequest
+
+    public var reason: String
+
+    public init(reason: String) {
+        self.reason = reason
+    }
+
+    public func encode(into writer: inout ByteWriter) {
+        writer.write(reason)
+    }
+
+    public init(from reader: inout ByteReader) throws(DecodeError) {
+        reason = try reader.readString("stopRequest.reason")
     }
 }
 

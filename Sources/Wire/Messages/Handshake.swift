@@ -24,10 +24,29 @@ public struct Hello: WirePayload {
     /// (`SharedMemoryHost.current()`); ranks whose identities are equal may form a
     /// shared-memory ring. Empty when unknown. Since protocol version 3.
     public var sharedMemoryHost: String
+    /// A random number drawn once per worker process: a hello with a live worker's id and the
+    /// same instance is that worker again (on a new connection, or after losing its generation);
+    /// another instance is a second process claiming the id. Since protocol version 4.
+    public var instance: UInt64
+    /// How many times this process has started to join (1 for its first hello): a hello with a
+    /// higher count than the coordinator saw from the same instance means the worker left the
+    /// generation it was in; the same count is a repeat of a hello not yet answered.
+    public var joins: UInt32
+    /// The replica this worker holds, if any: a new generation (under this coordinator or a
+    /// restarted one) may start from it rather than from an older checkpoint. Since version 4.
+    public var replica: ReplicaClaim?
+
+    /// Longest worker id accepted: ids are names, and a peer must not make the coordinator
+    /// hold megabytes per hello.
+    public static let maximumWorkerIDBytes = 256
 
     public init(protocolVersion: UInt16 = FrameHeader.currentVersion, workerID: String, host: String,
                 dataPlaneEndpoint: String, capabilities: [String] = [], datasetFingerprint: String,
-                curvePublicKey: String? = nil, sharedMemoryHost: String = "") {
+                curvePublicKey: String? = nil, sharedMemoryHost: String = "", instance: UInt64 = 0,
+                joins: UInt32 = 1, replica: ReplicaClaim? = nil) {
+        self.instance = instance
+        self.joins = joins
+        self.replica = replica
         self.sharedMemoryHost = sharedMemoryHost
         self.protocolVersion = protocolVersion
         self.workerID = workerID
@@ -47,6 +66,9 @@ public struct Hello: WirePayload {
         writer.write(datasetFingerprint)
         writer.writeOptional(curvePublicKey) { $0.write($1) }
         writer.write(sharedMemoryHost)
+        writer.write(instance)
+        writer.write(joins)
+        writer.writeOptional(replica) { $1.encode(into: &$0) }
     }
 
     /// The identity of the shared memory this worker can use, nil unless it lists the "shm"
@@ -59,6 +81,9 @@ public struct Hello: WirePayload {
         protocolVersion = try reader.readUInt16("hello.protocolVersion")
         workerID = try reader.readString("hello.workerID")
         guard !workerID.isEmpty else { throw .invalidValue(field: "hello.workerID", detail: "empty") }
+        guard workerID.utf8.count <= Self.maximumWorkerIDBytes else {
+            throw .invalidValue(field: "hello.workerID", detail: "\(workerID.utf8.count) bytes, at most \(Self.maximumWorkerIDBytes) allowed")
+        }
         host = try reader.readString("hello.host")
         dataPlaneEndpoint = try reader.readString("hello.dataPlaneEndpoint")
         capabilities = try reader.readArray("hello.capabilities", minimumElementSize: 4) { r throws(DecodeError) in
@@ -72,6 +97,32 @@ public struct Hello: WirePayload {
             throw .invalidValue(field: "hello.curvePublicKey", detail: "\(key.utf8.count) characters, Z85 keys have 40")
         }
         sharedMemoryHost = try reader.readString("hello.sharedMemoryHost")
+        instance = try reader.readUInt64("hello.instance")
+        joins = try reader.readUInt32("hello.joins")
+        replica = try reader.readOptional("hello.replica") { r throws(DecodeError) in try ReplicaClaim(from: &r) }
+    }
+}
+
+/// What a worker says of its replica in a hello: the run lineage it belongs to and the steps it
+/// has applied.
+public struct ReplicaClaim: Equatable, Sendable {
+    /// `RunLineage.id` of the run whose state the replica holds.
+    public var lineage: UInt64
+    public var step: UInt64
+
+    public init(lineage: UInt64, step: UInt64) {
+        self.lineage = lineage
+        self.step = step
+    }
+
+    func encode(into writer: inout ByteWriter) {
+        writer.write(lineage)
+        writer.write(step)
+    }
+
+    init(from reader: inout ByteReader) throws(DecodeError) {
+        lineage = try reader.readUInt64("hello.replica.lineage")
+        step = try reader.readUInt64("hello.replica.step")
     }
 }
 
@@ -113,7 +164,8 @@ public struct Welcome: WirePayload {
     }
 }
 
-/// Coordinator -> worker: not admitted. The worker logs `reason` and `detail` and exits non-zero.
+/// Coordinator -> worker: not admitted. For `notMember` and `duplicateWorkerID` the worker says
+/// hello again (with backoff); for the others it logs `reason` and `detail` and exits non-zero.
 public struct Refuse: WirePayload {
     public static let kind = MessageKind.refuse
 
@@ -124,7 +176,8 @@ public struct Refuse: WirePayload {
         case datasetMismatch = 2
         /// CURVE is on and the worker's key is not in the admitted list.
         case unknownKey = 3
-        /// Another live worker already uses this worker id.
+        /// Another live worker process already uses this worker id (the worker retries: the
+        /// other may be a crashed predecessor not yet declared down).
         case duplicateWorkerID = 4
         /// The run already has all the workers it wants.
         case runFull = 5

@@ -12,6 +12,7 @@ public enum Message: Equatable, Sendable {
     case abort(Abort)
     case shutdown(Shutdown)
     case ringChunk(RingChunkHeader)
+    case stopRequest(StopRequest)
 
     public var kind: MessageKind {
         switch self {
@@ -27,6 +28,7 @@ public enum Message: Equatable, Sendable {
         case .abort: .abort
         case .shutdown: .shutdown
         case .ringChunk: .ringChunk
+        case .stopRequest: .stopRequest
         }
     }
 
@@ -44,6 +46,7 @@ public enum Message: Equatable, Sendable {
         case let .abort(body): body.encodedPayload()
         case let .shutdown(body): body.encodedPayload()
         case let .ringChunk(body): body.encodedPayload()
+        case let .stopRequest(body): body.encodedPayload()
         }
     }
 
@@ -61,6 +64,7 @@ public enum Message: Equatable, Sendable {
         case .abort: .abort(try .decodePayload(payload))
         case .shutdown: .shutdown(try .decodePayload(payload))
         case .ringChunk: .ringChunk(try .decodePayload(payload))
+        case .stopRequest: .stopRequest(try .decodePayload(payload))
         }
     }
 }

@@ -1,4 +1,4 @@
-/// The message kinds of protocol version 2, as carried in the frame header.
+/// The message kinds, as carried in the frame header.
 /// Raw values are part of the protocol: never renumber, only add.
 public enum MessageKind: UInt16, CaseIterable, Sendable {
     case hello = 1
@@ -13,6 +13,8 @@ public enum MessageKind: UInt16, CaseIterable, Sendable {
     case abort = 10
     case shutdown = 11
     case ringChunk = 12
+    /// Since protocol version 4.
+    case stopRequest = 13
 }
 
 /// A message body: its kind, and its little-endian payload encoding.

@@ -63,10 +63,6 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public static let optimizers: Set<String> = ["adam", "sgd"]
     public static let schedules: Set<String> = ["constant", "cosine"]
 
-    /// The reason of the `Shutdown` that asks for a stop at the next step boundary (the end of
-    /// the run comes later as another `Shutdown`); workers recognise it by this text.
-    public static let stopRequestReason = "stop at the next step boundary"
-
     public static func decode(_ json: String) throws(Problem) -> TrainingRecipe {
         let recipe: TrainingRecipe
         do {

@@ -1,0 +1,207 @@
+import Data
+import Logging
+import Wire
+
+/// Frames from workers: hellos, reports, uploads, aborts; and what membership decides about them.
+extension RunController {
+    mutating func receive(_ envelope: Envelope, from peer: PeerID, now: Double) {
+        if case let .hello(hello) = envelope.message {
+            receive(hello, from: peer, now: now)
+            return
+        }
+        guard envelope.runID == plan.runID else {
+            // A worker still speaking to this coordinator's predecessor (or another job).
+            countDrop("foreign run")
+            return
+        }
+        guard let workerID = peers.worker(of: peer), let member = membership.members[workerID] else {
+            countDrop("unknown peer")
+            warnLimited("unknown peer", now: now, "dropped a \(envelope.message.kind) from a peer that never said hello")
+            return
+        }
+        guard member.status <= .up else {
+            // Declared down but alive: it must say hello again to rejoin (at most once a second).
+            if now - (notMemberRepliedAt[workerID] ?? -10) > 1 {
+                notMemberRepliedAt[workerID] = now
+                send(.refuse(Refuse(reason: .notMember, detail: "declared down after \(plan.settings.livenessDeadline) s of silence; say hello again")),
+                     to: workerID)
+            }
+            return
+        }
+        membership.heard(from: workerID, now: now)
+        guard envelope.generation == membership.generation || envelope.message.kind == .heartbeat else {
+            countDrop("stale generation")
+            return
+        }
+        switch envelope.message {
+        case .heartbeat:
+            break
+        case let .stepReport(report):
+            guard let rank = member.rank else { return }
+            let step = Int(report.step)
+            membership.applied(step: step, by: workerID, generation: envelope.generation, now: now)
+            if firstReportAt[step] == nil { firstReportAt[step] = now }
+            react(to: progress.report(rank: rank, report), now: now)
+        case let .workerStatus(status):
+            guard let rank = member.rank else { return }
+            react(to: progress.status(rank: rank, lastAppliedStep: Int(status.lastAppliedStep),
+                                      epoch: Int(status.cursor.epoch), checksum: status.parameterChecksum), now: now)
+        case let .tensorChunk(chunk):
+            receiveChunk(chunk, from: workerID)
+        case let .checkpoint(command) where command.action == .uploadComplete:
+            finishUpload(command, from: workerID, now: now)
+        case let .abort(abort):
+            workerAborted(abort, workerID: workerID, now: now)
+        default:
+            log(.debug, "ignored \(envelope.message.kind) from \(workerID)")
+        }
+    }
+
+    /// A frame that did not decode. A worker of another protocol version is told so in this
+    /// version's frame (it can read a refusal's version); anything else is dropped and counted.
+    mutating func undecodable(_ error: DecodeError, from peer: PeerID, now: Double) {
+        if case let .unsupportedVersion(found, supported) = error {
+            let detail = Self.versionRefusal(worker: found, coordinator: supported)
+            warnLimited("version", now: now, "refused a worker: \(detail)")
+            emit(.send(Envelope(generation: 0, runID: plan.runID,
+                                message: .refuse(Refuse(reason: .protocolVersionMismatch, detail: detail))), to: peer))
+            return
+        }
+        countDrop("undecodable")
+        let from = peers.worker(of: peer).map { "worker \($0)" } ?? "an unknown peer"
+        warnLimited("bad frame", now: now, "dropped a bad frame from \(from): \(error)")
+    }
+
+    /// A warning of `kind` at most once per interval, with the count of those left out.
+    mutating func warnLimited(_ kind: String, now: Double, _ text: String) {
+        let (allowed, leftOut) = limiter.allow(kind, now: now)
+        guard allowed else { return }
+        log(.warning, leftOut > 0 ? "\(text) (and \(leftOut) more like it since the last such line)" : text)
+    }
+
+    static func versionRefusal(worker: UInt16, coordinator: UInt16) -> String {
+        "protocol version mismatch: the worker speaks protocol version \(worker), this coordinator speaks version \(coordinator)"
+    }
+
+    private mutating func receive(_ hello: Hello, from peer: PeerID, now: Double) {
+        var replicaStep = -1
+        if let claim = hello.replica {
+            if claim.lineage == plan.lineage.id {
+                replicaStep = Int(clamping: claim.step)
+            } else {
+                log(.info, "worker \(hello.workerID) holds a replica of another run (lineage \(String(claim.lineage, radix: 16))); this run's is \(String(plan.lineage.id, radix: 16)) (\(plan.lineage)): not used")
+            }
+        }
+        let directives = membership.receive(hello: Membership.Hello(
+            workerID: hello.workerID, protocolVersion: hello.protocolVersion, host: hello.host,
+            dataPlaneEndpoint: hello.dataPlaneEndpoint, datasetFingerprint: hello.datasetFingerprint,
+            instance: hello.instance, joins: hello.joins, replicaStep: replicaStep), now: now)
+        // Only an admitted worker is remembered; a refused one leaves nothing behind.
+        if directives.contains(.welcome(workerID: hello.workerID)) {
+            peers.bind(hello.workerID, to: peer, hello: hello)
+            notMemberRepliedAt[hello.workerID] = nil
+        }
+        for case let .refuse(workerID, refusal) in directives {
+            let (reason, detail) = Self.describe(refusal)
+            warnLimited("refused \(reason)", now: now, "refused worker \(workerID.prefix(64)): \(detail)")
+            emit(.send(Envelope(generation: 0, runID: plan.runID, message: .refuse(Refuse(reason: reason, detail: detail))), to: peer))
+        }
+        carryOut(directives.filter { if case .refuse = $0 { false } else { true } }, now: now)
+    }
+
+    /// Carries out what membership decided.
+    mutating func carryOut(_ directives: [Membership.Directive], now: Double) {
+        for directive in directives {
+            switch directive {
+            case let .welcome(workerID):
+                log(.info, "admitted worker \(workerID) (\(membership.liveMembers.count)/\(plan.settings.workers))")
+                send(.welcome(Welcome(workerID: workerID, heartbeatIntervalMilliseconds: UInt32(Self.heartbeatInterval * 1000),
+                                      livenessDeadlineMilliseconds: UInt32(plan.settings.livenessDeadline * 1000),
+                                      admittedCurveKeys: plan.admittedWorkerKeys)), to: workerID)
+            case let .refuse(workerID, refusal):
+                let (reason, detail) = Self.describe(refusal)
+                log(.warning, "refused worker \(workerID): \(detail)")
+                send(.refuse(Refuse(reason: reason, detail: detail)), to: workerID)
+            case let .startGeneration(generation, placements, _, _):
+                formed(generation, placements: placements, now: now)
+            case let .declaredDown(workerIDs, _):
+                declaredDown(workerIDs, now: now)
+            case let .pause(live, minimum):
+                if case .rendezvous = phase { continue }
+                phase = .paused
+                current = nil
+                log(.warning, "paused: only \(live) of the minimum \(minimum) workers are live; waiting for workers to join")
+            }
+        }
+    }
+
+    private mutating func declaredDown(_ workerIDs: [String], now: Double) {
+        let lastHeard = workerIDs.compactMap { membership.members[$0]?.lastHeard }.max() ?? now
+        let ranks = workerIDs.map { id in current?.ranks[id].map { "rank \($0)" } ?? "not ranked" }
+        switch phase {
+        case .rendezvous:
+            log(.warning, "worker \(workerIDs.joined(separator: ", ")) left before training started")
+        case .ended:
+            break
+        default:
+            log(.warning, "worker \(workerIDs.joined(separator: ", ")) (\(ranks.joined(separator: ", "))) declared down: silent for \(ProgressFormat.fixed(now - lastHeard, 1)) s at step \(progress.lastCompletedStep)")
+            recovery = (workerIDs, now, lastHeard)
+            emit(.record(.workerDown(workers: workerIDs, step: progress.lastCompletedStep, secondsSinceLastMessage: now - lastHeard)))
+        }
+    }
+
+    static func describe(_ refusal: Membership.Refusal) -> (Refuse.Reason, String) {
+        switch refusal {
+        case let .protocolVersionMismatch(worker, coordinator):
+            (.protocolVersionMismatch, versionRefusal(worker: worker, coordinator: coordinator))
+        case let .datasetMismatch(worker, coordinator):
+            (.datasetMismatch, "dataset mismatch: the worker's index has fingerprint \(worker.prefix(16)), the coordinator's \(coordinator.prefix(16)); both must see the same files")
+        case .duplicateWorkerID:
+            (.duplicateWorkerID, "another live worker process uses this worker id; give each worker its own --worker-id (a restarted worker is admitted once its predecessor is declared down)")
+        case let .runFull(workers):
+            (.runFull, "the run already has its \(workers) workers")
+        }
+    }
+
+    /// What a worker's abort asks for (`Abort.Cause`).
+    private mutating func workerAborted(_ abort: Abort, workerID: String, now: Double) {
+        switch abort.cause {
+        case .ringFailed:
+            generationBroke(reportedBy: workerID, reason: abort.reason, now: now)
+        case .ringTransportUnavailable:
+            if peers.sharedMemoryHosts.removeValue(forKey: workerID) != nil {
+                log(.warning, "worker \(workerID) cannot set up a shared-memory ring; it gets TCP rings from now on")
+            }
+            generationBroke(reportedBy: workerID, reason: abort.reason, now: now)
+        case .stateMissing:
+            if current?.origin == .replicas {
+                // No rank had the replica its hello claimed: the next generation starts from a
+                // checkpoint or the seed.
+                membership.forgetReplicas(of: current.map { Array($0.ranks.keys) } ?? [])
+            }
+            generationBroke(reportedBy: workerID, reason: abort.reason, now: now)
+        case .runCannotContinue:
+            fail(.workerAborted(workerID: workerID, rank: current?.ranks[workerID], reason: abort.reason))
+        case .workerFailed, .runAborted:
+            log(.error, "worker \(workerID) failed and leaves the run: \(abort.reason)")
+            carryOut(membership.lost(workerID, now: now), now: now)
+        }
+    }
+
+    /// A worker reported that its generation broke while its members are alive: a fresh
+    /// generation of the same members. After several in a row without a completed step, each
+    /// next one waits longer (up to a minute), and the log says so: a pause, never an end.
+    private mutating func generationBroke(reportedBy workerID: String, reason: String, now: Double) {
+        brokenInARow += 1
+        emit(.record(.generationBroke(generation: membership.generation, worker: workerID, reason: reason)))
+        let excess = brokenInARow - Self.brokenGenerationsBeforeBackOff
+        if excess > 0 {
+            let wait = min(Double(1 << min(excess, 6)), Self.longestBackOff)
+            notBefore = now + wait
+            log(.warning, "generation \(membership.generation) broke (\(workerID): \(reason)); \(brokenInARow) generations broke in a row without a step completing: the next one starts in \(Int(wait)) s")
+        } else {
+            log(.warning, "generation \(membership.generation) broke (\(workerID): \(reason)); forming a new one")
+        }
+        carryOut(membership.reform(), now: now)
+    }
+}

@@ -1,0 +1,45 @@
+import Data
+import Foundation
+
+/// `DIR/final/summary.json`: what the run did, for people and programs.
+struct RunSummary: Encodable, Equatable {
+    var config: String
+    var workers: Int
+    var global_batch: Int
+    var steps: Int
+    var planned_steps: Int
+    var epoch: Int
+    var seconds: Double?
+    var weights: String
+    var stopped_early: Bool
+    var loss: Double?
+    var sparsity: Double?
+    var images_per_s: Double?
+
+    init(settings: CoordinatorSettings, outcome: (path: String, step: Int, epoch: Int), plannedSteps: Int, seconds: Double,
+         last: RunProgress.StepSummary?) {
+        config = settings.config
+        workers = settings.workers
+        global_batch = settings.globalBatch
+        steps = outcome.step
+        planned_steps = plannedSteps
+        epoch = outcome.epoch
+        self.seconds = JSONLinesFile.finite(seconds)
+        weights = outcome.path
+        stopped_early = outcome.step < plannedSteps
+        loss = last.flatMap { JSONLinesFile.finite($0.loss) }
+        sparsity = last.flatMap { JSONLinesFile.finite($0.sparsity) }
+        images_per_s = last.flatMap { JSONLinesFile.finite($0.imagesPerSecond) }
+    }
+
+    /// Writes the summary as one JSON object (atomically).
+    func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+        do {
+            try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw CoordinatorFailure.cannotWrite(path: path, reason: "\(error)")
+        }
+    }
+}
