@@ -2,12 +2,14 @@ import Testing
 @testable import Coordinator
 
 @Suite struct MembershipTests {
-    static let version: UInt16 = 3
+    static let version: UInt16 = 4
     static let fingerprint = "fp-1"
 
-    static func hello(_ id: String, version: UInt16 = version, fingerprint: String = fingerprint) -> Membership.Hello {
+    static func hello(_ id: String, version: UInt16 = version, fingerprint: String = fingerprint, instance: UInt64 = 1,
+                      joins: UInt32 = 1, replicaStep: Int = -1) -> Membership.Hello {
         Membership.Hello(workerID: id, protocolVersion: version, host: "h-\(id)",
-                         dataPlaneEndpoint: "tcp://127.0.0.1:9\(id.count)", datasetFingerprint: fingerprint)
+                         dataPlaneEndpoint: "tcp://127.0.0.1:9\(id.count)", datasetFingerprint: fingerprint,
+                         instance: instance, joins: joins, replicaStep: replicaStep)
     }
 
     static func membership(target: Int, minimum: Int? = nil) -> Membership {
@@ -37,12 +39,18 @@ import Testing
 
     @Test func wrongVersionWrongDataDuplicatesAndExtrasAreRefusedAndTheRunGoesOn() throws {
         var m = Self.membership(target: 2)
-        #expect(m.receive(hello: Self.hello("old", version: 2), now: 0)
-                == [.refuse(workerID: "old", .protocolVersionMismatch(worker: 2, coordinator: 3))])
+        #expect(m.receive(hello: Self.hello("old", version: 3), now: 0)
+                == [.refuse(workerID: "old", .protocolVersionMismatch(worker: 3, coordinator: 4))])
         #expect(m.receive(hello: Self.hello("x", fingerprint: "other"), now: 0)
                 == [.refuse(workerID: "x", .datasetMismatch(worker: "other", coordinator: "fp-1"))])
         _ = m.receive(hello: Self.hello("a"), now: 0)
-        #expect(m.receive(hello: Self.hello("a"), now: 0) == [.refuse(workerID: "a", .duplicateWorkerID)])
+        #expect(m.receive(hello: Self.hello("a", instance: 2), now: 0) == [.refuse(workerID: "a", .duplicateWorkerID)],
+                "another process with a live worker's id is refused")
+        #expect(m.receive(hello: Self.hello("a"), now: 0) == [.welcome(workerID: "a")], "a repeated hello of the same join is welcomed again")
+        #expect(m.receive(hello: Self.hello("a", fingerprint: "other", instance: 2), now: 0)
+                == [.refuse(workerID: "a", .datasetMismatch(worker: "other", coordinator: "fp-1"))],
+                "checks come before the duplicate: the live worker is untouched")
+        #expect(m.members["a"]?.status == .joining && m.members["a"]?.instance == 1)
         #expect(Self.started(m.receive(hello: Self.hello("b"), now: 0)) != nil)
         #expect(m.receive(hello: Self.hello("c"), now: 0) == [.refuse(workerID: "c", .runFull(workers: 2))])
         #expect(m.ranked.map(\.id) == ["a", "b"])

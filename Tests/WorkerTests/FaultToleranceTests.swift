@@ -144,12 +144,14 @@ extension ProcessTests {
         let ids = ["w0", "w1", "w2"]
         for id in ids { try cluster.startWorker(id, extra: ["--data", data]) }
 
-        // The schedule: at seeded steps, kill a random worker (restarted a moment later), then
-        // the coordinator (its newest checkpoint corrupted while it is down), then a worker again.
+        // The schedule: at seeded steps, kill a random worker (restarted a moment later), again,
+        // then the coordinator (its newest checkpoint corrupted while it is down). The workers
+        // outlive the coordinator and may train on without it; the restarted one continues from
+        // their replicas when they are newer than its checkpoints.
         var random = SplitMix64(seed: 7)
         var at = 2
         var corrupted: String?
-        for event in ["worker", "coordinator", "worker"] {
+        for event in ["worker", "worker", "coordinator"] {
             at += 2 + Int(random.next() % 3)
             let target = at
             guard cluster.wait(seconds: 240, until: { cluster.completedStep >= target }) else {

@@ -1,6 +1,7 @@
 import Foundation
 import Model
 import Testing
+import Wire
 import Worker
 
 /// Every test that starts real processes (coordinator and workers on 127.0.0.1) lives in this
@@ -106,7 +107,7 @@ import Worker
                                    environment: ["SCVAE_FAKE_PROTOCOL_VERSION": "0"])
         let oldStatus = old.waitForExit(seconds: 60)
         #expect(oldStatus != nil && oldStatus != 0, "the refused worker exits non-zero")
-        #expect(old.output.contains("protocol version 0") && old.output.contains("version 3"), "\(old.output.suffix(2000))")
+        #expect(old.output.contains("protocol version 0") && old.output.contains("version \(FrameHeader.currentVersion)"), "\(old.output.suffix(2000))")
         #expect(run.process.isRunning, "the coordinator goes on")
 
         let good = try ChildProcess("scvae-worker", common + ["--worker-id", "good"], log: "\(folder)/good.log")
@@ -149,7 +150,7 @@ import Worker
         #expect(output.contains("ranks 0=") && output.contains("ring over shared memory; training"), "the coordinator says which transport")
         #expect(output.contains("all-reduce") && output.contains(" over shm |"), "progress lines name the transport")
         let metrics = try String(contentsOfFile: "\(folder)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-        #expect(metrics.count == 3 && metrics.allSatisfy { $0.contains("\"ring_transport\": \"shm\"") }, "\(metrics)")
+        #expect(metrics.count == 3 && metrics.allSatisfy { $0.contains("\"ring_transport\":\"shm\"") }, "\(metrics)")
         let workerLines = output.split(separator: "\n").filter { $0.contains("of 2, ring over shared memory:") }
         #expect(workerLines.count == 2, "each rank says which transport:\n\(output.suffix(4000))")
         let runID = try #require(Self.runID(in: output), "workers log the run id")

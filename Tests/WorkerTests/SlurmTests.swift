@@ -101,11 +101,13 @@ extension ProcessTests {
             #expect(signal.status == 0, "scancel --signal=TERM --batch:\n\(signal.output)")
 
             // The script requeues the job; Slurm holds a requeued job for about two minutes
-            // (its BeginTime). Moved to now, so the suite does not wait for it.
+            // (its BeginTime). Moved to a few seconds from now, so the suite does not wait for it:
+            // not to now, because slurmd refuses a launch whose credential dates from the same
+            // second as the previous run's revoked one ("Job credential revoked").
             let requeued = slurm.waitForJob(id, seconds: 300) { ($0["Restarts"].flatMap(Int.init) ?? 0) >= 1 }
             try #require(requeued["Restarts"] == "1", "the job was not requeued: \(requeued)\n\(log().suffix(4000))")
             if requeued["JobState"] == "PENDING" {
-                _ = slurm.run(["scontrol", "update", "JobId=\(id)", "StartTime=now"], seconds: 30)
+                _ = slurm.run(["scontrol", "update", "JobId=\(id)", "StartTime=now+3"], seconds: 30)
             }
             let record = slurm.waitForJob(id, seconds: 400) { LocalSlurm.finalStates.contains($0["JobState"] ?? "") }
             let text = log()

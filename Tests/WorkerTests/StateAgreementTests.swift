@@ -12,7 +12,8 @@ import Wire
     }
 
     @Test func everyRankReadsEveryBidAndPicksTheMostAdvancedReplicaLowestRankFirst() {
-        let bids: [StateAgreement.Bid] = [.replica(step: 41), .none, .replica(step: 42), .replica(step: 42)]
+        let bids: [StateAgreement.Bid] = [.replica(step: 41, checksum: 1), .none, .replica(step: 42, checksum: 0xFFFF_FFFF),
+                                          .replica(step: 42, checksum: 0xFFFF_FFFF)]
         let reduced = Self.reduce(bids)
         #expect(StateAgreement.bids(reduced, worldSize: 4) == bids)
         let decision = StateAgreement.decide(bids)
@@ -20,14 +21,23 @@ import Wire
     }
 
     @Test func equalReplicasNeedNoBroadcastAndNoReplicaMeansNoDecision() {
-        #expect(StateAgreement.decide([.replica(step: 7), .replica(step: 7)])?.broadcastNeeded == false)
+        #expect(StateAgreement.decide([.replica(step: 7, checksum: 5), .replica(step: 7, checksum: 5)])?.broadcastNeeded == false)
         #expect(StateAgreement.decide([.none, .none]) == nil)
     }
 
-    @Test func largeStepsSurviveTheFloatSum() {
+    /// Two replicas can reach one step along different generations (one rank applied a step its
+    /// ring then lost; the other recomputed it with fewer ranks): their parameters differ, so the
+    /// generation must not start from both.
+    @Test func replicasOfOneStepWithDifferentParametersAreMadeEqualByABroadcast() {
+        let bids: [StateAgreement.Bid] = [.replica(step: 9, checksum: 0xAAAA_0001), .replica(step: 9, checksum: 0xAAAA_0002)]
+        let decision = StateAgreement.decide(StateAgreement.bids(Self.reduce(bids), worldSize: 2))
+        #expect(decision?.source == 0 && decision?.step == 9 && decision?.broadcastNeeded == true)
+    }
+
+    @Test func largeStepsAndChecksumsSurviveTheFloatSum() {
         let step = (1 << 31) + 12_345
-        let reduced = Self.reduce([.none, .replica(step: step)])
-        #expect(StateAgreement.bids(reduced, worldSize: 2) == [.none, .replica(step: step)])
+        let reduced = Self.reduce([.none, .replica(step: step, checksum: 0xFFFF_FFFE)])
+        #expect(StateAgreement.bids(reduced, worldSize: 2) == [.none, .replica(step: step, checksum: 0xFFFF_FFFE)])
     }
 
     static func replica(seed: UInt64, optimizer: OptimizerKind = .adam) -> TrainingReplica {
@@ -55,7 +65,7 @@ import Wire
     @Test func aRestoreLoadsTheNamedTensorsTheCoordinatorSends() throws {
         let source = Self.replica(seed: 3)
         let layout = source.model.layout
-        var receiver = RestoreReceiver()
+        var receiver = RestoreStash()
         let model = WeightsFile.namedTensors(source.parameters, layout: layout)
         let moments = WeightsFile.namedTensors(source.optimizer.state.m, layout: layout, prefix: "m.")
             + WeightsFile.namedTensors(source.optimizer.state.v, layout: layout, prefix: "v.")
@@ -64,39 +74,64 @@ import Wire
                 for chunk in TensorChunk.chunks(transfer: transfer, step: 9, tensorIndex: UInt32(i), tensorCount: UInt32(tensors.count),
                                                 name: tensor.name, dtype: .float32, shape: tensor.shape.map { UInt64($0) },
                                                 bytes: tensor.data, maxChunkBytes: 1000) {
-                    try receiver.add(chunk)
+                    try receiver.add(chunk, generation: 4)
                 }
             }
         }
-        try receiver.finish(CheckpointCommand(action: .restore, step: 9, epoch: 1, optimizerStep: 8))
-        let taken = receiver.take()
+        try receiver.finish(CheckpointCommand(action: .restore, step: 9, epoch: 1, optimizerStep: 8), generation: 4)
+        #expect(receiver.take(step: 8) == nil, "a restore is taken for its own step only")
+        let taken = receiver.take(step: 9)
         let restored = try #require(taken)
         #expect(restored.step == 9 && restored.epoch == 1 && restored.optimizerStep == 8)
-        #expect(receiver.take() == nil, "taken once")
+        #expect(receiver.take(step: 9) == nil, "taken once")
         let target = Self.replica(seed: 4)
-        try RestoreReceiver.load(restored, into: target)
+        try RestoreStash.load(restored, into: target)
         #expect(target.parameters == source.parameters)
         #expect(target.optimizer.state.m == source.optimizer.state.m && target.optimizer.state.v == source.optimizer.state.v)
         #expect(target.optimizer.state.step == 8)
     }
 
     @Test func aRestoreClosedEarlyOrOfAnotherModelIsRefusedWithTheReason() throws {
-        var receiver = RestoreReceiver()
-        #expect(throws: RestoreReceiver.Failure.self) {
-            try receiver.finish(CheckpointCommand(action: .restore, step: 3, epoch: 0))
+        var receiver = RestoreStash()
+        #expect(throws: RestoreStash.Failure.self) {
+            try receiver.finish(CheckpointCommand(action: .restore, step: 3, epoch: 0), generation: 1)
         }
         let wrong = TensorChunk.chunks(transfer: .parameters, step: 3, tensorIndex: 0, tensorCount: 1, name: "not.a.parameter",
                                        dtype: .float32, shape: [2], bytes: [UInt8](repeating: 0, count: 8))
-        for chunk in wrong { try receiver.add(chunk) }
-        try receiver.finish(CheckpointCommand(action: .restore, step: 3, epoch: 0))
-        let taken = receiver.take()
+        for chunk in wrong { try receiver.add(chunk, generation: 1) }
+        try receiver.finish(CheckpointCommand(action: .restore, step: 3, epoch: 0), generation: 1)
+        let taken = receiver.take(step: 3)
         let restored = try #require(taken)
         do {
-            try RestoreReceiver.load(restored, into: Self.replica(seed: 5))
+            try RestoreStash.load(restored, into: Self.replica(seed: 5))
             Issue.record("a state of other names loaded")
         } catch {
             #expect("\(error)".contains("encoder") || "\(error)".contains("missing"), "\(error)")
         }
+    }
+
+    /// The transfer for generation 5 starts while generation 4's was half sent (that generation
+    /// was replaced): the half-sent one is dropped, the new one completes; a closing command of
+    /// the old generation completes nothing.
+    @Test func aRestoreForANewerGenerationReplacesAHalfSentOne() throws {
+        let tensor = (name: "w", shape: [4], bytes: [UInt8](repeating: 1, count: 16))
+        let second = (name: "c", shape: [1], bytes: [UInt8](repeating: 2, count: 4))
+        var stash = RestoreStash()
+        let old = TensorChunk.chunks(transfer: .parameters, step: 7, float32: [tensor, second])
+        try stash.add(old[0], generation: 4)
+        for chunk in TensorChunk.chunks(transfer: .parameters, step: 7, float32: [tensor, second]) {
+            try stash.add(chunk, generation: 5)
+        }
+        #expect(throws: RestoreStash.Failure.self) {
+            try stash.finish(CheckpointCommand(action: .restore, step: 7, epoch: 0), generation: 4)
+        }
+        for chunk in TensorChunk.chunks(transfer: .parameters, step: 7, float32: [tensor, second]) {
+            try stash.add(chunk, generation: 5)
+        }
+        try stash.finish(CheckpointCommand(action: .restore, step: 7, epoch: 0), generation: 5)
+        let taken = stash.take(step: 7)
+        let restored = try #require(taken)
+        #expect(restored.parameters.map(\.name) == ["w", "c"])
     }
 
     @Test func aReplicaKeepsItsStateWhenOnlyTheMicroBatchChanges() throws {
@@ -105,14 +140,18 @@ import Wire
                                     totalSteps: 10, microBatch: 16, checksumEvery: 5)
         let first = state.prepare(config: .tiny, recipe: recipe, microBatch: 4)
         first.parameters[0] = 42
-        state.synchronised(step: 6, runID: 99)
+        state.synchronised(step: 6, lineage: 99)
         let resized = state.prepare(config: .tiny, recipe: recipe, microBatch: 8)
         #expect(resized.microBatch == 8 && resized.parameters[0] == 42)
-        #expect(state.bid(runID: 99) == .replica(step: 6))
-        #expect(state.bid(runID: 100) == .none, "a replica of another coordinator's run bids nothing")
+        #expect(state.bid(lineage: 99) == .replica(step: 6, checksum: parameterChecksum(resized.parameters)))
+        #expect(state.claim == ReplicaClaim(lineage: 99, step: 6), "the hello claims it")
+        #expect(state.bid(lineage: 100) == .none, "a replica of another lineage bids nothing")
+        state.unsynchronise()
+        #expect(state.claim == nil && state.bid(lineage: 99) == .none, "a replica being overwritten claims nothing")
+        state.synchronised(step: 6, lineage: 99)
         var sgd = recipe
         sgd.optimizer = "sgd"
         _ = state.prepare(config: .tiny, recipe: sgd, microBatch: 8)
-        #expect(state.bid(runID: 99) == .none, "another optimizer starts from nothing")
+        #expect(state.bid(lineage: 99) == .none, "another optimizer starts from nothing")
     }
 }

@@ -14,10 +14,6 @@ import Worker
         #expect(recipe.comparesChecksum(afterStep: 10) && recipe.comparesChecksum(afterStep: 12) && !recipe.comparesChecksum(afterStep: 11))
     }
 
-    @Test func theStopRequestIsTheCoordinatorsText() {
-        #expect(TrainingRecipe.stopRequestReason == "stop at the next step boundary")
-    }
-
     @Test func anOlderCoordinatorWithoutExactReductionStillDecodes() throws {
         let older = Self.json.replacingOccurrences(of: #""exactReduction":false,"#, with: "")
         #expect(try TrainingRecipe.decode(older).exactReduction == nil)

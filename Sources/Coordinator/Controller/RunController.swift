@@ -314,6 +314,8 @@ struct PeerBook: Equatable {
     var sharedMemoryHosts: [String: String] = [:]
 
     func peer(of workerID: String) -> PeerID? { peers[workerID] }
+    /// Connections remembered (one per admitted worker id).
+    var count: Int { peers.count }
     func worker(of peer: PeerID) -> String? { workers[peer] }
 
     /// `workerID` now speaks through `peer` (a new connection replaces the old one).
