@@ -254,7 +254,7 @@ import Testing
             }
             defer { _ = try? collectives.wait(collectives.stop(), timeout: TestTiming.scaled(10)) }
             board.set(rank, collectives.endpoint)
-            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
+            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw RankTimedOut(rank: rank) }
             _ = try collectives.wait(collectives.connect(toNext: endpoints[(rank + 1) % worldSize]), timeout: TestTiming.scaled(20))
             var buffer = inputs[rank]
             try buffer.withUnsafeMutableBufferPointer { pointer in

@@ -116,7 +116,7 @@ public struct RingMachine: Sendable {
     }
 
     /// The one place where floats are summed: target[i] = target[i] + incoming[i].
-    static func apply(_ operation: RingPieceOperation, _ incoming: UnsafeBufferPointer<Float>,
+    public static func apply(_ operation: RingPieceOperation, _ incoming: UnsafeBufferPointer<Float>,
                       to target: UnsafeMutableBufferPointer<Float>) {
         switch operation {
         case .accumulate:
