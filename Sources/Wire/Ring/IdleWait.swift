@@ -59,11 +59,10 @@ struct IdleWait {
     /// deadline has passed (the caller asks whether the peer is alive), nil otherwise.
     mutating func pause(block: ((Duration) -> Bool)? = nil) -> Duration? {
         let now = ContinuousClock.now
-        guard let start = idleSince else {
-            idleSince = now
-            sched_yield()
-            return nil
-        }
+        // A new stretch starts at zero: it yields first unless the caller blocks without
+        // spinning (a socket poll: yielding on a busy host can give away a whole time slice).
+        let start = idleSince ?? now
+        idleSince = start
         let idle = now - start
         if idle >= waited + silenceDeadline {
             waited += silenceDeadline

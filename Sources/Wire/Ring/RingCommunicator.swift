@@ -274,7 +274,7 @@ extension RingCommunicator: RingLink {
             _ = try? sender.wait(for: Int16(ZMQ_POLLOUT), until: .now + limit, "poll the ring's sending socket")
         case .release:
             // libzmq's I/O thread lets go of the bytes once they are written to the connection.
-            IdleWait.sleep(for: min(limit, .microseconds(100)))
+            IdleWait.sleep(for: min(limit, .microseconds(20)))
         }
         return true
     }
