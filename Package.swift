@@ -45,10 +45,12 @@ let package = Package(
             "Wire", "Data",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Bandwidth measurements of the ring and of ZeroMQ, for `scvae bench` (WireBenchmarks -> Wire).
+        .target(name: "WireBenchmarks", dependencies: ["Wire"]),
 
         // Executables.
         .executableTarget(name: "scvae", dependencies: [
-            "Model", "Data", "Worker", "Wire",
+            "Model", "Data", "Worker", "Wire", "WireBenchmarks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -64,7 +66,7 @@ let package = Package(
         ]),
 
         // Tests.
-        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "WireBenchmarks"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Data"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "WorkerTests", dependencies: ["Worker"]),

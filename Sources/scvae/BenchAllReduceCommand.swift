@@ -1,6 +1,11 @@
 import ArgumentParser
 import Foundation
 import Wire
+import WireBenchmarks
+
+/// `RankPlacementOptions` (RankPlacementOptions.swift) names the placement type without
+/// importing WireBenchmarks, where it lives.
+typealias RankPlacement = WireBenchmarks.RankPlacement
 
 /// `scvae bench allreduce`: N processes on this machine run the ring all-reduce; the same run
 /// measures the sends-only ring (the transport's ceiling) and raw ZeroMQ point-to-point between

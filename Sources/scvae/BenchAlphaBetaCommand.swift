@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Model
 import Wire
+import WireBenchmarks
 
 /// `scvae bench alpha-beta`: the ring all-reduce between rank processes (tcp) beside the
 /// alpha-beta prediction 2(N-1)*alpha + 2(N-1)/N*S/B, with alpha and B measured in the same run

@@ -1,5 +1,6 @@
 import Testing
 import Wire
+import WireBenchmarks
 
 /// The alpha-beta prediction of the ring, link rates as tc writes them, and where benchmark
 /// ranks run: arithmetic and parsing only, no sockets.

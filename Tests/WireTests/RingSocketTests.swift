@@ -244,7 +244,7 @@ extension SocketTests {
             }
             defer { collectives.stop() }
             board.set(rank, collectives.endpoint)
-            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
+            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw RankTimedOut(rank: rank) }
             _ = try collectives.wait(collectives.connect(toNext: endpoints[(rank + 1) % worldSize]))
             var gradient = inputs[rank]
             try gradient.withUnsafeMutableBufferPointer { whole in
@@ -285,7 +285,7 @@ extension SocketTests {
                                             bindTo: "tcp://127.0.0.1:*", settings: settings[rank])
             defer { ring.close() }
             board.set(rank, ring.endpoint)
-            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
+            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw RankTimedOut(rank: rank) }
             let next = (rank + 1) % worldSize
             try ring.connect(toNext: endpoints[next], curvePublicKey: rightKeys ? keys[next].publicKey : stranger.publicKey)
             var buffer = [Float](repeating: Float(rank + 1), count: 5000)

@@ -133,6 +133,47 @@ import Testing
         #expect(zero.buffer.allSatisfy { $0 == 3 })
     }
 
+    /// A slot that does not read as a piece (here: an unknown collective code) is the only copy
+    /// of that piece, so it is not skipped: it is counted as malformed and fails the
+    /// collective with an error naming the producer; the ring is broken (a new one is made for
+    /// the next generation).
+    @Test func aCorruptSlotIsCountedAndFailsTheCollective() throws {
+        let runID = SharedMemoryHarness.freshRunID()
+        let settings = RingSettings(pieceBytes: 4 << 10, silenceDeadline: TestTiming.scaled(10))
+        let zero = try SharedMemoryRing(rank: 0, worldSize: 2, runID: runID,
+                                        bindTo: SharedMemoryEndpoint.endpoint(runID: runID, generation: 1, rank: 0), settings: settings)
+        defer { zero.close() }
+        let one = try SharedMemoryRing(rank: 1, worldSize: 2, runID: runID,
+                                       bindTo: SharedMemoryEndpoint.endpoint(runID: runID, generation: 1, rank: 1), settings: settings)
+        defer { one.close() }
+        try one.connect(toNext: zero.endpoint)
+        // The test writes into rank 1's inbox where rank 0 would.
+        let name = try #require(SharedMemoryEndpoint.name(of: one.endpoint))
+        let segment = try #require(try SharedMemorySegment.open(name: name, minimumSize: InboxLayout.controlBytes))
+        guard case let .success((inbox, _))? = Inbox.read(segment.base, size: segment.size) else {
+            Issue.record("rank 1's inbox does not read as one"); return
+        }
+        let header = RingChunkHeader(collective: .allReduce, sequence: 0, sourceRank: 0, ringStep: 0, piece: 0,
+                                     elementOffset: 0, elementCount: 1024)
+        [Float](repeating: 1, count: 1024).withUnsafeBytes { PieceSlot.write(inbox.slot(0), generation: 1, header: header, data: $0) }
+        inbox.slot(0).storeBytes(of: UInt8(99), toByteOffset: 24, as: UInt8.self)
+        inbox.published.pointee.store(1, ordering: .releasing)
+
+        var buffer = [Float](repeating: 2, count: 4096)
+        do {
+            try buffer.withUnsafeMutableBufferPointer { try one.allReduce($0, generation: 1) }
+            Issue.record("the collective completed")
+        } catch let RingError.unexpectedPiece(rank, _, found) {
+            #expect(rank == 0)
+            #expect(found.contains("99"))
+        } catch {
+            Issue.record("\(error)")
+        }
+        #expect(one.statistics.malformedMessagesDropped == 1)
+        #expect(one.statistics.piecesReceived == 0)
+        #expect(one.isBroken)
+    }
+
     /// A neighbour that attached and then stopped (as a killed process would: it never says
     /// goodbye): the rank waiting on it gets `.peerSilent` naming it once the silence deadline
     /// passed; the others fail at once when that rank leaves the ring. Never a hang.
@@ -254,7 +295,7 @@ import Testing
             }
             defer { _ = try? collectives.wait(collectives.stop(), timeout: TestTiming.scaled(10)) }
             board.set(rank, collectives.endpoint)
-            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw BenchmarkError.rankTimedOut(rank: -1) }
+            guard let endpoints = board.waitForAll(timeout: TestTiming.scaled(20)) else { throw RankTimedOut(rank: rank) }
             _ = try collectives.wait(collectives.connect(toNext: endpoints[(rank + 1) % worldSize]), timeout: TestTiming.scaled(20))
             var buffer = inputs[rank]
             try buffer.withUnsafeMutableBufferPointer { pointer in

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Wire
+import WireBenchmarks
 
 /// Prints bandwidth figures; runs only with SCVAE_WIRE_BENCH=1, in release mode:
 ///

@@ -62,27 +62,6 @@ extension SocketTests {
         }
     }
 
-    /// The caller drops its reference right after sending: the release callback keeps the
-    /// buffer alive until libzmq is done, and the bytes arrive intact.
-    @Test func zeroCopyFloatBufferOutlivesItsOwner() throws {
-        let context = try ZmqContext()
-        let receiver = try ZmqSocket(context, type: .pull)
-        let sender = try ZmqSocket(context, type: .push)
-        try sender.connect(try receiver.bind("tcp://127.0.0.1:*"))
-        let released = Slots<Bool>(count: 1)
-        do {
-            let buffer = FloatBuffer((0..<100_000).map { Float($0) })
-            try sender.sendZeroCopy(buffer, range: 10..<100_000, deadline: .now + TestTiming.scaled(5)) { released.set(0, true) }
-        }
-        let message = try receiver.receiveMessage(deadline: .now + TestTiming.scaled(10))
-        #expect(message.count == 99_990 * 4)
-        message.withUnsafeBytes { raw in
-            #expect(raw.loadUnaligned(fromByteOffset: 0, as: Float.self) == 10)
-            #expect(raw.loadUnaligned(fromByteOffset: (99_990 - 1) * 4, as: Float.self) == 99_999)
-        }
-        #expect(released.waitForAll(timeout: TestTiming.scaled(10)) == [true])
-    }
-
     @Test func closingWithQueuedMessagesAndNoPeerDoesNotHang() throws {
         let context = try ZmqContext()
         let sender = try ZmqSocket(context, type: .push, linger: .milliseconds(100))

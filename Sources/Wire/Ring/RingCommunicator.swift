@@ -1,34 +1,44 @@
 import CZmq
 
-/// The socket shell of the ring collectives: one rank's PULL socket (from rank - 1) and PUSH
-/// socket (to rank + 1), driving a `RingMachine` per collective.
+/// The ZeroMQ transport of the ring collectives: one rank's PULL socket (from rank - 1) and PUSH
+/// socket (to rank + 1); `RingDriver` runs the collectives over them.
 ///
 /// **Thread:** create, use and close a communicator on one dedicated thread (a `Thread`, not
 /// Swift's cooperative pool: its calls block up to the silence deadline). It is not `Sendable`.
 ///
 /// Each piece is a two-part message: a `Frame` of kind `.ringChunk` (generation, run id,
 /// `RingChunkHeader`) and the raw little-endian float32 data, sent zero-copy from the buffer.
+///
+/// Anyone who can reach the receiving port can write to it, and a PULL socket does not say who
+/// sent a message. So whatever arrives that is not a piece of the collective in progress is
+/// dropped and counted (`RingStatistics`, `RingSettings.onDrops`), never blamed on a rank:
+/// bytes that are not a two-part ring piece (random bytes from a stray client become such
+/// messages: libzmq reads a peer without ZeroMQ's greeting as the old ZMTP/1.0), frames of
+/// another run id, pieces of an older generation or an earlier collective. The collective
+/// goes on waiting for the real piece under the usual silence and liveness rules. CURVE
+/// (`RingSettings.curveKeys`) keeps unknown peers out altogether.
 public final class RingCommunicator {
     public private(set) var rank: Int
     public private(set) var worldSize: Int
-    public private(set) var runID: UInt64
+    /// The run whose frames it accepts: that of the last `reform` (or of `init`).
+    public var runID: UInt64 { core.numbering.runID }
     public let settings: RingSettings
     /// The endpoint the previous rank connects to (ZMQ_LAST_ENDPOINT of the bind).
     public let endpoint: String
     public private(set) var nextEndpoint = "(not connected)"
-    public private(set) var statistics = RingStatistics()
+    public var statistics: RingStatistics { core.statistics }
 
     let receiver: ZmqSocket   // internal for tests
     private let context: ZmqContext
     private var sender: ZmqSocket?
     private let inFlight = InFlightSends()
-    private var generation: UInt64 = 0
-    private var sequence: UInt64 = 0
+    var core: RingCore
     /// True after a collective failed: the sending socket is closed; `reform` for the next generation.
     public private(set) var isBroken = false
-    /// Pieces of a newer generation that arrived while an older one ran: the next generation's
-    /// collectives take them first (the previous rank moved on before this one did).
-    private var early: [(generation: UInt64, parts: [ZmqMessage])] = []
+    /// Pieces of a newer generation that arrived while an older one ran, oldest first: the
+    /// next generation's collectives take them before the socket's (the previous rank moved on
+    /// before this one did).
+    private var early: [RingArrival<[ZmqMessage]>] = []
 
     /// Binds the receiving socket to `bindEndpoint` ("tcp://127.0.0.1:*", "ipc:///tmp/x").
     /// A failure here is this rank's own: `.transport(rank: rank, ...)`.
@@ -37,9 +47,9 @@ public final class RingCommunicator {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize, "rank \(rank) of world size \(worldSize)")
         self.rank = rank
         self.worldSize = worldSize
-        self.runID = runID
         self.settings = settings
         self.context = context
+        core = RingCore(runID: runID, settings: settings)
         do throws(ZmqError) {
             receiver = try ZmqSocket(context, type: .pull)
             try receiver.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
@@ -71,6 +81,11 @@ public final class RingCommunicator {
     /// stays bound (its endpoint is what the other ranks know), so no piece sent to it is lost
     /// between generations; the sending socket is replaced, to be connected with `connect(toNext:)`.
     /// `runID` is the run whose frames it accepts from now on (a restarted coordinator starts a new run).
+    ///
+    /// The numbering of collectives starts afresh: the next one is #0 of its generation, as on
+    /// a rank that has just started, whatever this one ran before (a new run counts its
+    /// generations from 1 again). Kept pieces of a newer generation stay for it if the run is
+    /// the same; those of another run are dropped.
     public func reform(rank: Int, worldSize: Int, runID: UInt64) throws(RingError) {
         precondition(worldSize >= 1 && rank >= 0 && rank < worldSize, "rank \(rank) of world size \(worldSize)")
         sender?.close()
@@ -82,8 +97,15 @@ public final class RingCommunicator {
         }
         self.rank = rank
         self.worldSize = worldSize
-        if runID != self.runID { early.removeAll() }
-        self.runID = runID
+        if runID != core.numbering.runID {
+            for kept in early {
+                let report = core.recordDrop(.foreignRun, reason: { "a kept piece of run \(String(kept.runID, radix: 16)), now run \(String(runID, radix: 16))" },
+                                             endpoint: endpoint, reporting: settings.onDrops != nil)
+                if let report { settings.onDrops?(report) }
+            }
+            early.removeAll()
+        }
+        core.numbering.reform(runID: runID)
         nextEndpoint = "(not connected)"
         isBroken = false
         do {
@@ -140,160 +162,131 @@ public final class RingCommunicator {
     /// `RingError.bufferStillInUse`: then it may still, and the caller must never free or
     /// reuse that buffer (keep it alive, leaked, and drop the communicator).
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) throws(RingError) {
-        let schedule = RingSchedule(rank: rank, worldSize: worldSize, elementCount: buffer.count,
-                                    pieceElements: settings.pieceElements)
-        try run(RingPlan.allReduce(schedule), buffer: buffer, generation: generation)
+        try RingDriver.allReduce(self, buffer, generation: generation)
     }
 
     /// Copies `root`'s buffer into every rank's `buffer` (same length everywhere). Buffer
     /// ownership on return as for `allReduce`.
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int, generation: UInt64) throws(RingError) {
-        let plan = RingPlan.broadcast(rank: rank, worldSize: worldSize, root: root, elementCount: buffer.count,
-                                      pieceElements: settings.pieceElements)
-        try run(plan, buffer: buffer, generation: generation)
+        try RingDriver.broadcast(self, buffer, root: root, generation: generation)
     }
 
     /// The all-reduce schedule without the reduction: the same pieces travel, nothing is added.
     /// For benchmarks only (the ceiling of the transport); the buffer's contents are undefined after.
     public func allReduceSendsOnly(_ buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) throws(RingError) {
-        let schedule = RingSchedule(rank: rank, worldSize: worldSize, elementCount: buffer.count,
-                                    pieceElements: settings.pieceElements)
-        try run(RingPlan.allReduce(schedule), buffer: buffer, generation: generation, appliesPieces: false)
-    }
-
-    private func run(_ plan: RingPlan, buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64,
-                     appliesPieces: Bool = true) throws(RingError) {
-        guard worldSize > 1 else { return }
-        if generation != self.generation {
-            self.generation = generation
-            sequence = 0
-        }
-        var machine = RingMachine(plan: plan, rank: rank, worldSize: worldSize, generation: generation,
-                                  sequence: sequence, checksumsData: settings.checksumData)
-        machine.appliesPieces = appliesPieces
-        sequence += 1
-        do throws(RingError) {
-            for send in machine.initialSends(buffer: UnsafeBufferPointer(buffer)) { try post(send, from: buffer) }
-            while let expected = machine.nextReceive {
-                if expected.operation == .overwrite {
-                    try awaitRelease(expected.transfer.range)
-                }
-                let parts: [ZmqMessage]
-                if let kept = takeEarlyPiece(generation: generation) { parts = kept } else { parts = try receivePiece(expected) }
-                guard let frame = parts.first else { continue }
-                let envelope: Envelope
-                do throws(DecodeError) {
-                    envelope = try Envelope.decode(frame.bytes, expectedRunID: runID)
-                } catch .foreignRun {
-                    statistics.foreignFramesDropped += 1
-                    continue
-                } catch {
-                    throw RingError.badFrame(rank: previousRank, error: error)
-                }
-                if envelope.generation > generation {
-                    // The previous rank is already in a newer generation: keep its piece for it.
-                    early.append((envelope.generation, parts))
-                    throw RingError.newerGeneration(rank: previousRank, found: envelope.generation, current: generation)
-                }
-                guard case let .ringChunk(header) = envelope.message, parts.count == 2 else {
-                    throw RingError.unexpectedPiece(rank: previousRank, expected: "ring chunk with a data part",
-                                                    found: "\(envelope.message.kind) in \(parts.count) parts")
-                }
-                let outcome = try parts[1].withUnsafeBytes { data throws(RingError) in
-                    try machine.accept(generation: envelope.generation, header: header, data: data, buffer: buffer)
-                }
-                switch outcome {
-                case .dropped:
-                    statistics.piecesDropped += 1
-                case let .applied(forward):
-                    statistics.piecesReceived += 1
-                    if let forward { try post(forward, from: buffer) }
-                }
-            }
-            // The caller may reuse or free the buffer on return: wait until libzmq let go of it.
-            try awaitRelease(nil)
-        } catch {
-            // A broken collective leaves pieces queued for a peer that may be dead: drop them
-            // so libzmq releases the buffer before the caller gets it back.
-            // If libzmq still holds the buffer, that is what the caller must know (it must not
-            // reuse the buffer), so it replaces the original error.
-            isBroken = true
-            sender?.close()
-            sender = nil
-            try inFlight.requireReleased(nil, within: settings.silenceDeadline)
-            throw error
-        }
-    }
-
-    /// The oldest kept piece of `generation`, if any; kept pieces of older generations are dropped.
-    private func takeEarlyPiece(generation: UInt64) -> [ZmqMessage]? {
-        early.removeAll { $0.generation < generation }
-        guard let index = early.firstIndex(where: { $0.generation == generation }) else { return nil }
-        return early.remove(at: index).parts
+        try RingDriver.allReduce(self, buffer, generation: generation, appliesPieces: false)
     }
 
     private func liveSender() throws(ZmqError) -> ZmqSocket {
         guard let sender else { throw .call(operation: "send to rank \(nextRank)", errno: 0, text: "ring broken earlier; make a new communicator") }
         return sender
     }
+}
 
-    private func post(_ send: RingMachine.Send, from buffer: UnsafeMutableBufferPointer<Float>) throws(RingError) {
-        let frame = Envelope(generation: generation, runID: runID, message: .ringChunk(send.header)).encoded()
+extension RingCommunicator: RingLink {
+    /// A zmq_poll wakes the rank as soon as a message is there: no yielding first.
+    var spinBeforeBlocking: Duration { .zero }
+
+    func prepareCollective() throws(RingError) {}
+
+    func beginPass() {}
+
+    /// The frame part is offered without waiting (no room: nothing is sent); the data part of
+    /// a message whose frame went always follows, waiting up to the silence deadline.
+    func post(_ send: RingMachine.Send, identity: CollectiveIdentity,
+              from buffer: UnsafeMutableBufferPointer<Float>) throws(RingError) -> Bool {
+        let frame = Envelope(generation: identity.generation, runID: identity.runID, message: .ringChunk(send.header)).encoded()
         let data = UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[send.range]))
-        let deadline = ContinuousClock.now + settings.silenceDeadline
-        do {
+        do throws(ZmqError) {
             let sender = try liveSender()
-            try sender.send(frame, more: true, deadline: deadline)
+            do throws(ZmqError) {
+                try sender.send(frame, more: true, deadline: .now)
+            } catch .timedOut {
+                return false
+            }
             let token = inFlight.begin(send.range)
             let inFlight = self.inFlight
-            try sender.sendZeroCopy(data, deadline: deadline) { inFlight.end(token) }
+            try sender.sendZeroCopy(data, deadline: .now + settings.silenceDeadline) { inFlight.end(token) }
         } catch .timedOut(_, _, let seconds) {
             throw .sendStalled(rank: nextRank, endpoint: nextEndpoint, seconds: seconds)
         } catch {
             throw .transport(rank: nextRank, error: error)
         }
-        statistics.piecesSent += 1
-        statistics.bytesSent += data.count
+        return true
     }
 
-    /// Waits until libzmq has let go of the buffer `range` (nil: of every range). The next rank
-    /// reads those bytes; while the liveness hook vouches for it, a slow reader is a stall.
-    private func awaitRelease(_ range: Range<Int>?) throws(RingError) {
-        var waited = Duration.zero
-        while !inFlight.waitUntilReleased(range, deadline: .now + settings.silenceDeadline) {
-            waited += settings.silenceDeadline
-            guard let isPeerAlive = settings.isPeerAlive, isPeerAlive(nextRank) else {
-                throw .bufferStillInUse(seconds: waited.inSeconds)
-            }
-            statistics.stalls += 1
-            settings.onStall?(nextRank, waited)
+    func receive() throws(RingError) -> RingDelivery<[ZmqMessage]>? {
+        if !early.isEmpty { return .piece(early.removeFirst()) }
+        let parts: [ZmqMessage]
+        do throws(ZmqError) {
+            parts = try receiver.receiveParts(deadline: .now, maxParts: 2)
+        } catch .timedOut {
+            return nil
+        } catch let .tooManyParts(_, count, _) {
+            // Read to its end and discarded by the socket: no ring piece has more than two parts.
+            return .malformed(reason: "a message of \(count) parts")
+        } catch {
+            throw .transport(rank: previousRank, error: error)
         }
+        guard parts.count == 2 else { return .malformed(reason: "a message of 1 part") }
+        let envelope: Envelope
+        do throws(DecodeError) {
+            envelope = try Envelope.decode(parts[0].bytes)
+        } catch {
+            return .malformed(reason: "\(error)")
+        }
+        guard case let .ringChunk(header) = envelope.message else {
+            return .malformed(reason: "a \(envelope.message.kind) message")
+        }
+        // Valid while `parts` lives: the arrival carries them until the driver releases it.
+        let data = parts[1].withUnsafeBytes { $0 }
+        return .piece(RingArrival(runID: envelope.runID, generation: envelope.generation, header: header, data: data, token: parts))
     }
 
-    /// Receives the parts of one piece; silence past the deadline is death unless the
-    /// liveness hook vouches for the peer (then it is a stall, reported, and waited for).
-    private func receivePiece(_ expected: RingReceive) throws(RingError) -> [ZmqMessage] {
-        var waited = Duration.zero
-        while true {
-            do {
-                return try receiver.receiveParts(deadline: .now + settings.silenceDeadline, maxParts: 2)
-            } catch .tooManyParts {
-                // Discarded whole by the socket; no ring piece has more than two parts.
-                statistics.malformedMessagesDropped += 1
-                continue
-            } catch .timedOut {
-                waited += settings.silenceDeadline
-                if let isPeerAlive = settings.isPeerAlive, isPeerAlive(previousRank) {
-                    statistics.stalls += 1
-                    settings.onStall?(previousRank, waited)
-                    continue
-                }
-                // The receiving side does not know the previous rank's address (it connects to us).
-                throw .peerSilent(rank: previousRank, endpoint: nil, seconds: waited.inSeconds,
-                                  step: expected.transfer.step, piece: expected.transfer.piece)
-            } catch {
-                throw .transport(rank: previousRank, error: error)
-            }
+    func release(_ arrival: RingArrival<[ZmqMessage]>, keep: Bool) {
+        // The kept piece goes back to the front: it came before anything still in the socket
+        // and before the other kept pieces.
+        if keep { early.insert(arrival, at: 0) }
+    }
+
+    func isSending(from range: Range<Int>?) -> Bool {
+        inFlight.overlaps(range)
+    }
+
+    /// libzmq sends from the caller's buffer: there is no other place to write into.
+    func forwardingDestination(for send: RingMachine.Send, identity: CollectiveIdentity) -> UnsafeMutablePointer<Float>? {
+        nil
+    }
+
+    func publishForwarded(_ send: RingMachine.Send) {}
+
+    /// The receiving side does not know the previous rank's address (it connects to us), and
+    /// a ZeroMQ peer that left just goes silent.
+    func checkNeighbours(awaiting piece: RingReceive?, hasUnsent: Bool, waited: Duration) throws(RingError) {}
+
+    func block(for reason: RingWaitReason, limit: Duration) -> Bool {
+        switch reason {
+        case .piece:
+            // A failing poll surfaces on the next receive.
+            _ = try? receiver.wait(for: Int16(ZMQ_POLLIN), until: .now + limit, "poll the ring's receiving socket")
+        case .room:
+            guard let sender else { return false }
+            _ = try? sender.wait(for: Int16(ZMQ_POLLOUT), until: .now + limit, "poll the ring's sending socket")
+        case .release:
+            // libzmq's I/O thread lets go of the bytes once they are written to the connection.
+            IdleWait.sleep(for: min(limit, .microseconds(20)))
         }
+        return true
+    }
+
+    /// Closes the sending socket, dropping the pieces queued for a peer that may be dead, so
+    /// libzmq releases the caller's buffer. If it still holds the buffer after the silence
+    /// deadline, that is what the caller must know (never reuse that buffer):
+    /// `.bufferStillInUse` replaces the collective's error.
+    func abandon() throws(RingError) {
+        isBroken = true
+        sender?.close()
+        sender = nil
+        try inFlight.requireReleased(nil, within: settings.silenceDeadline)
     }
 }

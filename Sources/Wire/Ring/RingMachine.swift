@@ -1,6 +1,6 @@
 /// The I/O-free core of a ring collective (the "Instance"): it walks a `RingPlan`, checks every
 /// incoming piece against it, applies the piece to the buffer and says what to send next.
-/// The socket shell (`RingCommunicator`) and the in-memory tests drive the same machine.
+/// `RingDriver` drives it over either transport; the in-memory tests drive it directly.
 public struct RingMachine: Sendable {
     /// A piece to send to the next rank: its header, and the buffer range whose bytes follow.
     public struct Send: Sendable, Equatable {
@@ -24,9 +24,6 @@ public struct RingMachine: Sendable {
     public let sequence: UInt64
     /// Whether outgoing pieces carry a CRC32C of their data.
     public let checksumsData: Bool
-    /// False only in the sends-only benchmark: pieces are checked but not applied, which
-    /// measures the transport's ceiling for the same schedule (DECISIONS.md).
-    var appliesPieces = true
     private var nextIndex = 0
 
     public init(plan: RingPlan, rank: Int, worldSize: Int, generation: UInt64, sequence: UInt64, checksumsData: Bool) {
@@ -47,7 +44,7 @@ public struct RingMachine: Sendable {
 
     /// The pieces to send before anything is received.
     public func initialSends(buffer: UnsafeBufferPointer<Float>) -> [Send] {
-        plan.initialSends.map { makeSend($0, buffer: buffer) }
+        plan.initialSends.map { send(for: $0, buffer: buffer) }
     }
 
     /// Checks an incoming piece (frame `generation`, `header`, and the raw float32 `data`) and
@@ -60,6 +57,23 @@ public struct RingMachine: Sendable {
         if frameGeneration > generation {
             throw .newerGeneration(rank: previousRank, found: frameGeneration, current: generation)
         }
+        let expected = try admit(header: header, data: data)
+        RingMachine.apply(expected.operation, data, to: UnsafeMutableBufferPointer(rebasing: buffer[expected.transfer.range]))
+        return .applied(forward: expected.forward.map { send(for: $0, buffer: UnsafeBufferPointer(buffer)) })
+    }
+
+    /// Checks a piece already known to belong to this collective (run, generation and sequence)
+    /// against the plan, and its data against its checksum; on success the machine moves on and
+    /// returns the receive the piece fulfils, which the caller then applies (and forwards).
+    ///
+    /// A piece of this collective that does not match the plan is an error, not a drop: the
+    /// header carries this run's id under the frame's checksum, so a process of this run sent
+    /// it, and a participant that disagrees on the schedule (another length, piece size or
+    /// order of collectives) never sends the expected piece. Waiting would leave both ranks
+    /// waiting on each other while the liveness hook calls them alive; failing names the rank
+    /// and lets the coordinator form a new generation. The same holds for a data checksum
+    /// mismatch: no other copy of the piece will come.
+    mutating func admit(header: RingChunkHeader, data: UnsafeRawBufferPointer) throws(RingError) -> RingReceive {
         guard let expected = nextReceive else {
             throw .unexpectedPiece(rank: previousRank, expected: "nothing (collective \(sequence) complete)", found: describe(header))
         }
@@ -81,14 +95,12 @@ public struct RingMachine: Sendable {
                                     expected: checksum, computed: computed)
             }
         }
-        if appliesPieces {
-            apply(expected.operation, data, to: UnsafeMutableBufferPointer(rebasing: buffer[range]))
-        }
         nextIndex += 1
-        return .applied(forward: expected.forward.map { makeSend($0, buffer: UnsafeBufferPointer(buffer)) })
+        return expected
     }
 
-    private func makeSend(_ transfer: RingTransfer, buffer: UnsafeBufferPointer<Float>) -> Send {
+    /// The send of `transfer`, its checksum (when on) taken over the buffer's bytes as they are now.
+    func send(for transfer: RingTransfer, buffer: UnsafeBufferPointer<Float>) -> Send {
         let source = plan.collective == .broadcast ? plan.root : rank
         let checksum = checksumsData
             ? crc32c(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: buffer[transfer.range])))
@@ -100,7 +112,8 @@ public struct RingMachine: Sendable {
         return Send(header: header, range: transfer.range)
     }
 
-    private func apply(_ operation: RingPieceOperation, _ data: UnsafeRawBufferPointer, to target: UnsafeMutableBufferPointer<Float>) {
+    /// `apply` from raw bytes, which may be unaligned (a libzmq message part).
+    static func apply(_ operation: RingPieceOperation, _ data: UnsafeRawBufferPointer, to target: UnsafeMutableBufferPointer<Float>) {
         let aligned = Int(bitPattern: data.baseAddress) % MemoryLayout<Float>.alignment == 0
         if aligned, let base = data.baseAddress {
             let incoming = UnsafeBufferPointer(start: base.assumingMemoryBound(to: Float.self), count: target.count)
@@ -115,8 +128,9 @@ public struct RingMachine: Sendable {
         }
     }
 
-    /// The one place where floats are summed: target[i] = target[i] + incoming[i].
-    static func apply(_ operation: RingPieceOperation, _ incoming: UnsafeBufferPointer<Float>,
+    /// The one place where floats are summed: target[i] = target[i] + incoming[i] (or, for
+    /// `.overwrite`, target[i] = incoming[i]). `ForwardingKernel` does the same additions.
+    public static func apply(_ operation: RingPieceOperation, _ incoming: UnsafeBufferPointer<Float>,
                       to target: UnsafeMutableBufferPointer<Float>) {
         switch operation {
         case .accumulate:

@@ -25,11 +25,22 @@ public struct RingSettings: Sendable {
     /// (the previous rank's key). Without one, any client that knows this rank's public key may
     /// connect (libzmq's behaviour when no handler is bound).
     public var curveAuthenticator: ZapAuthenticator?
+    /// Called on the ring's thread with the messages dropped since its previous call (stale
+    /// pieces, frames of another run, malformed messages; `RingStatistics` counts them all):
+    /// right after the first drop, then at most once per `dropReportInterval`, so a flood of bad
+    /// messages makes one log line per interval. A drop never fails a collective, and its sender
+    /// is unknown (a PULL socket cannot tell), so the report names this rank's endpoint, not a rank.
+    public var onDrops: (@Sendable (RingDropReport) -> Void)?
+    /// The least time between two calls of `onDrops`.
+    public var dropReportInterval: Duration
 
     public init(pieceBytes: Int = 1 << 20, silenceDeadline: Duration = .seconds(5), checksumData: Bool = false,
                 isPeerAlive: (@Sendable (Int) -> Bool)? = nil, onStall: (@Sendable (Int, Duration) -> Void)? = nil,
-                highWaterMark: Int32 = 10_000, curveKeys: CurveKeyPair? = nil, curveAuthenticator: ZapAuthenticator? = nil) {
+                highWaterMark: Int32 = 10_000, curveKeys: CurveKeyPair? = nil, curveAuthenticator: ZapAuthenticator? = nil,
+                onDrops: (@Sendable (RingDropReport) -> Void)? = nil, dropReportInterval: Duration = .seconds(10)) {
         self.curveAuthenticator = curveAuthenticator
+        self.onDrops = onDrops
+        self.dropReportInterval = max(dropReportInterval, .zero)
         self.pieceBytes = max(pieceBytes, 4)
         self.silenceDeadline = silenceDeadline
         self.checksumData = checksumData
@@ -47,17 +58,36 @@ public struct RingSettings: Sendable {
     var maxReceivedPartBytes: Int { pieceElements * MemoryLayout<Float>.size + ZmqSocket.messageSizeMargin }
 }
 
-/// Counters of one communicator.
+/// Counters of one ring transport, over its whole life.
 public struct RingStatistics: Sendable, Equatable {
     public var bytesSent = 0
     public var piecesSent = 0
+    /// Pieces applied to a collective.
     public var piecesReceived = 0
-    /// Pieces of an older generation or collective, ignored.
+    /// Pieces of this run from an older generation, or from an earlier collective of the
+    /// generation, ignored (`RingDropKind.stale`).
     public var piecesDropped = 0
-    /// Frames of another run id, ignored.
+    /// Well-formed frames of another run id, ignored (`RingDropKind.foreignRun`).
     public var foreignFramesDropped = 0
-    /// Messages of more than two parts (no ring piece has more), discarded whole.
+    /// Messages that are not ring pieces, ignored (`RingDropKind.malformed`): a frame that does not
+    /// decode (bad magic, version, checksum, length, unknown kind), another kind of message, a
+    /// wrong number of parts, a data part that does not hold the elements its header announces.
+    /// Shared memory counts a corrupt slot here too, but fails the collective as well: a slot is
+    /// the only copy of its piece.
     public var malformedMessagesDropped = 0
     /// Times a live but silent peer was waited for again.
     public var stalls = 0
+
+    public init() {}
+
+    /// Every message dropped, of any kind.
+    public var messagesDropped: Int { piecesDropped + foreignFramesDropped + malformedMessagesDropped }
+
+    mutating func count(_ kind: RingDropKind) {
+        switch kind {
+        case .stale: piecesDropped += 1
+        case .foreignRun: foreignFramesDropped += 1
+        case .malformed: malformedMessagesDropped += 1
+        }
+    }
 }

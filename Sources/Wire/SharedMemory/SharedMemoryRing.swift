@@ -8,10 +8,15 @@ import Glibc
 /// `SharedMemoryEndpoint`) holding a queue of `slotCount` piece slots; the previous rank maps
 /// it and writes each piece straight into a slot (one copy, from its buffer), and this rank
 /// reduces from the slot into its buffer, and in the same pass into the next rank's slot when
-/// the piece travels on and nothing waits ahead of it. The same `RingPlan` and `RingMachine` as
-/// `RingCommunicator`'s drive it, so sums, their order (bit-identical on every rank), the
-/// generation and sequence rules, and the errors are the same. A slot holds one piece (the
-/// settings' `pieceBytes`), so reading, reducing and the neighbour's writing pipeline.
+/// the piece travels on and nothing waits ahead of it. `RingDriver` runs its collectives, as it
+/// does `RingCommunicator`'s, so sums, their order (bit-identical on every rank), the run,
+/// generation and sequence rules, the drops and the errors are the same. A slot holds one
+/// piece (the settings' `pieceBytes`), so reading, reducing and the neighbour's writing pipeline.
+///
+/// Only the previous rank writes into the inbox, and only after it checked the inbox's run,
+/// rank and world size; so every slot is a piece of this run. A slot that does not read as a
+/// piece (an unknown collective, more elements than the slot holds) is counted as malformed
+/// and fails the collective: unlike a stray ZeroMQ message it is the only copy of a piece.
 ///
 /// Segments: created mode 0600; the name is removed as soon as the previous rank has mapped
 /// it, so a killed process leaves nothing behind once connected (the kernel frees the memory
@@ -35,7 +40,7 @@ public final class SharedMemoryRing: RingTransport {
     /// `shm://NAME` of this rank's inbox: what the previous rank connects to.
     public let endpoint: String
     public private(set) var nextEndpoint = "(not connected)"
-    public private(set) var statistics = RingStatistics()
+    public var statistics: RingStatistics { core.statistics }
     /// Pieces reduced (or stored) straight into the next rank's slot, in one pass.
     public private(set) var piecesForwardedInOnePass = 0
     /// Stale segments of dead processes this ring removed when it was created.
@@ -50,9 +55,10 @@ public final class SharedMemoryRing: RingTransport {
     /// Running numbers of pieces taken from the inbox and written to the outbox.
     private var received: UInt64 = 0
     private var sent: UInt64 = 0
-    private var generation: UInt64 = 0
-    private var sequence: UInt64 = 0
     private var isClosed = false
+    var core: RingCore
+    /// The doorbells of this rank's inbox and the next rank's, read at the top of a pass.
+    private var bells = DoorbellValues(inbox: 0, outbox: 0)
 
     /// Creates this rank's inbox `shm://NAME` (see `SharedMemoryEndpoint.endpoint`), first
     /// removing stale segments of dead processes. A live segment of that name is an error.
@@ -67,6 +73,7 @@ public final class SharedMemoryRing: RingTransport {
         self.runID = runID
         self.settings = settings
         self.endpoint = bindEndpoint
+        core = RingCore(runID: runID, settings: settings)
         removedStaleSegments = SharedMemoryEndpoint.removeStaleSegments()
         let layout = InboxLayout(slotCount: max(slotCount, 1), pieceElements: settings.pieceElements)
         do {
@@ -110,7 +117,7 @@ public final class SharedMemoryRing: RingTransport {
                     throw .transport(rank: nextRank, error: .timedOut(operation: "attach to the inbox of rank \(nextRank)",
                                                                       endpoint: endpoint, seconds: waited.inSeconds))
                 }
-                statistics.stalls += 1
+                core.statistics.stalls += 1
                 settings.onStall?(nextRank, waited)
             }
         }
@@ -119,23 +126,17 @@ public final class SharedMemoryRing: RingTransport {
     /// Sums `buffer` over all ranks in place; every rank ends with the same bytes. All ranks
     /// call it with the same length and generation. The buffer is free again on return.
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) throws(RingError) {
-        let schedule = RingSchedule(rank: rank, worldSize: worldSize, elementCount: buffer.count,
-                                    pieceElements: settings.pieceElements)
-        try run(RingPlan.allReduce(schedule), buffer: buffer, generation: generation)
+        try RingDriver.allReduce(self, buffer, generation: generation)
     }
 
     /// Copies `root`'s buffer into every rank's `buffer` (same length everywhere).
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int, generation: UInt64) throws(RingError) {
-        let plan = RingPlan.broadcast(rank: rank, worldSize: worldSize, root: root, elementCount: buffer.count,
-                                      pieceElements: settings.pieceElements)
-        try run(plan, buffer: buffer, generation: generation)
+        try RingDriver.broadcast(self, buffer, root: root, generation: generation)
     }
 
     /// The all-reduce schedule without adding (benchmarks only); the buffer is undefined after.
     public func allReduceSendsOnly(_ buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64) throws(RingError) {
-        let schedule = RingSchedule(rank: rank, worldSize: worldSize, elementCount: buffer.count,
-                                    pieceElements: settings.pieceElements)
-        try run(RingPlan.allReduce(schedule), buffer: buffer, generation: generation, appliesPieces: false)
+        try RingDriver.allReduce(self, buffer, generation: generation, appliesPieces: false)
     }
 
     /// Leaves the ring: tells both neighbours, unmaps both segments and removes this rank's
@@ -153,64 +154,7 @@ public final class SharedMemoryRing: RingTransport {
         return true
     }
 
-    // MARK: - The collective loop
-
-    private func run(_ plan: RingPlan, buffer: UnsafeMutableBufferPointer<Float>, generation: UInt64,
-                     appliesPieces: Bool = true) throws(RingError) {
-        guard worldSize > 1 else { return }
-        guard !isBroken, !isClosed, let outbox else {
-            throw .transport(rank: nextRank, error: .call(operation: "send to rank \(nextRank)", errno: ENOTCONN,
-                                                          text: isBroken ? "ring broken earlier; make a new ring" : "not connected"))
-        }
-        if generation != self.generation {
-            self.generation = generation
-            sequence = 0
-        }
-        var machine = RingMachine(plan: plan, rank: rank, worldSize: worldSize, generation: generation,
-                                  sequence: sequence, checksumsData: settings.checksumData)
-        machine.appliesPieces = appliesPieces
-        sequence += 1
-        do throws(RingError) {
-            var outgoing = machine.initialSends(buffer: UnsafeBufferPointer(buffer))
-            var firstUnsent = 0
-            var idle = IdleWait(silenceDeadline: settings.silenceDeadline)
-            while true {
-                let bells = doorbellValues()
-                var moved = false
-                while firstUnsent < outgoing.count, hasRoom(in: outbox) {
-                    write(outgoing[firstUnsent], to: outbox, from: buffer)
-                    firstUnsent += 1
-                    moved = true
-                }
-                if firstUnsent == outgoing.count {
-                    outgoing.removeAll(keepingCapacity: true)
-                    firstUnsent = 0
-                }
-                if let expected = machine.nextReceive, hasPiece,
-                   !overwritesUnsent(expected, outgoing[firstUnsent...]) {
-                    // Forwarding in the same pass is possible when nothing else waits to be
-                    // sent first (pieces go out in plan order) and the next rank has room.
-                    let forwardsAtOnce = appliesPieces && !settings.checksumData && expected.forward != nil
-                        && outgoing.isEmpty && hasRoom(in: outbox)
-                    if let forward = try takePiece(&machine, expected: expected, buffer: buffer,
-                                                   forwardingTo: forwardsAtOnce ? outbox : nil) {
-                        outgoing.append(forward)
-                    }
-                    moved = true
-                }
-                if machine.isComplete && outgoing.isEmpty { return }
-                if moved {
-                    idle.progressed()
-                } else {
-                    try waitForNeighbours(&idle, expecting: machine.nextReceive, hasUnsent: !outgoing.isEmpty, bells: bells)
-                }
-            }
-        } catch {
-            isBroken = true
-            leaveRing()
-            throw error
-        }
-    }
+    // MARK: - Pieces
 
     private var hasPiece: Bool { inbox.published.pointee.load(ordering: .acquiring) > received }
 
@@ -218,94 +162,11 @@ public final class SharedMemoryRing: RingTransport {
         sent - outbox.consumed.pointee.load(ordering: .acquiring) < UInt64(outbox.layout.slotCount)
     }
 
-    /// An all-gather piece must not replace bytes that are still to be sent from the buffer.
-    private func overwritesUnsent(_ expected: RingReceive, _ unsent: ArraySlice<RingMachine.Send>) -> Bool {
-        expected.operation == .overwrite && unsent.contains { $0.range.overlaps(expected.transfer.range) }
-    }
-
-    private func write(_ send: RingMachine.Send, to outbox: Inbox, from buffer: UnsafeMutableBufferPointer<Float>) {
-        let data = UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[send.range]))
-        PieceSlot.write(outbox.slot(sent), generation: generation, header: send.header, data: data)
-        publishSent(to: outbox, bytes: data.count)
-    }
-
     /// Makes the piece just written into slot `sent` visible to the next rank.
-    private func publishSent(to outbox: Inbox, bytes: Int) {
+    private func publishSent(to outbox: Inbox) {
         sent += 1
         outbox.published.pointee.store(sent, ordering: .releasing)
         outbox.doorbell.ring()
-        statistics.piecesSent += 1
-        statistics.bytesSent += bytes
-    }
-
-    /// Applies the next inbox piece (or drops a stale one) and frees its slot; returns the
-    /// piece still to forward, if any. With `outbox`, a piece that is forwarded is reduced
-    /// straight into the next rank's slot as well (one pass instead of apply, then copy).
-    private func takePiece(_ machine: inout RingMachine, expected: RingReceive, buffer: UnsafeMutableBufferPointer<Float>,
-                           forwardingTo outbox: Inbox?) throws(RingError) -> RingMachine.Send? {
-        let piece = try PieceSlot.read(inbox.slot(received), slotBytes: inbox.layout.slotBytes, from: previousRank)
-        // The machine checks the piece; the fused pass below applies it.
-        let applies = machine.appliesPieces
-        machine.appliesPieces = applies && outbox == nil
-        defer { machine.appliesPieces = applies }
-        let outcome = try machine.accept(generation: piece.generation, header: piece.header, data: piece.data, buffer: buffer)
-        var unsent: RingMachine.Send?
-        switch outcome {
-        case .dropped:
-            statistics.piecesDropped += 1
-        case let .applied(forward):
-            statistics.piecesReceived += 1
-            unsent = forward
-            guard let outbox else { break }
-            let range = expected.transfer.range
-            let incoming = UnsafeBufferPointer(start: piece.data.baseAddress?.assumingMemoryBound(to: Float.self), count: range.count)
-            let target = UnsafeMutableBufferPointer(rebasing: buffer[range])
-            if let forward, let source = incoming.baseAddress, let destination = target.baseAddress {
-                let slot = outbox.slot(sent)
-                PieceSlot.writeHeader(slot, generation: generation, header: forward.header)
-                ForwardingKernel.apply(expected.operation, incoming: source, target: destination,
-                                       forward: PieceSlot.data(slot).assumingMemoryBound(to: Float.self), count: range.count)
-                publishSent(to: outbox, bytes: range.count * MemoryLayout<Float>.size)
-                piecesForwardedInOnePass += 1
-                unsent = nil
-            } else {
-                RingMachine.apply(expected.operation, incoming, to: target)
-            }
-        }
-        received += 1
-        inbox.consumed.pointee.store(received, ordering: .releasing)
-        inbox.doorbell.ring()
-        return unsent
-    }
-
-    /// Nothing moved: a neighbour that left is an error now; otherwise wait a little, and
-    /// each time another silence deadline passes, ask the liveness hook about the neighbour
-    /// this rank is blocked on (the previous rank when a piece is awaited).
-    private func waitForNeighbours(_ idle: inout IdleWait, expecting expected: RingReceive?, hasUnsent: Bool,
-                                   bells: DoorbellValues) throws(RingError) {
-        let awaitsPiece = expected != nil && !hasPiece
-        if awaitsPiece, let expected, inbox.producerClosed.pointee.load(ordering: .acquiring) == 1, !hasPiece {
-            throw .peerSilent(rank: previousRank, endpoint: nil, seconds: idle.waited.inSeconds,
-                              step: expected.transfer.step, piece: expected.transfer.piece)
-        }
-        if hasUnsent, let outbox, outbox.ownerClosed.pointee.load(ordering: .acquiring) == 1 {
-            throw .sendStalled(rank: nextRank, endpoint: nextEndpoint, seconds: idle.waited.inSeconds)
-        }
-        let block = { (limit: Duration) -> Bool in
-            Doorbell.wait((self.inbox.doorbell, bells.inbox), self.outbox.map { ($0.doorbell, bells.outbox) }, timeout: limit)
-        }
-        guard let waited = idle.pause(block: block) else { return }
-        let peer = awaitsPiece ? previousRank : nextRank
-        if let isPeerAlive = settings.isPeerAlive, isPeerAlive(peer) {
-            statistics.stalls += 1
-            settings.onStall?(peer, waited)
-            return
-        }
-        if awaitsPiece, let expected {
-            throw .peerSilent(rank: previousRank, endpoint: nil, seconds: waited.inSeconds,
-                              step: expected.transfer.step, piece: expected.transfer.piece)
-        }
-        throw .sendStalled(rank: nextRank, endpoint: nextEndpoint, seconds: waited.inSeconds)
     }
 
     /// Tells both neighbours this rank left the ring (they fail at once instead of at the deadline).
@@ -316,14 +177,10 @@ public final class SharedMemoryRing: RingTransport {
         outbox?.doorbell.ring()
     }
 
-    /// The doorbells of this rank's inbox and the next rank's, read at the top of a pass.
+    /// Doorbell values read at the top of a pass: a ring after them ends the next wait at once.
     struct DoorbellValues {
         var inbox: UInt32
         var outbox: UInt32
-    }
-
-    private func doorbellValues() -> DoorbellValues {
-        DoorbellValues(inbox: inbox.doorbell.value, outbox: outbox?.doorbell.value ?? 0)
     }
 
     // MARK: - Segments
@@ -372,6 +229,92 @@ public final class SharedMemoryRing: RingTransport {
     private static func badEndpoint(_ endpoint: String, operation: String) -> ZmqError {
         .call(operation: "\(operation) \(endpoint)", errno: EINVAL,
               text: "not a shm://NAME endpoint (NAME: 1 to 200 of A-Z a-z 0-9 . _ -)")
+    }
+}
+extension SharedMemoryRing: RingLink {
+    var spinBeforeBlocking: Duration { .microseconds(50) }
+
+    func prepareCollective() throws(RingError) {
+        guard !isBroken, !isClosed, outbox != nil else {
+            throw .transport(rank: nextRank, error: .call(operation: "send to rank \(nextRank)", errno: ENOTCONN,
+                                                          text: isBroken ? "ring broken earlier; make a new ring" : "not connected"))
+        }
+    }
+
+    func beginPass() {
+        bells = DoorbellValues(inbox: inbox.doorbell.value, outbox: outbox?.doorbell.value ?? 0)
+    }
+
+    /// Copies the piece into the next free slot of the next rank's inbox; false when all are taken.
+    func post(_ send: RingMachine.Send, identity: CollectiveIdentity,
+              from buffer: UnsafeMutableBufferPointer<Float>) throws(RingError) -> Bool {
+        guard let outbox, hasRoom(in: outbox) else { return false }
+        let data = UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buffer[send.range]))
+        PieceSlot.write(outbox.slot(sent), generation: identity.generation, header: send.header, data: data)
+        publishSent(to: outbox)
+        return true
+    }
+
+    func receive() throws(RingError) -> RingDelivery<UInt64>? {
+        guard hasPiece else { return nil }
+        let piece: (generation: UInt64, header: RingChunkHeader, data: UnsafeRawBufferPointer)
+        do throws(RingError) {
+            piece = try PieceSlot.read(inbox.slot(received), slotBytes: inbox.layout.slotBytes, from: previousRank)
+        } catch {
+            let report = core.recordDrop(.malformed, reason: { "slot \(self.received): \(error)" }, endpoint: endpoint,
+                                         reporting: settings.onDrops != nil)
+            if let report { settings.onDrops?(report) }
+            throw error
+        }
+        // The producer attached only after checking this inbox's run id: its pieces are of this run.
+        return .piece(RingArrival(runID: runID, generation: piece.generation, header: piece.header, data: piece.data,
+                                  token: received))
+    }
+
+    /// Frees the slot, unless the piece is kept: then it stays first in the inbox.
+    func release(_ arrival: RingArrival<UInt64>, keep: Bool) {
+        guard !keep else { return }
+        received += 1
+        inbox.consumed.pointee.store(received, ordering: .releasing)
+        inbox.doorbell.ring()
+    }
+
+    /// Pieces are copied out of the buffer when posted.
+    func isSending(from range: Range<Int>?) -> Bool { false }
+
+    func forwardingDestination(for send: RingMachine.Send, identity: CollectiveIdentity) -> UnsafeMutablePointer<Float>? {
+        guard let outbox, hasRoom(in: outbox) else { return nil }
+        let slot = outbox.slot(sent)
+        PieceSlot.writeHeader(slot, generation: identity.generation, header: send.header)
+        return PieceSlot.data(slot).assumingMemoryBound(to: Float.self)
+    }
+
+    func publishForwarded(_ send: RingMachine.Send) {
+        guard let outbox else { return }
+        publishSent(to: outbox)
+        piecesForwardedInOnePass += 1
+    }
+
+    /// A neighbour that left the ring is an error now, not at the silence deadline.
+    func checkNeighbours(awaiting piece: RingReceive?, hasUnsent: Bool, waited: Duration) throws(RingError) {
+        // Looked at again after the flag: a piece published just before leaving still counts.
+        if let piece, !hasPiece, inbox.producerClosed.pointee.load(ordering: .acquiring) == 1, !hasPiece {
+            throw .peerSilent(rank: previousRank, endpoint: nil, seconds: waited.inSeconds,
+                              step: piece.transfer.step, piece: piece.transfer.piece)
+        }
+        if hasUnsent, let outbox, outbox.ownerClosed.pointee.load(ordering: .acquiring) == 1 {
+            throw .sendStalled(rank: nextRank, endpoint: nextEndpoint, seconds: waited.inSeconds)
+        }
+    }
+
+    /// Sleeps on both doorbells (either neighbour moving wakes this rank).
+    func block(for reason: RingWaitReason, limit: Duration) -> Bool {
+        Doorbell.wait((inbox.doorbell, bells.inbox), outbox.map { ($0.doorbell, bells.outbox) }, timeout: limit)
+    }
+
+    func abandon() throws(RingError) {
+        isBroken = true
+        leaveRing()
     }
 }
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// Runs `body(rank)` for each rank on its own `Thread` (blocking ZeroMQ calls never run on
 /// Swift's cooperative pool) and returns the results in rank order, or nil for ranks that had

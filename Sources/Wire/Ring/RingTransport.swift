@@ -1,7 +1,8 @@
 /// One rank's end of a ring collective, whatever carries the pieces: ZeroMQ sockets
 /// (`RingCommunicator`, any hosts) or shared memory (`SharedMemoryRing`, same host).
-/// Both walk the same `RingPlan` with the same `RingMachine`, so the sums, their order, the
-/// generation rules and the errors are the same; `CollectiveThread` drives either.
+/// Both run their collectives through the same `RingDriver` (a `RingPlan` walked by a
+/// `RingMachine`), so the sums, their order, the identity rules, the drops and the errors are
+/// the same; `CollectiveThread` drives either.
 ///
 /// **Thread:** create, use and close a transport on one dedicated thread.
 public protocol RingTransport: AnyObject {

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// A measured bandwidth. GB/s are 1e9 bytes per second.
 public struct BandwidthFigure: Sendable, CustomStringConvertible {
