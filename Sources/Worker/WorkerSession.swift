@@ -216,7 +216,10 @@ final class WorkerSession {
             onStall: { rank, waited in
                 if stalls.due(waited) { logger.warning("ring: rank \(rank) silent for \(Int(waited.inSeconds)) s (alive per the coordinator); still waiting") }
             },
-            curveKeys: curve?.keys, curveAuthenticator: ringAuthenticator)
+            curveKeys: curve?.keys, curveAuthenticator: ringAuthenticator,
+            // Frames that are not the neighbour's current pieces (stale, of another run, or bytes
+            // from an unknown peer) are dropped; said at most once every 10 s, never blamed on a rank.
+            onDrops: { report in logger.warning("ring: dropped \(report)") })
         self.ringSettings = ringSettings
         do {
             return try CollectiveThread {

@@ -3,10 +3,6 @@ import Foundation
 import Wire
 import WireBenchmarks
 
-/// `RankPlacementOptions` (RankPlacementOptions.swift) names the placement type without
-/// importing WireBenchmarks, where it lives.
-typealias RankPlacement = WireBenchmarks.RankPlacement
-
 /// `scvae bench allreduce`: N processes on this machine run the ring all-reduce; the same run
 /// measures the sends-only ring (the transport's ceiling) and raw ZeroMQ point-to-point between
 /// two processes (for `--transport shm`, the one-thread reduction instead: memory's ceiling). Ranks are child processes of this executable (`scvae bench allreduce-rank`)

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Wire
+import WireBenchmarks
 
 /// Where benchmark ranks run: `--launcher` and `--hosts` (see `RankPlacement`).
 struct RankPlacementOptions: ParsableArguments {
