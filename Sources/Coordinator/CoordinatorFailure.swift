@@ -1,3 +1,5 @@
+import Data
+
 /// Why a run ended with an error. Each case names the worker, rank, step, file or field involved.
 public enum CoordinatorFailure: Error, CustomStringConvertible {
     /// Not every worker connected within the rendezvous timeout.
@@ -18,6 +20,8 @@ public enum CoordinatorFailure: Error, CustomStringConvertible {
     case dataset(String)
     /// The data cannot fill one global batch, or similar planning problems.
     case plan(String)
+    /// --checkpoint-dir cannot be created or written, or another coordinator holds it.
+    case checkpointDirectory(CheckpointDirectoryLock.Failure)
     /// ZeroMQ failed on the control socket.
     case transport(String)
     /// --ring-transport shm, but the ranks of a generation cannot share memory.
@@ -45,6 +49,9 @@ public enum CoordinatorFailure: Error, CustomStringConvertible {
         case let .cannotWrite(path, reason): "cannot write \(path): \(reason)"
         case let .dataset(detail): detail
         case let .plan(detail): detail
+        case let .checkpointDirectory(.held(directory, holder)):
+            "--checkpoint-dir \(directory) is in use by another coordinator (\(holder.map(\.description) ?? "it has not written its pid yet")): stop that run first, or give this one another --checkpoint-dir"
+        case let .checkpointDirectory(failure): "--checkpoint-dir: \(failure)"
         case let .transport(detail): "control socket: \(detail)"
         case let .ringTransport(problem): "\(problem)"
         case let .workerExecutableMissing(path): "--local needs the scvae-worker executable next to this one; not found at \(path)"

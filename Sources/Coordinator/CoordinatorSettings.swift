@@ -102,6 +102,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
         }
         if !(listen.hasPrefix("tcp://") || listen.hasPrefix("ipc://")) {
             found.append("--listen must be a ZeroMQ endpoint such as tcp://0.0.0.0:5555 (got '\(listen)').")
+        } else if let problem = Self.listenAddressProblem(listen) {
+            found.append(problem)
         }
         if curveKeys == nil && !insecure && !isLoopbackEndpoint(listen) {
             found.append("--listen \(listen) is reachable from other machines: give --curve-keys DIR (authenticated, encrypted traffic) or --insecure to accept plain text that anyone on the network can join.")
@@ -110,6 +112,25 @@ public struct CoordinatorSettings: Sendable, Equatable {
             found.append("--local runs every process on this machine over loopback; --curve-keys is for runs across machines (start the workers with scvae-worker --curve-keys).")
         }
         return found
+    }
+
+    /// Why a tcp:// or ipc:// --listen cannot be bound, as far as can be told without binding:
+    /// a missing host or path, a port that is not 0...65535 (or ZeroMQ's `*`). Nil when it looks
+    /// usable; an address in use or not of this machine is found by the bind.
+    static func listenAddressProblem(_ listen: String) -> String? {
+        if listen.hasPrefix("ipc://") {
+            return listen.count > "ipc://".count ? nil : "--listen ipc:// needs a path, as in ipc:///tmp/scvae.sock."
+        }
+        let address = listen.dropFirst("tcp://".count)
+        guard let colon = address.lastIndex(of: ":"), colon != address.startIndex else {
+            return "--listen \(listen) needs a host and a port, as in tcp://0.0.0.0:5555 (port 0 picks a free one)."
+        }
+        let port = address[address.index(after: colon)...]
+        if port == "*" { return nil }
+        guard let number = Int(port), (0...65535).contains(number) else {
+            return "--listen \(listen): the port must be a number from 0 to 65535 (0 picks a free one); got '\(port)'."
+        }
+        return nil
     }
 
     /// --ring-transport as its mode (auto when invalid; `problems()` names that).

@@ -2,12 +2,15 @@ import Data
 import Foundation
 import Logging
 
-/// Entry point of `scvae-coordinator`: runs a whole training job with these settings. Throws
-/// (after logging) when the run fails; the caller exits non-zero.
+/// Entry point of `scvae-coordinator`: runs a whole training job with these settings. Every
+/// error that ends the run is logged here, once, before it is thrown; the caller exits non-zero.
 public func runCoordinator(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger) async throws {
     // Sockets and process waits block: the job runs on a thread of its own, not on the cooperative pool.
     let result: Result<Void, Error> = await withCheckedContinuation { continuation in
         let thread = Thread {
+            // Created from a pool thread, whose niceness libdispatch chose: the job, its sockets'
+            // threads and the --local workers it starts run at the niceness given to the process.
+            ProcessPriority.adoptOnThisThread()
             continuation.resume(returning: Result { try runJob(settings, stopSignal: stopSignal, logger: logger) })
         }
         thread.name = "scvae-coordinator"
@@ -17,14 +20,27 @@ public func runCoordinator(_ settings: CoordinatorSettings, stopSignal: StopSign
 }
 
 private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger) throws {
+    var local: LocalWorkers?
+    do {
+        try train(settings, stopSignal: stopSignal, logger: logger, local: &local)
+    } catch {
+        // The reason first, then the wait for the local workers.
+        logger.error("\(error)")
+        local?.stop(grace: .seconds(10))
+        throw error
+    }
+}
+
+private func train(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger, local: inout LocalWorkers?) throws {
     if settings.dataPath == nil { logger.info("no --data: using the built-in sample data") }
     let index: TrainingData
     do {
         index = try DatasetLocation.resolve(dataPath: settings.dataPath, cacheDirectory: settings.cacheDirectory)
     } catch {
-        throw CoordinatorFailure.dataset(error.description)
+        throw CoordinatorFailure.dataset(settings.dataPath.map { "--data \($0): \(error)" } ?? "\(error)")
     }
     logger.info("dataset \(index.root): \(index.count) images, fingerprint \(index.fingerprint.prefix(16))")
+    warnAboutNamesLeftOut(index, logger: logger)
     let sampler: Sampler
     do { sampler = try Sampler(sampleCount: index.count, globalBatch: settings.globalBatch, seed: settings.seed) } catch {
         throw CoordinatorFailure.plan("\(index.root): \(error)")
@@ -32,8 +48,15 @@ private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, log
     let totalSteps = settings.steps ?? (settings.epochs ?? 1) * sampler.stepsPerEpoch
     logger.info("plan: config \(settings.config), \(settings.workers) workers, global batch \(settings.globalBatch), \(totalSteps) steps (\(sampler.stepsPerEpoch) per epoch of \(index.count) images), \(settings.optimizer) lr \(settings.learningRate), seed \(settings.seed)")
 
+    // Before anything is read from or removed in the folder: one coordinator per folder, and a
+    // folder that cannot take a checkpoint is refused now rather than after the first steps.
+    let lock: CheckpointDirectoryLock
+    do { lock = try CheckpointDirectoryLock.acquire(directory: settings.outputDirectory) } catch {
+        throw CoordinatorFailure.checkpointDirectory(error)
+    }
+    defer { lock.release() }
     let store = CheckpointStore(directory: settings.outputDirectory, keep: settings.keep)
-    let resumeFrom = try findCheckpoint(store, settings: settings, index: index, logger: logger)
+    let resumeFrom = try findCheckpoint(store, lock: lock, settings: settings, index: index, logger: logger)
     if let resumeFrom, resumeFrom.state.step >= totalSteps {
         // Nothing left to train: the final weights come from the checkpoint.
         let path = try FinalWeights.write(resumeFrom.model, step: resumeFrom.state.step, epoch: resumeFrom.state.epoch,
@@ -49,35 +72,36 @@ private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, log
             throw CoordinatorFailure.cannotWrite(path: file, reason: "\(error)")
         }
     }
-    var local: LocalWorkers?
     if settings.local {
         let workers = LocalWorkers(logger: logger)
-        local = workers
         server.localWorkers = workers
         do { try workers.start(count: settings.workers, endpoint: server.endpoint, settings: settings) } catch {
             workers.stop(grace: .zero)
             throw error
         }
+        local = workers
     }
     let started = ContinuousClock.now
-    let outcome: (path: String, step: Int, epoch: Int)
-    do {
-        outcome = try server.run()
-    } catch {
-        logger.error("\(error)")
-        local?.stop(grace: .seconds(10))
-        throw error
-    }
+    let outcome = try server.run()
     local?.stop(grace: .seconds(30))
     let seconds = (ContinuousClock.now - started).inSeconds
     try writeSummary(settings: settings, server: server, outcome: outcome, seconds: seconds, logger: logger)
 }
 
+/// Once per run: files of an image folder whose names the index cannot hold are not trained on.
+private func warnAboutNamesLeftOut(_ data: TrainingData, logger: Logger) {
+    guard case let .folder(index) = data, !index.nonUTF8Names.isEmpty else { return }
+    let names = index.nonUTF8Names
+    let shown = names.prefix(3).joined(separator: ", ") + (names.count > 3 ? " and \(names.count - 3) more" : "")
+    logger.warning("\(names.count) \(names.count == 1 ? "file or folder" : "files or folders") in \(index.root) left out of the dataset because \(names.count == 1 ? "its name is" : "their names are") not valid UTF-8: \(shown) (a folder with everything in it). Rename them to UTF-8 to train on them, e.g. convmv -f latin1 -t utf8 -r --notest \(index.root); the workers leave out the same files")
+}
+
 /// The newest valid checkpoint to resume from (DECISIONS.md: resuming is automatic; --resume
 /// makes it mandatory). A checkpoint of another configuration, dataset, global batch or seed is
 /// an error: it is never overwritten silently.
-private func findCheckpoint(_ store: CheckpointStore, settings: CoordinatorSettings, index: TrainingData, logger: Logger) throws -> Checkpoint? {
-    for removed in store.removeTemporaries() { logger.warning("removed an incomplete checkpoint left by a crash: \(removed)") }
+private func findCheckpoint(_ store: CheckpointStore, lock: CheckpointDirectoryLock, settings: CoordinatorSettings,
+                            index: TrainingData, logger: Logger) throws -> Checkpoint? {
+    for removed in store.removeTemporaries(holding: lock) { logger.warning("removed an incomplete checkpoint left by a crash: \(removed)") }
     guard let checkpoint = store.loadNewestValid(warning: { logger.warning("\($0)") }) else {
         if settings.resume { throw CoordinatorFailure.plan("--resume: no valid checkpoint in \(store.directory)") }
         return nil

@@ -56,7 +56,8 @@ public enum DatasetIndexCache {
         let fresh = try DatasetIndex.scan(root: root)
         let path = file(forRoot: fresh.root, cacheDirectory: cacheDirectory)
         if let cached = try? read(path), cached.root == fresh.root, cached.fingerprint == fresh.fingerprint {
-            return (cached, .reused(file: path))
+            // The same samples; the fresh scan also knows the names it left out.
+            return (fresh, .reused(file: path))
         }
         do {
             try makeDirectories(cacheDirectory ?? defaultDirectory())

@@ -24,7 +24,7 @@ public enum DatasetLocation {
         public var description: String {
             switch self {
             case let .sampleData(error): "cannot prepare the built-in sample data: \(error)"
-            case let .index(root, error): "cannot index the dataset at \(root): \(error)"
+            case let .index(_, error): "cannot index the dataset: \(error)"  // the error names its path
             case let .shards(directory, error): "cannot open the shard directory \(directory): \(error)"
             }
         }

@@ -161,6 +161,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         do {
             try await runCoordinator(settings, stopSignal: stopSignal, logger: logger)
         } catch {
+            // runCoordinator has logged the error with what to do about it.
             throw ExitCode.failure
         }
     }

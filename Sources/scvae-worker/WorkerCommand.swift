@@ -58,9 +58,15 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let problem = settings.problems().first { throw ValidationError(problem) }
+        if let problem = coordinatorPortProblem(coordinator) { throw ValidationError(problem) }
     }
 
     func run() async throws {
+        // This runs on a cooperative-pool thread, whose niceness libdispatch set (0 under
+        // `nice -n 10` run as root). Linux keeps niceness per thread: the re-execution below
+        // starts the new image at the exec'ing thread's niceness, and the session's thread
+        // inherits this one's. So first give this thread the process's niceness.
+        adoptProcessNiceness()
         BLASKernels.useFastestKernels()
         // Started by `scvae-coordinator --local`: Ctrl-C reaches the whole process group, but the
         // coordinator owns this worker's end (it stops at a step boundary and saves the weights).
@@ -70,4 +76,38 @@ struct WorkerCommand: AsyncParsableCommand {
         let code = await runWorker(settings, logger: logger)
         if code != 0 { throw ExitCode(code) }
     }
+}
+
+/// Gives the calling thread the process's niceness (its main thread's, which `ps -o ni` shows).
+/// On Linux niceness belongs to each thread and a new thread inherits its creator's. Lowering
+/// it needs privileges: without them a thread above it stays where it is.
+private func adoptProcessNiceness() {
+    #if os(Linux)
+    let which = __priority_which_t(PRIO_PROCESS.rawValue)
+    #else
+    let which = PRIO_PROCESS
+    #endif
+    errno = 0
+    let target = getpriority(which, id_t(getpid()))  // a process id names its main thread
+    guard !(target == -1 && errno != 0) else { return }
+    errno = 0
+    let current = getpriority(which, 0)  // 0: the calling thread
+    guard !(current == -1 && errno != 0), current != target else { return }
+    _ = setpriority(which, 0, target)
+}
+
+/// Why a tcp:// --coordinator cannot be connected to, as far as can be told without trying: a
+/// missing host or a port outside 1...65535. ZeroMQ would otherwise retry it in silence until
+/// --reconnect-timeout.
+private func coordinatorPortProblem(_ endpoint: String) -> String? {
+    guard endpoint.hasPrefix("tcp://") else { return nil }
+    let address = endpoint.dropFirst("tcp://".count)
+    guard let colon = address.lastIndex(of: ":"), colon != address.startIndex else {
+        return "--coordinator \(endpoint) needs a host and a port, as in tcp://HOST:5555 (the address the coordinator logs as 'listening on')."
+    }
+    let port = address[address.index(after: colon)...]
+    guard let number = Int(port), (1...65535).contains(number) else {
+        return "--coordinator \(endpoint): the port must be a number from 1 to 65535, the one the coordinator logs as 'listening on'; got '\(port)'."
+    }
+    return nil
 }

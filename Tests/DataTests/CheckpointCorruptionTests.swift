@@ -132,9 +132,10 @@ import Testing
         var warnings: [String] = []
         #expect(store.loadNewestValid { warnings.append($0) } == CheckpointSamples.checkpoint(step: 2))
         #expect(warnings == ["\(temporary): left by an interrupted checkpoint write or removal; ignored"])
-        #expect(store.removeTemporaries() == [temporary])
-        #expect(CheckpointSamples.names(in: directory.path) == ["step-00000001", "step-00000002"])
-        #expect(store.removeTemporaries() == [])
+        let lock = try CheckpointDirectoryLock.acquire(directory: store.directory)
+        #expect(store.removeTemporaries(holding: lock) == [temporary])
+        #expect(CheckpointSamples.names(in: directory.path) == [CheckpointDirectoryLock.fileName, "step-00000001", "step-00000002"])
+        #expect(store.removeTemporaries(holding: lock) == [])
     }
 
     @Test func nothingValidGivesNilWithAWarningForEach() throws {

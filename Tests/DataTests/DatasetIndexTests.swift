@@ -103,7 +103,7 @@ import Testing
     }
 
     @Test func missingAndEmptyFoldersAreTypedErrors() {
-        #expect(throws: DatasetError.notADirectory(path: "/nonexistent/data")) { try DatasetIndex.scan(root: "/nonexistent/data") }
+        #expect(throws: DatasetError.notFound(path: "/nonexistent/data")) { try DatasetIndex.scan(root: "/nonexistent/data") }
         let empty = TemporaryDirectory()
         empty.write([1], to: "readme.txt")
         #expect(throws: DatasetError.noImages(root: empty.path)) { try DatasetIndex.scan(root: empty.path) }

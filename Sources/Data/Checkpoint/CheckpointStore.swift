@@ -6,7 +6,7 @@ import Darwin
 
 /// A directory of checkpoints, one subdirectory per step (see CheckpointName), of which the newest
 /// `keep` are kept. Writes are atomic: a reader (or a crash) sees a checkpoint whole or not at all.
-/// One process writes a directory at a time.
+/// One process writes a directory at a time: the one holding its `CheckpointDirectoryLock`.
 public struct CheckpointStore: Sendable {
     public let directory: String
     /// How many checkpoints `write` keeps, at least 1.
@@ -101,10 +101,12 @@ public struct CheckpointStore: Sendable {
         return nil
     }
 
-    /// Removes leftover temporaries (from a crash mid-write); returns the paths it removed. Call
-    /// it when no write is in progress, e.g. when a run starts.
-    public func removeTemporaries() -> [String] {
-        temporaryPaths().filter { (try? FileSystem.removeTree($0)) != nil }
+    /// Removes leftover temporaries (from a crash mid-write); returns the paths it removed. Only
+    /// under the directory's lock: without it, the temporaries could be another process's
+    /// checkpoint being written.
+    public func removeTemporaries(holding lock: CheckpointDirectoryLock) -> [String] {
+        precondition(lock.directory == directory && lock.isHeld, "removeTemporaries needs the lock of \(directory)")
+        return temporaryPaths().filter { (try? FileSystem.removeTree($0)) != nil }
     }
 
     private func path(of name: String) -> String {

@@ -133,6 +133,14 @@ public final class ZmqSocket {
         self.endpoint = endpoint
     }
 
+    /// Publishes this socket's `events` (ZMQ_EVENT_* bits) on the inproc `endpoint`, where one
+    /// PAIR socket may connect to read them (`HandshakeMonitor`); nil ends the publishing.
+    func monitor(_ endpoint: String?, events: Int32) throws(ZmqError) {
+        let operation = "zmq_socket_monitor \(endpoint ?? "off") of \(self.endpoint)"
+        let handle = try live(operation)
+        if zmq_socket_monitor(handle, endpoint, events) != 0 { throw .last(operation) }
+    }
+
     // MARK: Waiting
 
     /// Waits until the socket is readable (`ZMQ_POLLIN`) or writable (`ZMQ_POLLOUT`), or the deadline.
