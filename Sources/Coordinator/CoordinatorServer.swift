@@ -24,6 +24,9 @@ final class CoordinatorServer {
     private let loads = LoadResults()
     /// With --curve-keys: the ZAP handler admitting the listed workers' keys.
     private var authenticator: ZapAuthenticator?
+    /// Logs connections refused during the handshake (a worker without keys, bytes that are not
+    /// ZeroMQ), at most once per peer and reason every 10 s.
+    private var handshakes: HandshakeMonitor?
     private var metrics: JSONLinesFile?
     private var events: JSONLinesFile?
     private var stopRequestsSeen = 0
@@ -71,6 +74,13 @@ final class CoordinatorServer {
             logger.warning("--insecure: \(settings.listen) takes plain-text connections from anyone who can reach it")
         }
         do {
+            // With CURVE the ZAP handler already names refused keys; the monitor adds the rest.
+            let kinds: Set<HandshakeFailure.Kind> = authenticator == nil ? Set(HandshakeFailure.Kind.allCases) : [.protocolError, .noDetail]
+            handshakes = try HandshakeMonitor(socket: socket, kinds: kinds) { [logger] failure in logger.warning("\(failure)") }
+        } catch {
+            logger.warning("refused connections will not be logged: \(error)")
+        }
+        do {
             endpoint = try socket.bind(settings.bindEndpoint)
         } catch {
             throw CoordinatorFailure.transport("cannot bind \(settings.listen): \(error)")
@@ -94,6 +104,7 @@ final class CoordinatorServer {
 
     deinit {
         writer.stop()
+        _ = handshakes?.stop()
         socket.close()
         authenticator?.stop()
     }

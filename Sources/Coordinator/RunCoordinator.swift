@@ -102,7 +102,7 @@ private func warnAboutNamesLeftOut(_ data: TrainingData, logger: Logger) {
 private func findCheckpoint(_ store: CheckpointStore, lock: CheckpointDirectoryLock, settings: CoordinatorSettings,
                             index: TrainingData, logger: Logger) throws -> Checkpoint? {
     for removed in store.removeTemporaries(holding: lock) { logger.warning("removed an incomplete checkpoint left by a crash: \(removed)") }
-    guard let checkpoint = store.loadNewestValid(warning: { logger.warning("\($0)") }) else {
+    guard let checkpoint = store.loadNewestValid(quarantining: lock, warning: { logger.warning("\($0)") }) else {
         if settings.resume { throw CoordinatorFailure.plan("--resume: no valid checkpoint in \(store.directory)") }
         return nil
     }

@@ -158,3 +158,26 @@ import Testing
         #expect(warnings.isEmpty)
     }
 }
+
+/// At start the coordinator (holding the folder's lock) moves a broken newest checkpoint aside, so
+/// every checkpoint left in the folder verifies and a prune never keeps the broken one.
+@Suite struct CheckpointQuarantineTests {
+    @Test func aBrokenNewestCheckpointIsMovedToCorruptAndTheValidOneLoads() throws {
+        let directory = TemporaryDirectory()
+        let store = try CheckpointSamples.store(directory, steps: [1, 2])
+        let newest = directory.file("step-00000002")
+        try alterFile(newest + "/model.safetensors") { $0[$0.count - 1] ^= 0x10 }
+        let lock = try CheckpointDirectoryLock.acquire(directory: store.directory)
+        defer { lock.release() }
+        var warnings: [String] = []
+        let chosen = store.loadNewestValid(quarantining: lock) { warnings.append($0) }
+        #expect(chosen == CheckpointSamples.checkpoint(step: 1))
+        #expect(store.checkpointPaths() == [directory.file("step-00000001")], "only verified checkpoints stay")
+        let moved = try FileManager.default.contentsOfDirectory(atPath: directory.file("corrupt"))
+        #expect(moved.count == 1 && moved[0].hasPrefix("step-00000002-"), "\(moved)")
+        #expect(warnings.count == 1 && warnings[0].contains("fails its checksum") && warnings[0].contains("moved to"), "\(warnings)")
+        // A step written again after that is a checkpoint like any other.
+        try store.write(CheckpointSamples.checkpoint(step: 2))
+        #expect(store.checkpointPaths().count == 2)
+    }
+}

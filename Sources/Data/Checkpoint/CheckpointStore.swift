@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// A directory of checkpoints, one subdirectory per step (see CheckpointName), of which the newest
 /// `keep` are kept. Writes are atomic: a reader (or a crash) sees a checkpoint whole or not at all.
@@ -96,6 +97,34 @@ public struct CheckpointStore: Sendable {
                 return try CheckpointFile.load(candidate)
             } catch {
                 warning("checkpoint \(candidate) skipped: \(error)")
+            }
+        }
+        return nil
+    }
+
+    /// The newest checkpoint that loads and verifies, as `loadNewestValid`; each newer one that does
+    /// not is moved to DIR/corrupt/ (named in `warning` with the reason and where it went), so the
+    /// folder holds only checkpoints that verify and a later prune never keeps a broken one in
+    /// place of a good one. Only under the directory's lock.
+    public func loadNewestValid(quarantining lock: CheckpointDirectoryLock, warning: (String) -> Void) -> Checkpoint? {
+        precondition(lock.directory == directory && lock.isHeld, "quarantining needs the lock of \(directory)")
+        for temporary in temporaryPaths() {
+            warning("\(temporary): left by an interrupted checkpoint write or removal; ignored")
+        }
+        for candidate in checkpointPaths().reversed() {
+            do {
+                return try CheckpointFile.load(candidate)
+            } catch {
+                let name = (candidate as NSString).lastPathComponent
+                let aside = path(of: "corrupt/\(name)-\(Int(Date().timeIntervalSince1970))")
+                do {
+                    try FileSystem.makeDirectories(path(of: "corrupt"))
+                    try FileSystem.rename(candidate, to: aside)
+                    try? FileSystem.syncDirectory(directory)
+                    warning("checkpoint \(candidate) skipped: \(error); moved to \(aside)")
+                } catch let failure {
+                    warning("checkpoint \(candidate) skipped: \(error); it could not be moved aside (\(failure))")
+                }
             }
         }
         return nil
