@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire", "WireBenchmarks"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Data"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"]),
     ]
 )

@@ -61,7 +61,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public init() {}
 
 
-    /// The configuration names SCVAE.md defines.
+    /// The model configurations (the coordinator never links the model: a test holds this list
+    /// to the model's own, `ModelConfig.all`).
     public static let configNames = ["tiny", "small", "imagenet-f8", "imagenet-f16"]
 
     /// Where the final weights and the summary go when --checkpoint-dir is not given.
@@ -84,8 +85,12 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let steps, steps < 1 { found.append("--steps must be at least 1 (got \(steps)).") }
         if let epochs, epochs < 1 { found.append("--epochs must be at least 1 (got \(epochs)).") }
         if !(learningRate > 0 && learningRate.isFinite) { found.append("--lr must be a positive number (got \(learningRate)).") }
-        if !["adam", "sgd"].contains(optimizer) { found.append("--optimizer must be adam or sgd (got '\(optimizer)').") }
-        if !["constant", "cosine"].contains(schedule) { found.append("--schedule must be constant or cosine (got '\(schedule)').") }
+        if !TrainingRecipe.optimizers.contains(optimizer) {
+            found.append("--optimizer must be \(TrainingRecipe.optimizers.sorted().joined(separator: " or ")) (got '\(optimizer)').")
+        }
+        if !TrainingRecipe.schedules.contains(schedule) {
+            found.append("--schedule must be \(TrainingRecipe.schedules.sorted().joined(separator: " or ")) (got '\(schedule)').")
+        }
         if warmupSteps < 0 { found.append("--warmup must be 0 or more steps (got \(warmupSteps)).") }
         if microBatch < 1 { found.append("--micro-batch must be at least 1 (got \(microBatch)).") }
         if checksumEvery < 1 { found.append("--checksum-every must be at least 1 (got \(checksumEvery)).") }

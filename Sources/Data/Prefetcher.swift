@@ -82,35 +82,6 @@ public final class TrainingPlan: @unchecked Sendable {
     }
 }
 
-/// The evaluation steps of one rank: the dataset in index order (no permutation), `batchSize`
-/// samples per global step, each rank its contiguous slice, the last step possibly shorter so that
-/// every sample is seen exactly once. Cursors have epoch 0.
-public struct EvaluationPlan: Sendable {
-    public let sampleCount: Int
-    public let batchSize: Int
-    public let rank: Int
-    public let worldSize: Int
-
-    public init(sampleCount: Int, batchSize: Int, rank: Int, worldSize: Int) {
-        precondition(batchSize > 0 && worldSize > 0 && (0..<worldSize).contains(rank), "EvaluationPlan: invalid batch or rank")
-        self.sampleCount = sampleCount
-        self.batchSize = batchSize
-        self.rank = rank
-        self.worldSize = worldSize
-    }
-
-    /// ceil(n / B).
-    public var stepCount: Int { (sampleCount + batchSize - 1) / batchSize }
-
-    public func step(_ k: Int) -> PlannedStep? {
-        guard k >= 0 && k < stepCount else { return nil }
-        let start = k * batchSize
-        let size = min(batchSize, sampleCount - start)
-        let slice = Sampler.sliceRange(rank: rank, worldSize: worldSize, globalBatch: size)
-        return PlannedStep(cursor: SamplerCursor(epoch: 0, step: k),
-                           sampleIndices: Array((start + slice.lowerBound)..<(start + slice.upperBound)))
-    }
-}
 
 /// Hands out prepared batches in step order; see the file's documentation. Call `stop()` (or
 /// drop the prefetcher) to end the producer threads early.
@@ -141,14 +112,6 @@ public final class Prefetcher: Sendable {
                   threads: threads, depth: depth, maximumPixels: maximumPixels, onFailure: onFailure)
     }
 
-    /// An evaluation prefetcher for one rank (centre crops; the seed is unused by them).
-    public convenience init(source: any SampleSource, transform: ImageTransform, plan: EvaluationPlan,
-                            threads: Int = 1, depth: Int = 2,
-                            maximumPixels: Int = ImageDecoder.defaultMaximumPixels,
-                            onFailure: @escaping @Sendable (SampleFailure) -> Void = { _ in }) {
-        self.init(source: source, transform: transform, seed: 0, plan: { plan.step($0) },
-                  threads: threads, depth: depth, maximumPixels: maximumPixels, onFailure: onFailure)
-    }
 
     deinit {
         stop()

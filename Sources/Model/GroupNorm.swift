@@ -15,7 +15,7 @@ import CKernels
 /// accumulators stay in registers. Every sum has a fixed order: results are deterministic.
 /// Where the CPU has AVX-512 the per-image passes run in Sources/CKernels (sixteen channels per
 /// register, the same maths and summation order); `avx512: false` keeps the Swift lanes.
-/// GroupNormReference.swift is the plain scalar version the tests compare with.
+/// The tests hold it against a plain scalar version (Tests/ModelTests/GroupNormReference.swift).
 enum GroupNorm {
     /// The C passes run on this CPU (and the tap-GEMM kernel is not turned off by SCVAE_DIRECT_CONV=0).
     static var avx512Available: Bool { Conv2dDirect.isAvailable }

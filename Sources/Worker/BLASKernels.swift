@@ -22,8 +22,13 @@ public enum BLASKernels {
 
     /// The CPU's feature flags from /proc/cpuinfo (empty where there is none).
     public static func cpuFlags() -> Set<String> {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
+        return cpuFlags(cpuinfo: text)
+    }
+
+    /// The flags of the first processor listed in a /proc/cpuinfo text.
+    static func cpuFlags(cpuinfo text: String) -> Set<String> {
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
               let colon = line.firstIndex(of: ":") else { return [] }
         return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Worker
 
@@ -18,10 +19,21 @@ import Testing
                                                 environment: ["SCVAE_KEEP_BLAS_KERNELS": "1"]) == nil)
     }
 
-    @Test func thisMachinesFlagsAreRead() {
-        // Every x86-64 CPU Linux runs on reports SSE2 (part of the base ISA).
-        #if arch(x86_64) && os(Linux)
-        #expect(BLASKernels.cpuFlags().contains("sse2"))
-        #endif
+    @Test func theFlagsLineOfCPUInfoIsRead() {
+        let cpuinfo = """
+            processor\t: 0
+            vendor_id\t: AuthenticAMD
+            flags\t\t: fpu sse2 avx2 fma
+            bugs\t\t: sysret_ss_attrs
+
+            processor\t: 1
+            flags\t\t: fpu sse2 avx2 fma avx512f
+            """
+        #expect(BLASKernels.cpuFlags(cpuinfo: cpuinfo) == ["fpu", "sse2", "avx2", "fma"], "the first processor's line")
+        #expect(BLASKernels.cpuFlags(cpuinfo: "processor\t: 0\n").isEmpty)
+        // On this machine, when it has /proc/cpuinfo, some flags are read.
+        if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8), text.contains("flags") {
+            #expect(!BLASKernels.cpuFlags().isEmpty)
+        }
     }
 }

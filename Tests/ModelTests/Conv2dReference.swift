@@ -1,3 +1,4 @@
+@testable import Model
 /// Naive direct convolution, the reference the fast kernels are tested against.
 ///
 /// Legend: B = batch, H x W = input, OH x OW = output, Ci/Co = channels, k = kernel side.

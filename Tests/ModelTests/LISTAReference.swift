@@ -1,3 +1,4 @@
+@testable import Model
 // A naive LISTA, one position at a time with plain loops in Double: the reference that tests hold
 // the BLAS version (LISTA.swift) against. Slow on purpose; never used in training.
 //

@@ -1,3 +1,4 @@
+@testable import Model
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
