@@ -147,7 +147,7 @@ extension SocketTests {
         let guarded = try MonitoredCurveServer()
         defer { guarded.close() }
         #expect(guarded.monitor.isRunning)
-        let client = try RawTCPClient(port: guarded.port)
+        let client = try HandshakeTCPClient(port: guarded.port)
         // Its greeting only once the monitor has read the accept, so the peer is still there to be named.
         #expect(Self.waitFor(guarded.monitor) { $0.accepted == 1 }, "the accept was reported")
         client.send(Self.nullGreeting)
@@ -175,9 +175,9 @@ extension SocketTests {
     @Test(.enabled(if: CurveKeyPair.isCurveAvailable, "libzmq built without CURVE"))
     func repeatedFailuresFromOneHostAreReportedOnceThenSummedUp() throws {
         let guarded = try MonitoredCurveServer()
-        var clients: [RawTCPClient] = []
+        var clients: [HandshakeTCPClient] = []
         for round in 1...3 {
-            let client = try RawTCPClient(port: guarded.port)
+            let client = try HandshakeTCPClient(port: guarded.port)
             clients.append(client)
             #expect(Self.waitFor(guarded.monitor) { $0.accepted == round })
             client.send(Self.nullGreeting)
@@ -257,7 +257,7 @@ final class FailureLog: @unchecked Sendable {
 }
 
 /// A bare TCP connection to 127.0.0.1, to speak (or not) ZMTP by hand.
-final class RawTCPClient {
+final class HandshakeTCPClient {
     let descriptor: Int32
     /// This end, "127.0.0.1:port", as the server sees it.
     let localAddress: String
