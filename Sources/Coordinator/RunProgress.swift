@@ -72,6 +72,9 @@ public struct RunProgress: Sendable {
     /// True once every rank has reported its start status.
     public var allStarted: Bool { started.count == worldSize }
 
+    /// The ranks that have not confirmed the generation's start yet.
+    public var ranksNotStarted: [Int] { (0..<worldSize).filter { started[$0] == nil } }
+
     /// A rank's `WorkerStatus`: the first is its start, the second its end.
     public mutating func status(rank: Int, lastAppliedStep: Int, epoch: Int, checksum: UInt32) -> [Event] {
         guard (0..<worldSize).contains(rank) else { return [] }

@@ -346,6 +346,19 @@ import Wire
         #expect(h.assignment(of: "a")?.generation == 1, "slow is not dead")
     }
 
+    /// A generation whose start never completes (a rank that forms no ring, agrees on nothing)
+    /// is named, not silently waited on.
+    @Test func aRankThatNeverStartsItsGenerationIsNamed() {
+        var h = H(workers: 2) { $0.stallSeconds = 30 }
+        h.hello("a"); h.hello("b")
+        h.send(.workerStatus(WorkerStatus(workerID: "a", lastAppliedStep: 0, cursor: ShardCursor(epoch: 0, step: 0),
+                                          parameterChecksum: 1)), from: "a")
+        h.advance(29, alive: ["a", "b"])
+        #expect(!h.warnings.contains { $0.hasPrefix("stalled") })
+        h.advance(2, alive: ["a", "b"])
+        #expect(h.warnings.contains { $0.hasPrefix("stalled: generation 1: rank 1 (b) not started 3") }, "\(h.warnings)")
+    }
+
     @Test func anUploadCutOffByADeathIsDroppedAndTheNextOneIsWritten() throws {
         var h = H(workers: 3, minimum: 2, steps: 100, checkpointEvery: 5)
         for id in ["a", "b", "c"] { h.hello(id) }

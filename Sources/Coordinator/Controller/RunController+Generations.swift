@@ -88,7 +88,7 @@ extension RunController {
             stepsAtTrainingStart = startStep
         }
         let ranks = Dictionary(uniqueKeysWithValues: placements.map { ($0.workerID, $0.rank) })
-        current = GenerationRecord(number: generation, ranks: ranks, origin: origin, startStep: startStep)
+        current = GenerationRecord(number: generation, ranks: ranks, origin: origin, startStep: startStep, startedAt: now)
         progress = RunProgress(worldSize: placements.count, recipe: plan.recipe, completedStep: startStep)
         firstReportAt.removeAll()
         let described = Self.describe(source)

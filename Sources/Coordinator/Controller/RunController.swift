@@ -83,6 +83,8 @@ struct RunController {
         var ranks: [String: Int]
         var origin: StateOrigin
         var startStep: Int
+        /// When its assignments went out.
+        var startedAt: Double
         /// Every rank confirmed the start with the same parameter checksum.
         var confirmed = false
     }
@@ -244,13 +246,22 @@ struct RunController {
 
     /// Names ranks that have not reported a step long after another rank did (alive, per their
     /// heartbeats, but not progressing): slow is not dead, so they are waited for.
+    /// Also names ranks that have not confirmed a generation's start long after their assignment.
     private mutating func reportStalls(now: Double) {
         let seconds = plan.settings.stallSeconds
-        guard case .training = phase, let (step, missing) = progress.oldestIncompleteStep, !missing.isEmpty,
-              let first = firstReportAt[step], now - first > seconds, now - stallReportedAt > seconds else { return }
+        guard case .training = phase, let record = current, now - stallReportedAt > seconds else { return }
+        func names(_ ranks: [Int]) -> String {
+            ranks.map { rank in "rank \(rank) (\(record.ranks.first { $0.value == rank }?.key ?? "?"))" }.joined(separator: ", ")
+        }
+        if !record.confirmed, now - record.startedAt > seconds {
+            stallReportedAt = now
+            log(.warning, "stalled: generation \(record.number): \(names(progress.ranksNotStarted)) not started \(Int(now - record.startedAt)) s after the assignment (forming the ring, agreeing on the state); still alive per heartbeats")
+            return
+        }
+        guard let (step, missing) = progress.oldestIncompleteStep, !missing.isEmpty,
+              let first = firstReportAt[step], now - first > seconds else { return }
         stallReportedAt = now
-        let names = missing.map { rank in "rank \(rank) (\(current?.ranks.first { $0.value == rank }?.key ?? "?"))" }
-        log(.warning, "stalled: \(names.joined(separator: ", ")) not done with step \(step) \(Int(now - first)) s after the first rank reported it; still alive per heartbeats")
+        log(.warning, "stalled: \(names(missing)) not done with step \(step) \(Int(now - first)) s after the first rank reported it; still alive per heartbeats")
     }
 
     // MARK: Signals and local workers
