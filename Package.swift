@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Dependency direction (DESIGN.md), never backwards:
+// Dependency direction (docs/architecture.md), never backwards:
 //   Wire -> CZmq, CCRC32C, CFutex   Model -> CBLAS, CKernels  Data -> CTurboJPEG, CPNG, CCRC32C
 //   Worker -> Model, Wire, Data                       Coordinator -> Wire, Data
 // Executables are thin shells over these libraries.

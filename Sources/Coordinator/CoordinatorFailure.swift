@@ -10,7 +10,7 @@ public enum CoordinatorFailure: Error, CustomStringConvertible {
     case workerAborted(workerID: String, rank: Int?, reason: String)
     /// A worker process started by --local exited before the end of the run.
     case localWorkerExited(workerID: String, status: Int32)
-    /// Replicas hold different parameters (DESIGN invariant 3).
+    /// Replicas hold different parameters (docs/decisions.md, "Bit-identical replicas").
     case replicasDiverged(String)
     /// The parameter upload from rank 0 failed or was incomplete.
     case upload(String)

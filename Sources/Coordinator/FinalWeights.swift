@@ -3,7 +3,7 @@ import Foundation
 import Wire
 
 /// The final weights as a safetensors file, from the named tensors rank 0 uploaded. The
-/// coordinator knows no layers: names, shapes and bytes pass through as they came (SCVAE.md names).
+/// coordinator knows no layers: names, shapes and bytes pass through as they came (the reference model's names, docs/model.md).
 public enum FinalWeights {
     /// `DIR/final/model.safetensors`.
     public static func path(in directory: String) -> String {

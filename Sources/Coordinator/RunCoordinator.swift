@@ -96,7 +96,7 @@ private func warnAboutNamesLeftOut(_ data: TrainingData, logger: Logger) {
     logger.warning("\(names.count) \(names.count == 1 ? "file or folder" : "files or folders") in \(index.root) left out of the dataset because \(names.count == 1 ? "its name is" : "their names are") not valid UTF-8: \(shown) (a folder with everything in it). Rename them to UTF-8 to train on them, e.g. convmv -f latin1 -t utf8 -r --notest \(index.root); the workers leave out the same files")
 }
 
-/// The newest valid checkpoint to resume from (DECISIONS.md: resuming is automatic; --resume
+/// The newest valid checkpoint to resume from (docs/decisions.md: resuming is automatic; --resume
 /// makes it mandatory). A checkpoint of another configuration, dataset, global batch or seed is
 /// an error: it is never overwritten silently.
 private func findCheckpoint(_ store: CheckpointStore, lock: CheckpointDirectoryLock, settings: CoordinatorSettings,

@@ -7,7 +7,7 @@ import Wire
 /// Each rank of a generation sends two `WorkerStatus`es: one after the parameters were broadcast
 /// (the start) and one after its last step (the end); in between, one `StepReport` per step.
 /// Checksums are compared at the start, at the steps the recipe names, and at the end
-/// (DESIGN invariant 3): any difference is an error naming the ranks.
+/// (docs/decisions.md, "Bit-identical replicas"): any difference is an error naming the ranks.
 public struct RunProgress: Sendable {
     /// One step as every rank saw it.
     public struct StepSummary: Equatable, Sendable {

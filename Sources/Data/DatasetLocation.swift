@@ -6,7 +6,7 @@ import Darwin
 #endif
 
 /// Where a run's data is, by the rule the coordinator and every worker share: `--data` if given,
-/// else the built-in sample set, generated once into the cache (DECISIONS.md: `$XDG_CACHE_HOME/scvae`,
+/// else the built-in sample set, generated once into the cache (docs/decisions.md: `$XDG_CACHE_HOME/scvae`,
 /// else `~/.cache/scvae`). `--data` is a shard directory written by `scvae pack` when it holds a
 /// shard index (`index.txt` starting "scvae-shards"), else an image folder, indexed through the
 /// index cache. Both sides open what they find; the fingerprints must match for a worker to be

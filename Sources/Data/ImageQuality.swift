@@ -1,6 +1,6 @@
 import Foundation
 
-/// Image quality measures of SCVAE.md's evaluation: PSNR and SSIM on images in [0, 1] (data range 1).
+/// Image quality measures of the paper's evaluation (docs/model.md): PSNR and SSIM on images in [0, 1] (data range 1).
 ///
 /// Images are float32 CHW with the same shape; SSIM is computed per channel and averaged.
 public enum ImageQuality {

@@ -1,4 +1,4 @@
-/// The training and evaluation transforms of the paper (SCVAE.md), at any size S:
+/// The training and evaluation transforms of the paper (docs/model.md), at any size S:
 ///
 /// - training: resize the shorter side to S (antialiased), random S x S crop, horizontal flip
 ///   with probability 1/2;

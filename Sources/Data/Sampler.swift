@@ -1,4 +1,4 @@
-/// Which samples each rank trains on, step by step (DESIGN.md invariant 2, DECISIONS.md
+/// Which samples each rank trains on, step by step (docs/decisions.md
 /// "Batches and randomness").
 ///
 /// Epoch e visits the dataset in a seeded permutation: Fisher–Yates driven by

@@ -9,7 +9,7 @@ import Darwin
 ///
 /// How training reads it. Every epoch visits the samples in a seeded permutation (`Sampler`),
 /// and that exact order is what makes a run independent of the number of workers and lets it
-/// resume bit-identically (DESIGN.md, invariant 2). So a sample is read where the index says it
+/// resume bit-identically (docs/decisions.md, "A fixed global batch"). So a sample is read where the index says it
 /// is: one pread(2) of the member's bytes at its data offset, through descriptors that all
 /// reading threads share (`ShardFiles`); no shard is read from its start, no member is scanned
 /// past. Reading whole shards in order with a shuffle buffer, as WebDataset does, would change

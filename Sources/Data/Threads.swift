@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// A mutex with one condition variable, on pthreads. Blocking waits belong on dedicated threads
-/// (DECISIONS.md), never on Swift's cooperative pool.
+/// (docs/decisions.md), never on Swift's cooperative pool.
 final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)

@@ -3,7 +3,7 @@ import Logging
 import Wire
 
 /// The worker's end of the control plane: one dedicated thread owns the DEALER socket to the
-/// coordinator (a socket belongs to one thread, DESIGN.md), sends what the training thread
+/// coordinator (a socket belongs to one thread, docs/architecture.md), sends what the training thread
 /// queues, sends heartbeats on its own schedule (so a worker deep in BLAS still proves it is
 /// alive) and queues what arrives for the training thread to take.
 public final class ControlChannel: @unchecked Sendable {

@@ -2,8 +2,8 @@ import Data
 import Model
 import Wire
 
-/// A replica's state as named tensors over the control channel (DECISIONS.md: state travels as
-/// named tensors; the coordinator knows no layers): the parameters with SCVAE.md names, then
+/// A replica's state as named tensors over the control channel (docs/decisions.md: state travels as
+/// named tensors; the coordinator knows no layers): the parameters with the reference model's names, then
 /// Adam's moments as `m.<name>` and `v.<name>`, then a `CheckpointCommand` that closes the
 /// transfer with the step, epoch and the optimizer's update count.
 enum StateTransfer {

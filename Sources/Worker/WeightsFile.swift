@@ -19,7 +19,7 @@ public enum WeightsFileError: Error, CustomStringConvertible {
     }
 }
 
-/// Weights as safetensors with the names of SCVAE.md, so files move between scvae and PyTorch.
+/// Weights as safetensors with the reference model's names (docs/model.md), so files move between scvae and PyTorch.
 public enum WeightsFile {
     /// Reads `path` into a new flat buffer of `layout`. Unknown names are returned (to warn about),
     /// a missing or mis-shaped required tensor is an error naming it.

@@ -9,14 +9,14 @@ struct GradCommand: ParsableCommand {
         commandName: "grad",
         abstract: "Write the loss and the gradient of every parameter for one batch (to check against another framework).",
         discussion: """
-            The gradients go to a safetensors file with the parameter names of SCVAE.md; the loss \
+            The gradients go to a safetensors file with the reference model's parameter names (docs/model.md); the loss \
             terms (loss, recon, latent, sparsity) go in its metadata as decimal strings. The loss \
             is the batch mean, as PyTorch's F.mse_loss computes it.
             """)
 
     @OptionGroup var model: ModelOptions
 
-    @Option(help: "Weights (safetensors with the names of SCVAE.md).")
+    @Option(help: "Weights (safetensors with the reference model's tensor names, docs/model.md).")
     var weights: String
 
     @Option(help: "The batch: a float32 .npy of shape [N, 3, S, S] in [-1, 1], or a folder of S x S images.")

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Wire
 
-/// `scvae keygen`: a CURVE key pair as ZeroMQ certificate files (DECISIONS.md "Files and keys").
+/// `scvae keygen`: a CURVE key pair as ZeroMQ certificate files (docs/decisions.md, "Security: CURVE key files and admission").
 struct KeygenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keygen",

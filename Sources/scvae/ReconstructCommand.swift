@@ -10,7 +10,7 @@ struct ReconstructCommand: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(help: "Weights (safetensors with the names of SCVAE.md).")
+    @Option(help: "Weights (safetensors with the reference model's tensor names, docs/model.md).")
     var weights: String
 
     @Option(help: "Folder of images (.jpg, .jpeg, .png); each is resized and centre-cropped to the model's size.")

@@ -8,7 +8,7 @@ import WireBenchmarks
 ///     SCVAE_WIRE_BENCH=1 swift test -c release --filter WireBenchmarks
 ///
 /// Optional: SCVAE_WIRE_BENCH_MIB (default 64), SCVAE_WIRE_BENCH_N (default 2).
-/// Ranks are threads of this one process (one per core at most, DECISIONS.md); it asserts
+/// Ranks are threads of this one process (one per core at most, docs/decisions.md); it asserts
 /// nothing about time.
 @Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["SCVAE_WIRE_BENCH"] == "1"))
 struct WireBenchmarks {

@@ -33,7 +33,7 @@ import Worker
         return params
     }
 
-    /// DECISIONS.md: max|dA - dB| relative to max|dA|, on the change from the initial value.
+    /// docs/decisions.md: max|dA - dB| relative to max|dA|, on the change from the initial value.
     static func relativeDifference(_ a: [Float], _ b: [Float], from start: [Float]) -> (difference: Float, change: Float) {
         let change = zip(a, start).map { abs($0 - $1) }.max() ?? 0
         let difference = zip(zip(a, b), start).map { abs(($0.0 - $1) - ($0.1 - $1)) }.max() ?? 0
@@ -60,7 +60,7 @@ import Worker
         #expect(last < first, "loss falls: first steps \(losses.prefix(3)), last steps \(losses.suffix(3))")
 
         let loaded = try WeightsFile.load("\(folder)/final/model.safetensors", layout: ParameterLayout(config: .tiny))
-        #expect(loaded.unknownNames.isEmpty, "only SCVAE.md names: \(loaded.unknownNames)")
+        #expect(loaded.unknownNames.isEmpty, "only the reference model's names: \(loaded.unknownNames)")
         #expect(loaded.metadata["step"] == "12" && loaded.metadata["config"] == "tiny")
         #expect(loaded.parameters != Self.initialParameters(seed: 0))
         #expect(FileManager.default.fileExists(atPath: "\(folder)/final/summary.json"))

@@ -14,7 +14,7 @@
 # 2 ms round trip; nfq-delay's packet counts and CPU time are printed at the end. Without it the
 # links are bandwidth-shaped only, as before.
 #
-# N = 2 only by default: benchmarks never run more processes than cores (DECISIONS.md), and this
+# N = 2 only by default: benchmarks never run more processes than cores (docs/decisions.md), and this
 # machine has 2. --oversubscribe adds N = 3 and 4 and is a check of the model's (N-1) terms, not
 # a performance figure; every row prints each rank's CPU time over wall time, which says whether
 # the link or the cores set the pace.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference implementation of SC-VAE (see shared SCVAE.md) and fixture generator.
+"""PyTorch reference implementation of SC-VAE (see docs/model.md) and fixture generator.
 
 The model is written from the project's spec: a VQGAN-style convolutional encoder, a learned-ISTA
 (LISTA) sparse-coding bottleneck with a DCT-initialised dictionary, and the mirrored decoder.
@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # ----------------------------------------------------------------------------------------------
-# Configurations (SCVAE.md, "Configurations"; Sources/Model/ModelConfig.swift)
+# Configurations (docs/model.md, "Configurations"; Sources/Model/ModelConfig.swift)
 # ----------------------------------------------------------------------------------------------
 
 C_FLOOR = 1e-4
@@ -294,7 +294,7 @@ def lista(h: torch.Tensor, dictionary: torch.Tensor, c: torch.Tensor, beta: floa
 
 
 def dct_dictionary(channels: int, per_axis: int, atoms: int) -> np.ndarray:
-    """Overcomplete 2-D DCT dictionary [C, K] (float64) as SCVAE.md describes it."""
+    """Overcomplete 2-D DCT dictionary [C, K] (float64) as docs/model.md describes it."""
     n = int(round(math.sqrt(channels)))
     assert n * n == channels, "C must be a square"
     m = per_axis

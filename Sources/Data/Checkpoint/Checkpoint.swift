@@ -2,7 +2,7 @@
 /// optimizer's moments, as named tensors (the codec knows no layers).
 public struct Checkpoint: Equatable, Sendable {
     public var state: CheckpointState
-    /// Weights (float32, SCVAE.md names), in the order of the flat parameter buffer.
+    /// Weights (float32, the reference model's names: docs/model.md), in the order of the flat parameter buffer.
     public var model: [NamedTensor]
     /// Adam moments "m.<name>" and "v.<name>" of every model tensor, or none (plain SGD).
     public var optimizer: [NamedTensor]

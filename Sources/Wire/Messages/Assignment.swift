@@ -26,7 +26,7 @@ public struct RingPeer: Equatable, Sendable {
     }
 }
 
-/// Where in the seeded permutation the next step starts (DESIGN invariant 2).
+/// Where in the seeded permutation the next step starts (docs/decisions.md, "A fixed global batch").
 public struct ShardCursor: Equatable, Sendable {
     public var epoch: UInt64
     /// The next step to run within `epoch`.
@@ -46,7 +46,7 @@ public enum StateOrigin: UInt8, Sendable, CaseIterable {
     /// (`TensorChunk`s, then `CheckpointCommand.restore`) before this assignment.
     case checkpoint = 2
     /// A membership change: the ranks agree on the most advanced replica among them, which
-    /// broadcasts its state to every rank behind it (DECISIONS.md, step commit in a ring).
+    /// broadcasts its state to every rank behind it (docs/architecture.md, "Generations").
     case replicas = 3
 }
 

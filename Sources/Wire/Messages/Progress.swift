@@ -58,7 +58,7 @@ public struct StepReport: WirePayload {
     public var epoch: UInt64
     public var step: UInt64
     public var lossTerms: [LossTerm]
-    /// Samples of this rank's slice that decoded (failed ones are dropped, DECISIONS.md).
+    /// Samples of this rank's slice that decoded (failed ones are dropped, docs/decisions.md).
     public var goodSamples: UInt32
     public var imagesPerSecond: Double
     public var timings: StepTimings

@@ -8,11 +8,11 @@ public struct RingSettings: Sendable {
     /// Whether every piece carries a CRC32C of its data, checked on receipt. Off by default:
     /// measured here it cut a 64 MiB, N=2 all-reduce from ~1.4 to ~0.45 GB/s, while TCP
     /// already checksums segments and replicas compare parameter checksums every few steps
-    /// (DESIGN invariant 3). The small frame before each piece is always checksummed.
+    /// (docs/decisions.md, "Bit-identical replicas"). The small frame before each piece is always checksummed.
     public var checksumData: Bool
     /// Liveness from outside the ring (the worker's heartbeat view): when the silence deadline
     /// passes and this says the peer rank is alive, the ring keeps waiting and reports a stall
-    /// (DECISIONS.md: deadlines detect dead processes, not slow steps). Nil: silence is death.
+    /// (docs/decisions.md: deadlines detect dead processes, not slow steps). Nil: silence is death.
     public var isPeerAlive: (@Sendable (_ rank: Int) -> Bool)?
     /// Called when a live peer has been silent for another `silenceDeadline` (stall detector).
     public var onStall: (@Sendable (_ rank: Int, _ waited: Duration) -> Void)?

@@ -39,7 +39,7 @@ public struct AdmittedKeys: Sendable, Equatable {
     private init(validated names: [String: String]) { self.names = names }
 }
 
-/// The `--curve-keys DIR` layout (DECISIONS.md): the own `NAME.key_secret` and the `*.key`
+/// The `--curve-keys DIR` layout (docs/decisions.md): the own `NAME.key_secret` and the `*.key`
 /// of peers (`coordinator.key` for a worker; the admitted workers for the coordinator).
 public enum CurveKeyFolder {
     /// The own key pair: `NAME.key_secret` when `name` is given, otherwise the only

@@ -1,6 +1,6 @@
 /// One message received on a control socket: who sent it (ROUTER sockets prefix an identity)
 /// and either the decoded envelope or why it could not be decoded. A bad frame is a value,
-/// not a thrown error, so the receive loop logs it, counts it and goes on (DESIGN invariant 8).
+/// not a thrown error, so the receive loop logs it, counts it and goes on (docs/protocol.md, "Frames").
 public struct ReceivedEnvelope: Sendable {
     /// The ROUTER identity of the sender; nil on DEALER, PULL and PAIR sockets, and for a
     /// message of too many parts (discarded unread).

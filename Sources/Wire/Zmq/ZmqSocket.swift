@@ -22,7 +22,7 @@ public enum ZmqSocketType: Sendable {
 ///
 /// **One socket belongs to one thread.** libzmq sockets are not thread-safe: create, use and
 /// close a socket on the same thread, and hand work to other threads through queues
-/// (DESIGN.md). The class is deliberately not `Sendable`.
+/// (docs/architecture.md). The class is deliberately not `Sendable`.
 ///
 /// No call blocks forever: every receive and send takes a deadline and polls (`zmq_poll`)
 /// until it; the socket is closed with a bounded linger, so closing cannot hang either.
