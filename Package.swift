@@ -2,8 +2,11 @@
 import PackageDescription
 
 // Dependency direction (docs/architecture.md), never backwards:
-//   Wire -> CZmq, CCRC32C, CFutex   Model -> CBLAS, CKernels  Data -> CTurboJPEG, CPNG, CCRC32C
-//   Worker -> Model, Wire, Data                       Coordinator -> Wire, Data
+//   Wire -> CZmq, CCRC32C, CFutex            Model -> CBLAS, CKernels
+//   TensorFiles -> CCRC32C                   Images -> TensorFiles, CTurboJPEG, CPNG
+//   Dataset -> Images, TensorFiles           Checkpoints -> TensorFiles
+//   Worker -> Model, Wire, Dataset, Images, TensorFiles, Checkpoints
+//   Coordinator -> Wire, Dataset, TensorFiles, Checkpoints (never Model)
 // Executables are thin shells over these libraries.
 let package = Package(
     name: "scvae",
@@ -36,13 +39,20 @@ let package = Package(
         // Libraries.
         .target(name: "Wire", dependencies: ["CZmq", "CCRC32C", "CFutex"]),
         .target(name: "Model", dependencies: ["CBLAS", "CKernels"]),
-        .target(name: "Data", dependencies: ["CTurboJPEG", "CPNG", "CCRC32C"]),
+        // Durable file I/O and the file formats of tensors and records: safetensors, NPY, JSON lines.
+        .target(name: "TensorFiles", dependencies: ["CCRC32C"]),
+        // Decoding (JPEG, PNG), transforms, quality measures.
+        .target(name: "Images", dependencies: ["TensorFiles", "CTurboJPEG", "CPNG"]),
+        // The dataset index, shards, the sampler and the prefetcher; the built-in sample data.
+        .target(name: "Dataset", dependencies: ["Images", "TensorFiles"]),
+        // Checkpoint folders: atomic writes, verification, the folder lock.
+        .target(name: "Checkpoints", dependencies: ["TensorFiles"]),
         .target(name: "Worker", dependencies: [
-            "Model", "Wire", "Data",
+            "Model", "Wire", "Dataset", "Images", "TensorFiles", "Checkpoints",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Coordinator", dependencies: [
-            "Wire", "Data",
+            "Wire", "Dataset", "TensorFiles", "Checkpoints",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Bandwidth measurements of the ring and of ZeroMQ, for `scvae bench` (WireBenchmarks -> Wire).
@@ -50,7 +60,7 @@ let package = Package(
 
         // Executables.
         .executableTarget(name: "scvae", dependencies: [
-            "Model", "Data", "Worker", "Wire", "WireBenchmarks",
+            "Model", "Dataset", "Images", "TensorFiles", "Checkpoints", "Worker", "Wire", "WireBenchmarks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -67,9 +77,10 @@ let package = Package(
 
         // Tests.
         .testTarget(name: "WireTests", dependencies: ["Wire", "WireBenchmarks"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Data"]),
-        .testTarget(name: "DataTests", dependencies: ["Data"]),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "TensorFiles"]),
+        // The four data libraries (TensorFiles, Images, Dataset, Checkpoints).
+        .testTarget(name: "DataTests", dependencies: ["TensorFiles", "Images", "Dataset", "Checkpoints"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "Dataset", "Images", "TensorFiles", "Checkpoints"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Dataset", "TensorFiles", "Checkpoints"]),
     ]
 )

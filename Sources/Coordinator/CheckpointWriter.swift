@@ -1,4 +1,4 @@
-import Data
+import Checkpoints
 import Foundation
 
 /// Writes checkpoints and the final weights on a thread of its own, so that fsyncing hundreds of

@@ -1,4 +1,4 @@
-import Data
+import Checkpoints
 
 /// Why a run ended with an error. Each case names the worker, rank, step, file or field involved.
 public enum CoordinatorFailure: Error, CustomStringConvertible {

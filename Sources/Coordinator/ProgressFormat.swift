@@ -1,4 +1,4 @@
-import Data
+import TensorFiles
 import Foundation
 
 /// How a completed step is shown: a progress line for people, a JSON line for programs.

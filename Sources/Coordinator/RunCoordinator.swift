@@ -1,4 +1,5 @@
-import Data
+import Dataset
+import Checkpoints
 import Foundation
 import Logging
 

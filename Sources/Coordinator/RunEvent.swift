@@ -1,4 +1,4 @@
-import Data
+import TensorFiles
 
 /// A line of `DIR/events.jsonl`: what happened to the run that a person or a program reviewing
 /// it needs (failures, recoveries, checkpoints, generations). The shell stamps each with the

@@ -1,4 +1,4 @@
-import Data
+import TensorFiles
 import Foundation
 
 /// `DIR/final/summary.json`: what the run did, for people and programs.

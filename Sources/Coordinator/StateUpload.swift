@@ -1,4 +1,4 @@
-import Data
+import TensorFiles
 import Wire
 
 /// A worker's state arriving as named tensors (parameters, then Adam's moments), closed by

@@ -1,4 +1,4 @@
-import Data
+import Dataset
 import Model
 
 /// The loss and the gradient of every parameter for one batch, as PyTorch computes them:

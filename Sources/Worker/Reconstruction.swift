@@ -1,4 +1,6 @@
-import Data
+import TensorFiles
+import Images
+import Dataset
 import Foundation
 import Model
 

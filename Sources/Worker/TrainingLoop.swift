@@ -1,4 +1,5 @@
-import Data
+import Images
+import Dataset
 import Foundation
 import Logging
 import Model

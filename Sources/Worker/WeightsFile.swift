@@ -1,4 +1,4 @@
-import Data
+import TensorFiles
 import Model
 
 /// Errors of reading or writing model weights; each names the file.

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Data
+import TensorFiles
+import Checkpoints
 import Foundation
 import Model
 

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Data
+import Images
+import Dataset
 import Foundation
 
 /// `scvae bench data`: the training pipeline's decode + augment rate (read, decode with DCT

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Data
+import Checkpoints
 import Foundation
 
 /// `scvae checkpoint verify|inspect PATH`: check and describe checkpoints written by the coordinator.

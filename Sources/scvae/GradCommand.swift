@@ -1,6 +1,6 @@
 import Foundation
 import ArgumentParser
-import Data
+import Dataset
 import Model
 import Worker
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Data
+import Images
 import Model
 import Wire
 import Worker

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Data
+import Dataset
 import Foundation
 
 struct PackCommand: ParsableCommand {

@@ -1,4 +1,4 @@
-import Data
+import TensorFiles
 import Testing
 import Wire
 @testable import Coordinator

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import TensorFiles
+@testable import Checkpoints
 
 /// A damaged newest checkpoint is detected, named in a warning, and the previous valid one used.
 @Suite struct CheckpointCorruptionTests {

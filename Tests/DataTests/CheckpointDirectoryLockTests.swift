@@ -3,7 +3,8 @@ import Glibc
 #endif
 import Foundation
 import Testing
-@testable import Data
+@testable import TensorFiles
+@testable import Checkpoints
 
 /// One process per checkpoint directory, and a directory that cannot take a checkpoint found
 /// before any training.

@@ -1,5 +1,6 @@
 import Foundation
-@testable import Data
+@testable import TensorFiles
+@testable import Checkpoints
 
 /// Small fake checkpoints: four tensors in an order that is not alphabetical (so reading must
 /// restore it), values that differ by step and include bit patterns a float comparison would

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import TensorFiles
+@testable import Checkpoints
 
 @Suite struct CheckpointStoreTests {
     @Test func writeThenLoadIsBitExactAndKeepsTheTensorOrder() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import TensorFiles
+@testable import Checkpoints
 
 @Suite struct CheckpointVerificationTests {
     @Test func summaryListsStateTensorsChecksumsAndFileSizes() throws {

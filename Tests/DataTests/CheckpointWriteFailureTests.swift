@@ -3,7 +3,8 @@ import Glibc
 #endif
 import Foundation
 import Testing
-@testable import Data
+@testable import TensorFiles
+@testable import Checkpoints
 
 /// A failed write is reported, removes its temporary and leaves earlier checkpoints intact.
 @Suite struct CheckpointWriteFailureTests {

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Testing
-@testable import Data
+@testable import Dataset
 
 /// Folders that cannot be indexed say which path and what to do; names that are not UTF-8 are
 /// left out, listed, and do not change the index.

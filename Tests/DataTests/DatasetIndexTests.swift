@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import Dataset
 
 @Suite struct SHA256Tests {
     @Test func publishedVectors() {

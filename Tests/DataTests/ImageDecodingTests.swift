@@ -1,5 +1,5 @@
 import Testing
-@testable import Data
+@testable import Images
 
 /// A smooth colour gradient, easy on JPEG, so decoded values stay close to the source.
 private func gradient(width: Int, height: Int) -> RGBImage {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import Images
 
 @Suite struct ImageQualityTests {
     @Test func psnrOfAKnownError() {

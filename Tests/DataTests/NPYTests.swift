@@ -1,5 +1,5 @@
 import Testing
-@testable import Data
+@testable import TensorFiles
 
 /// Builds a .npy file by hand: version, raw header text (padded here only if asked) and data.
 private func handBuiltNPY(major: UInt8 = 1, header: String, data: [UInt8]) -> [UInt8] {

@@ -2,7 +2,9 @@
 import Glibc
 #endif
 import Testing
-@testable import Data
+@testable import TensorFiles
+@testable import Images
+@testable import Dataset
 
 /// Collects values from several threads.
 private final class Collector<T>: @unchecked Sendable {

@@ -1,5 +1,6 @@
 import Testing
-@testable import Data
+@testable import TensorFiles
+@testable import Images
 
 /// Builds safetensors bytes from a header text and raw data, as a hostile or foreign writer might.
 private func handBuilt(_ header: String, data: [UInt8] = []) -> [UInt8] {

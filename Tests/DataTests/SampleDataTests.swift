@@ -1,6 +1,8 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import TensorFiles
+@testable import Images
+@testable import Dataset
 
 @Suite struct SampleDataTests {
     @Test func generationIsDeterministicDecodableAndComplete() throws {

@@ -1,5 +1,5 @@
 import Testing
-@testable import Data
+@testable import Dataset
 
 @Suite struct SamplerTests {
     @Test func permutationIsTheDocumentedFisherYates() throws {

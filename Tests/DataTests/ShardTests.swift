@@ -1,6 +1,8 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import TensorFiles
+@testable import Images
+@testable import Dataset
 
 private func runTar(_ arguments: [String]) throws -> String {
     let process = Process()

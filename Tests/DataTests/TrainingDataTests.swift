@@ -1,6 +1,8 @@
 import Foundation
 import Testing
-@testable import Data
+@testable import TensorFiles
+@testable import Images
+@testable import Dataset
 
 /// Training from a shard directory as from an image folder: the same samples, the same batches,
 /// a fingerprint every node agrees on, damaged shards skipped by name.

@@ -1,5 +1,5 @@
 import Testing
-@testable import Data
+@testable import Images
 
 private func image(width: Int, height: Int, _ color: (Int, Int) -> (UInt8, UInt8, UInt8)) -> RGBImage {
     var pixels: [UInt8] = []

@@ -1,4 +1,4 @@
-import Data
+import TensorFiles
 import Foundation
 @testable import Model
 

@@ -1,4 +1,6 @@
-import Data
+import TensorFiles
+import Dataset
+import Checkpoints
 import Foundation
 import Model
 import Testing

@@ -1,4 +1,4 @@
-import Data
+
 import Foundation
 import Testing
 

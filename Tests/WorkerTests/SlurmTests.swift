@@ -1,4 +1,4 @@
-import Data
+import Dataset
 import Foundation
 import Model
 import Testing

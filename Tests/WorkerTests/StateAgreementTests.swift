@@ -1,4 +1,4 @@
-import Data
+
 import Model
 import Testing
 import Wire

@@ -1,4 +1,5 @@
-import Data
+import TensorFiles
+import Dataset
 import Foundation
 import Model
 import Testing

@@ -1,4 +1,5 @@
-import Data
+import TensorFiles
+import Checkpoints
 import Logging
 import Wire
 

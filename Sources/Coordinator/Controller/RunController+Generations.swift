@@ -1,4 +1,4 @@
-import Data
+import Checkpoints
 import Logging
 import Wire
 

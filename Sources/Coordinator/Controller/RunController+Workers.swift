@@ -1,4 +1,4 @@
-import Data
+
 import Logging
 import Wire
 

@@ -1,4 +1,6 @@
-import Data
+import TensorFiles
+import Dataset
+import Checkpoints
 import Logging
 import Wire
 
