@@ -46,6 +46,25 @@ extension ProcessTests {
         Self.expectEverySampleOncePerEpoch(order, steps: 40, stepsPerEpoch: 8, count: 48)
     }
 
+    /// The short form of the seeded chaos soak (scripts/chaos/soak): 20 events of kill -9 and
+    /// SIGSTOP of workers, groups and the coordinator (during checkpoint writes and state
+    /// transfers too) against a hand-started run, which must finish by itself with verified
+    /// checkpoints, no abort, no hang, and every sample used once per epoch.
+    @Test func aShortChaosSoakEndsWithEveryCheckPassed() throws {
+        let folder = try Scratch.folder("soak")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let binaries = try #require(Executables.directory)
+        let soak = try ChildProcess("/usr/bin/env", ["python3", "\(package)/scripts/chaos/soak", "--events", "20", "--seed", "1",
+                                                     "--quiet", "--bin", binaries, "--keep-logs", "\(folder)/work"],
+                                    log: "\(folder)/soak.log", absolute: true)
+        let status = soak.waitForExit(seconds: 1200)
+        #expect(status == 0, "\(soak.output.suffix(6000))")
+        #expect(soak.output.contains("soak seed 1: PASS") && soak.output.contains("events run        20 of 20"),
+                "\(soak.output.suffix(3000))")
+    }
+
     /// A second worker process started with a live worker's id is refused (and keeps asking, in
     /// case the first one is a crashed predecessor); the live one is never evicted and the run
     /// never restarts.
