@@ -58,6 +58,11 @@ let package = Package(
         // Bandwidth measurements of the ring and of ZeroMQ, for `scvae bench` (WireBenchmarks -> Wire).
         .target(name: "WireBenchmarks", dependencies: ["Wire"]),
 
+        // Command-line options the executables share.
+        .target(name: "CommandOptions", dependencies: [
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
         // Executables.
         .executableTarget(name: "scvae", dependencies: [
             "Model", "Dataset", "Images", "TensorFiles", "Checkpoints", "Worker", "Wire", "WireBenchmarks",
@@ -65,12 +70,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "scvae-worker", dependencies: [
-            "Worker",
+            "Worker", "CommandOptions",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "scvae-coordinator", dependencies: [
-            "Coordinator",
+            "Coordinator", "CommandOptions",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

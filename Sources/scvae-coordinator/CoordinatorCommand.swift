@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandOptions
 import Coordinator
 import Logging
 
@@ -18,8 +19,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("min-workers"), help: "Fewest live workers the run goes on with (default: --workers). When a worker is lost the survivors continue in a new generation if at least this many are live; below it training pauses until workers join.")
     var minWorkers: Int?
 
-    @Option(help: "Dataset folder: ImageNet layout ROOT/<wnid>/<file>, any folder of images (recursive), or a shard directory written by `scvae pack`. Default: the built-in sample data.")
-    var data: String?
+    @OptionGroup var dataOptions: DataOptions
 
     @Option(help: "Model configuration: tiny, small, imagenet-f8 or imagenet-f16.")
     var config: String = "tiny"
@@ -87,9 +87,6 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Write one JSON object per step to this file (JSON lines).")
     var metrics: String?
 
-    @Option(name: .customLong("cache-dir"), help: "Index and sample-data cache (default: $XDG_CACHE_HOME/scvae, else ~/.cache/scvae).")
-    var cacheDir: String?
-
     @Option(name: .customLong("endpoint-file"), help: "Write the control endpoint actually bound here (useful with port 0).")
     var endpointFile: String?
 
@@ -105,17 +102,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("ring-transport"), help: "What carries the workers' ring all-reduce: tcp (ZeroMQ), auto (shared memory when every rank of a generation is on one host and supports it, else TCP), or shm (shared memory; an error when the ranks are not all on one host). Workers log which one each generation uses. tcp is the default: with one core per worker the shared-memory ring's waiting costs backward more than it saves (BENCHMARKS.md).")
     var ringTransport: String = "tcp"
 
-    @Option(name: .customLong("curve-keys"), help: "CURVE: a folder with coordinator.key_secret and the NAME.key of every admitted worker (scvae keygen). All traffic, control and ring, is then authenticated and encrypted; other workers are refused and logged.")
-    var curveKeys: String?
-
-    @Flag(help: "Allow a --listen address reachable from other machines without --curve-keys (plain text: anyone on the network can join the run).")
-    var insecure = false
+    @OptionGroup var security: SecurityOptions
 
     var settings: CoordinatorSettings {
         var s = CoordinatorSettings()
         s.workers = workers
         s.minWorkers = minWorkers
-        s.dataPath = data
+        s.dataPath = dataOptions.data
         s.config = config
         s.globalBatch = globalBatch
         s.steps = (steps == nil && epochs == nil) ? 20 : steps
@@ -127,8 +120,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.checkpointEvery = checkpointEvery
         s.keep = keep
         s.bucketMiB = bucketMiB
-        s.curveKeys = curveKeys
-        s.insecure = insecure
+        s.curveKeys = security.curveKeys
+        s.insecure = security.insecure
         s.resume = resume
         s.stallSeconds = stallSeconds
         s.local = local
@@ -138,7 +131,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.schedule = schedule
         s.microBatch = microBatch
         s.checksumEvery = checksumEvery
-        s.cacheDirectory = cacheDir
+        s.cacheDirectory = dataOptions.cacheDir
         s.endpointFile = endpointFile
         s.rendezvousTimeout = rendezvousTimeout
         s.livenessDeadline = livenessDeadline

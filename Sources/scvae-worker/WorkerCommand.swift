@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandOptions
 import Foundation
 import Logging
 import Worker
@@ -15,14 +16,11 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "OpenBLAS threads for this worker (with N workers on one machine use cores/N).")
     var threads: Int = 1
 
-    @Option(help: "Dataset folder or shard directory as seen from this worker (default: the built-in sample data); must match the coordinator's fingerprint.")
-    var data: String?
+    @OptionGroup var dataOptions: DataOptions
 
     @Option(name: .customLong("reconnect-timeout"), help: "Seconds to keep retrying a lost coordinator before exiting non-zero.")
     var reconnectTimeout: Double = 600
 
-    @Option(name: .customLong("cache-dir"), help: "Index and sample-data cache (default: $XDG_CACHE_HOME/scvae, else ~/.cache/scvae).")
-    var cacheDir: String?
 
     @Option(help: "Address this worker's ring socket binds on (reachable by its neighbours).")
     var host: String = "127.0.0.1"
@@ -33,24 +31,20 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("data-order-log"), help: "Append one JSON line per applied step with the sample indices this rank trained on (for checking that every sample of an epoch is used once).")
     var dataOrderLog: String?
 
-    @Option(name: .customLong("curve-keys"), help: "CURVE: a folder with this worker's NAME.key_secret and coordinator.key (scvae keygen). Control and ring traffic are then authenticated and encrypted.")
-    var curveKeys: String?
-
-    @Flag(help: "Allow a --host reachable from other machines without --curve-keys (plain-text ring traffic).")
-    var insecure = false
+    @OptionGroup var security: SecurityOptions
 
     var settings: WorkerSettings {
         var s = WorkerSettings()
         s.coordinator = coordinator
         s.threads = threads
-        s.dataPath = data
+        s.dataPath = dataOptions.data
         s.reconnectTimeoutSeconds = reconnectTimeout
-        s.cacheDirectory = cacheDir
+        s.cacheDirectory = dataOptions.cacheDir
         s.host = host
         s.workerID = workerID
         s.dataOrderLogPath = dataOrderLog
-        s.curveKeys = curveKeys
-        s.insecure = insecure
+        s.curveKeys = security.curveKeys
+        s.insecure = security.insecure
         // Tests only: pretend to speak another protocol version.
         s.fakeProtocolVersion = ProcessInfo.processInfo.environment["SCVAE_FAKE_PROTOCOL_VERSION"].flatMap { UInt16($0) }
         return s
