@@ -126,14 +126,17 @@ final class Unchecked<Value>: @unchecked Sendable {
         var final: [[Float]]
     }
 
-    /// Runs `steps` steps of a world of `slices.count` ranks on threads.
+    /// Runs `steps` steps of a world of `slices.count` ranks on threads. The ranks are threads of
+    /// one process sharing one OpenBLAS, so exact mode leaves its thread count alone here
+    /// (ExactReductionTests checks the pin with real worker processes).
     static func train(world slices: [Range<Int>], images: [Float], steps: Int, microBatch: Int = 4,
                       exact: Bool = false) -> WorldRun {
         let start = initialParameters()
         let reducer = InMemoryReducer(worldSize: slices.count)
         let total = slices.last!.upperBound
         let replicas = Unchecked(slices.map {
-            replica(start, microBatch: microBatch, exact: exact ? .init(globalBatch: total, firstSlot: $0.lowerBound) : nil)
+            replica(start, microBatch: microBatch,
+                    exact: exact ? .init(globalBatch: total, firstSlot: $0.lowerBound, blasThreads: nil) : nil)
         })
         let before = Unchecked([[Float]]())
         onThreads(slices.count) { rank in
