@@ -14,6 +14,11 @@ public enum BLAS {
         openblas_set_num_threads(Int32(max(1, count)))
     }
 
+    /// The number of OpenBLAS threads of this process.
+    public static var threads: Int {
+        Int(openblas_get_num_threads())
+    }
+
     /// C[m x n] = alpha * op(A) * op(B) + beta * C, all row-major.
     /// `transA`/`transB` select op(X) = X^T. A is m x k after op, B is k x n after op.
     public static func sgemm(

@@ -82,16 +82,25 @@ public final class TrainingReplica {
 
     /// Exact reduction (a verification mode, G times the all-reduce traffic): each sample's
     /// gradient goes to its own slot of a G-slot buffer, the others stay zero, so the all-reduce
-    /// only ever adds zeros (exact), and every rank sums the slots in global-batch order. The
-    /// result is then bit-identical whatever N (given one BLAS thread per worker), where the
+    /// only ever adds zeros (exact), and every rank sums the slots in global-batch order. Each
+    /// sample's gradient is computed alone (a batch of one) with a fixed number of BLAS threads,
+    /// so it has the same bits on every rank: the result is bit-identical whatever N, where the
     /// summed mode differs by float rounding that soft-threshold flips can amplify.
     public struct ExactSlots: Sendable, Equatable {
         public var globalBatch: Int
         /// The slot of this rank's first sample (its slice's start in the global batch).
         public var firstSlot: Int
-        public init(globalBatch: Int, firstSlot: Int) {
+        /// OpenBLAS threads the per-sample gradients are computed with (nil: the process's count).
+        /// OpenBLAS's sums depend on its thread count, and a worker's count follows N (cores / N
+        /// by default): on OpenBLAS's AVX2 kernels a world of one with two threads ended 10 steps
+        /// away from worlds of two and four with one thread each in every tensor (up to 1.1e-4),
+        /// bit-identical to them with one thread. The count is set for the whole process while
+        /// the gradients are computed, then put back: pin it in at most one replica per process.
+        public var blasThreads: Int?
+        public init(globalBatch: Int, firstSlot: Int, blasThreads: Int? = 1) {
             self.globalBatch = globalBatch
             self.firstSlot = firstSlot
+            self.blasThreads = blasThreads
         }
     }
 
@@ -146,11 +155,13 @@ public final class TrainingReplica {
             parameters.withUnsafeBufferPointer { params in
                 if let exact = exactSlots {
                     precondition(exact.firstSlot + count <= exact.globalBatch, "slice runs past the global batch")
-                    for j in 0..<count {
-                        let slot = (exact.firstSlot + j) * n
-                        add(model.forwardBackward(parameters: params, images: images + j * imageFloats, batch: 1,
-                                                  gradients: UnsafeMutableBufferPointer(rebasing: buffer[slot..<(slot + n)]),
-                                                  gradientScale: 1))
+                    Self.withBLASThreads(exact.blasThreads) {
+                        for j in 0..<count {
+                            let slot = (exact.firstSlot + j) * n
+                            add(model.forwardBackward(parameters: params, images: images + j * imageFloats, batch: 1,
+                                                      gradients: UnsafeMutableBufferPointer(rebasing: buffer[slot..<(slot + n)]),
+                                                      gradientScale: 1))
+                        }
                     }
                     return
                 }
@@ -225,5 +236,14 @@ public final class TrainingReplica {
             }
         }
         return outcome
+    }
+
+    /// Runs `body` with OpenBLAS on `threads` threads (nil: as it is), then restores the count.
+    private static func withBLASThreads(_ threads: Int?, _ body: () -> Void) {
+        let previous = BLAS.threads
+        guard let threads, threads != previous else { return body() }
+        BLAS.setThreads(threads)
+        defer { BLAS.setThreads(previous) }
+        body()
     }
 }
