@@ -11,7 +11,7 @@ import CKernels
 /// built in row chunks so its scratch stays a few MiB whatever the image size.
 enum Conv2d {
     /// How a convolution is computed. `automatic` takes the tap-GEMM kernel where it applies and
-    /// runs (Conv2dDirect.swift), else BLAS by shape (`blas`; DECISIONS.md, "Facts measured here").
+    /// runs (Conv2dDirect.swift), else BLAS by shape (`blas`; docs/decisions.md, "Convolution kernels").
     enum Method: Sendable { case automatic, blas, direct, im2col, shifted }
 
     /// Maps with at least this many pixels use shifted GEMMs for 3x3 stride-1 convolutions on BLAS.

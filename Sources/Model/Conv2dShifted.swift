@@ -6,7 +6,7 @@
 /// discarded), because then the input pixel under tap (ky, kx) is simply row r + ky*Wp + kx of
 /// Xpad: each tap is one GEMM over a contiguous block of rows, accumulating into the same
 /// output block, which stays in cache across the nine taps (row blocks of `blockRows`).
-/// DECISIONS.md: this beats im2col on 64x64 maps; im2col stays better on small maps.
+/// docs/decisions.md: this beats im2col on 64x64 maps; im2col stays better on small maps.
 enum Conv2dShifted {
     static let blockRows = 1024
 

@@ -1,5 +1,5 @@
-// The initial dictionary of SC-VAE: an overcomplete 2-D DCT (SCVAE.md, "D is initialised to an
-// overcomplete 2-D DCT"), and the initial c, the squared spectral norm of D.
+// The initial dictionary of SC-VAE: an overcomplete 2-D DCT (docs/model.md, "Dictionary
+// initialisation"), and the initial c, the squared spectral norm of D.
 //
 // Shape legend:
 //   C = latent channels = n * n, K = atoms kept, m = 1-D atoms per axis (m >= n, m * m >= K)
@@ -16,7 +16,7 @@ import Darwin
 #endif
 
 public enum DCT {
-    /// D [C, K] row-major in Double, exactly as SCVAE.md builds it.
+    /// D [C, K] row-major in Double, exactly as docs/model.md builds it.
     public static func dictionary(channels: Int, atoms: Int, atomsPerAxis m: Int) -> [Double] {
         let n = Int(Double(channels).squareRoot().rounded())
         precondition(n * n == channels, "the DCT dictionary needs a square number of channels, got \(channels)")

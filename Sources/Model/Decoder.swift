@@ -1,4 +1,4 @@
-/// The taming-transformers VQGAN decoder of SCVAE.md as a chain of layers.
+/// The taming-transformers VQGAN decoder of docs/model.md as a chain of layers.
 ///
 /// Legend: s = latent side, C = latent channels, L = levels, D = ch*chMult[L-1].
 /// hHat [B, s, s, C] -> conv_in to D -> mid (ResnetBlock, AttnBlock, ResnetBlock) -> for levels

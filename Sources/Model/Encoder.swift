@@ -1,4 +1,4 @@
-/// The taming-transformers VQGAN encoder of SCVAE.md as a chain of layers.
+/// The taming-transformers VQGAN encoder of docs/model.md as a chain of layers.
 ///
 /// Legend: S = image side, ch = base channels, C = latent channels, L = levels, f = 2^(L-1).
 /// [B, S, S, 3] -> conv_in -> per level i: resBlocks ResnetBlocks to ch*chMult[i] (each followed

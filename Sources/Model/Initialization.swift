@@ -1,4 +1,4 @@
-// Initial parameters of SC-VAE (SCVAE.md, "Init"): Xavier-uniform convolution weights, zero
+// Initial parameters of SC-VAE (docs/model.md, "Other initial values"): Xavier-uniform convolution weights, zero
 // biases, GroupNorm weight 1 and bias 0, the DCT dictionary and c = its squared spectral norm.
 //
 // Shapes are the PyTorch ones of ParameterLayout: convolution weights [out, in, kh, kw],

@@ -1,4 +1,4 @@
-// The LISTA bottleneck of SC-VAE (SCVAE.md, "LISTA"), forward and backward, on all latent
+// The LISTA bottleneck of SC-VAE (docs/model.md, "The LISTA bottleneck"), forward and backward, on all latent
 // positions at once so that every step is one GEMM.
 //
 // Shape legend:

@@ -1,4 +1,4 @@
-/// The hyperparameters that fix an SC-VAE's architecture (SCVAE.md, "Configurations").
+/// The hyperparameters that fix an SC-VAE's architecture (docs/model.md, "Configurations").
 ///
 /// Notation: ch = base channels, chMult = channel multiplier per level, resBlocks = ResNet blocks
 /// per encoder level (the decoder has one more), C = latent channels, K = dictionary atoms,
@@ -20,7 +20,7 @@ public struct ModelConfig: Sendable, Equatable, Hashable, Codable {
     /// GroupNorm uses min(maxGroups, channels) groups.
     public var maxGroups: Int = 32
     public var groupNormEpsilon: Float = 1e-6
-    /// m of the overcomplete 1-D DCT (n = sqrt(C)); SCVAE.md: 23 for C = 256, 12 for C = 64.
+    /// m of the overcomplete 1-D DCT (n = sqrt(C)); docs/model.md: 23 for C = 256, 12 for C = 64.
     public var dctAtomsPerAxis: Int
 
     public init(name: String, imageSize: Int, ch: Int, chMult: [Int], resBlocks: Int,

@@ -1,4 +1,4 @@
-// Optimizers over the flat parameter and gradient buffers (DESIGN.md invariant 1): Adam and plain
+// Optimizers over the flat parameter and gradient buffers (docs/decisions.md, "One flat parameter buffer and one flat gradient buffer"): Adam and plain
 // SGD, a warm-up learning-rate schedule, and clipping by the global gradient norm.
 //
 // Shape legend: N = parameters in the layout; parameters, gradients, m and v are all [N] and share
@@ -55,7 +55,7 @@ public enum OptimizerKind: String, Sendable, Equatable, Hashable, Codable, CaseI
     case sgd
 }
 
-/// Adam's constants; the defaults are SC-VAE's (SCVAE.md): betas (0.5, 0.9), eps 1e-8, no weight decay.
+/// Adam's constants; the defaults are SC-VAE's (docs/model.md): betas (0.5, 0.9), eps 1e-8, no weight decay.
 public struct AdamSettings: Sendable, Equatable, Hashable, Codable {
     public var beta1: Float = 0.5
     public var beta2: Float = 0.9
@@ -128,7 +128,7 @@ public struct Optimizer: Sendable {
     }
 
     public struct StepReport: Sendable, Equatable {
-        /// False when the gradients were not finite: nothing was changed (DECISIONS.md: such a step
+        /// False when the gradients were not finite: nothing was changed (docs/decisions.md: such a step
         /// is skipped on every rank, and every rank sees the same reduced gradients).
         public var applied: Bool
         /// The update's number (1 for the first); for a skipped step, the number it would have had.

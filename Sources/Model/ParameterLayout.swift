@@ -1,6 +1,6 @@
 /// One named tensor inside the flat parameter (and gradient) buffer.
 public struct ParameterEntry: Sendable, Equatable, Hashable {
-    /// The checkpoint name of SCVAE.md, e.g. `encoder.down.0.block.0.conv1.weight`.
+    /// The checkpoint name (docs/model.md, "Checkpoint tensor names"), e.g. `encoder.down.0.block.0.conv1.weight`.
     public var name: String
     /// PyTorch shape: convolutions [out, in, kh, kw], GroupNorm [C], `Dict` [C, K], `c` [1].
     public var shape: [Int]

@@ -1,4 +1,4 @@
-// Named tensors in and out of the flat parameter buffer (SCVAE.md, "Checkpoint names"): loading
+// Named tensors in and out of the flat parameter buffer (docs/model.md, "Checkpoint tensor names"): loading
 // checks every required tensor and shape; unknown names (the authors' `el1.*`, `GAT.*`, `w`, ...)
 // are returned for the caller to warn about, not treated as errors.
 //
@@ -65,7 +65,7 @@ public func loadParameters(_ tensors: [String: TensorValues], into params: Unsaf
 }
 
 /// The tensors of `params` in layout order, each named `prefix + name` (e.g. "m." for Adam's first
-/// moment, DECISIONS.md), with its layout shape.
+/// moment, docs/decisions.md), with its layout shape.
 public func exportParameters(_ params: UnsafeBufferPointer<Float>, layout: ParameterLayout,
                              prefix: String = "") -> [(name: String, tensor: TensorValues)] {
     precondition(params.count >= layout.totalCount,

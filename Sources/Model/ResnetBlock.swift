@@ -1,7 +1,7 @@
 /// ResnetBlock(cin, cout): out = shortcut(x) + conv2(swish(norm2(conv1(swish(norm1(x)))))).
 ///
 /// Legend: P = H*W positions, Ci/Co = channels in/out; x [B, P, Ci], out [B, P, Co].
-/// shortcut is the 1x1 `nin_shortcut` when Ci != Co, else the identity. Dropout is 0 (SCVAE.md).
+/// shortcut is the 1x1 `nin_shortcut` when Ci != Co, else the identity. Dropout is 0 (docs/model.md).
 /// conv2 sums straight into the output buffer the shortcut already filled, so the residual costs
 /// no extra pass.
 final class ResnetBlock: ChainLayer {

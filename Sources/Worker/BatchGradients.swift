@@ -36,7 +36,7 @@ public struct BatchGradients {
         self.batch = images.count
     }
 
-    /// The metadata keys of SCVAE.md: `loss`, `recon`, `latent`, `sparsity` as decimal strings.
+    /// The metadata keys of docs/model.md: `loss`, `recon`, `latent`, `sparsity` as decimal strings.
     public var metadata: [String: String] {
         ["loss": "\(loss)", "recon": "\(recon)", "latent": "\(latent)", "sparsity": "\(sparsity)",
          "batch": "\(batch)"]

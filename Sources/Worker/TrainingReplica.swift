@@ -45,7 +45,7 @@ public struct StepOutcome: Sendable, Equatable {
 ///
 /// The buffer that is all-reduced is the flat gradient buffer followed by a trailer of
 /// statistics, so one collective carries the count of good samples (the divisor), the
-/// non-finite flag and the loss terms (DECISIONS.md: the divisor is the global count of samples
+/// non-finite flag and the loss terms (docs/decisions.md: the divisor is the global count of samples
 /// that decoded; a non-finite value anywhere skips the step on every rank).
 public final class TrainingReplica {
     public let model: SCVAEModel

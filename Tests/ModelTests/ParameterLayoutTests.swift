@@ -3,7 +3,7 @@ import Testing
 
 @Suite struct ParameterLayoutTests {
     @Test func paperConfigurationsHaveThePublishedSizes() {
-        // SCVAE.md: about 72M (f16) and 65M (f8) parameters.
+        // docs/model.md: about 72M (f16) and 65M (f8) parameters.
         let f16 = ParameterLayout(config: .imagenetF16).totalCount
         let f8 = ParameterLayout(config: .imagenetF8).totalCount
         #expect((70_000_000...74_000_000).contains(f16), "imagenet-f16 has \(f16) parameters")

@@ -1,4 +1,5 @@
-import Data
+import Dataset
+import TensorFiles
 import Foundation
 import Model
 import Testing
