@@ -90,17 +90,7 @@ public struct CheckpointStore: Sendable {
     /// a call of `warning` naming the file and the reason, as is each leftover temporary. nil when
     /// there is none.
     public func loadNewestValid(warning: (String) -> Void) -> Checkpoint? {
-        for temporary in temporaryPaths() {
-            warning("\(temporary): left by an interrupted checkpoint write or removal; ignored")
-        }
-        for candidate in checkpointPaths().reversed() {
-            do {
-                return try CheckpointFile.load(candidate)
-            } catch {
-                warning("checkpoint \(candidate) skipped: \(error)")
-            }
-        }
-        return nil
+        loadNewestValid(warning: warning) { candidate, error in warning("checkpoint \(candidate) skipped: \(error)") }
     }
 
     /// The newest checkpoint that loads and verifies, as `loadNewestValid`; each newer one that does
@@ -109,6 +99,21 @@ public struct CheckpointStore: Sendable {
     /// place of a good one. Only under the directory's lock.
     public func loadNewestValid(quarantining lock: CheckpointDirectoryLock, warning: (String) -> Void) -> Checkpoint? {
         precondition(lock.directory == directory && lock.isHeld, "quarantining needs the lock of \(directory)")
+        return loadNewestValid(warning: warning) { candidate, error in
+            let name = (candidate as NSString).lastPathComponent
+            let aside = path(of: "corrupt/\(name)-\(Int(Date().timeIntervalSince1970))")
+            do {
+                try FileSystem.makeDirectories(path(of: "corrupt"))
+                try FileSystem.rename(candidate, to: aside)
+                try? FileSystem.syncDirectory(directory)
+                warning("checkpoint \(candidate) skipped: \(error); moved to \(aside)")
+            } catch let failure {
+                warning("checkpoint \(candidate) skipped: \(error); it could not be moved aside (\(failure))")
+            }
+        }
+    }
+
+    private func loadNewestValid(warning: (String) -> Void, invalid: (String, CheckpointError) -> Void) -> Checkpoint? {
         for temporary in temporaryPaths() {
             warning("\(temporary): left by an interrupted checkpoint write or removal; ignored")
         }
@@ -116,16 +121,7 @@ public struct CheckpointStore: Sendable {
             do {
                 return try CheckpointFile.load(candidate)
             } catch {
-                let name = (candidate as NSString).lastPathComponent
-                let aside = path(of: "corrupt/\(name)-\(Int(Date().timeIntervalSince1970))")
-                do {
-                    try FileSystem.makeDirectories(path(of: "corrupt"))
-                    try FileSystem.rename(candidate, to: aside)
-                    try? FileSystem.syncDirectory(directory)
-                    warning("checkpoint \(candidate) skipped: \(error); moved to \(aside)")
-                } catch let failure {
-                    warning("checkpoint \(candidate) skipped: \(error); it could not be moved aside (\(failure))")
-                }
+                invalid(candidate, error)
             }
         }
         return nil

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Wire
+import WireBenchmarks
 
 /// Timing for socket tests: deadlines scaled by SCVAE_DEADLINE_SCALE (default 1) so a loaded
 /// machine can be given more room without editing tests.
@@ -12,31 +13,11 @@ enum TestTiming {
     static func scaled(_ seconds: Double) -> Duration { .milliseconds(Int(seconds * scale * 1000)) }
 }
 
-/// Values filled in by several threads (endpoint boards, results), waited for with a timeout.
-final class Slots<T: Sendable>: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var values: [T?]
+/// Values filled in by several threads (endpoint boards, results), waited for with a timeout: the
+/// benchmark harness's `ResultSlots`.
+typealias Slots = ResultSlots
 
-    init(count: Int) { values = Array(repeating: nil, count: count) }
-
-    func set(_ index: Int, _ value: T) {
-        condition.lock()
-        values[index] = value
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// The values once all are set, or at the timeout whatever is set by then.
-    func waitAll(timeout: Duration) -> [T?] {
-        let deadline = Date(timeIntervalSinceNow: timeout.inSeconds)
-        condition.lock()
-        defer { condition.unlock() }
-        while values.contains(where: { $0 == nil }) {
-            if !condition.wait(until: deadline) { break }
-        }
-        return values
-    }
-
+extension ResultSlots {
     /// Every value once all are set, or nil at the timeout.
     func waitForAll(timeout: Duration) -> [T]? {
         let values = waitAll(timeout: timeout)
@@ -50,19 +31,11 @@ struct RankTimedOut: Error {
     var rank: Int
 }
 
-/// Runs `body(rank)` for each rank on its own `Thread` (blocking calls never run on Swift's
-/// cooperative pool) and returns the results in rank order. A rank that has not finished by
-/// `timeout` yields nil: the test fails, it does not hang.
+/// Runs `body(rank)` for each rank on its own `Thread` (the benchmark harness's `runOnThreads`):
+/// a rank that has not finished by `timeout` yields nil, so the test fails, it does not hang.
 func onRankThreads<T: Sendable>(_ count: Int, timeout: Duration,
                                 _ body: @escaping @Sendable (Int) throws -> T) -> [Result<T, any Error>?] {
-    let results = Slots<Result<T, any Error>>(count: count)
-    for rank in 0..<count {
-        let thread = Thread { results.set(rank, Result { try body(rank) }) }
-        thread.stackSize = 4 << 20
-        thread.name = "scvae-test-rank-\(rank)"
-        thread.start()
-    }
-    return results.waitAll(timeout: timeout)
+    runOnThreads(count, timeout: timeout, body)
 }
 
 /// Builds a ring of `worldSize` communicators, one per thread, exchanging bound endpoints

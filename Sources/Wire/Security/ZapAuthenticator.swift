@@ -36,7 +36,7 @@ public final class ZapAuthenticator: @unchecked Sendable {
         guard (1...254).contains(domain.utf8.count) else { throw .invalidDomain(domain) }
         self.domain = domain
         self.context = context
-        shared = Shared(ZapGatekeeper(domain: domain, admitted: admitted))
+        shared = Shared(HandlerState(keeper: ZapGatekeeper(domain: domain, admitted: admitted)))
         let shared = shared
         let thread = Thread { ZapAuthenticator.serve(context: context, shared: shared, grace: grace, onRefusal: onRefusal) }
         thread.name = "scvae-zap"
@@ -59,9 +59,9 @@ public final class ZapAuthenticator: @unchecked Sendable {
     public var isRunning: Bool { shared.isRunning }
 
     /// Replaces the admitted keys; clients already connected stay connected.
-    public func replaceAdmittedKeys(_ keys: AdmittedKeys) { shared.replaceAdmittedKeys(keys) }
+    public func replaceAdmittedKeys(_ keys: AdmittedKeys) { shared.withState { $0.keeper.admitted = keys } }
 
-    public var statistics: ZapStatistics { shared.statistics }
+    public var statistics: ZapStatistics { shared.withState { $0.counters } }
 
     /// Stops the handler and unbinds it, waiting at most `timeout` for its thread.
     /// Returns whether the thread finished in time.
@@ -75,7 +75,7 @@ public final class ZapAuthenticator: @unchecked Sendable {
     static let pollInterval: Duration = .milliseconds(100)
 
     private static func serve(context: ZmqContext, shared: Shared, grace: Duration, onRefusal: @Sendable (ZapRefusal) -> Void) {
-        defer { shared.finish() }
+        defer { shared.finish(ifNeverStarted: .stopped) }
         let socket: ZmqSocket
         do throws(ZmqError) {
             socket = try ZmqSocket(context, type: .rep)
@@ -105,84 +105,30 @@ public final class ZapAuthenticator: @unchecked Sendable {
             } catch {
                 return   // context terminated or socket broken: nothing more to serve
             }
-            var decision = shared.gatekeeper.decide(frames)
+            var decision = shared.withState { $0.keeper }.decide(frames)
             let held = ContinuousClock.now
             while decision.refusal?.reason == .keyNotAdmitted && ContinuousClock.now - held < grace && !shared.stopRequested {
                 Thread.sleep(forTimeInterval: 0.02)
-                decision = shared.gatekeeper.decide(frames)
+                decision = shared.withState { $0.keeper }.decide(frames)
             }
             do throws(ZmqError) {
                 try socket.send(parts: decision.reply.frames, deadline: .now + .seconds(1))
             } catch {
                 return   // a REP socket that cannot answer cannot serve the next request
             }
-            shared.count(admitted: decision.refusal == nil)
+            shared.withState { if decision.refusal == nil { $0.counters.admitted += 1 } else { $0.counters.refused += 1 } }
             if let refusal = decision.refusal { onRefusal(refusal) }
         }
     }
 }
 
 extension ZapAuthenticator {
-    /// State shared between the owner and the handler thread, under one lock.
-    final class Shared: @unchecked Sendable {
-        private let condition = NSCondition()
-        private var keeper: ZapGatekeeper
-        private var startResult: Result<Void, ZapError>?
-        private var stopping = false
-        private var finished = false
-        private var counters = ZapStatistics()
-
-        init(_ keeper: ZapGatekeeper) { self.keeper = keeper }
-
-        private func locked<T>(_ body: () -> T) -> T {
-            condition.lock()
-            defer { condition.unlock() }
-            return body()
-        }
-
-        var gatekeeper: ZapGatekeeper { locked { keeper } }
-        var stopRequested: Bool { locked { stopping } }
-        var statistics: ZapStatistics { locked { counters } }
-        var isRunning: Bool {
-            locked {
-                guard case .success? = startResult else { return false }
-                return !stopping && !finished
-            }
-        }
-
-        func replaceAdmittedKeys(_ keys: AdmittedKeys) { locked { keeper.admitted = keys } }
-        func count(admitted: Bool) { locked { if admitted { counters.admitted += 1 } else { counters.refused += 1 } } }
-
-        func started(_ result: Result<Void, ZapError>) {
-            locked { startResult = result; condition.broadcast() }
-        }
-
-        func finish() {
-            locked {
-                finished = true
-                if startResult == nil { startResult = .failure(.stopped) }
-                condition.broadcast()
-            }
-        }
-
-        func requestStop() { locked { stopping = true } }
-
-        func waitUntilStarted(timeout: Double) -> Result<Void, ZapError>? {
-            waitFor(timeout: timeout) { startResult }
-        }
-
-        func waitUntilFinished(timeout: Double) -> Bool {
-            waitFor(timeout: timeout) { finished ? true : nil } ?? false
-        }
-
-        private func waitFor<T>(timeout: Double, _ value: () -> T?) -> T? {
-            let deadline = Date(timeIntervalSinceNow: timeout)
-            condition.lock()
-            defer { condition.unlock() }
-            while true {
-                if let result = value() { return result }
-                if !condition.wait(until: deadline) { return value() }
-            }
-        }
+    /// What the owner and the handler thread share: the gatekeeper (its admitted keys can be
+    /// replaced while the handler runs) and the counts.
+    struct HandlerState {
+        var keeper: ZapGatekeeper
+        var counters = ZapStatistics()
     }
+
+    typealias Shared = ServiceThreadState<ZapError, HandlerState>
 }

@@ -42,7 +42,7 @@ public final class HandshakeMonitor: @unchecked Sendable {
         monitorEndpoint = "inproc://scvae-handshake-monitor-\(UUID().uuidString)"
         let events = kinds.reduce(ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_MONITOR_STOPPED) { $0 | $1.event }
         try socket.monitor(monitorEndpoint, events: events)
-        let shared = Shared()
+        let shared = Shared(Statistics())
         self.shared = shared
         let context = socket.context, endpoint = monitorEndpoint
         let limiter = HandshakeFailureLimiter(interval: interval)
@@ -69,7 +69,7 @@ public final class HandshakeMonitor: @unchecked Sendable {
     /// Whether the monitor's thread still reads events (started, not stopped, socket open).
     public var isRunning: Bool { shared.isRunning }
 
-    public var statistics: Statistics { shared.statistics }
+    public var statistics: Statistics { shared.withState { $0 } }
 
     /// Stops the monitor's thread, waiting at most `timeout` for it; whether it finished in time.
     /// Failures held back by the rate limit are reported before it ends.
@@ -84,7 +84,7 @@ public final class HandshakeMonitor: @unchecked Sendable {
 
     private static func watch(_ endpoint: String, context: ZmqContext, shared: Shared, limiter: HandshakeFailureLimiter,
                               onFailure: @Sendable (HandshakeFailure) -> Void) {
-        defer { shared.finish() }
+        defer { shared.finish(ifNeverStarted: .contextTerminated(operation: "handshake monitor")) }
         let socket: ZmqSocket
         do throws(ZmqError) {
             socket = try ZmqSocket(context, type: .pair)
@@ -99,9 +99,9 @@ public final class HandshakeMonitor: @unchecked Sendable {
         var limiter = limiter
         func report(_ failures: [HandshakeFailure]) {
             for failure in failures {
-                shared.countFailure()
+                shared.withState { $0.failed += 1 }
                 for due in limiter.admit(failure, at: .now) {
-                    shared.countReport()
+                    shared.withState { $0.reports += 1 }
                     onFailure(due)
                 }
             }
@@ -114,7 +114,7 @@ public final class HandshakeMonitor: @unchecked Sendable {
                     // Quiet for a poll interval: a failure is not waiting for its disconnection any more.
                     report(tracker.flush())
                     for due in limiter.flush(at: .now) {
-                        shared.countReport()
+                        shared.withState { $0.reports += 1 }
                         onFailure(due)
                     }
                     continue
@@ -125,14 +125,14 @@ public final class HandshakeMonitor: @unchecked Sendable {
             }
             for (position, event) in events.enumerated() {
                 if event.code == ZMQ_EVENT_MONITOR_STOPPED { monitorStopped = true }
-                if event.code == ZMQ_EVENT_ACCEPTED { shared.countAccepted() }
+                if event.code == ZMQ_EVENT_ACCEPTED { shared.withState { $0.accepted += 1 } }
                 let closedSince = events[(position + 1)...].contains { $0.code == ZMQ_EVENT_DISCONNECTED && $0.value == event.value }
                 report(tracker.take(event.parsed(connectionClosedSince: closedSince)))
             }
         }
         report(tracker.flush())
         for due in limiter.flush(at: .now + limiter.interval) {
-            shared.countReport()
+            shared.withState { $0.reports += 1 }
             onFailure(due)
         }
     }
@@ -216,63 +216,6 @@ private func cText(_ characters: [CChar]) -> String {
 }
 
 extension HandshakeMonitor {
-    /// State shared between the owner and the monitor's thread, under one lock.
-    final class Shared: @unchecked Sendable {
-        private let condition = NSCondition()
-        private var startResult: Result<Void, ZmqError>?
-        private var stopping = false
-        private var finished = false
-        private var counters = Statistics()
-
-        private func locked<T>(_ body: () -> T) -> T {
-            condition.lock()
-            defer { condition.unlock() }
-            return body()
-        }
-
-        var stopRequested: Bool { locked { stopping } }
-        var statistics: Statistics { locked { counters } }
-        var isRunning: Bool {
-            locked {
-                guard case .success? = startResult else { return false }
-                return !stopping && !finished
-            }
-        }
-
-        func countAccepted() { locked { counters.accepted += 1 } }
-        func countFailure() { locked { counters.failed += 1 } }
-        func countReport() { locked { counters.reports += 1 } }
-
-        func started(_ result: Result<Void, ZmqError>) {
-            locked { startResult = result; condition.broadcast() }
-        }
-
-        func finish() {
-            locked {
-                finished = true
-                if startResult == nil { startResult = .failure(.contextTerminated(operation: "handshake monitor")) }
-                condition.broadcast()
-            }
-        }
-
-        func requestStop() { locked { stopping = true } }
-
-        func waitUntilStarted(timeout: Double) -> Result<Void, ZmqError>? {
-            waitFor(timeout: timeout) { startResult }
-        }
-
-        func waitUntilFinished(timeout: Double) -> Bool {
-            waitFor(timeout: timeout) { finished ? true : nil } ?? false
-        }
-
-        private func waitFor<T>(timeout: Double, _ value: () -> T?) -> T? {
-            let deadline = Date(timeIntervalSinceNow: timeout)
-            condition.lock()
-            defer { condition.unlock() }
-            while true {
-                if let result = value() { return result }
-                if !condition.wait(until: deadline) { return value() }
-            }
-        }
-    }
+    /// What the owner and the monitor's thread share: its life and its counts.
+    typealias Shared = ServiceThreadState<ZmqError, Statistics>
 }
