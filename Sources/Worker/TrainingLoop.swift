@@ -92,8 +92,12 @@ struct TrainingLoop {
             if emptyRun >= Self.maximumNonFiniteRun {
                 return .ended(.runCannotContinue(reason: "no image of steps \(steps - emptyRun + 1)-\(steps) could be read on any rank: the data is unreadable (the workers' warnings name the files)"))
             }
-            nonFiniteRun = outcome.applied ? 0 : nonFiniteRun + 1
-            if !outcome.applied { logger.warning("step \(steps) skipped: non-finite loss or gradient on some rank") }
+            nonFiniteRun = outcome.applied || emptyRun > 0 ? 0 : nonFiniteRun + 1
+            if emptyRun > 0 {
+                logger.warning("step \(steps) skipped: none of its images could be read on any rank")
+            } else if !outcome.applied {
+                logger.warning("step \(steps) skipped: non-finite loss or gradient on some rank")
+            }
             if nonFiniteRun >= Self.maximumNonFiniteRun {
                 return .ended(.runCannotContinue(reason: "\(nonFiniteRun) steps in a row had a non-finite loss or gradient (last: step \(steps)); lower --lr or check the data"))
             }

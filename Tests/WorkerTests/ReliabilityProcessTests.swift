@@ -65,6 +65,25 @@ extension ProcessTests {
                 "\(soak.output.suffix(3000))")
     }
 
+    /// A dataset where no file decodes: the run stops with a message that says the data is
+    /// unreadable (not "non-finite loss"), and the workers name the files.
+    @Test func aDatasetOfUnreadableFilesEndsTheRunSayingSo() throws {
+        let folder = try Scratch.folder("unreadable-data")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let data = "\(folder)/data/n0001"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        for i in 0..<16 {
+            _ = FileManager.default.createFile(atPath: "\(data)/broken-\(i).JPEG", contents: Data((0..<200).map { UInt8(($0 * 7 + i) & 0xFF) }))
+        }
+        let run = try Self.coordinator(["--workers", "2", "--steps", "20", "--global-batch", "4", "--data", "\(folder)/data",
+                                        "--checkpoint-every", "0"], folder: folder)
+        let status = run.waitForExit(seconds: 240)
+        #expect(status == 1, "\(run.output.suffix(3000))")
+        #expect(run.output.contains("the data is unreadable") && !run.output.contains("non-finite loss"),
+                "\(run.output.suffix(3000))")
+        #expect(run.output.contains("broken-"), "the workers' warnings name the files:\n\(run.output.suffix(3000))")
+    }
+
     /// A second worker process started with a live worker's id is refused (and keeps asking, in
     /// case the first one is a crashed predecessor); the live one is never evicted and the run
     /// never restarts.
