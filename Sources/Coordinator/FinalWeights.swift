@@ -22,16 +22,12 @@ public enum FinalWeights {
         } catch {
             throw CoordinatorFailure.cannotWrite(path: folder, reason: "\(error)")
         }
-        var named: [NamedTensor] = []
-        var checksums: [String] = []
-        for tensor in tensors {
-            named.append(tensor)
-            checksums.append("\"\(tensor.name)\": \"\(String(format: "%08x", tensor.crc32c))\"")
-        }
+        // Names came from a worker: serialised as JSON strings, whatever characters they hold.
+        let checksums = JSONValue.object(tensors.map { (key: $0.name, value: .string(String(format: "%08x", $0.crc32c))) })
         let metadata = ["format": "pt", "step": "\(step)", "epoch": "\(epoch)", "config": config,
-                        "crc32c": "{" + checksums.joined(separator: ", ") + "}"]
+                        "crc32c": checksums.serialized()]
         do {
-            try SafeTensors.write(named, metadata: metadata, to: file)
+            try SafeTensors.write(tensors, metadata: metadata, to: file)
         } catch {
             throw CoordinatorFailure.cannotWrite(path: file, reason: "\(error)")
         }

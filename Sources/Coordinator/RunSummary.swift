@@ -32,6 +32,28 @@ struct RunSummary: Encodable, Equatable {
         images_per_s = last.flatMap { JSONLinesFile.finite($0.imagesPerSecond) }
     }
 
+    // Written by hand so that a missing number is `null`, not a missing key.
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(config, forKey: .config)
+        try c.encode(workers, forKey: .workers)
+        try c.encode(global_batch, forKey: .global_batch)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(planned_steps, forKey: .planned_steps)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(weights, forKey: .weights)
+        try c.encode(stopped_early, forKey: .stopped_early)
+        try c.encode(loss, forKey: .loss)
+        try c.encode(sparsity, forKey: .sparsity)
+        try c.encode(images_per_s, forKey: .images_per_s)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case config, workers, global_batch, steps, planned_steps, epoch, seconds, weights, stopped_early, loss, sparsity,
+             images_per_s
+    }
+
     /// Writes the summary as one JSON object (atomically).
     func write(to path: String) throws {
         let encoder = JSONEncoder()

@@ -435,3 +435,85 @@ import Wire
 extension ControllerHarness {
     static let brokenBeforeBackOff = RunController.brokenGenerationsBeforeBackOff
 }
+
+/// A worker lost in each phase of the coordinator: what follows, as a table.
+@Suite struct WorkerLostInEachPhaseTests {
+    typealias H = ControllerHarness
+
+    /// Brings a 3-worker run (2 needed) to `phase`; returns the harness.
+    static func run(to phase: String) -> H {
+        var h = H(workers: 3, minimum: 2, steps: 10, checkpointEvery: 0, resumeFrom: phase == "starting" ? nil : nil)
+        switch phase {
+        case "rendezvous":
+            h.hello("a"); h.hello("b"); h.hello("c", process: 5)
+            // c's hello makes three: generation 1 is formed; go back to a run that waits for a fourth.
+            return h
+        default:
+            for id in ["a", "b", "c"] { h.hello(id) }
+            h.confirmStart()
+            h.completeSteps(1...4)
+        }
+        if phase == "starting" {
+            // A checkpoint on disk (not in memory), then every worker dies and comes back with no
+            // replica: the next generation waits for the checkpoint, loaded off the loop.
+            h.completeSteps(5...5, checksum: H.checksum(of: [5]))
+            h.handle(.writer(.written(step: 5, path: "/run/step-00000005", seconds: 0.1, bytes: 4)))
+            h.advance(3)
+            for (id, process) in [("a", UInt64(91)), ("b", 92), ("c", 93)] { h.hello(id, process: process) }
+            #expect(h.loadsAsked == 1)
+        }
+        if phase == "finishing" || phase == "finalizing" {
+            h.completeSteps(5...10, checksum: H.checksum(of: [1]))
+            h.finishAll(at: 10, checksum: H.checksum(of: [1]))
+        }
+        if phase == "finalizing" {
+            let source = h.controller.current!.ranks.first { $0.value == 0 }!.key
+            h.upload(from: source, step: 10, floats: [1])
+        }
+        return h
+    }
+
+    @Test(arguments: ["training", "starting", "finishing", "finalizing"])
+    func aWorkerLostIn(phase: String) throws {
+        var h = Self.run(to: phase)
+        let before = h.controller.generation
+        let victim = phase == "finishing" ? h.controller.current!.ranks.first { $0.value == 0 }!.key : "c"
+        let survivors = ["a", "b", "c"].filter { $0 != victim }
+        h.advance(3, alive: survivors)
+        #expect(!h.failed, "\(phase): the run goes on")
+        switch phase {
+        case "training":
+            let a = try #require(h.assignment(of: "a"))
+            #expect(a.generation == before + 1 && a.worldSize == 2 && a.stateOrigin == .replicas && a.resumeStep == 4)
+        case "starting":
+            // The generation waiting for its checkpoint is replaced by one without the victim.
+            #expect(h.loadsAsked <= 1 && h.controller.generation == before + 1)
+            h.handle(.checkpointLoaded(H.checkpoint(step: 5)))
+            let a = try #require(h.assignment(of: "a"))
+            #expect(a.worldSize == 2 && a.stateOrigin == .checkpoint && a.resumeStep == 5)
+        case "finishing":
+            let first = try #require(h.assignment(of: survivors[0]))
+            #expect(first.generation == before + 1 && first.resumeStep == 10, "the survivors hold the final state")
+            h.confirmStart(checksum: H.checksum(of: [1]))
+            h.finishAll(at: 10, checksum: H.checksum(of: [1]))
+            let source = h.controller.current!.ranks.first { $0.value == 0 }!.key
+            #expect(h.messages(to: source).last?.message.kind == .checkpoint, "the new rank 0 is asked for the state")
+        default:
+            #expect(h.assignment(of: "a")?.generation == before, "finalizing: no new generation; the state is in memory")
+            if case .finalizing = h.controller.phase {} else { Issue.record("\(h.controller.phase)") }
+            guard case .final? = h.writes.last else { Issue.record("\(h.writes)"); return }
+            h.handle(.writer(.finalWritten(step: 10, path: "/run/final/model.safetensors")))
+            if case .completed? = h.ended {} else { Issue.record("the run ends once the final state is written: \(String(describing: h.ended))") }
+        }
+    }
+
+    @Test func aWorkerLostBeforeTrainingIsNamedAndTheRendezvousWaits() {
+        var h = H(workers: 3, minimum: 2)
+        h.hello("a"); h.hello("b")
+        h.advance(3, alive: ["a"])
+        #expect(h.logLines.contains { $0.contains("worker b left before training started") })
+        #expect(h.controller.phase == .rendezvous(deadline: 300) && h.assignment(of: "a") == nil)
+        h.hello("c"); h.hello("d")
+        #expect(h.assignment(of: "a")?.worldSize == 3)
+    }
+}

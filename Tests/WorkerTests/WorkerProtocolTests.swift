@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Wire
 @testable import Worker
@@ -219,5 +220,20 @@ import Wire
         _ = machine.received(Self.envelope(.stopRequest(StopRequest(reason: "interrupted"))), now: 2)
         _ = machine.received(Self.envelope(.assignment(Self.assignment(1)), generation: 1), now: 2)
         #expect(machine.stopRequested && machine.phase == .training(generation: 1))
+    }
+}
+
+/// The data-order log is JSON whatever the worker id.
+@Suite struct DataOrderLogTests {
+    @Test func aWorkerIdWithQuotesAndBackslashesStaysValidJSON() throws {
+        let path = NSTemporaryDirectory() + "scvae-order-\(UUID().uuidString).jsonl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try DataOrderLog(path: path)
+        let id = "node \"3\"\\é"
+        try log.record(workerID: id, run: 0xABC, generation: 2, rank: 1, worldSize: 2, step: 9, epoch: 1, samples: [4, 7])
+        let line = try String(contentsOfFile: path, encoding: .utf8)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["worker"] as? String == id && object["run"] as? String == "abc" && object["samples"] as? [Int] == [4, 7])
+        #expect(object["generation"] as? Int == 2 && object["step"] as? Int == 9 && object["time"] is Double)
     }
 }

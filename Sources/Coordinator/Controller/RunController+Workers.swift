@@ -123,11 +123,14 @@ extension RunController {
                 log(.warning, "refused worker \(workerID): \(detail)")
                 send(.refuse(Refuse(reason: reason, detail: detail)), to: workerID)
             case let .startGeneration(generation, placements, _, _):
+                // Once the final state is in hand, membership no longer matters: it is written.
+                if case .finalizing = phase { continue }
                 formed(generation, placements: placements, now: now)
             case let .declaredDown(workerIDs, _):
                 declaredDown(workerIDs, now: now)
             case let .pause(live, minimum):
                 if case .rendezvous = phase { continue }
+                if case .finalizing = phase { continue }
                 phase = .paused
                 current = nil
                 log(.warning, "paused: only \(live) of the minimum \(minimum) workers are live; waiting for workers to join")
