@@ -1,18 +1,19 @@
 import Foundation
 import Model
+import Worker
 
 /// Timing of whole training steps of one replica on this process (the worker's compute alone).
-public enum StepBenchmark {
-    public struct Figures: Sendable {
-        public var medianSeconds: Double
-        public var bestSeconds: Double
+enum StepBenchmark {
+    struct Figures: Sendable {
+        var medianSeconds: Double
+        var bestSeconds: Double
         /// Forward + backward FLOPs counted as 3x the forward's multiply-adds x 2.
-        public var flopsPerStep: Double
+        var flopsPerStep: Double
     }
 
     /// Runs one warm-up step and `steps` (at least 1) timed steps (forward, backward, Adam) on
     /// smooth synthetic images; parameters from the seed-0 initialisation.
-    public static func run(config: ModelConfig, batch: Int, steps: Int) throws -> Figures {
+    static func run(config: ModelConfig, batch: Int, steps: Int) throws -> Figures {
         precondition(steps >= 1 && batch >= 1, "StepBenchmark needs at least one step of one image")
         let model = SCVAEModel(config: config, maxBatch: batch)
         var parameters = [Float](repeating: 0, count: model.layout.totalCount)
@@ -42,7 +43,7 @@ public enum StepBenchmark {
     }
 
     /// Single-thread-per-BLAS-setting sgemm rate of a 1024^3 product, best of 3 (GFLOP/s).
-    public static func sgemmPeak() -> Double {
+    static func sgemmPeak() -> Double {
         let n = 1024
         let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
         var c = [Float](repeating: 0, count: n * n)
@@ -56,7 +57,7 @@ public enum StepBenchmark {
     }
 
     /// Peak resident set size of this process (getrusage's ru_maxrss, KiB on Linux).
-    public static func peakResidentBytes() -> Int {
+    static func peakResidentBytes() -> Int {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         return Int(usage.ru_maxrss) * 1024
