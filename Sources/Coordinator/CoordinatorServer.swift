@@ -156,7 +156,7 @@ final class CoordinatorServer {
         }
         let peer = PeerID(bytes: received.identity ?? [])
         switch received.envelope {
-        case let .success(envelope): return .received(envelope, from: peer)
+        case let .success(envelope): return .received(envelope, from: peer, address: received.peerAddress)
         case let .failure(error): return .undecodable(error, from: peer)
         }
     }

@@ -1,3 +1,5 @@
+import Wire
+
 /// Who is in the run, which rank each worker has, and when a new generation starts.
 ///
 /// A value with no I/O: `RunController` feeds it hellos, reports and the time, and carries out
@@ -67,10 +69,13 @@ public struct Membership: Sendable {
         public var joins: UInt32
         /// The step of the replica the worker holds of this run's lineage; -1 for none.
         public var replicaStep: Int
+        /// The IP address the hello came from (its control connection), when the transport says.
+        public var connectedFrom: String?
 
         public init(workerID: String, protocolVersion: UInt16, host: String,
                     dataPlaneEndpoint: String, datasetFingerprint: String, instance: UInt64 = 0,
-                    joins: UInt32 = 1, replicaStep: Int = -1) {
+                    joins: UInt32 = 1, replicaStep: Int = -1, connectedFrom: String? = nil) {
+            self.connectedFrom = connectedFrom
             self.instance = instance
             self.joins = joins
             self.replicaStep = replicaStep
@@ -92,6 +97,9 @@ public struct Membership: Sendable {
         case duplicateWorkerID
         /// The run already has --workers live workers.
         case runFull(workers: Int)
+        /// It advertises a loopback ring address but connects from another machine: its
+        /// neighbours would dial their own loopback.
+        case unreachableRingAddress(advertised: String, connectedFrom: String)
     }
 
     /// One rank's place in a new generation.
@@ -149,6 +157,10 @@ public struct Membership: Sendable {
         if hello.datasetFingerprint != rules.datasetFingerprint {
             return [.refuse(workerID: hello.workerID, .datasetMismatch(
                 worker: hello.datasetFingerprint, coordinator: rules.datasetFingerprint))]
+        }
+        if let from = hello.connectedFrom, !isLoopbackHost(from), isLoopbackEndpoint(hello.dataPlaneEndpoint),
+           hello.dataPlaneEndpoint.hasPrefix("tcp://") {
+            return [.refuse(workerID: hello.workerID, .unreachableRingAddress(advertised: hello.dataPlaneEndpoint, connectedFrom: from))]
         }
         if var existing = members[hello.workerID], existing.status <= .up {
             guard existing.instance == hello.instance else {

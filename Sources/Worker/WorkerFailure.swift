@@ -28,6 +28,9 @@ public enum WorkerFailure: Error, CustomStringConvertible {
     case curve(String)
     /// The state the coordinator sent (a checkpoint to resume from) is unusable.
     case restore(String)
+    /// No address for the ring socket (an unknown interface, no route to the coordinator), or one
+    /// that may not be used without CURVE.
+    case ringAddress(String)
 
     public var description: String {
         switch self {
@@ -45,6 +48,7 @@ public enum WorkerFailure: Error, CustomStringConvertible {
         case let .cannotWrite(path, reason): "cannot write \(path): \(reason)"
         case let .curve(reason): "CURVE: \(reason)"
         case let .restore(reason): "cannot restore the coordinator's state: \(reason)"
+        case let .ringAddress(reason): reason
         }
     }
 }

@@ -196,7 +196,12 @@ final class WorkerSession {
     /// generation; each assignment gives it a new rank and next neighbour. Generations on
     /// shared memory make a ring of their own (`GenerationRing`).
     private func openRing() throws -> CollectiveThread {
-        let context = self.context, control = self.control, logger = self.logger, host = settings.host
+        let (host, source) = try settings.resolveRingAddress().get()
+        if let problem = settings.ringAddressProblem(host, how: "The ring address \(host) (\(source))") {
+            throw WorkerFailure.ringAddress(problem)
+        }
+        logger.info("ring socket on \(host) (\(source))")
+        let context = self.context, control = self.control, logger = self.logger
         let stalls = StallReporter(every: 10)
         if let curve {
             do {

@@ -22,8 +22,11 @@ struct WorkerCommand: AsyncParsableCommand {
     var reconnectTimeout: Double = 600
 
 
-    @Option(help: "Address this worker's ring socket binds on (reachable by its neighbours).")
-    var host: String = "127.0.0.1"
+    @Option(help: "Address this worker's ring socket binds on and advertises (its neighbours connect to it). Default: the address of --ring-interface, else this machine's address on the route to the coordinator (127.0.0.1 for a coordinator on this machine).")
+    var host: String?
+
+    @Option(name: .customLong("ring-interface"), help: "Network interface whose IPv4 address the ring uses, e.g. eth0 or ib0 (like GLOO_SOCKET_IFNAME).")
+    var ringInterface: String?
 
     @Option(name: .customLong("worker-id"), help: "Name of this worker in the run (default: HOST-PID).")
     var workerID: String?
@@ -41,6 +44,7 @@ struct WorkerCommand: AsyncParsableCommand {
         s.reconnectTimeoutSeconds = reconnectTimeout
         s.cacheDirectory = dataOptions.cacheDir
         s.host = host
+        s.ringInterface = ringInterface
         s.workerID = workerID
         s.dataOrderLogPath = dataOrderLog
         s.curveKeys = security.curveKeys

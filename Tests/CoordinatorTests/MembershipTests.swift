@@ -6,10 +6,26 @@ import Testing
     static let fingerprint = "fp-1"
 
     static func hello(_ id: String, version: UInt16 = version, fingerprint: String = fingerprint, instance: UInt64 = 1,
-                      joins: UInt32 = 1, replicaStep: Int = -1) -> Membership.Hello {
+                      joins: UInt32 = 1, replicaStep: Int = -1, ring: String? = nil, from: String? = nil) -> Membership.Hello {
         Membership.Hello(workerID: id, protocolVersion: version, host: "h-\(id)",
-                         dataPlaneEndpoint: "tcp://127.0.0.1:9\(id.count)", datasetFingerprint: fingerprint,
-                         instance: instance, joins: joins, replicaStep: replicaStep)
+                         dataPlaneEndpoint: ring ?? "tcp://127.0.0.1:9\(id.count)", datasetFingerprint: fingerprint,
+                         instance: instance, joins: joins, replicaStep: replicaStep, connectedFrom: from)
+    }
+
+    /// A worker on another machine that advertises a loopback ring address would have its
+    /// neighbours dial their own loopback: refused, naming both addresses.
+    @Test func aLoopbackRingAddressFromAnotherMachineIsRefused() {
+        var m = Self.membership(target: 2)
+        #expect(m.receive(hello: Self.hello("far", ring: "tcp://127.0.0.1:4100", from: "10.0.0.3"), now: 0)
+                == [.refuse(workerID: "far", .unreachableRingAddress(advertised: "tcp://127.0.0.1:4100", connectedFrom: "10.0.0.3"))])
+        #expect(m.members.isEmpty)
+        #expect(m.receive(hello: Self.hello("far", ring: "tcp://10.0.0.3:4100", from: "10.0.0.3"), now: 0) == [.welcome(workerID: "far")])
+        #expect(m.receive(hello: Self.hello("near", ring: "tcp://127.0.0.1:4101", from: "127.0.0.1"), now: 0).first == .welcome(workerID: "near"))
+        var unknown = Self.membership(target: 1)
+        #expect(unknown.receive(hello: Self.hello("x", ring: "tcp://127.0.0.1:4102", from: nil), now: 0).first == .welcome(workerID: "x"),
+                "without a peer address nothing can be told")
+        let (_, detail) = RunController.describe(.unreachableRingAddress(advertised: "tcp://127.0.0.1:4100", connectedFrom: "10.0.0.3"))
+        #expect(detail.contains("--host 10.0.0.3") && detail.contains("--ring-interface") && detail.contains("tcp://127.0.0.1:4100"))
     }
 
     static func membership(target: Int, minimum: Int? = nil) -> Membership {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A tiny training across hosts: the coordinator and 3 workers each in their own network
-# namespace (10.78.0.x, links shaped to 1 Gbit/s with tbf and 1 ms each way), one worker's link
-# cut mid-run. The run must notice, continue with the other two in a new generation and finish.
+# namespace (10.78.0.x, links shaped to 1 Gbit/s with tbf and 1 ms each way), started without
+# --host (each finds its address), one worker's link cut mid-run. The run must notice, continue
+# with the other two in a new generation and finish. Before it, a worker that advertises a
+# loopback ring address from another host must be refused with the reason.
 # Bounded in time; everything is torn down at the end, also on failure.
 # SCVAE_NETNS_RATE=none leaves out the tbf, SCVAE_NETNS_DELAY=0 the latency (nfq-delay where the
 # kernel has no netem, see README.md); a shaping that fails leaves the links unshaped, said once.
@@ -38,9 +40,16 @@ ip netns exec "${prefix}coord" timeout "$limit" "$bin/scvae-coordinator" --worke
   --checkpoint-every 0 --checkpoint-dir "$out/run" --metrics "$out/metrics.jsonl" --cache-dir "$cache" \
   --liveness-deadline "$(seconds 2.5)" > "$out/coordinator.log" 2>&1 &
 coordinator=$!
+# A worker told to put its ring on loopback while it connects from its own host is refused at
+# once, with what to pass: its neighbours would dial their own loopback.
+ip netns exec "${prefix}w0" timeout "$(seconds 60)" "$bin/scvae-worker" --coordinator "tcp://$coordinator_address:5555" \
+  --host 127.0.0.1 --worker-id loopback --threads 1 --cache-dir "$cache" > "$out/loopback.log" 2>&1
+loopback_status=$?
+# The workers are started as a new user would: no --host. Each advertises its address on the
+# route to the coordinator (w0's and w2's are set below, checked after the run).
 for i in 0 1 2; do
   ip netns exec "${prefix}w$i" timeout "$limit" "$bin/scvae-worker" --coordinator "tcp://$coordinator_address:5555" \
-    --host "$(host_address "w$i")" --insecure --worker-id "w$i" --threads 1 --cache-dir "$cache" \
+    --insecure --worker-id "w$i" --threads 1 --cache-dir "$cache" \
     --reconnect-timeout "$(seconds 60)" > "$out/w$i.log" 2>&1 &
 done
 
@@ -68,6 +77,12 @@ failed=0
 grep -q "w1 (rank [0-9]) declared down" "$out/coordinator.log" || { echo "netns: w1 was not declared down"; failed=1; }
 grep -q "recovered: step" "$out/coordinator.log" || { echo "netns: no recovery logged"; failed=1; }
 grep -q "step 30/30" "$out/coordinator.log" || { echo "netns: the run did not finish its 30 steps"; failed=1; }
+[[ "$loopback_status" == 1 ]] && grep -q "loopback address, but connects from $(host_address w0)" "$out/loopback.log" \
+  || { echo "netns: a worker advertising loopback from another host was not refused with the reason"; cat "$out/loopback.log"; failed=1; }
+for i in 0 2; do
+  grep -q "ring socket on $(host_address "w$i") (the address that reaches the coordinator)" "$out/w$i.log" \
+    || { echo "netns: w$i did not advertise its own address"; tail -5 "$out/w$i.log"; failed=1; }
+done
 [[ -f "$out/run/final/model.safetensors" ]] || { echo "netns: no final weights"; failed=1; }
 if (( failed )); then tail -30 "$out/coordinator.log"; exit 1; fi
 echo "netns: w1's link cut after step $cut_at; $(grep -o 'recovered: .*' "$out/coordinator.log" | head -1)"

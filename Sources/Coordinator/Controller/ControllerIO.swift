@@ -14,8 +14,8 @@ struct PeerID: Hashable, Sendable, CustomStringConvertible {
 /// since the coordinator started); the shell's loop turns at least every 50 ms, so `.tick` comes
 /// often even when nothing else happens.
 enum ControllerEvent: Sendable {
-    /// A frame from `peer` that decoded.
-    case received(Envelope, from: PeerID)
+    /// A frame from `peer` that decoded; `address`: the peer's IP address, when the transport says.
+    case received(Envelope, from: PeerID, address: String? = nil)
     /// A frame from `peer` that did not decode.
     case undecodable(DecodeError, from: PeerID)
     /// A worker process that `--local` started exited with `status`.

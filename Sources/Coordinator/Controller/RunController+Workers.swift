@@ -4,9 +4,9 @@ import Wire
 
 /// Frames from workers: hellos, reports, uploads, aborts; and what membership decides about them.
 extension RunController {
-    mutating func receive(_ envelope: Envelope, from peer: PeerID, now: Double) {
+    mutating func receive(_ envelope: Envelope, from peer: PeerID, address: String?, now: Double) {
         if case let .hello(hello) = envelope.message {
-            receive(hello, from: peer, now: now)
+            receive(hello, from: peer, address: address, now: now)
             return
         }
         guard envelope.runID == plan.runID else {
@@ -83,7 +83,7 @@ extension RunController {
         "protocol version mismatch: the worker speaks protocol version \(worker), this coordinator speaks version \(coordinator)"
     }
 
-    private mutating func receive(_ hello: Hello, from peer: PeerID, now: Double) {
+    private mutating func receive(_ hello: Hello, from peer: PeerID, address: String?, now: Double) {
         var replicaStep = -1
         if let claim = hello.replica {
             if claim.lineage == plan.lineage.id {
@@ -95,7 +95,7 @@ extension RunController {
         let directives = membership.receive(hello: Membership.Hello(
             workerID: hello.workerID, protocolVersion: hello.protocolVersion, host: hello.host,
             dataPlaneEndpoint: hello.dataPlaneEndpoint, datasetFingerprint: hello.datasetFingerprint,
-            instance: hello.instance, joins: hello.joins, replicaStep: replicaStep), now: now)
+            instance: hello.instance, joins: hello.joins, replicaStep: replicaStep, connectedFrom: address), now: now)
         // Only an admitted worker is remembered; a refused one leaves nothing behind.
         if directives.contains(.welcome(workerID: hello.workerID)) {
             peers.bind(hello.workerID, to: peer, hello: hello)
@@ -163,6 +163,8 @@ extension RunController {
             (.duplicateWorkerID, "another live worker process uses this worker id; give each worker its own --worker-id (a restarted worker is admitted once its predecessor is declared down)")
         case let .runFull(workers):
             (.runFull, "the run already has its \(workers) workers")
+        case let .unreachableRingAddress(advertised, from):
+            (.unreachableRingAddress, "the worker advertises its ring at \(advertised), a loopback address, but connects from \(from): its neighbours could not reach it; start it with --host \(from) (or --ring-interface NAME), or without --host to use the address that reaches the coordinator")
         }
     }
 

@@ -162,7 +162,7 @@ struct RunController {
         if case .ended = phase { return [] }
         noticeOwnSilence(now: now)
         switch event {
-        case let .received(envelope, peer): receive(envelope, from: peer, now: now)
+        case let .received(envelope, peer, address): receive(envelope, from: peer, address: address, now: now)
         case let .undecodable(error, peer): undecodable(error, from: peer, now: now)
         case let .localWorkerExited(id, status): localWorkerExited(id, status: status, now: now)
         case let .stopSignal(count): stopSignal(count: count, now: now)

@@ -6,6 +6,8 @@ public struct ReceivedEnvelope: Sendable {
     /// message of too many parts (discarded unread).
     public var identity: [UInt8]?
     public var envelope: Result<Envelope, DecodeError>
+    /// The sender's IP address on a TCP connection (libzmq's "Peer-Address"), when known.
+    public var peerAddress: String? = nil
 }
 
 extension ZmqSocket {
@@ -43,7 +45,8 @@ extension ZmqSocket {
         case 1:
             return ReceivedEnvelope(identity: nil, envelope: decode(parts[0], limits, expectedRunID))
         case 2:
-            return ReceivedEnvelope(identity: parts[0].bytes, envelope: decode(parts[1], limits, expectedRunID))
+            return ReceivedEnvelope(identity: parts[0].bytes, envelope: decode(parts[1], limits, expectedRunID),
+                                    peerAddress: parts[1].property("Peer-Address"))
         default:
             return ReceivedEnvelope(identity: parts.first?.bytes,
                                     envelope: .failure(.invalidValue(field: "message parts", detail: "\(parts.count) parts, expected 1 or 2")))

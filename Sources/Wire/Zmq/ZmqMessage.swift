@@ -30,4 +30,11 @@ public final class ZmqMessage {
     }
 
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    /// A property libzmq attaches to a received message, e.g. "Peer-Address" (the sending peer's
+    /// IP address on TCP connections); nil when there is none.
+    public func property(_ name: String) -> String? {
+        guard let value = zmq_msg_gets(pointer, name) else { return nil }
+        return String(cString: value)
+    }
 }
