@@ -124,6 +124,26 @@ extension SocketTests {
         #expect(statistics.malformedMessagesDropped == 1)
     }
 
+    /// A next rank nobody listens for (a wrong address, a firewall): the connection fails within
+    /// the connect deadline with an error naming that rank and its endpoint, never a silent wait.
+    @Test func aNextRankNobodyListensForFailsTheConnectionInTime() throws {
+        let context = try ZmqContext()
+        // A port that was free a moment ago: bind, note, close.
+        let probe = try ZmqSocket(context, type: .pull)
+        let endpoint = try probe.bind("tcp://127.0.0.1:*")
+        probe.close()
+        let ring = try RingCommunicator(context: context, rank: 0, worldSize: 2, runID: 1, bindTo: "tcp://127.0.0.1:*",
+                                        settings: RingSettings(connectDeadline: .milliseconds(300)))
+        defer { ring.close() }
+        do {
+            try ring.connect(toNext: endpoint)
+            Issue.record("connected to \(endpoint), where nobody listens")
+        } catch {
+            guard case let .transport(rank, _) = error else { Issue.record("\(error)"); return }
+            #expect(rank == 1 && "\(error)".contains(endpoint) && "\(error)".contains("nobody listens there"), "\(error)")
+        }
+    }
+
     /// Setup failures name this rank; the receiving socket refuses parts larger than a piece.
     @Test func ringSetupErrorsNameThisRankAndTheReceiverIsSizeLimited() throws {
         let context = try ZmqContext()
@@ -269,7 +289,7 @@ extension SocketTests {
 
 extension SocketTests {
     /// Ring traffic under CURVE: with the right neighbour key the collective completes; with a
-    /// wrong one the handshake fails, nothing arrives, and the survivor gets a typed error in time.
+    /// wrong one the handshake fails and the connection to the next rank fails in time, named.
     @Test(.enabled(if: CurveKeyPair.isCurveAvailable, "libzmq built without CURVE"), arguments: [true, false])
     func curveRing(rightKeys: Bool) throws {
         let worldSize = 2
@@ -278,7 +298,8 @@ extension SocketTests {
         let context = try ZmqContext()
         let board = Slots<String>(count: worldSize)
         let settings = keys.map {
-            RingSettings(pieceBytes: 8 << 10, silenceDeadline: TestTiming.scaled(rightKeys ? 10 : 1), curveKeys: $0)
+            RingSettings(pieceBytes: 8 << 10, silenceDeadline: TestTiming.scaled(rightKeys ? 10 : 1), curveKeys: $0,
+                         connectDeadline: TestTiming.scaled(rightKeys ? 20 : 1))
         }
         let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> [Float] in
             let ring = try RingCommunicator(context: context, rank: rank, worldSize: worldSize, runID: 3,
@@ -299,7 +320,9 @@ extension SocketTests {
                 #expect(buffer.allSatisfy { $0 == 3 })
             case let .failure(error)?:
                 #expect(!rightKeys, "rank \(rank): \(error)")
-                if case RingError.peerSilent? = error as? RingError {} else { Issue.record("rank \(rank): \(error)") }
+                // The handshake never succeeds, so the connection to the next rank never comes up.
+                guard case let .transport(peer, _)? = error as? RingError else { Issue.record("rank \(rank): \(error)"); continue }
+                #expect(peer == (rank + 1) % worldSize && "\(error)".contains("no connection within"), "rank \(rank): \(error)")
             case nil: Issue.record("rank \(rank) did not finish in time")
             }
         }

@@ -67,9 +67,7 @@ public final class RingCommunicator {
                 }
             }
             endpoint = try receiver.bind(bindEndpoint)
-            let sender = try ZmqSocket(context, type: .push)
-            try sender.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
-            self.sender = sender
+            self.sender = try Self.makeSender(context, settings: settings)
         } catch {
             throw .transport(rank: rank, error: error)
         }
@@ -109,15 +107,21 @@ public final class RingCommunicator {
         nextEndpoint = "(not connected)"
         isBroken = false
         do {
-            let sender = try ZmqSocket(context, type: .push)
-            try sender.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
-            self.sender = sender
+            self.sender = try Self.makeSender(context, settings: settings)
         } catch {
             throw .transport(rank: rank, error: error)
         }
     }
 
-    /// Connects to the next rank's `endpoint`. Pieces queue until the connection is up.
+    /// The sending socket: ZMQ_IMMEDIATE, so pieces queue only on a connection that is up.
+    private static func makeSender(_ context: ZmqContext, settings: RingSettings) throws(ZmqError) -> ZmqSocket {
+        let sender = try ZmqSocket(context, type: .push)
+        try sender.setHighWaterMarks(send: settings.highWaterMark, receive: settings.highWaterMark)
+        try sender.setOption(ZMQ_IMMEDIATE, 1, "ZMQ_IMMEDIATE")
+        return sender
+    }
+
+    /// Connects to the next rank's `endpoint` and waits (at most `RingSettings.connectDeadline`) until the connection is up.
     /// With `RingSettings.curveKeys`, `curvePublicKey` is the next rank's key (from the assignment).
     public func connect(toNext endpoint: String, curvePublicKey: String? = nil) throws(RingError) {
         do throws(ZmqError) {
@@ -130,6 +134,13 @@ public final class RingCommunicator {
                 try sender.enableCurveClient(keys, serverPublicKey: curvePublicKey)
             }
             try sender.connect(endpoint)
+            // With ZMQ_IMMEDIATE the socket is writable only once the connection (and handshake)
+            // is up: wait for that, bounded, rather than discover it as an endless silence.
+            let deadline = ContinuousClock.now + settings.connectDeadline
+            guard try sender.wait(for: Int16(ZMQ_POLLOUT), until: deadline, "connect to rank \(nextRank) at \(endpoint)") else {
+                throw ZmqError.call(operation: "connect to rank \(nextRank) at \(endpoint)", errno: ETIMEDOUT,
+                                    text: "no connection within \(settings.connectDeadline.inSeconds) s: nobody listens there, a firewall blocks it, or its CURVE key is not the one this rank was given")
+            }
         } catch {
             throw .transport(rank: nextRank, error: error)
         }

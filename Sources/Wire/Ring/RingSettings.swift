@@ -33,11 +33,17 @@ public struct RingSettings: Sendable {
     public var onDrops: (@Sendable (RingDropReport) -> Void)?
     /// The least time between two calls of `onDrops`.
     public var dropReportInterval: Duration
+    /// How long `connect(toNext:)` waits for the connection to the next rank (TCP and, with
+    /// CURVE, the handshake): nobody listening there, a firewall or keys that do not match fail
+    /// the generation after this long instead of leaving both neighbours waiting.
+    public var connectDeadline: Duration
 
     public init(pieceBytes: Int = 1 << 20, silenceDeadline: Duration = .seconds(5), checksumData: Bool = false,
                 isPeerAlive: (@Sendable (Int) -> Bool)? = nil, onStall: (@Sendable (Int, Duration) -> Void)? = nil,
                 highWaterMark: Int32 = 10_000, curveKeys: CurveKeyPair? = nil, curveAuthenticator: ZapAuthenticator? = nil,
-                onDrops: (@Sendable (RingDropReport) -> Void)? = nil, dropReportInterval: Duration = .seconds(10)) {
+                onDrops: (@Sendable (RingDropReport) -> Void)? = nil, dropReportInterval: Duration = .seconds(10),
+                connectDeadline: Duration = .seconds(30)) {
+        self.connectDeadline = connectDeadline
         self.curveAuthenticator = curveAuthenticator
         self.onDrops = onDrops
         self.dropReportInterval = max(dropReportInterval, .zero)
