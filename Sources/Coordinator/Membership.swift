@@ -127,6 +127,11 @@ public struct Membership: Sendable {
 
     public let rules: Rules
     public private(set) var generation: UInt64 = 0
+    /// The first generation forms at --min-workers rather than --workers (a resumed run: the
+    /// workers that are here hold the state, and waiting for the rest would only delay them).
+    public private(set) var startsAtMinimum = false
+    /// A stop was asked for: whoever is live forms a generation, to save the state.
+    public private(set) var minimumWaived = false
     public private(set) var members: [String: Member] = [:]
     private var admissions = 0
 
@@ -190,6 +195,15 @@ public struct Membership: Sendable {
         return [.welcome(workerID: hello.workerID)] + formGenerationIfReady()
     }
 
+    /// From now on the first generation forms as soon as --min-workers are live.
+    public mutating func startAtMinimum() { startsAtMinimum = true }
+
+    /// From now on a generation forms with any live worker (a stop was asked for).
+    public mutating func waiveMinimum() { minimumWaived = true }
+
+    /// The fewest live workers a generation needs now.
+    public var minimumNow: Int { minimumWaived ? 1 : rules.minimumWorkers }
+
     /// Any message from a worker proves it alive.
     public mutating func heard(from workerID: String, now: Double) {
         guard var member = members[workerID], member.status <= .up else { return }
@@ -241,10 +255,22 @@ public struct Membership: Sendable {
         return formGeneration()
     }
 
-    /// Periodic liveness check: workers silent past the deadline are down.
+    /// Periodic liveness check: workers silent past the deadline are down. Workers down for
+    /// longer than `forgetAfter` seconds are forgotten (a stream of short-lived ids must not grow
+    /// the table); their ids returned by `forgotten()`.
     public mutating func tick(now: Double) -> [Directive] {
         let silent = liveMembers.filter { now - $0.lastHeard > rules.livenessDeadline }.map(\.id)
         return silent.isEmpty ? [] : declareDown(silent)
+    }
+
+    /// Seconds a down worker is remembered (so that its late messages get a "not a member").
+    public static let forgetAfter = 600.0
+
+    /// Removes workers down for longer than `forgetAfter`; returns their ids.
+    public mutating func forgetLongGone(now: Double) -> [String] {
+        let gone = members.values.filter { $0.status == .down && now - $0.lastHeard > Self.forgetAfter }.map(\.id)
+        for id in gone { members[id] = nil }
+        return gone
     }
 
     private mutating func declareDown(_ ids: [String]) -> [Directive] {
@@ -259,15 +285,16 @@ public struct Membership: Sendable {
         let live = liveMembers
         let anyJoining = live.contains { $0.status == .joining }
         guard anyJoining else { return [] }
-        // At the start wait for the full world; once training, a joiner fills a gap at once.
-        if generation == 0 && live.count < rules.targetWorkers { return [] }
+        // At the start wait for the full world (or the minimum, resuming); once training, a joiner
+        // fills a gap at once.
+        if generation == 0 && live.count < (startsAtMinimum || minimumWaived ? minimumNow : rules.targetWorkers) { return [] }
         return formGeneration()
     }
 
     /// Ranks follow admission order; the most advanced replica provides the state.
     private mutating func formGeneration(minimum: Int? = nil) -> [Directive] {
         let live = liveMembers
-        guard live.count >= (minimum ?? rules.minimumWorkers) else {
+        guard live.count >= (minimum ?? minimumNow) else {
             for member in live where member.status == .up {
                 members[member.id]?.status = .joining
                 members[member.id]?.rank = nil

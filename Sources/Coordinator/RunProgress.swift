@@ -63,6 +63,16 @@ public struct RunProgress: Sendable {
         self.lastCompletedStep = completedStep
     }
 
+    /// How far beyond the last completed step a report is kept.
+    static let pendingWindow = 8
+
+    /// The ranks all started from `step`, which the coordinator had guessed otherwise (a step
+    /// completed while the generation was being formed): count from there.
+    public mutating func rebase(completedStep step: Int) {
+        lastCompletedStep = step
+        pending = pending.filter { $0.key > step && $0.key <= step + Self.pendingWindow }
+    }
+
     /// The oldest step some ranks reported and others not yet: the step and the ranks missing.
     public var oldestIncompleteStep: (step: Int, missingRanks: [Int])? {
         guard let step = pending.keys.min(), let reported = pending[step] else { return nil }
@@ -95,8 +105,10 @@ public struct RunProgress: Sendable {
 
     /// A rank's report of one step.
     public mutating func report(rank: Int, _ report: StepReport) -> [Event] {
-        let step = Int(report.step)
-        guard (0..<worldSize).contains(rank), step > lastCompletedStep else { return [] }
+        // Ranks are at most a step apart (the ring keeps them in lockstep): a report far ahead is
+        // not kept, so a bogus one cannot grow `pending`.
+        guard let step = Int(exactly: report.step), (0..<worldSize).contains(rank), step > lastCompletedStep,
+              step <= lastCompletedStep + Self.pendingWindow else { return [] }
         pending[step, default: [:]][rank] = report
         guard let reports = pending[step], reports.count == worldSize else { return [] }
         pending[step] = nil

@@ -32,7 +32,7 @@ struct StateUpload {
 
     /// The upload, once `command` closed it.
     func finish(_ command: CheckpointCommand) throws(CoordinatorFailure) -> Uploaded {
-        guard Int(command.step) == step, state.parametersComplete else {
+        guard Int(exactly: command.step) == step, state.parametersComplete else {
             throw .upload("\(workerID) closed the upload of step \(command.step) with \(state.parameters.count) parameter tensors assembled")
         }
         func named(_ tensors: [TensorAssembler.Tensor]) throws(CoordinatorFailure) -> [NamedTensor] {
@@ -48,7 +48,7 @@ struct StateUpload {
         let model = try named(state.parameters)
         var checksum: UInt32 = 0
         for tensor in model { checksum = crc32c(tensor.data, continuing: checksum) }
-        return Uploaded(step: step, epoch: Int(command.epoch), optimizerStep: Int(command.optimizerStep),
+        return Uploaded(step: step, epoch: Int(clamping: command.epoch), optimizerStep: Int(clamping: command.optimizerStep),
                         model: model, optimizer: try named(state.moments), parameterChecksum: checksum)
     }
 }

@@ -207,9 +207,17 @@ public final class ControlChannel: @unchecked Sendable {
     private func accept(_ envelope: Envelope) {
         if runID != 0 && envelope.runID != runID {
             // A frame of another coordinator incarnation (or a stale one of the previous). Only
-            // its welcome counts: a new coordinator answered a hello sent earlier.
-            guard case .welcome = envelope.message else { return }
-            replaced = true
+            // its welcome and its refusals count: a new coordinator answered a hello sent earlier.
+            switch envelope.message {
+            case .welcome:
+                replaced = true
+            case let .refuse(body) where body.reason != .notMember:
+                inbox.append(envelope)
+                condition.broadcast()
+                return
+            default:
+                return
+            }
         }
         lastHeard = ContinuousClock.now
         switch envelope.message {

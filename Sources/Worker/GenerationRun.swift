@@ -147,7 +147,7 @@ struct GenerationRun {
         case .checkpoint:
             if rank == source {
                 let step = Int(assignment.resumeStep)
-                guard let restored = session.takeRestore(step: step) else {
+                guard let restored = session.takeRestore(step: step, generation: generation) else {
                     return .missing("the checkpoint of step \(step) the assignment names has not arrived")
                 }
                 state.unsynchronise()

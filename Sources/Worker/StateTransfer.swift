@@ -42,6 +42,8 @@ struct RestoreStash {
         var optimizerStep: Int
         var parameters: [TensorAssembler.Tensor]
         var moments: [TensorAssembler.Tensor]
+        /// The generation whose frames carried it.
+        var generation: UInt64 = 0
     }
 
     enum Failure: Error, CustomStringConvertible {
@@ -82,13 +84,15 @@ struct RestoreStash {
             let held = assembling.map { "\($0.state.parameters.count) parameter tensors of step \($0.state.step.map(String.init) ?? "none")" } ?? "nothing"
             throw .assembly("restore of step \(command.step) closed with \(held) assembled")
         }
-        ready = Restored(step: Int(command.step), epoch: Int(command.epoch), optimizerStep: Int(command.optimizerStep),
-                         parameters: current.state.parameters, moments: current.state.moments)
+        ready = Restored(step: Int(clamping: command.step), epoch: Int(clamping: command.epoch),
+                         optimizerStep: Int(clamping: command.optimizerStep),
+                         parameters: current.state.parameters, moments: current.state.moments, generation: generation)
     }
 
-    /// Takes the complete restore of `step`, if there is one.
-    mutating func take(step: Int) -> Restored? {
-        guard let restored = ready, restored.step == step else { return nil }
+    /// Takes the complete restore of `step` sent for `generation`, if there is one (a restore sent
+    /// for a newer generation stays for it).
+    mutating func take(step: Int, generation: UInt64) -> Restored? {
+        guard let restored = ready, restored.step == step, restored.generation == generation else { return nil }
         ready = nil
         return restored
     }

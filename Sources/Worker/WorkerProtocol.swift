@@ -9,8 +9,8 @@ import Wire
 ///
 /// Phases and messages (docs/protocol.md has the full table):
 /// - `joining`: hello with backoff, until a welcome (`idle`), a refusal (exit non-zero; a duplicate
-///   id is retried), or --reconnect-timeout (exit non-zero, the one way a silent coordinator ends
-///   a worker);
+///   id or a full run is retried), or --reconnect-timeout (exit non-zero, the one way a silent
+///   coordinator ends a worker);
 /// - `idle`: welcomed; an assignment of a newer generation starts it (`training`);
 /// - `training`: a newer assignment, a refusal as non-member, a new coordinator's welcome or the
 ///   coordinator's silence end the generation; a stop request rides in the next step's
@@ -252,7 +252,9 @@ struct WorkerProtocol {
             interruptIfTraining(.droppedFromRun)
             emit(.log(.warning, "the coordinator declared this worker down; saying hello again"))
             startJoining(now: now)
-        case .duplicateWorkerID:
+        case .duplicateWorkerID, .runFull:
+            // Both clear by themselves: a crashed predecessor (or the worker this one replaces)
+            // is declared down within the liveness deadline. Asked again, until --reconnect-timeout.
             guard phase == .joining else { return }
             duplicateRefusals += 1
             if duplicateRefusals == 1 || duplicateRefusals % 10 == 0 {
@@ -321,8 +323,11 @@ struct WorkerProtocol {
 
     // MARK: For the generation
 
-    /// Takes the complete restore of `step` (the state-source rank of a `.checkpoint` generation).
-    mutating func takeRestore(step: Int) -> RestoreStash.Restored? { restore.take(step: step) }
+    /// Takes the complete restore of `step` sent for `generation` (the state-source rank of a
+    /// `.checkpoint` generation).
+    mutating func takeRestore(step: Int, generation: UInt64) -> RestoreStash.Restored? {
+        restore.take(step: step, generation: generation)
+    }
 
     private mutating func emit(_ directive: Directive) { outbox.append(directive) }
 

@@ -183,10 +183,11 @@ final class WorkerSession {
     }
 
     /// The state the coordinator restored, for the state-source rank of a `.checkpoint` generation.
-    func takeRestore(step: Int) -> RestoreStash.Restored? {
-        // Chunks may still be queued behind the assignment's predecessors: take them first.
-        while let envelope = control.poll() { _ = carryOut(machine.received(envelope, now: now)) }
-        return machine.takeRestore(step: step)
+    func takeRestore(step: Int, generation: UInt64) -> RestoreStash.Restored? {
+        // Chunks may still be queued behind the assignment's predecessors: take them first (up to
+        // an interruption: what follows it is for the next generation).
+        while !interrupted, let envelope = control.poll() { _ = carryOut(machine.received(envelope, now: now)) }
+        return machine.takeRestore(step: step, generation: generation)
     }
 
     // MARK: The ring

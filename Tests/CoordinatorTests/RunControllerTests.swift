@@ -205,7 +205,9 @@ import Wire
         #expect(h.controller.dropped["foreign run"] == 1)
         let unknown = h.handle(.received(Envelope(generation: 1, runID: H.runID, message: .heartbeat(Heartbeat(sequence: 1, lastAppliedStep: 0))),
                                          from: PeerID(bytes: [200, 200])))
-        #expect(h.controller.dropped["unknown peer"] == 1 && !unknown.contains { if case .send = $0 { true } else { false } })
+        #expect(h.controller.dropped["unknown peer"] == 1)
+        #expect(unknown.contains { if case let .send(envelope, _) = $0 { envelope.message.kind == .refuse } else { false } },
+                "told to say hello (a worker whose connection was re-made), nothing else")
     }
 
     @Test func generationsThatKeepBreakingAreSpacedOutNeverGivenUp() throws {
@@ -442,17 +444,10 @@ extension ControllerHarness {
 
     /// Brings a 3-worker run (2 needed) to `phase`; returns the harness.
     static func run(to phase: String) -> H {
-        var h = H(workers: 3, minimum: 2, steps: 10, checkpointEvery: 0, resumeFrom: phase == "starting" ? nil : nil)
-        switch phase {
-        case "rendezvous":
-            h.hello("a"); h.hello("b"); h.hello("c", process: 5)
-            // c's hello makes three: generation 1 is formed; go back to a run that waits for a fourth.
-            return h
-        default:
-            for id in ["a", "b", "c"] { h.hello(id) }
-            h.confirmStart()
-            h.completeSteps(1...4)
-        }
+        var h = H(workers: 3, minimum: 2, steps: 10, checkpointEvery: 0)
+        for id in ["a", "b", "c"] { h.hello(id) }
+        h.confirmStart()
+        h.completeSteps(1...4)
         if phase == "starting" {
             // A checkpoint on disk (not in memory), then every worker dies and comes back with no
             // replica: the next generation waits for the checkpoint, loaded off the loop.
@@ -515,5 +510,138 @@ extension ControllerHarness {
         #expect(h.controller.phase == .rendezvous(deadline: 300) && h.assignment(of: "a") == nil)
         h.hello("c"); h.hello("d")
         #expect(h.assignment(of: "a")?.worldSize == 3)
+    }
+}
+
+
+/// What a review found, each now a test: hostile numbers, a restarted coordinator's rendezvous,
+/// stops that meet pauses, the start step the ranks agree on, checksums of a rolled-back run,
+/// stale aborts, forgotten workers, reconnected connections.
+@Suite struct RunControllerReviewTests {
+    typealias H = ControllerHarness
+
+    @Test func stepsAndEpochsNoRunCanHaveAreDroppedNotTrapped() {
+        var h = H(workers: 2, steps: 10)
+        h.hello("a"); h.hello("b")
+        h.confirmStart()
+        h.send(.stepReport(H.report(rank: 0, step: 1, checksum: 1).with(step: .max)), from: "a")
+        h.send(.stepReport(H.report(rank: 0, step: 1, checksum: 1).with(step: 11)), from: "a")
+        h.send(.workerStatus(WorkerStatus(workerID: "a", lastAppliedStep: 3, cursor: ShardCursor(epoch: .max, step: 0),
+                                          parameterChecksum: 1)), from: "a")
+        let chunk = TensorChunk.chunks(transfer: .parameters, step: .max, float32: [("w", [1], [0, 0, 0, 0])])[0]
+        h.send(.tensorChunk(chunk), from: "a")
+        #expect(h.controller.dropped["implausible step"] == 4 && !h.failed)
+        h.hello("c", replicaStep: Int(Int32.max))
+        #expect(h.controller.membership.members["c"] == nil || h.controller.membership.members["c"]?.appliedStep == -1)
+    }
+
+    @Test func aRestartedCoordinatorFormsItsFirstGenerationAtTheMinimumAndNeverGivesUpTheReplicas() throws {
+        var h = H(workers: 3, minimum: 2, steps: 100, resumeFrom: H.checkpoint(step: 30)) { $0.rendezvousTimeout = 5 }
+        h.hello("a", replicaStep: 40)
+        h.advance(6, alive: ["a"])
+        #expect(!h.failed && h.warnings.contains { $0.contains("still waiting for workers") && $0.contains("state is kept") })
+        h.hello("b", replicaStep: 40)
+        let a = try #require(h.assignment(of: "a"))
+        #expect(a.worldSize == 2 && a.stateOrigin == .replicas && a.resumeStep == 40)
+
+        var early = H(workers: 3, minimum: 3, steps: 100) { $0.rendezvousTimeout = 5 }
+        early.hello("a", replicaStep: 40)
+        early.handle(.stopSignal(count: 1))
+        let only = try #require(early.assignment(of: "a"), "interrupted before the run resumed: the worker here saves its state")
+        #expect(only.worldSize == 1 && only.resumeStep == 40 && !early.failed)
+        #expect(early.messages(to: "a").contains { $0.message.kind == .stopRequest })
+    }
+
+    @Test func aStopRequestIsCarriedOutEvenWhenTheRunFallsBelowTheMinimum() throws {
+        var h = H(workers: 3, minimum: 3, steps: 100)
+        for id in ["a", "b", "c"] { h.hello(id) }
+        h.confirmStart()
+        h.completeSteps(1...3)
+        h.handle(.stopSignal(count: 1))
+        h.advance(3, alive: ["a", "b"])
+        let a = try #require(h.assignment(of: "a"))
+        #expect(a.generation == 2 && a.worldSize == 2, "the live workers form a generation to stop and save")
+        #expect(h.controller.phase == .training && !h.failed)
+        let sinceAssignment = h.messages(to: "a").drop { $0.message != .assignment(a) }
+        #expect(sinceAssignment.contains { $0.message.kind == .stopRequest }, "the stop goes with the new generation")
+    }
+
+    @Test func theStartStepIsTheOneTheRanksAgreeOn() {
+        var h = H(workers: 2, steps: 20)
+        h.hello("a"); h.hello("b")
+        h.confirmStart()
+        h.completeSteps(1...4)
+        // A rejoin forms generation 2 while step 5 runs; the ranks finish it and agree on 5.
+        h.hello("b", replicaStep: 4, rejoin: true)
+        for id in ["a", "b"] {
+            h.send(.workerStatus(WorkerStatus(workerID: id, lastAppliedStep: 5, cursor: ShardCursor(epoch: 0, step: 5),
+                                              parameterChecksum: 9)), from: id)
+        }
+        #expect(h.controller.current?.confirmed == true && h.controller.current?.startStep == 5)
+        h.completeSteps(6...6)
+        #expect(h.controller.progress.lastCompletedStep == 6)
+    }
+
+    @Test func checksumsAgreedBeforeARollbackDoNotRejectTheNewUpload() {
+        var h = H(workers: 2, minimum: 1, steps: 100, checkpointEvery: 5)
+        h.hello("a"); h.hello("b")
+        h.confirmStart()
+        let five: [Float] = [5]
+        h.completeSteps(1...5, checksum: H.checksum(of: five))
+        h.upload(from: "a", step: 5, floats: five)
+        h.handle(.writer(.written(step: 5, path: "/run/step-00000005", seconds: 0.1, bytes: 4)))
+        h.completeSteps(6...10, checksum: 0x1111)
+        h.advance(3)                                             // everyone dies
+        h.hello("a", process: 71); h.hello("b", process: 72)      // back with nothing
+        h.handle(.checkpointLoaded(H.checkpoint(step: 5)))
+        h.confirmStart()
+        let ten: [Float] = [10, 10]
+        h.completeSteps(6...9, checksum: H.checksum(of: ten))
+        h.upload(from: h.controller.current!.ranks.first { $0.value == 0 }!.key, step: 10, floats: ten)
+        h.completeSteps(10...10, checksum: H.checksum(of: ten))
+        #expect(!h.warnings.contains { $0.contains("no checkpoint of step 10") }, "\(h.warnings)")
+        #expect(h.writes.contains { if case let .checkpoint(c) = $0 { c.state.step == 10 } else { false } })
+    }
+
+    @Test func aStaleRingFailureWhilePausedFormsNothing() {
+        var h = H(workers: 2, steps: 100)
+        h.hello("a"); h.hello("b")
+        h.confirmStart()
+        h.advance(3, alive: ["a"])
+        #expect(h.controller.phase == .paused)
+        h.clear()
+        h.send(.abort(Abort(failedRank: 1, reason: "rank 1 silent", cause: .ringFailed)), from: "a")
+        #expect(h.controller.brokenInARow == 0 && !h.logLines.contains { $0.contains("forming a new one") })
+        #expect(h.controller.dropped["stale abort"] == 1)
+    }
+
+    @Test func workersGoneLongAgoAreForgottenAndAReconnectedConnectionIsToldToSayHello() {
+        var h = H(workers: 2, minimum: 1, steps: 100)
+        h.hello("a"); h.hello("b")
+        h.confirmStart()
+        h.advance(3, alive: ["a"])
+        #expect(h.controller.membership.members["b"]?.status == .down)
+        h.advance(Membership.forgetAfter + 1, alive: ["a"])
+        #expect(h.controller.membership.members["b"] == nil && h.controller.peers.count == 1)
+        // A frame of this run from a connection the coordinator does not know.
+        let out = h.handle(.received(Envelope(generation: 1, runID: H.runID, message: .heartbeat(Heartbeat(sequence: 1, lastAppliedStep: 0))),
+                                     from: PeerID(bytes: [9, 9])))
+        #expect(out.contains { if case let .send(envelope, to) = $0 { to == PeerID(bytes: [9, 9]) && envelope.message.kind == .refuse } else { false } })
+    }
+
+    @Test func aWorkerWhoseSharedMemoryFailedKeepsTCPRingsAfterItRejoins() throws {
+        var h = H(workers: 2) { $0.ringTransport = "auto" }
+        h.hello("a", sharedMemory: true); h.hello("b", sharedMemory: true)
+        h.send(.abort(Abort(reason: "cannot set up the shared memory ring", cause: .ringTransportUnavailable)), from: "b")
+        h.hello("b", rejoin: true, sharedMemory: true)
+        #expect(h.assignment(of: "a")?.ringTransport == .tcp)
+    }
+}
+
+extension StepReport {
+    func with(step: UInt64) -> StepReport {
+        var copy = self
+        copy.step = step
+        return copy
     }
 }

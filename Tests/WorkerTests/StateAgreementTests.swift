@@ -79,11 +79,12 @@ import Wire
             }
         }
         try receiver.finish(CheckpointCommand(action: .restore, step: 9, epoch: 1, optimizerStep: 8), generation: 4)
-        #expect(receiver.take(step: 8) == nil, "a restore is taken for its own step only")
-        let taken = receiver.take(step: 9)
+        #expect(receiver.take(step: 8, generation: 4) == nil, "a restore is taken for its own step only")
+        #expect(receiver.take(step: 9, generation: 3) == nil, "and by the generation it was sent for (a newer one's stays for it)")
+        let taken = receiver.take(step: 9, generation: 4)
         let restored = try #require(taken)
         #expect(restored.step == 9 && restored.epoch == 1 && restored.optimizerStep == 8)
-        #expect(receiver.take(step: 9) == nil, "taken once")
+        #expect(receiver.take(step: 9, generation: 4) == nil, "taken once")
         let target = Self.replica(seed: 4)
         try RestoreStash.load(restored, into: target)
         #expect(target.parameters == source.parameters)
@@ -100,7 +101,7 @@ import Wire
                                        dtype: .float32, shape: [2], bytes: [UInt8](repeating: 0, count: 8))
         for chunk in wrong { try receiver.add(chunk, generation: 1) }
         try receiver.finish(CheckpointCommand(action: .restore, step: 3, epoch: 0), generation: 1)
-        let taken = receiver.take(step: 3)
+        let taken = receiver.take(step: 3, generation: 1)
         let restored = try #require(taken)
         do {
             try RestoreStash.load(restored, into: Self.replica(seed: 5))
@@ -129,7 +130,7 @@ import Wire
             try stash.add(chunk, generation: 5)
         }
         try stash.finish(CheckpointCommand(action: .restore, step: 7, epoch: 0), generation: 5)
-        let taken = stash.take(step: 7)
+        let taken = stash.take(step: 7, generation: 5)
         let restored = try #require(taken)
         #expect(restored.parameters.map(\.name) == ["w", "c"])
     }

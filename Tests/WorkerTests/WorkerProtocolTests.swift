@@ -101,6 +101,7 @@ import Wire
         ("finished", "shutdown", ["log", "exit 0"], "exiting"),
         ("joining", "assignment 1", ["log"], "joining"),
         ("joining", "notMember", [], "joining"),
+        ("joining", "run full", ["log"], "joining"),
     ])
     func messagesInEachPhase(phase: String, message: String, expected: [String], after: String) {
         var machine: WorkerProtocol
@@ -121,6 +122,7 @@ import Wire
         case "old assignment": envelope = Self.envelope(.assignment(Self.assignment(0)))
         case "assignment of another run": envelope = Self.envelope(.assignment(Self.assignment(5)), generation: 5, runID: 0xBBB)
         case "notMember": envelope = Self.envelope(.refuse(Refuse(reason: .notMember, detail: "declared down")))
+        case "run full": envelope = Self.envelope(.refuse(Refuse(reason: .runFull, detail: "the run already has its 2 workers")))
         case "welcome of a new run": envelope = Self.envelope(Self.welcome, runID: 0xBBB)
         case "repeated welcome": envelope = Self.envelope(Self.welcome)
         case "stop request": envelope = Self.envelope(.stopRequest(StopRequest(reason: "interrupted")))
@@ -180,7 +182,8 @@ import Wire
         #expect(next.map(Self.name) == ["interrupt newGeneration"])
         let started = machine.generationEnded(.interrupted, now: 4)
         #expect(started.map(Self.name) == ["runGeneration"])
-        #expect(machine.takeRestore(step: 70)?.parameters.map(\.name) == ["w"])
+        #expect(machine.takeRestore(step: 70, generation: 46) == nil, "not the old generation's")
+        #expect(machine.takeRestore(step: 70, generation: 47)?.parameters.map(\.name) == ["w"])
     }
 
     @Test func aSilentCoordinatorEndsTheGenerationAndTheWorkerSaysHelloAgainKeepingItsReplica() {

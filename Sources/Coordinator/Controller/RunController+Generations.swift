@@ -91,6 +91,9 @@ extension RunController {
         current = GenerationRecord(number: generation, ranks: ranks, origin: origin, startStep: startStep, startedAt: now)
         progress = RunProgress(worldSize: placements.count, recipe: plan.recipe, completedStep: startStep)
         firstReportAt.removeAll()
+        // Steps after the start are computed anew (perhaps by other ranks, other bits): checksums
+        // agreed for them before no longer hold.
+        agreedChecksums = agreedChecksums.filter { $0.key <= startStep }
         let described = Self.describe(source)
         let ranksText = placements.map { "\($0.rank)=\($0.workerID)" }.joined(separator: " ")
         let ringLine: String

@@ -34,8 +34,15 @@ extension RunController {
     }
 
     private mutating func agreed(step: Int, checksum: UInt32) {
-        if var record = current, !record.confirmed, step == record.startStep {
+        if var record = current, !record.confirmed {
             // Every rank holds the generation's starting state: the replicas now carry the run.
+            // The ranks' agreement, not the coordinator's guess, says which step that is (a step
+            // may have completed while the generation was being formed).
+            if step != record.startStep {
+                log(.info, "generation \(record.number) starts after step \(step), as its ranks agreed (the coordinator expected \(record.startStep))")
+                record.startStep = step
+                progress.rebase(completedStep: step)
+            }
             record.confirmed = true
             current = record
             membership.synchronised(step: step)
@@ -81,12 +88,14 @@ extension RunController {
         default: expected = false
         }
         guard expected else {
-            log(.warning, "dropped a tensor chunk (\(chunk.name)) from \(workerID): no state transfer expected from it")
+            countDrop("unexpected tensor chunk")
+            warnLimited("unexpected chunk", now: lastEventAt ?? 0, "dropped a tensor chunk (\(chunk.name.prefix(80))) from \(workerID): no state transfer expected from it")
             return
         }
-        if upload == nil || upload?.step != Int(chunk.step) || upload?.workerID != workerID {
+        let step = Int(clamping: chunk.step)
+        if upload == nil || upload?.step != step || upload?.workerID != workerID {
             if let stale = upload { log(.warning, "dropped the incomplete state of step \(stale.step) from \(stale.workerID)") }
-            upload = StateUpload(workerID: workerID, step: Int(chunk.step))
+            upload = StateUpload(workerID: workerID, step: step)
         }
         do {
             try upload?.add(chunk)

@@ -17,6 +17,13 @@ extension RunController {
         guard let workerID = peers.worker(of: peer), let member = membership.members[workerID] else {
             countDrop("unknown peer")
             warnLimited("unknown peer", now: now, "dropped a \(envelope.message.kind) from a peer that never said hello")
+            // A frame of this run from a connection it does not know: a worker whose connection
+            // was re-made (ZeroMQ gave it a new routing id). Telling it it is not a member makes
+            // it say hello again at once (a few such replies a second at most).
+            if limiter.allow("unknown peer reply", now: now, interval: 0.2).allowed {
+                emit(.send(Envelope(generation: 0, runID: plan.runID, message: .refuse(Refuse(
+                    reason: .notMember, detail: "this connection is not a member of the run; say hello again"))), to: peer))
+            }
             return
         }
         guard member.status <= .up else {
@@ -37,16 +44,27 @@ extension RunController {
         case .heartbeat:
             break
         case let .stepReport(report):
-            guard let rank = member.rank else { return }
-            let step = Int(report.step)
+            // A step this run cannot have (beyond its last, or a garbage number) is dropped, never
+            // taken as progress: one such report would stall the accounting.
+            guard let rank = member.rank, let step = plausibleStep(report.step), step > 0 else {
+                countDrop("implausible step")
+                return
+            }
             membership.applied(step: step, by: workerID, generation: envelope.generation, now: now)
             if firstReportAt[step] == nil { firstReportAt[step] = now }
             react(to: progress.report(rank: rank, report), now: now)
         case let .workerStatus(status):
-            guard let rank = member.rank else { return }
-            react(to: progress.status(rank: rank, lastAppliedStep: Int(status.lastAppliedStep),
-                                      epoch: Int(status.cursor.epoch), checksum: status.parameterChecksum), now: now)
+            guard let rank = member.rank, let step = plausibleStep(status.lastAppliedStep),
+                  let epoch = Int(exactly: status.cursor.epoch) else {
+                countDrop("implausible step")
+                return
+            }
+            react(to: progress.status(rank: rank, lastAppliedStep: step, epoch: epoch, checksum: status.parameterChecksum), now: now)
         case let .tensorChunk(chunk):
+            guard plausibleStep(chunk.step) != nil else {
+                countDrop("implausible step")
+                return
+            }
             receiveChunk(chunk, from: workerID)
         case let .checkpoint(command) where command.action == .uploadComplete:
             finishUpload(command, from: workerID, now: now)
@@ -55,6 +73,12 @@ extension RunController {
         default:
             log(.debug, "ignored \(envelope.message.kind) from \(workerID)")
         }
+    }
+
+    /// `step` as an Int when this run can have it (0 through the last step), else nil.
+    func plausibleStep(_ step: UInt64) -> Int? {
+        guard let value = Int(exactly: step), value <= plan.totalSteps else { return nil }
+        return value
     }
 
     /// A frame that did not decode. A worker of another protocol version is told so in this
@@ -86,8 +110,10 @@ extension RunController {
     private mutating func receive(_ hello: Hello, from peer: PeerID, address: String?, now: Double) {
         var replicaStep = -1
         if let claim = hello.replica {
-            if claim.lineage == plan.lineage.id {
-                replicaStep = Int(clamping: claim.step)
+            if claim.lineage == plan.lineage.id, let step = plausibleStep(claim.step) {
+                replicaStep = step
+                // The run is being resumed from replicas: the first generation need not wait for all.
+                membership.startAtMinimum()
             } else {
                 log(.info, "worker \(hello.workerID) holds a replica of another run (lineage \(String(claim.lineage, radix: 16))); this run's is \(String(plan.lineage.id, radix: 16)) (\(plan.lineage)): not used")
             }
@@ -131,6 +157,10 @@ extension RunController {
             case let .pause(live, minimum):
                 if case .rendezvous = phase { continue }
                 if case .finalizing = phase { continue }
+                if stopRequested && live == 0 {
+                    fail(.interruptedWhilePaused(checkpointStep: checkpoints.newestStep))
+                    return
+                }
                 phase = .paused
                 current = nil
                 log(.warning, "paused: only \(live) of the minimum \(minimum) workers are live; waiting for workers to join")
@@ -170,11 +200,24 @@ extension RunController {
 
     /// What a worker's abort asks for (`Abort.Cause`).
     private mutating func workerAborted(_ abort: Abort, workerID: String, now: Double) {
+        switch (abort.cause, phase) {
+        case (.ringFailed, .paused), (.ringTransportUnavailable, .paused), (.stateMissing, .paused),
+             (.ringFailed, .rendezvous), (.ringTransportUnavailable, .rendezvous), (.stateMissing, .rendezvous):
+            // About a generation that no longer runs (the run paused since): nothing to re-form.
+            countDrop("stale abort")
+            return
+        default:
+            break
+        }
         switch abort.cause {
         case .ringFailed:
             generationBroke(reportedBy: workerID, reason: abort.reason, now: now)
         case .ringTransportUnavailable:
-            if peers.sharedMemoryHosts.removeValue(forKey: workerID) != nil {
+            if plan.settings.ringTransportMode == .shm {
+                // Shared memory was asked for: tried again (a full /dev/shm may clear), never TCP.
+                log(.warning, "worker \(workerID) cannot set up a shared-memory ring (\(abort.reason)); --ring-transport shm: trying again")
+            } else if peers.sharedMemoryHosts.removeValue(forKey: workerID) != nil {
+                peers.tcpOnly.insert(workerID)
                 log(.warning, "worker \(workerID) cannot set up a shared-memory ring; it gets TCP rings from now on")
             }
             generationBroke(reportedBy: workerID, reason: abort.reason, now: now)

@@ -155,6 +155,13 @@ struct RunController {
         progress = RunProgress(worldSize: settings.workers, recipe: plan.recipe, completedStep: resumeFrom?.state.step ?? 0)
         checkpoints = Checkpoints(loaded: resumeFrom, newestStep: resumeFrom?.state.step)
         phase = .rendezvous(deadline: now + settings.rendezvousTimeout)
+        if resumeFrom != nil { membership.startAtMinimum() }
+    }
+
+    /// Whether there is state beyond the seed that a failure now would put at risk: a checkpoint,
+    /// or a live worker's replica of this run.
+    var holdsState: Bool {
+        checkpoints.newestStep != nil || membership.liveMembers.contains { $0.appliedStep >= 0 }
     }
 
     /// Takes one event; returns what to do.
@@ -223,9 +230,19 @@ struct RunController {
             broadcast(.heartbeat(Heartbeat(sequence: UInt64(max(now, 0) * 1000), lastAppliedStep: UInt64(progress.lastCompletedStep))))
         }
         carryOut(membership.tick(now: now), now: now)
+        for id in membership.forgetLongGone(now: now) {
+            peers.unbind(id)
+            notMemberRepliedAt[id] = nil
+        }
         switch phase {
         case let .rendezvous(deadline) where now > deadline:
             let connected = membership.liveMembers.map(\.id)
+            guard !holdsState else {
+                // A resumed run: the state is kept (on disk, in the workers here); wait on, saying so.
+                phase = .rendezvous(deadline: now + plan.settings.rendezvousTimeout)
+                log(.warning, "still waiting for workers: \(connected.count) of the \(membership.minimumNow) needed are here (\(connected.joined(separator: ", "))); the run resumes when they are, and its state is kept meanwhile (interrupt to stop)")
+                break
+            }
             fail(.rendezvousTimedOut(seconds: plan.settings.rendezvousTimeout, connected: connected,
                                      missingRanks: Array(connected.count..<plan.settings.workers), expected: plan.settings.workers))
         case let .starting(pending) where now >= pending.notBefore && !checkpoints.loading:
@@ -270,8 +287,14 @@ struct RunController {
 
     private mutating func stopSignal(count: Int, now: Double) {
         switch phase {
-        case .rendezvous:
+        case .rendezvous where count > 1 || !membership.liveMembers.contains(where: { $0.appliedStep >= 0 }):
             fail(.interruptedBeforeTraining)
+        case .rendezvous:
+            // Workers that hold the run's state are here: they train a step and save it.
+            stopRequested = true
+            membership.waiveMinimum()
+            log(.notice, "stop requested before the run resumed: the workers here hold its state; they train one step to save it")
+            carryOut(membership.formGenerationOfTheLive(), now: now)
         case .ended:
             break
         case .finalizing where count == 1:
@@ -283,6 +306,8 @@ struct RunController {
         case .training, .starting, .paused:
             guard !stopRequested else { return }
             stopRequested = true
+            // From now on any live worker is enough for a generation: it stops and saves.
+            membership.waiveMinimum()
             log(.notice, "stop requested: workers stop after the next step; the state of that step is saved")
             for member in membership.ranked { send(.stopRequest(StopRequest(reason: "interrupted")), to: member.id) }
             if case .paused = phase {
@@ -325,11 +350,21 @@ struct PeerBook: Equatable {
     var curvePublicKeys: [String: String] = [:]
     /// The shared-memory identity each worker announced; removed when its shared-memory ring failed.
     var sharedMemoryHosts: [String: String] = [:]
+    /// Workers whose shared-memory ring failed: TCP rings from then on, whatever their hellos say.
+    var tcpOnly: Set<String> = []
 
     func peer(of workerID: String) -> PeerID? { peers[workerID] }
     /// Connections remembered (one per admitted worker id).
     var count: Int { peers.count }
     func worker(of peer: PeerID) -> String? { workers[peer] }
+
+    /// Forgets `workerID` and its connection (a worker gone long ago).
+    mutating func unbind(_ workerID: String) {
+        if let peer = peers.removeValue(forKey: workerID) { workers[peer] = nil }
+        curvePublicKeys[workerID] = nil
+        sharedMemoryHosts[workerID] = nil
+        tcpOnly.remove(workerID)
+    }
 
     /// `workerID` now speaks through `peer` (a new connection replaces the old one).
     mutating func bind(_ workerID: String, to peer: PeerID, hello: Hello) {
@@ -337,7 +372,7 @@ struct PeerBook: Equatable {
         peers[workerID] = peer
         workers[peer] = workerID
         curvePublicKeys[workerID] = hello.curvePublicKey
-        sharedMemoryHosts[workerID] = hello.sharedMemoryIdentity
+        sharedMemoryHosts[workerID] = tcpOnly.contains(workerID) ? nil : hello.sharedMemoryIdentity
     }
 }
 
@@ -348,9 +383,10 @@ struct LogLimiter: Equatable {
     private var lastAt: [String: Double] = [:]
     private var suppressed: [String: Int] = [:]
 
-    /// Whether a line of `kind` may be written now, and how many were left out before it.
-    mutating func allow(_ kind: String, now: Double) -> (allowed: Bool, leftOut: Int) {
-        if let last = lastAt[kind], now - last < interval {
+    /// Whether a line of `kind` may be written now (at most one per `interval`, default the
+    /// limiter's), and how many were left out before it.
+    mutating func allow(_ kind: String, now: Double, interval: Double? = nil) -> (allowed: Bool, leftOut: Int) {
+        if let last = lastAt[kind], now - last < (interval ?? self.interval) {
             suppressed[kind, default: 0] += 1
             return (false, 0)
         }

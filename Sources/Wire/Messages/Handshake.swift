@@ -39,6 +39,8 @@ public struct Hello: WirePayload {
     /// Longest worker id accepted: ids are names, and a peer must not make the coordinator
     /// hold megabytes per hello.
     public static let maximumWorkerIDBytes = 256
+    /// Longest host name, endpoint, fingerprint or shared-memory identity accepted.
+    public static let maximumFieldBytes = 1024
 
     public init(protocolVersion: UInt16 = FrameHeader.currentVersion, workerID: String, host: String,
                 dataPlaneEndpoint: String, capabilities: [String] = [], datasetFingerprint: String,
@@ -90,6 +92,14 @@ public struct Hello: WirePayload {
             try r.readString("hello.capabilities[]")
         }
         datasetFingerprint = try reader.readString("hello.datasetFingerprint")
+        // What the coordinator keeps of an admitted worker stays small, whoever sends it.
+        for (field, value) in [("hello.host", host), ("hello.dataPlaneEndpoint", dataPlaneEndpoint),
+                               ("hello.datasetFingerprint", datasetFingerprint)] where value.utf8.count > Self.maximumFieldBytes {
+            throw .invalidValue(field: field, detail: "\(value.utf8.count) bytes, at most \(Self.maximumFieldBytes) allowed")
+        }
+        guard capabilities.count <= 32, capabilities.allSatisfy({ $0.utf8.count <= 64 }) else {
+            throw .invalidValue(field: "hello.capabilities", detail: "at most 32 names of at most 64 bytes")
+        }
         curvePublicKey = try reader.readOptional("hello.curvePublicKey") { r throws(DecodeError) in
             try r.readString("hello.curvePublicKey")
         }
@@ -97,6 +107,9 @@ public struct Hello: WirePayload {
             throw .invalidValue(field: "hello.curvePublicKey", detail: "\(key.utf8.count) characters, Z85 keys have 40")
         }
         sharedMemoryHost = try reader.readString("hello.sharedMemoryHost")
+        guard sharedMemoryHost.utf8.count <= Self.maximumFieldBytes else {
+            throw .invalidValue(field: "hello.sharedMemoryHost", detail: "\(sharedMemoryHost.utf8.count) bytes, at most \(Self.maximumFieldBytes) allowed")
+        }
         instance = try reader.readUInt64("hello.instance")
         joins = try reader.readUInt32("hello.joins")
         replica = try reader.readOptional("hello.replica") { r throws(DecodeError) in try ReplicaClaim(from: &r) }
