@@ -171,11 +171,15 @@ extension SocketTests {
         let deadline = TestTiming.scaled(1)
         let settings = RingSettings(pieceBytes: 4 << 10, silenceDeadline: deadline)
         let dead = worldSize - 1
+        let connected = Slots<Bool>(count: worldSize)
         let results = onRankThreads(worldSize, timeout: TestTiming.scaled(60)) { rank -> (RingError?, Duration) in
             let ring = try makeRingMember(rank: rank, worldSize: worldSize, context: context, transport: "tcp",
                                           board: board, settings: settings)
+            connected.set(rank, true)
             if rank == dead {
-                ring.close()   // joined the ring, then went away
+                // Joined the ring (every rank's connection is up), then went away.
+                _ = connected.waitForAll(timeout: TestTiming.scaled(30))
+                ring.close()
                 return (nil, .zero)
             }
             defer { ring.close() }
@@ -212,14 +216,25 @@ extension SocketTests {
         let board = Slots<String>(count: 2)
         let counter = Counter()
         let stallReports = Counter()
+        let connected = Slots<Bool>(count: 2)
+        // The hook vouches for rank 1 twice, counted only once both connections are up, so a
+        // slow connect (which also asks the hook) cannot use up the two answers.
         let settings = RingSettings(pieceBytes: 4 << 10, silenceDeadline: TestTiming.scaled(0.2),
-                                    isPeerAlive: { _ in counter.increment() <= 2 },
+                                    isPeerAlive: { peer in
+                                        guard peer == 1, connected.isComplete else { return true }
+                                        return counter.increment() <= 2
+                                    },
                                     onStall: { _, _ in _ = stallReports.increment() })
         let results = onRankThreads(2, timeout: TestTiming.scaled(60)) { rank -> RingStatistics in
             let ring = try makeRingMember(rank: rank, worldSize: 2, context: context, transport: "tcp",
                                           board: board, settings: settings)
             defer { ring.close() }
-            guard rank == 0 else { return RingStatistics() }
+            connected.set(rank, true)
+            guard rank == 0 else {
+                // Stays until both connections are up (connecting waits for the peer), then is silent.
+                _ = connected.waitForAll(timeout: TestTiming.scaled(30))
+                return RingStatistics()
+            }
             var buffer = [Float](repeating: 1, count: 100)
             #expect(throws: RingError.self) { try buffer.withUnsafeMutableBufferPointer { try ring.allReduce($0, generation: 1) } }
             return ring.statistics

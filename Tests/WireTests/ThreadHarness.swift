@@ -24,6 +24,9 @@ extension ResultSlots {
         let set = values.compactMap { $0 }
         return set.count == values.count ? set : nil
     }
+
+    /// Whether every value is set, without waiting.
+    var isComplete: Bool { waitAll(timeout: .zero).allSatisfy { $0 != nil } }
 }
 
 /// A rank thread gave up waiting for the others (an endpoint board that never filled).

@@ -135,11 +135,19 @@ public final class RingCommunicator {
             }
             try sender.connect(endpoint)
             // With ZMQ_IMMEDIATE the socket is writable only once the connection (and handshake)
-            // is up: wait for that, bounded, rather than discover it as an endless silence.
+            // is up: wait for that, bounded, rather than discover it as an endless silence. The
+            // wait also ends as soon as the liveness hook says the peer is gone (a new
+            // generation was formed without it meanwhile).
+            let operation = "connect to rank \(nextRank) at \(endpoint)"
             let deadline = ContinuousClock.now + settings.connectDeadline
-            guard try sender.wait(for: Int16(ZMQ_POLLOUT), until: deadline, "connect to rank \(nextRank) at \(endpoint)") else {
-                throw ZmqError.call(operation: "connect to rank \(nextRank) at \(endpoint)", errno: ETIMEDOUT,
-                                    text: "no connection within \(settings.connectDeadline.inSeconds) s: nobody listens there, a firewall blocks it, or its CURVE key is not the one this rank was given")
+            while !(try sender.wait(for: Int16(ZMQ_POLLOUT), until: min(deadline, .now + settings.silenceDeadline), operation)) {
+                if let isPeerAlive = settings.isPeerAlive, !isPeerAlive(nextRank) {
+                    throw ZmqError.call(operation: operation, errno: ECONNABORTED, text: "given up: the generation ended while connecting")
+                }
+                guard ContinuousClock.now < deadline else {
+                    throw ZmqError.call(operation: operation, errno: ETIMEDOUT,
+                                        text: "no connection within \(settings.connectDeadline.inSeconds) s: nobody listens there, a firewall blocks it, or its CURVE key is not the one this rank was given")
+                }
             }
         } catch {
             throw .transport(rank: nextRank, error: error)
