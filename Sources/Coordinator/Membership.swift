@@ -100,6 +100,9 @@ public struct Membership: Sendable {
         /// It advertises a loopback ring address but connects from another machine: its
         /// neighbours would dial their own loopback.
         case unreachableRingAddress(advertised: String, connectedFrom: String)
+        /// Its previous rank could not connect to its ring address (`exclude(_:unreachableFrom:)`);
+        /// this process is not admitted again (a restarted one is).
+        case ringAddressNotReached(advertised: String, reportedBy: String)
     }
 
     /// One rank's place in a new generation.
@@ -134,6 +137,8 @@ public struct Membership: Sendable {
     public private(set) var minimumWaived = false
     public private(set) var members: [String: Member] = [:]
     private var admissions = 0
+    /// Processes (by instance) left out of the run for good, and why.
+    private var excludedInstances: [UInt64: Refusal] = [:]
 
     public init(rules: Rules) {
         self.rules = rules
@@ -166,6 +171,9 @@ public struct Membership: Sendable {
         if let from = hello.connectedFrom, !isLoopbackHost(from), isLoopbackEndpoint(hello.dataPlaneEndpoint),
            hello.dataPlaneEndpoint.hasPrefix("tcp://") {
             return [.refuse(workerID: hello.workerID, .unreachableRingAddress(advertised: hello.dataPlaneEndpoint, connectedFrom: from))]
+        }
+        if let refusal = excludedInstances[hello.instance] {
+            return [.refuse(workerID: hello.workerID, refusal)]
         }
         if var existing = members[hello.workerID], existing.status <= .up {
             guard existing.instance == hello.instance else {
@@ -246,6 +254,19 @@ public struct Membership: Sendable {
     public mutating func lost(_ workerID: String, now: Double) -> [Directive] {
         guard let member = members[workerID], member.status <= .up else { return [] }
         return declareDown([workerID])
+    }
+
+    /// `workerID`'s ring address cannot be reached by `reporter`, its previous rank: it is told
+    /// why and left out of the run (this process for good; a restarted one may join), and the
+    /// others form a generation without it, or pause below the minimum.
+    public mutating func exclude(_ workerID: String, unreachableFrom reporter: String) -> [Directive] {
+        guard let member = members[workerID], member.status <= .up else { return [] }
+        let refusal = Refusal.ringAddressNotReached(advertised: member.dataPlaneEndpoint, reportedBy: reporter)
+        excludedInstances[member.instance] = refusal
+        let wasInGeneration = member.status == .up
+        members[workerID]?.status = .down
+        members[workerID]?.rank = nil
+        return [.refuse(workerID: workerID, refusal)] + (wasInGeneration ? formGeneration() : [])
     }
 
     /// A new generation of the same live workers (after a ring failure the workers reported):

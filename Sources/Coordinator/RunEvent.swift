@@ -8,6 +8,7 @@ enum RunEvent: Equatable, Sendable {
     case recovery(step: Int, workers: Int, secondsSinceDeclaredDown: Double, secondsSinceLastMessage: Double)
     case generationStarted(generation: UInt64, workers: [String], stateFrom: String, step: Int)
     case generationBroke(generation: UInt64, worker: String, reason: String)
+    case workerExcluded(worker: String, reason: String)
     case checkpoint(step: Int, path: String, bytes: Int, seconds: Double)
     case checkpointFailed(step: Int, reason: String)
     case finalWritten(step: Int, path: String)
@@ -19,6 +20,7 @@ enum RunEvent: Equatable, Sendable {
         case .recovery: "recovery"
         case .generationStarted: "generation"
         case .generationBroke: "generation_broke"
+        case .workerExcluded: "worker_excluded"
         case .checkpoint: "checkpoint"
         case .checkpointFailed: "checkpoint_failed"
         case .finalWritten: "final"
@@ -61,6 +63,9 @@ struct TimedRunEvent: Encodable {
             try c.encode(step, forKey: Key("step"))
         case let .generationBroke(generation, worker, reason):
             try c.encode(generation, forKey: Key("generation"))
+            try c.encode(worker, forKey: Key("worker"))
+            try c.encode(reason, forKey: Key("reason"))
+        case let .workerExcluded(worker, reason):
             try c.encode(worker, forKey: Key("worker"))
             try c.encode(reason, forKey: Key("reason"))
         case let .checkpoint(step, path, bytes, seconds):

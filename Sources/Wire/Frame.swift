@@ -20,7 +20,7 @@ public struct FrameHeader: Equatable, Sendable {
     /// 3: the hello names its shared memory, the assignment its ring transport, an abort can
     /// say the transport was unavailable. 4: the hello carries the worker's instance and replica
     /// claim, an abort its cause, and a stop request is a message of its own.
-    public static let currentVersion: UInt16 = 4
+    public static let currentVersion: UInt16 = 5
     public static let size = 32
 
     public var version: UInt16

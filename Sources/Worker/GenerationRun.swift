@@ -115,6 +115,8 @@ struct GenerationRun {
             case let .transportUnavailable(error):
                 logger.warning("cannot set up the \(assignment.ringTransport) ring: \(error)")
                 return .ended(.transportUnavailable(reason: "\(assignment.ringTransport) ring: \(error)"))
+            case let .ring(.unreachable(peer, endpoint, seconds)):
+                return .ended(.nextRankUnreachable(peer: peer, reason: "\(RingError.unreachable(rank: peer, endpoint: endpoint, seconds: seconds))"))
             case let .ring(error):
                 return .ended(.ringFailed(step: step, reason: "\(error)", peer: error.peerRank))
             }
@@ -207,7 +209,7 @@ extension RingError {
         switch self {
         case let .peerSilent(rank, _, _, _, _), let .sendStalled(rank, _, _), let .newerGeneration(rank, _, _),
              let .unexpectedPiece(rank, _, _), let .badFrame(rank, _), let .dataChecksum(rank, _, _, _, _),
-             let .transport(rank, _):
+             let .transport(rank, _), let .unreachable(rank, _, _):
             rank
         case .bufferStillInUse, .collectiveThreadTimedOut, .collectiveThreadStopped:
             nil

@@ -56,6 +56,9 @@ struct WorkerProtocol {
         case interrupted
         /// The ring broke (`peer`: the neighbour it names).
         case ringFailed(step: Int, reason: String, peer: Int?)
+        /// The connection to the next rank (`peer`, alive per the coordinator) never came up:
+        /// its ring address is unreachable from here.
+        case nextRankUnreachable(peer: Int, reason: String)
         /// This worker could not set up the generation's ring transport.
         case transportUnavailable(reason: String)
         /// The state the assignment named is not here (no restore, no replica anywhere).
@@ -193,6 +196,10 @@ struct WorkerProtocol {
         case let .ringFailed(step, reason, peer):
             emit(.log(.warning, "generation \(generation) broke in step \(step): \(reason)"))
             emit(.send(.abort(Abort(failedRank: peer.map { UInt32($0) }, reason: "ring failed in step \(step): \(reason)", cause: .ringFailed))))
+            phase = .idle
+        case let .nextRankUnreachable(peer, reason):
+            emit(.log(.warning, "generation \(generation) cannot form its ring: \(reason)"))
+            emit(.send(.abort(Abort(failedRank: UInt32(peer), reason: reason, cause: .ringUnreachable))))
             phase = .idle
         case let .transportUnavailable(reason):
             emit(.send(.abort(Abort(reason: "cannot set up the \(reason)", cause: .ringTransportUnavailable))))

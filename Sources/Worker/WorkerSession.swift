@@ -225,7 +225,8 @@ final class WorkerSession {
             curveKeys: curve?.keys, curveAuthenticator: ringAuthenticator,
             // Frames that are not the neighbour's current pieces (stale, of another run, or bytes
             // from an unknown peer) are dropped; said at most once every 10 s, never blamed on a rank.
-            onDrops: { report in logger.warning("ring: dropped \(report)") })
+            onDrops: { report in logger.warning("ring: dropped \(report)") },
+            connectDeadline: .milliseconds(Int64(settings.ringConnectTimeoutSeconds * 1000)))
         self.ringSettings = ringSettings
         do {
             return try CollectiveThread {

@@ -6,6 +6,9 @@ public struct WorkerSettings: Sendable, Equatable {
     public var threads: Int = 1
     public var dataPath: String? = nil
     public var reconnectTimeoutSeconds: Double = 600
+    /// Seconds this worker's ring connection to its next rank may take to come up before that
+    /// rank's address is reported unreachable (the coordinator then leaves it out).
+    public var ringConnectTimeoutSeconds: Double = 30
     /// Index and sample-data cache (default `$XDG_CACHE_HOME/scvae`, else `~/.cache/scvae`).
     public var cacheDirectory: String? = nil
     /// Address the data-plane (ring) socket binds on and advertises; its neighbours connect to
@@ -34,6 +37,9 @@ public struct WorkerSettings: Sendable, Equatable {
         }
         if threads < 1 { found.append("--threads must be at least 1 (got \(threads)).") }
         if !(reconnectTimeoutSeconds > 0) { found.append("--reconnect-timeout must be positive (got \(reconnectTimeoutSeconds)).") }
+        if !(ringConnectTimeoutSeconds > 0 && ringConnectTimeoutSeconds <= 86_400) {
+            found.append("--ring-connect-timeout must be between 0 and 86400 seconds (got \(ringConnectTimeoutSeconds)).")
+        }
         if let host, host.isEmpty || host.contains("/") { found.append("--host must be an address such as 10.0.0.3 (got '\(host)').") }
         if host != nil && ringInterface != nil { found.append("Give --host or --ring-interface, not both.") }
         if let ringInterface, ringInterface.isEmpty { found.append("--ring-interface must name an interface such as eth0.") }

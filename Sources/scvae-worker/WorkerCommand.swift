@@ -28,6 +28,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("ring-interface"), help: "Network interface whose IPv4 address the ring uses, e.g. eth0 or ib0 (like GLOO_SOCKET_IFNAME).")
     var ringInterface: String?
 
+    @Option(name: .customLong("ring-connect-timeout"), help: "Seconds the ring connection to the next rank may take to come up; past it that rank's address is reported unreachable and the coordinator leaves that worker out.")
+    var ringConnectTimeout: Double = 30
+
     @Option(name: .customLong("worker-id"), help: "Name of this worker in the run (default: HOST-PID).")
     var workerID: String?
 
@@ -45,6 +48,7 @@ struct WorkerCommand: AsyncParsableCommand {
         s.cacheDirectory = dataOptions.cacheDir
         s.host = host
         s.ringInterface = ringInterface
+        s.ringConnectTimeoutSeconds = ringConnectTimeout
         s.workerID = workerID
         s.dataOrderLogPath = dataOrderLog
         s.curveKeys = security.curveKeys

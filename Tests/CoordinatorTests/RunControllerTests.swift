@@ -629,6 +629,50 @@ extension ControllerHarness {
         #expect(out.contains { if case let .send(envelope, to) = $0 { to == PeerID(bytes: [9, 9]) && envelope.message.kind == .refuse } else { false } })
     }
 
+    /// A rank whose ring address its previous rank cannot connect to is told why and left out;
+    /// the others go on without it (at or above --min-workers), and that process is not
+    /// admitted again, while a restarted one is.
+    @Test func aWorkerWhoseRingAddressCannotBeReachedIsLeftOutAndTheRunGoesOn() throws {
+        var h = H(workers: 3, minimum: 2, steps: 100)
+        h.hello("a"); h.hello("b"); h.hello("c")
+        let ranks = try #require(h.controller.current?.ranks)
+        let (reporter, unreachable) = (try #require(ranks.first { $0.value == 0 }?.key), try #require(ranks.first { $0.value == 1 }?.key))
+        let before = h.controller.generation
+        h.clear()
+        h.send(.abort(Abort(failedRank: 1, reason: "no connection to rank 1 at tcp://10.0.0.2:4000 within 30.0 s", cause: .ringUnreachable)),
+               from: reporter)
+        let refusal = try #require(h.messages(to: unreachable).compactMap { if case let .refuse(r) = $0.message { r } else { nil } }.first)
+        #expect(refusal.reason == .unreachableRingAddress && refusal.detail.contains(reporter) && refusal.detail.contains("--host"), "\(refusal)")
+        #expect(h.controller.generation == before + 1)
+        #expect(Set(h.controller.current.map { Array($0.ranks.keys) } ?? []) == Set(ranks.keys).subtracting([unreachable]))
+        #expect(h.logLines.contains { $0.contains("worker \(unreachable) is left out of the run") && $0.contains("--ring-interface") })
+        #expect(h.events.contains(.workerExcluded(worker: unreachable, reason: "no connection to rank 1 at tcp://10.0.0.2:4000 within 30.0 s")))
+        #expect(!h.failed)
+        // The same process saying hello again is refused; a restarted one (another instance) joins.
+        h.clear()
+        h.hello(unreachable, rejoin: true)
+        #expect(h.messages(to: unreachable).contains { if case let .refuse(r) = $0.message { r.reason == .unreachableRingAddress } else { false } })
+        #expect(h.controller.membership.members[unreachable]?.status == .down)
+        h.hello(unreachable, process: 777)
+        #expect(h.controller.membership.members[unreachable]?.status != .down)
+    }
+
+    /// Below --min-workers the run pauses, saying so, rather than ending.
+    @Test func leavingOutAnUnreachableWorkerBelowTheMinimumPauses() throws {
+        var h = H(workers: 2, steps: 100)
+        h.hello("a"); h.hello("b")
+        h.confirmStart()
+        h.send(.abort(Abort(failedRank: 1, reason: "no connection to rank 1", cause: .ringUnreachable)), from: "a")
+        #expect(h.controller.phase == .paused && !h.failed)
+        #expect(h.warnings.contains { $0.contains("paused: only 1 of the minimum 2 workers") })
+        // An unreachable report naming no rank of the generation only re-forms it.
+        var g = H(workers: 2, steps: 100)
+        g.hello("a"); g.hello("b")
+        let before = g.controller.generation
+        g.send(.abort(Abort(failedRank: 7, reason: "no connection to rank 7", cause: .ringUnreachable)), from: "a")
+        #expect(g.controller.generation == before + 1 && g.controller.membership.liveMembers.count == 2)
+    }
+
     @Test func aWorkerWhoseSharedMemoryFailedKeepsTCPRingsAfterItRejoins() throws {
         var h = H(workers: 2) { $0.ringTransport = "auto" }
         h.hello("a", sharedMemory: true); h.hello("b", sharedMemory: true)

@@ -139,8 +139,8 @@ extension SocketTests {
             try ring.connect(toNext: endpoint)
             Issue.record("connected to \(endpoint), where nobody listens")
         } catch {
-            guard case let .transport(rank, _) = error else { Issue.record("\(error)"); return }
-            #expect(rank == 1 && "\(error)".contains(endpoint) && "\(error)".contains("nobody listens there"), "\(error)")
+            guard case let .unreachable(rank, unreachableEndpoint, _) = error else { Issue.record("\(error)"); return }
+            #expect(rank == 1 && unreachableEndpoint == endpoint && "\(error)".contains("nobody listens there"), "\(error)")
         }
     }
 
@@ -336,8 +336,8 @@ extension SocketTests {
             case let .failure(error)?:
                 #expect(!rightKeys, "rank \(rank): \(error)")
                 // The handshake never succeeds, so the connection to the next rank never comes up.
-                guard case let .transport(peer, _)? = error as? RingError else { Issue.record("rank \(rank): \(error)"); continue }
-                #expect(peer == (rank + 1) % worldSize && "\(error)".contains("no connection within"), "rank \(rank): \(error)")
+                guard case let .unreachable(peer, _, _)? = error as? RingError else { Issue.record("rank \(rank): \(error)"); continue }
+                #expect(peer == (rank + 1) % worldSize && "\(error)".contains("no connection to rank"), "rank \(rank): \(error)")
             case nil: Issue.record("rank \(rank) did not finish in time")
             }
         }

@@ -23,7 +23,7 @@ enum NetworkNamespaces {
 }
 
 /// A real multi-host run: coordinator and workers in their own network namespaces, one link cut
-/// mid-run (cluster/netns/train-test.sh). In the serialized process suite; runs where network
+/// mid-run, then a run with a worker whose ring address cannot be reached (cluster/netns/train-test.sh). In the serialized process suite; runs where network
 /// namespaces can be made (root with CAP_NET_ADMIN), and is disabled elsewhere.
 extension ProcessTests {
     @Test(.enabled(if: NetworkNamespaces.available, "needs root and `ip netns`"))
@@ -38,5 +38,6 @@ extension ProcessTests {
         let status = script.waitForExit(seconds: 400)
         #expect(status == 0, "the run across namespaces did not recover:\n\(script.output.suffix(4000))")
         #expect(script.output.contains("recovered: step") && script.output.contains("finished 30 steps"), "\(script.output.suffix(2000))")
+        #expect(script.output.contains("unreachable ring address was left out"), "\(script.output.suffix(2000))")
     }
 }

@@ -204,6 +204,7 @@ import Wire
 
     @Test(arguments: [
         (WorkerProtocol.GenerationEnd.ringFailed(step: 4, reason: "rank 1 silent", peer: 1), Abort.Cause.ringFailed, "idle"),
+        (.nextRankUnreachable(peer: 1, reason: "no connection to rank 1 at tcp://10.0.0.2:4000 within 30.0 s"), .ringUnreachable, "idle"),
         (.transportUnavailable(reason: "shared memory ring: /dev/shm is full"), .ringTransportUnavailable, "idle"),
         (.stateMissing(reason: "the checkpoint of step 70 has not arrived"), .stateMissing, "idle"),
         (.runCannotContinue(reason: "3 steps in a row had a non-finite loss"), .runCannotContinue, "idle"),
@@ -216,6 +217,18 @@ import Wire
         #expect(aborts.count == 1 && aborts.first?.cause == cause, "\(directives)")
         #expect(Self.name(machine.phase) == after)
         #expect((Self.exits(directives) != nil) == (after == "exiting"), "only the worker's own failure ends it")
+    }
+
+    /// Left out of the run because its ring address cannot be reached: the worker stops its
+    /// generation and exits non-zero with the coordinator's reason (what to pass), rather than
+    /// saying hello again and breaking the next generation too.
+    @Test func aWorkerLeftOutForAnUnreachableRingAddressExitsSayingWhy() {
+        var machine = Self.training(1)
+        let detail = "worker a could not connect to this worker's ring address tcp://10.0.0.2:4000: start it with --host ADDRESS"
+        let directives = machine.received(Self.envelope(.refuse(Refuse(reason: .unreachableRingAddress, detail: detail))), now: 3)
+        #expect(Self.exits(directives) == 1, "\(directives)")
+        #expect(directives.contains { if case let .exit(_, reason) = $0 { reason?.contains(detail) == true } else { false } }, "\(directives)")
+        #expect(!directives.contains { if case .sendHello = $0 { true } else { false } })
     }
 
     @Test func aStopRequestIsRememberedForTheNextGenerationToo() {

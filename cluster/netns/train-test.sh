@@ -3,7 +3,8 @@
 # namespace (10.78.0.x, links shaped to 1 Gbit/s with tbf and 1 ms each way), started without
 # --host (each finds its address), one worker's link cut mid-run. The run must notice, continue
 # with the other two in a new generation and finish. Before it, a worker that advertises a
-# loopback ring address from another host must be refused with the reason.
+# loopback ring address from another host must be refused with the reason. After it, a second
+# short run with one worker whose ring address nobody can reach: it is left out, the rest finish.
 # Bounded in time; everything is torn down at the end, also on failure.
 # SCVAE_NETNS_RATE=none leaves out the tbf, SCVAE_NETNS_DELAY=0 the latency (nfq-delay where the
 # kernel has no netem, see README.md); a shaping that fails leaves the links unshaped, said once.
@@ -87,4 +88,37 @@ done
 if (( failed )); then tail -30 "$out/coordinator.log"; exit 1; fi
 echo "netns: w1's link cut after step $cut_at; $(grep -o 'recovered: .*' "$out/coordinator.log" | head -1)"
 echo "netns: finished 30 steps across namespaces; logs in $out"
+
+# A second run: w2 advertises a ring address no other host has a route to (a second address on
+# its eth0). Its previous rank's connection must fail within --ring-connect-timeout naming it,
+# the coordinator must leave w2 out with what to pass, w2 must exit 1 saying so, and the other
+# two must finish (--min-workers 2).
+"$here/link.sh" w1 up > /dev/null
+unroutable="10.79.0.2"
+ip netns exec "${prefix}w2" ip addr add "$unroutable/32" dev eth0
+ip netns exec "${prefix}coord" timeout "$limit" "$bin/scvae-coordinator" --workers 3 --min-workers 2 \
+  --listen "tcp://$coordinator_address:5556" --insecure --config tiny --steps 6 --global-batch 6 \
+  --checkpoint-every 0 --checkpoint-dir "$out/run2" --cache-dir "$cache" \
+  --liveness-deadline "$(seconds 2.5)" > "$out/coordinator2.log" 2>&1 &
+coordinator=$!
+for i in 0 1 2; do
+  host_flag=()
+  [[ "$i" == 2 ]] && host_flag=(--host "$unroutable")
+  ip netns exec "${prefix}w$i" timeout "$limit" "$bin/scvae-worker" --coordinator "tcp://$coordinator_address:5556" \
+    --insecure --worker-id "u$i" --threads 1 --cache-dir "$cache" "${host_flag[@]}" \
+    --ring-connect-timeout "$(seconds 3)" --reconnect-timeout "$(seconds 60)" > "$out/u$i.log" 2>&1 &
+  [[ "$i" == 2 ]] && unreachable_worker=$!
+done
+wait "$coordinator"
+status=$?
+wait "$unreachable_worker"
+unreachable_status=$?
+[[ "$status" == 0 ]] || { echo "netns: with an unreachable worker the coordinator exited with $status"; failed=1; }
+grep -q "worker u2 is left out of the run: worker u[01] cannot connect to its ring address tcp://$unroutable:" "$out/coordinator2.log" \
+  || { echo "netns: the unreachable worker u2 was not left out with the reason"; failed=1; }
+grep -q "step 6/6" "$out/coordinator2.log" || { echo "netns: the run without u2 did not finish its 6 steps"; failed=1; }
+[[ "$unreachable_status" == 1 ]] && grep -q "could not connect to this worker's ring address tcp://$unroutable:" "$out/u2.log" \
+  || { echo "netns: u2 did not exit 1 with the reason (status $unreachable_status)"; tail -5 "$out/u2.log"; failed=1; }
+if (( failed )); then tail -30 "$out/coordinator2.log"; exit 1; fi
+echo "netns: a worker with an unreachable ring address was left out; the other two finished 6 steps"
 grep -m 1 "^netns: delay" "$out/shape.log" || true

@@ -195,14 +195,17 @@ extension RunController {
             (.runFull, "the run already has its \(workers) workers")
         case let .unreachableRingAddress(advertised, from):
             (.unreachableRingAddress, "the worker advertises its ring at \(advertised), a loopback address, but connects from \(from): its neighbours could not reach it; start it with --host \(from) (or --ring-interface NAME), or without --host to use the address that reaches the coordinator")
+        case let .ringAddressNotReached(advertised, reporter):
+            (.unreachableRingAddress, "worker \(reporter) could not connect to this worker's ring address \(advertised): it is left out of the run. Start it with --host ADDRESS (or --ring-interface NAME) that the other workers can reach, or let its ring port through the firewall")
         }
     }
 
     /// What a worker's abort asks for (`Abort.Cause`).
     private mutating func workerAborted(_ abort: Abort, workerID: String, now: Double) {
         switch (abort.cause, phase) {
-        case (.ringFailed, .paused), (.ringTransportUnavailable, .paused), (.stateMissing, .paused),
-             (.ringFailed, .rendezvous), (.ringTransportUnavailable, .rendezvous), (.stateMissing, .rendezvous):
+        case (.ringFailed, .paused), (.ringTransportUnavailable, .paused), (.stateMissing, .paused), (.ringUnreachable, .paused),
+             (.ringFailed, .rendezvous), (.ringTransportUnavailable, .rendezvous), (.stateMissing, .rendezvous),
+             (.ringUnreachable, .rendezvous):
             // About a generation that no longer runs (the run paused since): nothing to re-form.
             countDrop("stale abort")
             return
@@ -212,6 +215,15 @@ extension RunController {
         switch abort.cause {
         case .ringFailed:
             generationBroke(reportedBy: workerID, reason: abort.reason, now: now)
+        case .ringUnreachable:
+            let target = abort.failedRank.flatMap { rank in current?.ranks.first { $0.value == Int(rank) }?.key }
+            guard let target, target != workerID, let member = membership.members[target], member.status == .up else {
+                generationBroke(reportedBy: workerID, reason: abort.reason, now: now)
+                return
+            }
+            log(.error, "worker \(target) is left out of the run: worker \(workerID) cannot connect to its ring address \(member.dataPlaneEndpoint) (\(abort.reason)); start it with --host ADDRESS or --ring-interface NAME that the other workers can reach, or let its ring port through the firewall")
+            emit(.record(.workerExcluded(worker: target, reason: abort.reason)))
+            carryOut(membership.exclude(target, unreachableFrom: workerID), now: now)
         case .ringTransportUnavailable:
             if plan.settings.ringTransportMode == .shm {
                 // Shared memory was asked for: tried again (a full /dev/shm may clear), never TCP.

@@ -70,6 +70,9 @@ public struct Abort: WirePayload {
         case runCannotContinue = 4
         /// Coordinator -> worker: the run ended with an error.
         case runAborted = 5
+        /// This worker's connection to its next rank (`failedRank`, alive per the coordinator)
+        /// never came up: that rank's ring address cannot be reached from here.
+        case ringUnreachable = 6
     }
 
     /// The rank that failed or was found dead, when one did.

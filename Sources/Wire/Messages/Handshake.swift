@@ -199,8 +199,9 @@ public struct Refuse: WirePayload {
         /// The coordinator declared this worker down (silent past the deadline); it must say
         /// hello again to rejoin (its replica is kept and may still be the most advanced).
         case notMember = 7
-        /// The worker advertises a ring address its neighbours cannot reach (loopback, while it
-        /// connects from another machine). Since protocol version 4.
+        /// The worker advertises a ring address its neighbours cannot reach: loopback while it
+        /// connects from another machine (since protocol version 4), or one its previous rank
+        /// could not connect to within the ring's connect deadline (since version 5).
         case unreachableRingAddress = 8
         /// Anything else; `detail` explains.
         case other = 255

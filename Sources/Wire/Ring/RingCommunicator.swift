@@ -124,6 +124,7 @@ public final class RingCommunicator {
     /// Connects to the next rank's `endpoint` and waits (at most `RingSettings.connectDeadline`) until the connection is up.
     /// With `RingSettings.curveKeys`, `curvePublicKey` is the next rank's key (from the assignment).
     public func connect(toNext endpoint: String, curvePublicKey: String? = nil) throws(RingError) {
+        var connected = false
         do throws(ZmqError) {
             let sender = try liveSender()
             if let keys = settings.curveKeys {
@@ -140,17 +141,17 @@ public final class RingCommunicator {
             // generation was formed without it meanwhile).
             let operation = "connect to rank \(nextRank) at \(endpoint)"
             let deadline = ContinuousClock.now + settings.connectDeadline
-            while !(try sender.wait(for: Int16(ZMQ_POLLOUT), until: min(deadline, .now + settings.silenceDeadline), operation)) {
-                if let isPeerAlive = settings.isPeerAlive, !isPeerAlive(nextRank) {
+            while !connected, ContinuousClock.now < deadline {
+                connected = try sender.wait(for: Int16(ZMQ_POLLOUT), until: min(deadline, .now + settings.silenceDeadline), operation)
+                if !connected, let isPeerAlive = settings.isPeerAlive, !isPeerAlive(nextRank) {
                     throw ZmqError.call(operation: operation, errno: ECONNABORTED, text: "given up: the generation ended while connecting")
-                }
-                guard ContinuousClock.now < deadline else {
-                    throw ZmqError.call(operation: operation, errno: ETIMEDOUT,
-                                        text: "no connection within \(settings.connectDeadline.inSeconds) s: nobody listens there, a firewall blocks it, or its CURVE key is not the one this rank was given")
                 }
             }
         } catch {
             throw .transport(rank: nextRank, error: error)
+        }
+        guard connected else {
+            throw .unreachable(rank: nextRank, endpoint: endpoint, seconds: settings.connectDeadline.inSeconds)
         }
         nextEndpoint = endpoint
     }

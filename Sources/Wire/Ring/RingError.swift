@@ -19,6 +19,10 @@ public enum RingError: Error, Equatable, Sendable, CustomStringConvertible {
     /// libzmq failed while talking to `rank`; `rank` is this rank's own number when setting up
     /// its own socket failed (e.g. the bind).
     case transport(rank: Int, error: ZmqError)
+    /// The connection to the next rank, `rank` at `endpoint`, did not come up within `seconds`
+    /// while that rank was alive: nobody listens there, a firewall drops it, or its CURVE key is
+    /// not the one this rank was given. Its address is unreachable from here.
+    case unreachable(rank: Int, endpoint: String, seconds: Double)
     /// libzmq kept a zero-copy buffer longer than `seconds`; the buffer cannot be safely reused.
     case bufferStillInUse(seconds: Double)
     /// A caller waited `seconds` for `job` on the collective thread (setup, or a ticket) in vain.
@@ -42,6 +46,8 @@ public enum RingError: Error, Equatable, Sendable, CustomStringConvertible {
             "data of step \(step) piece \(piece) from rank \(rank) has CRC32C 0x\(String(computed, radix: 16)), header says 0x\(String(expected, radix: 16))"
         case let .transport(rank, error):
             "transport to rank \(rank): \(error)"
+        case let .unreachable(rank, endpoint, seconds):
+            "no connection to rank \(rank) at \(endpoint) within \(seconds) s: nobody listens there, a firewall blocks it, or its CURVE key is not the one this rank was given"
         case let .bufferStillInUse(seconds):
             "zero-copy buffer still held by libzmq after \(seconds) s"
         case let .collectiveThreadTimedOut(job, seconds):
