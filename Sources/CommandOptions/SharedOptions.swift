@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// The options `scvae-coordinator` and `scvae-worker` share, declared once so that their names,
+/// The options the executables share, declared once so that their names,
 /// help and defaults cannot drift apart (`@OptionGroup var security: SecurityOptions`).
 
 /// CURVE: who may talk to this process, and whether plain text is allowed off the host.

@@ -1,3 +1,5 @@
+import LogOutput
+import Logging
 import Wire
 
 /// Everything `scvae-coordinator` is told on its command line, validated.
@@ -53,6 +55,13 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// --ring-transport: auto, tcp or shm (`RingTransportMode`).
     public var ringTransport: String = RingTransportMode.tcp.rawValue
 
+    /// What the --local workers are told to log with (`--log-level`, `--log-format`): the coordinator's own.
+    public var logLevel: Logger.Level = .info
+    public var logFormat: LogFormat = .text
+    /// --log-dir: each --local worker's standard output and error go to DIR/<worker-id>.log
+    /// (appended to, so a replacement continues its rank's file); nil: this terminal.
+    public var localLogDirectory: String? = nil
+
     /// CURVE: a folder with `coordinator.key_secret` and the `*.key` of the admitted workers.
     public var curveKeys: String? = nil
     /// Allows a non-loopback --listen without CURVE (plain text, anyone can join).
@@ -63,7 +72,14 @@ public struct CoordinatorSettings: Sendable, Equatable {
 
     /// The model configurations (the coordinator never links the model: a test holds this list
     /// to the model's own, `ModelConfig.all`).
-    public static let configNames = ["tiny", "small", "imagenet-f8", "imagenet-f16"]
+    public enum ConfigName: String, CaseIterable, Sendable {
+        case tiny, small
+        case imagenetF8 = "imagenet-f8"
+        case imagenetF16 = "imagenet-f16"
+    }
+
+    /// `ConfigName`'s names, in the model's order.
+    public static let configNames = ConfigName.allCases.map(\.rawValue)
 
     /// Where the final weights and the summary go when --checkpoint-dir is not given.
     public static let defaultOutputDirectory = "scvae-run"
@@ -112,6 +128,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
         }
         if curveKeys == nil && !insecure && !isLoopbackEndpoint(listen) {
             found.append("--listen \(listen) is reachable from other machines: give --curve-keys DIR (authenticated, encrypted traffic) or --insecure to accept plain text that anyone on the network can join.")
+        }
+        if localLogDirectory != nil && !local {
+            found.append("--log-dir is where --local workers write their output; without --local redirect each scvae-worker's output yourself.")
         }
         if curveKeys != nil && local {
             found.append("--local runs every process on this machine over loopback; --curve-keys is for runs across machines (start the workers with scvae-worker --curve-keys).")

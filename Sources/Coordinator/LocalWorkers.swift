@@ -3,8 +3,9 @@ import Logging
 
 /// The worker processes `--local` starts: the `scvae-worker` next to this executable, one per
 /// rank, each with max(1, cores / N) BLAS threads and the coordinator's niceness (`nice -n 10
-/// scvae-coordinator --local` runs the workers at 10 too). Their output goes to this terminal
-/// through their own log lines (each carries role and rank).
+/// scvae-coordinator --local` runs the workers at 10 too) and its log level and format. Their
+/// output goes to this terminal (each log line carries role and rank), or with --log-dir to one
+/// file per worker, `DIR/<worker-id>.log`, appended to across replacements of that worker.
 final class LocalWorkers {
     struct Child {
         let id: String
@@ -34,8 +35,16 @@ final class LocalWorkers {
         }
         let threads = settings.workerThreads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / count)
         launchSettings = (endpoint, settings, threads)
+        if let folder = settings.localLogDirectory {
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                throw CoordinatorFailure.cannotWrite(path: folder, reason: "cannot create the --log-dir folder: \(error)")
+            }
+        }
         for i in 0..<count { try launch(id: "local-\(i)") }
-        logger.info("started \(count) local workers (\(executable), \(threads) BLAS thread(s) each)")
+        let output = settings.localLogDirectory.map { ", output in \(Self.logPath(folder: $0, id: "<worker-id>"))" } ?? ""
+        logger.info("started \(count) local workers (\(executable), \(threads) BLAS thread(s) each\(output))")
     }
 
     private func launch(id: String) throws {
@@ -47,13 +56,19 @@ final class LocalWorkers {
         // a --local run owns its workers, and a restarted coordinator starts its own.
         environment["SCVAE_LOCAL_PARENT"] = "\(getpid())"
         var arguments = ["--coordinator", endpoint, "--threads", "\(threads)", "--worker-id", id,
-                         "--reconnect-timeout", "\(max(settings.rendezvousTimeout, 60))"]
+                         "--reconnect-timeout", "\(max(settings.rendezvousTimeout, 60))",
+                         "--log-level", settings.logLevel.rawValue, "--log-format", settings.logFormat.rawValue]
         if let data = settings.dataPath { arguments += ["--data", data] }
         if let cache = settings.cacheDirectory { arguments += ["--cache-dir", cache] }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = environment
+        let logFile = try settings.localLogDirectory.map { try Self.openForAppending(Self.logPath(folder: $0, id: id)) }
+        if let logFile {
+            process.standardOutput = logFile
+            process.standardError = logFile
+        }
         // A child starts at the niceness of the thread that spawns it (see ProcessPriority).
         ProcessPriority.adoptOnThisThread()
         do {
@@ -61,8 +76,25 @@ final class LocalWorkers {
         } catch {
             throw CoordinatorFailure.transport("cannot start \(executable): \(error)")
         }
+        // The child holds its own copy of the descriptor.
+        try? logFile?.close()
         children.removeAll { $0.id == id }
         children.append(Child(id: id, process: process))
+    }
+
+    /// The --log-dir file of worker `id`.
+    static func logPath(folder: String, id: String) -> String {
+        (folder as NSString).appendingPathComponent("\(id).log")
+    }
+
+    /// `path` opened for appending (created if missing): every write of the child lands at the
+    /// end, after whatever an earlier worker of the same id wrote.
+    private static func openForAppending(_ path: String) throws -> FileHandle {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw CoordinatorFailure.cannotWrite(path: path, reason: "cannot open a --log-dir file: \(String(cString: strerror(errno)))")
+        }
+        return FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
     }
 
     /// Starts a replacement for the dead worker `id` (same id: it joins as a new member).

@@ -1,5 +1,6 @@
-import TensorFiles
+import BuildInfo
 import Foundation
+import TensorFiles
 
 /// `DIR/final/summary.json`: what the run did, for people and programs.
 struct RunSummary: Encodable, Equatable {
@@ -15,6 +16,9 @@ struct RunSummary: Encodable, Equatable {
     var loss: Double?
     var sparsity: Double?
     var images_per_s: Double?
+    /// The coordinator's package version and git commit (`BuildInfo`).
+    var version: String
+    var commit: String
 
     init(settings: CoordinatorSettings, outcome: (path: String, step: Int, epoch: Int), plannedSteps: Int, seconds: Double,
          last: RunProgress.StepSummary?) {
@@ -30,6 +34,8 @@ struct RunSummary: Encodable, Equatable {
         loss = last.flatMap { JSONLinesFile.finite($0.loss) }
         sparsity = last.flatMap { JSONLinesFile.finite($0.sparsity) }
         images_per_s = last.flatMap { JSONLinesFile.finite($0.imagesPerSecond) }
+        version = BuildInfo.version
+        commit = BuildInfo.commit
     }
 
     // Written by hand so that a missing number is `null`, not a missing key.
@@ -47,11 +53,13 @@ struct RunSummary: Encodable, Equatable {
         try c.encode(loss, forKey: .loss)
         try c.encode(sparsity, forKey: .sparsity)
         try c.encode(images_per_s, forKey: .images_per_s)
+        try c.encode(version, forKey: .version)
+        try c.encode(commit, forKey: .commit)
     }
 
     private enum CodingKeys: String, CodingKey {
         case config, workers, global_batch, steps, planned_steps, epoch, seconds, weights, stopped_early, loss, sparsity,
-             images_per_s
+             images_per_s, version, commit
     }
 
     /// Writes the summary as one JSON object (atomically).

@@ -1,7 +1,10 @@
 import ArgumentParser
+import BuildInfo
 import CommandOptions
 import Coordinator
+import Foundation
 import Logging
+import Wire
 
 @main
 struct CoordinatorCommand: AsyncParsableCommand {
@@ -11,7 +14,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         discussion: """
             Shards the dataset across --workers worker processes, keeps membership, reports \
             progress and owns the checkpoints. With --local it starts the workers itself.
-            """)
+            """,
+        version: BuildInfo.description)
 
     @Option(help: "Number of worker processes (ranks) to train with.")
     var workers: Int = 2
@@ -21,8 +25,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: "Model configuration: tiny, small, imagenet-f8 or imagenet-f16.")
-    var config: String = "tiny"
+    @Option(help: "Model configuration.")
+    var config: CoordinatorSettings.ConfigName = .tiny
 
     @Option(name: .customLong("global-batch"), help: "Images per optimizer step, summed over all workers (fixed whatever the world size).")
     var globalBatch: Int = 16
@@ -36,14 +40,14 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Learning rate after warm-up.")
     var lr: Double = 4e-5
 
-    @Option(help: "Optimizer: adam (default) or sgd (plain SGD, for N-invariance checks).")
-    var optimizer: String = "adam"
+    @Option(help: "Optimizer: adam, or sgd (plain SGD, for N-invariance checks).")
+    var optimizer: TrainingRecipe.OptimizerName = .adam
 
     @Option(help: "Warm-up steps (linear ramp to --lr).")
     var warmup: Int = 0
 
-    @Option(help: "Learning-rate schedule after the warm-up: constant or cosine.")
-    var schedule: String = "constant"
+    @Option(help: "Learning-rate schedule after the warm-up.")
+    var schedule: TrainingRecipe.ScheduleName = .constant
 
     @Option(name: .customLong("micro-batch"), help: "Images per forward/backward on a worker; larger slices are accumulated.")
     var microBatch: Int = 16
@@ -100,7 +104,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var logEvery: Int = 1
 
     @Option(name: .customLong("ring-transport"), help: "What carries the workers' ring all-reduce: tcp (ZeroMQ), auto (shared memory when every rank of a generation is on one host and supports it, else TCP), or shm (shared memory; an error when the ranks are not all on one host). Workers log which one each generation uses. tcp is the default: with one core per worker the shared-memory ring's waiting costs backward more than it saves (BENCHMARKS.md).")
-    var ringTransport: String = "tcp"
+    var ringTransport: RingTransportMode = .tcp
+
+    @Option(name: .customLong("log-dir"), help: "With --local: write each worker's standard output and error to DIR/<worker-id>.log (appended to, also by a replacement of that worker) instead of this terminal.")
+    var logDir: String?
+
+    @OptionGroup var logging: LoggingOptions
 
     @OptionGroup var security: SecurityOptions
 
@@ -109,7 +118,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.workers = workers
         s.minWorkers = minWorkers
         s.dataPath = dataOptions.data
-        s.config = config
+        s.config = config.rawValue
         s.globalBatch = globalBatch
         s.steps = (steps == nil && epochs == nil) ? 20 : steps
         s.epochs = epochs
@@ -126,9 +135,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.stallSeconds = stallSeconds
         s.local = local
         s.metricsPath = metrics
-        s.optimizer = optimizer
+        s.optimizer = optimizer.rawValue
         s.warmupSteps = warmup
-        s.schedule = schedule
+        s.schedule = schedule.rawValue
         s.microBatch = microBatch
         s.checksumEvery = checksumEvery
         s.cacheDirectory = dataOptions.cacheDir
@@ -138,7 +147,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.logEvery = logEvery
         s.workerThreads = workerThreads
         s.exactReduction = exactReduction
-        s.ringTransport = ringTransport
+        s.ringTransport = ringTransport.rawValue
+        s.localLogDirectory = logDir
+        if let chosen = try? logging.resolved(environment: ProcessInfo.processInfo.environment) {
+            (s.logLevel, s.logFormat) = chosen
+        }
         return s
     }
 
@@ -147,6 +160,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        logging.bootstrap()
         var logger = Logger(label: "scvae.coordinator")
         logger[metadataKey: "role"] = "coordinator"
         let stopSignal = StopSignal()
@@ -159,3 +173,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension CoordinatorSettings.ConfigName: ExpressibleByArgument {}
+extension TrainingRecipe.OptimizerName: ExpressibleByArgument {}
+extension TrainingRecipe.ScheduleName: ExpressibleByArgument {}
+extension RingTransportMode: ExpressibleByArgument {}

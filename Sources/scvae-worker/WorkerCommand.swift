@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildInfo
 import CommandOptions
 import Foundation
 import Logging
@@ -8,7 +9,8 @@ import Worker
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scvae-worker",
-        abstract: "One SC-VAE training rank: loads its data shard, computes gradients, all-reduces them with its ring neighbours.")
+        abstract: "One SC-VAE training rank: loads its data shard, computes gradients, all-reduces them with its ring neighbours.",
+        version: BuildInfo.description)
 
     @Option(help: "Control-plane endpoint of the coordinator, e.g. tcp://HOST:5555.")
     var coordinator: String = "tcp://127.0.0.1:5555"
@@ -38,6 +40,8 @@ struct WorkerCommand: AsyncParsableCommand {
     var dataOrderLog: String?
 
     @OptionGroup var security: SecurityOptions
+
+    @OptionGroup var logging: LoggingOptions
 
     var settings: WorkerSettings {
         var s = WorkerSettings()
@@ -69,6 +73,7 @@ struct WorkerCommand: AsyncParsableCommand {
         // starts the new image at the exec'ing thread's niceness, and the session's thread
         // inherits this one's. So first give this thread the process's niceness.
         adoptProcessNiceness()
+        logging.bootstrap()
         BLASKernels.useFastestKernels()
         // Started by `scvae-coordinator --local`: Ctrl-C reaches the whole process group, but the
         // coordinator owns this worker's end (it stops at a step boundary and saves the weights).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandOptions
 import Foundation
 import Wire
 import WireBenchmarks
@@ -20,7 +21,7 @@ struct BenchAllReduceCommand: ParsableCommand {
     var mib: Int = 64
 
     @Option(help: "Transport between processes: tcp, ipc (ZeroMQ) or shm (shared memory, same host).")
-    var transport: String = "tcp"
+    var transport: BenchTransport = .tcp
 
     @Option(help: "Timed iterations (after one warm-up).")
     var iterations: Int = 10
@@ -44,45 +45,57 @@ struct BenchAllReduceCommand: ParsableCommand {
         guard mib >= 1, iterations >= 1, pieceKib >= 1, slots >= 1 else {
             throw ValidationError("--mib, --iterations, --piece-kib and --slots must be at least 1.")
         }
-        guard ["tcp", "ipc", "shm"].contains(transport) else { throw ValidationError("--transport must be tcp, ipc or shm.") }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if workers > cores && !oversubscribe {
             throw ValidationError("--workers \(workers) is more than the \(cores) cores here; benchmarks never oversubscribe (pass --oversubscribe to run anyway).")
         }
         try placement.check(worldSize: workers)
-        if !placement.isLocal && transport != "tcp" {
+        if !placement.isLocal && transport != .tcp {
             throw ValidationError("--launcher and --hosts place ranks on other hosts: use --transport tcp.")
         }
     }
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        logging.bootstrap()
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        print("machine: \(cores) cores; \(workers) processes\(placement.summary); \(mib) MiB float32; transport \(transport); " +
-              "pieces of \(pieceKib) KiB" + (transport == "shm" ? ", \(slots) slots per inbox" : "") +
+        print("machine: \(cores) cores; \(workers) processes\(placement.summary); \(mib) MiB float32; transport \(transport.rawValue); " +
+              "pieces of \(pieceKib) KiB" + (transport == .shm ? ", \(slots) slots per inbox" : "") +
               (curve ? "; ring CURVE on" : ""))
         var kinds = [("p2p", 2), ("sends-only", workers), ("allreduce", workers)]
-        if transport == "shm" {
+        if transport == .shm {
             // No ZeroMQ point-to-point figure for shared memory: the reduction itself is the ceiling.
             print(WireBenchmark.localReduce(megabytes: mib, iterations: iterations))
             kinds.removeFirst()
         }
         for (kind, world) in kinds {
-            let ringCurve = curve && kind != "p2p" && transport != "shm"
-            let times = try ProcessRanks.run(kind: kind, worldSize: world, bytes: mib << 20, transport: transport,
+            let ringCurve = curve && kind != "p2p" && transport != .shm
+            let times = try ProcessRanks.run(kind: kind, worldSize: world, bytes: mib << 20, transport: transport.rawValue,
                                              iterations: iterations, placement: try placement.placement(),
                                              extra: ["--piece-kib", "\(pieceKib)", "--slots", "\(slots)"] + (ringCurve ? ["--curve"] : [])).times
             var figure: BandwidthFigure
             if kind == "p2p" {
-                figure = WireBenchmark.pointToPointFigure(times: times, bytes: mib << 20, transport: transport,
+                figure = WireBenchmark.pointToPointFigure(times: times, bytes: mib << 20, transport: transport.rawValue,
                                                           iterations: iterations, where: "processes")
             } else {
-                figure = WireBenchmark.ringFigure(times: times, worldSize: world, bytes: mib << 20, transport: transport,
+                figure = WireBenchmark.ringFigure(times: times, worldSize: world, bytes: mib << 20, transport: transport.rawValue,
                                                   reduce: kind == "allreduce", iterations: iterations, where: "processes")
             }
             if ringCurve { figure.name += " CURVE" }
             print(figure)
         }
     }
+}
+
+/// `scvae bench allreduce --transport`.
+enum BenchTransport: String, CaseIterable, ExpressibleByArgument {
+    /// ZeroMQ over TCP.
+    case tcp
+    /// ZeroMQ over Unix domain sockets.
+    case ipc
+    /// Shared memory (ranks on one host).
+    case shm
 }
 
 /// One rank of `scvae bench allreduce`, started by it; not for people.

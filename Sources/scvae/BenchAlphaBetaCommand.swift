@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandOptions
 import Foundation
 import Model
 import Wire
@@ -72,7 +73,10 @@ struct BenchAlphaBetaCommand: ParsableCommand {
         try placement.check(worldSize: largest)
     }
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        logging.bootstrap()
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let worlds = try Self.integers(workers, option: "--workers", minimum: 2)
         let sizes = try Self.integers(mib, option: "--mib", minimum: 1)

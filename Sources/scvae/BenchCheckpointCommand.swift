@@ -1,8 +1,9 @@
 import ArgumentParser
-import TensorFiles
 import Checkpoints
+import CommandOptions
 import Foundation
 import Model
+import TensorFiles
 
 /// `scvae bench checkpoint`: the time to write and to load+verify one full checkpoint (weights and
 /// both Adam moments) of a configuration, through CheckpointStore as the coordinator writes it.
@@ -13,8 +14,10 @@ struct BenchCheckpointCommand: ParsableCommand {
         commandName: "checkpoint",
         abstract: "Write and load+verify full checkpoints (model + Adam m and v) of a configuration: seconds, MB/s, bytes.")
 
-    @Option(help: "Model configuration whose parameter layout is checkpointed: tiny, small, imagenet-f8 or imagenet-f16.")
-    var config: String = "small"
+    @Option(help: "Model configuration whose parameter layout is checkpointed.")
+    var config: ModelConfigName = ModelConfigName(.small)
+
+    @OptionGroup var logging: LoggingOptions
 
     @Option(help: "Checkpoint directory (created; must not hold checkpoints). Default: a fresh one under the temporary folder, removed afterwards.")
     var directory: String?
@@ -26,9 +29,6 @@ struct BenchCheckpointCommand: ParsableCommand {
     var keep: Int = 3
 
     func validate() throws {
-        guard ModelConfig.named(config) != nil else {
-            throw ValidationError("--config must be one of \(ModelConfig.all.map(\.name).joined(separator: ", ")); got '\(config)'.")
-        }
         guard repeats >= 1, keep >= 1 else { throw ValidationError("--repeats and --keep must be at least 1.") }
         if let directory, !CheckpointStore(directory: directory).checkpointPaths().isEmpty {
             throw ValidationError("--directory \(directory) already holds checkpoints; give an empty or new one.")
@@ -36,11 +36,12 @@ struct BenchCheckpointCommand: ParsableCommand {
     }
 
     func run() throws {
-        let layout = ParameterLayout(config: ModelConfig.named(config)!)
+        logging.bootstrap()
+        let layout = ParameterLayout(config: config.config)
         let folder = directory ?? FileManager.default.temporaryDirectory.path + "/scvae-bench-checkpoint-\(getpid())"
         defer { if directory == nil { try? FileManager.default.removeItem(atPath: folder) } }
         let store = CheckpointStore(directory: folder, keep: keep)
-        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; config \(config): \(layout.entries.count) tensors, "
+        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; config \(config.config.name): \(layout.entries.count) tensors, "
               + "\(layout.totalCount) parameters; directory \(folder)")
 
         var writes: [Double] = []
@@ -48,7 +49,7 @@ struct BenchCheckpointCommand: ParsableCommand {
         var plainWrites: [Double] = []
         var bytes = 0
         for step in 1...repeats {
-            let checkpoint = Self.seededCheckpoint(layout: layout, config: config, step: step)
+            let checkpoint = Self.seededCheckpoint(layout: layout, config: config.config.name, step: step)
             let path = try Self.seconds(into: &writes) { try store.write(checkpoint) }
             let loaded = try Self.seconds(into: &loads) { try CheckpointFile.load(path) }
             guard loaded == checkpoint else { throw ValidationError("checkpoint \(path) did not load back identical") }

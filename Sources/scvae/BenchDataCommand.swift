@@ -1,7 +1,8 @@
 import ArgumentParser
-import Images
+import CommandOptions
 import Dataset
 import Foundation
+import Images
 
 /// `scvae bench data`: the training pipeline's decode + augment rate (read, decode with DCT
 /// scaling, antialiased resize, random crop, flip, float CHW), per thread.
@@ -32,7 +33,10 @@ struct BenchDataCommand: ParsableCommand {
         guard size >= 8, threads >= 1, passes >= 1 else { throw ValidationError("--size >= 8, --threads >= 1 and --passes >= 1.") }
     }
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        logging.bootstrap()
         let root = try data ?? SampleData.ensureInDefaultCache()
         let source = try DatasetLocation.open(root)
         if readOnly && comparePillow { throw ValidationError("--read-only and --compare-pillow measure different things; give one.") }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandOptions
 import Foundation
 import Model
 import Worker
@@ -22,7 +23,10 @@ struct BenchStepCommand: ParsableCommand {
         guard batch >= 1, steps >= 1 else { throw ValidationError("--batch and --steps must be at least 1.") }
     }
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        logging.bootstrap()
         let config = model.prepare()
         let figures = try StepBenchmark.run(config: config, batch: batch, steps: steps)
         let peak = StepBenchmark.sgemmPeak()

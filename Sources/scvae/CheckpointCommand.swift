@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoints
+import CommandOptions
 import Foundation
 
 /// `scvae checkpoint verify|inspect PATH`: check and describe checkpoints written by the coordinator.
@@ -19,7 +20,10 @@ struct CheckpointVerifyCommand: ParsableCommand {
     @Argument(help: "One checkpoint (step-NNNNNNNN) or a directory of them.")
     var path: String
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        logging.bootstrap()
         let verification = try CheckpointVerification.verify(path)
         for outcome in verification.outcomes {
             switch outcome.result {
@@ -50,7 +54,10 @@ struct CheckpointInspectCommand: ParsableCommand {
     @Argument(help: "One checkpoint (step-NNNNNNNN) or a directory of them.")
     var path: String
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        logging.bootstrap()
         let verification = try CheckpointVerification.verify(path)
         if verification.isDirectoryOfCheckpoints {
             guard let chosen = verification.outcomes.last(where: { $0.failure == nil }) else {

@@ -1,6 +1,7 @@
-import Foundation
 import ArgumentParser
+import CommandOptions
 import Dataset
+import Foundation
 import Model
 import Worker
 
@@ -25,7 +26,10 @@ struct GradCommand: ParsableCommand {
     @Option(help: "Output safetensors file for the gradients.")
     var out: String
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        logging.bootstrap()
         let config = model.prepare()
         let layout = ParameterLayout(config: config)
         let loaded = try WeightsFile.load(weights, layout: layout)

@@ -1,4 +1,6 @@
 import ArgumentParser
+import BuildInfo
+import CommandOptions
 import Images
 import Model
 import Wire
@@ -7,10 +9,14 @@ import Worker
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
-        abstract: "Print the versions of the native libraries this build uses and check that each works.")
+        abstract: "Print the version of this build and of the native libraries it uses, and check that each works.")
+
+    @OptionGroup var logging: LoggingOptions
 
     func run() throws {
+        logging.bootstrap()
         BLASKernels.useFastestKernels()
+        print("scvae \(BuildInfo.description)")
         print("libzmq \(zmqLibraryVersion())")
         var c: [Float] = [0]
         BLAS.sgemm(m: 1, n: 1, k: 2, a: [1, 2], lda: 2, b: [3, 4], ldb: 1, c: &c, ldc: 1)

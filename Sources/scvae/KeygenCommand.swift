@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandOptions
 import Wire
 
 /// `scvae keygen`: a CURVE key pair as ZeroMQ certificate files (docs/decisions.md, "Security: CURVE key files and admission").
@@ -25,7 +26,10 @@ struct KeygenCommand: ParsableCommand {
         guard CurveKeyPair.isCurveAvailable else { throw ValidationError("This libzmq was built without CURVE support.") }
     }
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        logging.bootstrap()
         let keys = try CurveKeyPair.generate()
         let files = try CurveCertificate.write(keys, name: name, to: out, overwrite: force)
         print("public key \(keys.publicKey)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandOptions
 import Dataset
 import Foundation
 
@@ -34,7 +35,10 @@ struct PackCommand: ParsableCommand {
         guard shardMiB >= 1 else { throw ValidationError("--shard-mib must be at least 1.") }
     }
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        logging.bootstrap()
         let index = try DatasetIndex.scan(root: input)
         print("indexed \(index.count) images in \(index.classNames.count) classes under \(input) (fingerprint \(index.fingerprint.prefix(16)))")
         var skipped = 0

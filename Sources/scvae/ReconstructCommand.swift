@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandOptions
 import Foundation
 import Model
 import Worker
@@ -26,7 +27,10 @@ struct ReconstructCommand: ParsableCommand {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1.") }
     }
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
+        logging.bootstrap()
         let config = model.prepare()
         let loaded = try WeightsFile.load(weights, layout: ParameterLayout(config: config))
         if !loaded.unknownNames.isEmpty {

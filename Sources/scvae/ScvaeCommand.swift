@@ -1,10 +1,12 @@
 import ArgumentParser
+import BuildInfo
 
 @main
 struct ScvaeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scvae",
-        abstract: "SC-VAE tools: inspect the build, and (as they land) pack, grad, reconstruct, bench, keygen, checkpoint.",
+        abstract: "SC-VAE tools: inspect the build, compute gradients, reconstruct images, pack datasets, benchmark, make CURVE keys, check checkpoints.",
+        version: BuildInfo.description,
         subcommands: [InfoCommand.self, GradCommand.self, ReconstructCommand.self, PackCommand.self, BenchCommand.self,
                       KeygenCommand.self, CheckpointCommand.self])
 }

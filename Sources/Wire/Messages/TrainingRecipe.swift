@@ -59,9 +59,19 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         }
     }
 
-    /// The optimizers and schedules a recipe may name.
-    public static let optimizers: Set<String> = ["adam", "sgd"]
-    public static let schedules: Set<String> = ["constant", "cosine"]
+    /// The optimizers a recipe may name (`--optimizer`); the first is the default.
+    public enum OptimizerName: String, CaseIterable, Sendable {
+        case adam, sgd
+    }
+
+    /// The learning-rate schedules after the warm-up a recipe may name (`--schedule`); the first is the default.
+    public enum ScheduleName: String, CaseIterable, Sendable {
+        case constant, cosine
+    }
+
+    /// The optimizers and schedules a recipe may name, as text.
+    public static let optimizers = Set(OptimizerName.allCases.map(\.rawValue))
+    public static let schedules = Set(ScheduleName.allCases.map(\.rawValue))
 
     public static func decode(_ json: String) throws(Problem) -> TrainingRecipe {
         let recipe: TrainingRecipe

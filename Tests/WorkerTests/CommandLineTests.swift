@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+
+/// The executables' command lines, run for real but with no training: `--version`, choice
+/// options and their errors, log options from the environment, shell completion.
+@Suite struct CommandLineTests {
+    /// Runs one of our executables to its end; its status and output (stdout and stderr).
+    static func run(_ executable: String, _ arguments: [String],
+                    environment: [String: String] = [:]) throws -> (status: Int32?, output: String) {
+        let folder = try Scratch.folder("cli")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let child = try ChildProcess(executable, arguments, log: "\(folder)/output", environment: environment)
+        let status = child.waitForExit(seconds: 60)
+        return (status, child.output)
+    }
+
+    @Test func everyExecutablePrintsTheSameVersionWithItsCommit() throws {
+        let versions = try ["scvae", "scvae-coordinator", "scvae-worker"].map { name in
+            let (status, output) = try Self.run(name, ["--version"])
+            #expect(status == 0, "\(name): \(output)")
+            return output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(Set(versions).count == 1, "\(versions)")
+        let version = try #require(versions.first)
+        let commit = try #require(version.split(separator: "(commit ").last).dropLast()
+        let hash = commit.hasSuffix("-dirty") ? commit.dropLast("-dirty".count) : commit
+        #expect(commit == "unknown" || (hash.count >= 7 && hash.allSatisfy(\.isHexDigit)), "\(version)")
+    }
+
+    @Test(arguments: [
+        (["--config", "huge"], ["tiny", "small", "imagenet-f8", "imagenet-f16"]),
+        (["--optimizer", "adamw"], ["adam", "sgd"]),
+        (["--schedule", "linear"], ["constant", "cosine"]),
+        (["--ring-transport", "rdma"], ["tcp", "auto", "shm"]),
+        (["--log-level", "loud"], ["trace", "debug", "info", "notice", "warning", "error", "critical"]),
+        (["--log-format", "xml"], ["text", "json"]),
+    ])
+    func aBadChoiceIsRefusedListingTheValidOnes(arguments: [String], valid: [String]) throws {
+        let (status, output) = try Self.run("scvae-coordinator", arguments)
+        #expect(status != nil && status != 0)
+        #expect(output.contains(arguments[0]), "names the option: \(output)")
+        // ArgumentParser lists a few values as 'a', 'b' or 'c', and many one per line as "  - a".
+        for value in valid {
+            #expect(output.contains("'\(value)'") || output.contains("  - \(value)\n"), "lists \(value): \(output)")
+        }
+    }
+
+    @Test func aBadLogVariableIsRefusedByEveryExecutable() throws {
+        for (name, arguments) in [("scvae-coordinator", []), ("scvae-worker", []), ("scvae", ["info"])] {
+            let (status, output) = try Self.run(name, arguments, environment: ["SCVAE_LOG_LEVEL": "loud"])
+            #expect(status != nil && status != 0, "\(name)")
+            #expect(output.contains("SCVAE_LOG_LEVEL='loud'") && output.contains("warning"), "\(name): \(output)")
+        }
+    }
+
+    @Test func logDirWithoutLocalIsRefused() throws {
+        let (status, output) = try Self.run("scvae-coordinator", ["--log-dir", "/tmp/nowhere"])
+        #expect(status != nil && status != 0)
+        #expect(output.contains("--log-dir") && output.contains("--local"), "\(output)")
+    }
+
+    @Test func theBashCompletionOfTheCoordinatorListsTheChoices() throws {
+        let (status, output) = try Self.run("scvae-coordinator", ["--generate-completion-script", "bash"])
+        #expect(status == 0, "\(output.prefix(2000))")
+        // Each option's values are offered together, on one line of the script.
+        let lines = output.split(separator: "\n")
+        for values in [["tiny", "small", "imagenet-f8", "imagenet-f16"], ["adam", "sgd"], ["constant", "cosine"],
+                       ["tcp", "auto", "shm"], ["text", "json"]] {
+            let offered = lines.contains { line in values.allSatisfy { line.contains("'\($0)'") } }
+            #expect(offered, "the completion offers \(values)")
+        }
+    }
+
+    @Test func scvaeInfoPrintsTheVersion() throws {
+        let (_, version) = try Self.run("scvae", ["--version"])
+        let (status, output) = try Self.run("scvae", ["info"])
+        #expect(status == 0, "\(output)")
+        #expect(output.hasPrefix("scvae \(version.trimmingCharacters(in: .whitespacesAndNewlines))\n"), "\(output)")
+    }
+}
