@@ -1,10 +1,11 @@
+import BuildInfo
 import Checkpoints
 import Logging
 import Wire
 
 /// Steps, checksums, state uploads, checkpoints and the end of the run.
 extension RunController {
-    static let codeVersion = "scvae 0.3 (protocol \(FrameHeader.currentVersion))"
+    static let codeVersion = "scvae \(BuildInfo.description), protocol \(FrameHeader.currentVersion)"
 
     mutating func react(to events: [RunProgress.Event], now: Double) {
         for event in events {
