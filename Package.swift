@@ -6,7 +6,8 @@ import PackageDescription
 //   TensorFiles -> CCRC32C                   Images -> TensorFiles, CTurboJPEG, CPNG
 //   Dataset -> Images, TensorFiles           Checkpoints -> TensorFiles
 //   Worker -> Model, Wire, Dataset, Images, TensorFiles, Checkpoints
-//   Coordinator -> Wire, Dataset, TensorFiles, Checkpoints (never Model)
+//   Coordinator -> Wire, Dataset, TensorFiles, Checkpoints, Launch (never Model)
+//   Launch -> CAffinity                      CommandOptions -> Launch
 // Executables are thin shells over these libraries.
 let package = Package(
     name: "scvae",
@@ -35,6 +36,7 @@ let package = Package(
         .target(name: "CCRC32C", path: "Sources/CCRC32C"),
         .target(name: "CKernels", path: "Sources/CKernels"),
         .target(name: "CFutex", path: "Sources/CFutex"),
+        .target(name: "CAffinity", path: "Sources/CAffinity"),
 
         // Libraries.
         .target(name: "Wire", dependencies: ["CZmq", "CCRC32C", "CFutex"]),
@@ -51,8 +53,14 @@ let package = Package(
             "Model", "Wire", "Dataset", "Images", "TensorFiles", "Checkpoints",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Starting processes on a node: the CPUs this process may use, child processes and their
+        // restart policy, the per-node supervisor of `scvae-worker --nproc-per-node`.
+        .target(name: "Launch", dependencies: [
+            "CAffinity",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Coordinator", dependencies: [
-            "Wire", "Dataset", "TensorFiles", "Checkpoints",
+            "Wire", "Dataset", "TensorFiles", "Checkpoints", "Launch",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Bandwidth measurements of the ring and of ZeroMQ, for `scvae bench` (WireBenchmarks -> Wire).
@@ -60,6 +68,7 @@ let package = Package(
 
         // Command-line options the executables share.
         .target(name: "CommandOptions", dependencies: [
+            "Launch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -70,12 +79,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "scvae-worker", dependencies: [
-            "Worker", "CommandOptions",
+            "Worker", "CommandOptions", "Launch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "scvae-coordinator", dependencies: [
-            "Coordinator", "CommandOptions",
+            "Coordinator", "CommandOptions", "Launch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -86,6 +95,7 @@ let package = Package(
         // The four data libraries (TensorFiles, Images, Dataset, Checkpoints).
         .testTarget(name: "DataTests", dependencies: ["TensorFiles", "Images", "Dataset", "Checkpoints"]),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "Dataset", "Images", "TensorFiles", "Checkpoints"]),
+        .testTarget(name: "LaunchTests", dependencies: ["Launch", "CommandOptions"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Dataset", "TensorFiles", "Checkpoints"]),
     ]
 )
