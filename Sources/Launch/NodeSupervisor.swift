@@ -75,6 +75,8 @@ public final class NodeSupervisor: @unchecked Sendable {
             if processes.isEmpty, let outcome = supervision.outcome {
                 if outcome == 0 {
                     logger.info("all \(ranks.count) ranks finished")
+                } else if killAt != nil {
+                    logger.notice("stopped: \(summary)")
                 } else {
                     logger.error("not every rank finished: \(summary)")
                 }
@@ -95,7 +97,7 @@ public final class NodeSupervisor: @unchecked Sendable {
     }
 
     private var summary: String {
-        zip(ranks, supervision.states).map { rank, state in "\(rank.id) \(state == .finished ? "finished" : "gave up")" }
+        zip(ranks, supervision.states).map { rank, state in "\(rank.id) \(state == .finished ? "finished" : "did not finish")" }
             .joined(separator: ", ")
     }
 
@@ -104,6 +106,11 @@ public final class NodeSupervisor: @unchecked Sendable {
             processes[rank] = nil
             let exit = ChildLauncher.exit(of: process)
             let id = ranks[rank].id
+            if supervision.stopping {
+                logger.notice("rank \(id) \(exit)")
+                _ = supervision.exited(rank: rank, exit, now: now)
+                continue
+            }
             switch supervision.exited(rank: rank, exit, now: now) {
             case .finished:
                 logger.info("rank \(id) finished")

@@ -98,13 +98,15 @@ struct WorkerCommand: AsyncParsableCommand {
         let defaults = try launchDefaults()
         var logger = Logger(label: "scvae.worker")
         logger[metadataKey: "role"] = "worker"
-        logger.info("\(defaults.logLine)")
         if let nprocPerNode {
+            logger.info("\(defaults.logLine)")
             let code = await superviseRanks(nprocPerNode, defaults: defaults, logger: logger)
             if code != 0 { throw ExitCode(code) }
             return
         }
+        // May re-execute this process (with the same command line and environment).
         BLASKernels.useFastestKernels()
+        logger.info("\(defaults.logLine)")
         // Started by `scvae-coordinator --local` or `--nproc-per-node`: Ctrl-C reaches the whole
         // process group, but the parent owns this worker's end (the coordinator stops at a step
         // boundary and saves the weights; the node supervisor sends SIGTERM).
