@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// `scvae-worker --nproc-per-node`: one command starts the ranks of a node, starts again one that
-/// is killed, and stops them all on SIGTERM. A coordinator on port 0 and one supervisor.
+/// is killed, and stops them all on SIGTERM. A coordinator on port 0 and one supervisor. And a
+/// malformed environment variable stops a command at once, naming the variable.
 extension ProcessTests {
     /// A coordinator that waits for separately started workers, and its endpoint.
     static func separateCoordinator(_ arguments: [String], folder: String) throws -> (ChildProcess, String) {
@@ -77,5 +78,18 @@ extension ProcessTests {
         for pid in ranks { #expect(kill(pid, 0) != 0, "rank pid \(pid) is gone") }
         #expect(!node.output.contains("; starting it again"), "a stop restarts nothing")
         #expect(node.output.contains("rank node-1 was killed by signal 15"))
+    }
+
+    @Test func environmentVariableThatIsMalformedIsAUsageErrorNamingIt() throws {
+        let folder = try Scratch.folder("bad-env")
+        let worker = try ChildProcess("scvae-worker", ["--cache-dir", Scratch.cache], log: "\(folder)/worker.log",
+                                      environment: ["OMP_NUM_THREADS": "abc"])
+        #expect(worker.waitForExit(seconds: 30) == 64)
+        #expect(worker.output.contains("OMP_NUM_THREADS=abc is not a whole number of at least 1"), "\(worker.output.suffix(2000))")
+        let coordinator = try ChildProcess("scvae-coordinator", ["--cache-dir", Scratch.cache], log: "\(folder)/coordinator.log",
+                                           environment: ["MASTER_PORT": "29500"])
+        #expect(coordinator.waitForExit(seconds: 30) == 64)
+        #expect(coordinator.output.contains("tcp://0.0.0.0:29500 (from MASTER_PORT) is reachable from other machines"),
+                "\(coordinator.output.suffix(2000))")
     }
 }
