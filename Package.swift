@@ -6,8 +6,8 @@ import PackageDescription
 //   TensorFiles -> CCRC32C                   Images -> TensorFiles, CTurboJPEG, CPNG
 //   Dataset -> Images, TensorFiles           Checkpoints -> TensorFiles
 //   Worker -> Model, Wire, Dataset, Images, TensorFiles, Checkpoints
-//   Coordinator -> Wire, Dataset, TensorFiles, Checkpoints, LogOutput, BuildInfo (never Model)
-//   CommandOptions -> LogOutput
+//   Coordinator -> Wire, Dataset, TensorFiles, Checkpoints, Launch, LogOutput, BuildInfo (never Model)
+//   Launch -> CAffinity                      CommandOptions -> Launch, LogOutput
 // Executables are thin shells over these libraries.
 let package = Package(
     name: "scvae",
@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "CCRC32C", path: "Sources/CCRC32C"),
         .target(name: "CKernels", path: "Sources/CKernels"),
         .target(name: "CFutex", path: "Sources/CFutex"),
+        .target(name: "CAffinity", path: "Sources/CAffinity"),
 
         // Libraries.
         .target(name: "Wire", dependencies: ["CZmq", "CCRC32C", "CFutex"]),
@@ -52,8 +53,14 @@ let package = Package(
             "Model", "Wire", "Dataset", "Images", "TensorFiles", "Checkpoints",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Starting processes on a node: the CPUs this process may use, child processes and their
+        // restart policy, the per-node supervisor of `scvae-worker --nproc-per-node`.
+        .target(name: "Launch", dependencies: [
+            "CAffinity",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Coordinator", dependencies: [
-            "Wire", "Dataset", "TensorFiles", "Checkpoints", "LogOutput", "BuildInfo",
+            "Wire", "Dataset", "TensorFiles", "Checkpoints", "Launch", "LogOutput", "BuildInfo",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Bandwidth measurements of the ring and of ZeroMQ, for `scvae bench` (WireBenchmarks -> Wire).
@@ -69,7 +76,7 @@ let package = Package(
 
         // Command-line options the executables share.
         .target(name: "CommandOptions", dependencies: [
-            "LogOutput",
+            "Launch", "LogOutput",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -82,12 +89,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "scvae-worker", dependencies: [
-            "Worker", "CommandOptions", "BuildInfo",
+            "Worker", "CommandOptions", "Launch", "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "scvae-coordinator", dependencies: [
-            "Coordinator", "CommandOptions", "BuildInfo",
+            "Coordinator", "CommandOptions", "Launch", "BuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -98,6 +105,7 @@ let package = Package(
         // The four data libraries (TensorFiles, Images, Dataset, Checkpoints).
         .testTarget(name: "DataTests", dependencies: ["TensorFiles", "Images", "Dataset", "Checkpoints"]),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "Dataset", "Images", "TensorFiles", "Checkpoints"]),
+        .testTarget(name: "LaunchTests", dependencies: ["Launch", "CommandOptions"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Dataset", "TensorFiles", "Checkpoints"]),
         // Log output and the shared command-line options (no processes).
         .testTarget(name: "CommandOptionsTests", dependencies: [

@@ -2,6 +2,7 @@ import TensorFiles
 import Dataset
 import Checkpoints
 import Foundation
+import Launch
 import Logging
 import Wire
 

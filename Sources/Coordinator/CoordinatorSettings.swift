@@ -26,6 +26,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var exactReduction: Bool = false
     public var seed: UInt64 = 0
     public var listen: String = "tcp://127.0.0.1:5555"
+    /// Where `listen` came from when not from --listen (an environment variable such as
+    /// MASTER_PORT), for the messages about it.
+    public var listenSource: String? = nil
     /// Written with the endpoint actually bound (useful with port 0), when given.
     public var endpointFile: String? = nil
     public var checkpointDir: String? = nil
@@ -127,7 +130,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
             found.append(problem)
         }
         if curveKeys == nil && !insecure && !isLoopbackEndpoint(listen) {
-            found.append("--listen \(listen) is reachable from other machines: give --curve-keys DIR (authenticated, encrypted traffic) or --insecure to accept plain text that anyone on the network can join.")
+            let named = listenSource.map { "The listen address \(listen) (from \($0))" } ?? "--listen \(listen)"
+            found.append("\(named) is reachable from other machines: give --curve-keys DIR (authenticated, encrypted traffic) or --insecure to accept plain text that anyone on the network can join.")
         }
         if localLogDirectory != nil && !local {
             found.append("--log-dir is where --local workers write their output; without --local redirect each scvae-worker's output yourself.")

@@ -1,4 +1,5 @@
 import Foundation
+import Launch
 import Logging
 
 /// The worker processes `--local` starts: the `scvae-worker` next to this executable, one per
@@ -24,8 +25,7 @@ final class LocalWorkers {
 
     /// The worker executable beside the running coordinator.
     static func workerExecutable() -> String {
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return ((me as NSString).deletingLastPathComponent as NSString).appendingPathComponent("scvae-worker")
+        ((ChildLauncher.ownExecutable as NSString).deletingLastPathComponent as NSString).appendingPathComponent("scvae-worker")
     }
 
     func start(count: Int, endpoint: String, settings: CoordinatorSettings) throws {
@@ -60,19 +60,10 @@ final class LocalWorkers {
                          "--log-level", settings.logLevel.rawValue, "--log-format", settings.logFormat.rawValue]
         if let data = settings.dataPath { arguments += ["--data", data] }
         if let cache = settings.cacheDirectory { arguments += ["--cache-dir", cache] }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = environment
         let logFile = try settings.localLogDirectory.map { try Self.openForAppending(Self.logPath(folder: $0, id: id)) }
-        if let logFile {
-            process.standardOutput = logFile
-            process.standardError = logFile
-        }
-        // A child starts at the niceness of the thread that spawns it (see ProcessPriority).
-        ProcessPriority.adoptOnThisThread()
+        let process: Process
         do {
-            try process.run()
+            process = try ChildLauncher.start(executable, arguments: arguments, environment: environment, output: logFile)
         } catch {
             throw CoordinatorFailure.transport("cannot start \(executable): \(error)")
         }
@@ -128,42 +119,5 @@ final class LocalWorkers {
         for child in children where child.process.isRunning {
             kill(child.process.processIdentifier, SIGKILL)
         }
-    }
-}
-
-/// The niceness given to the process (`nice -n N scvae-coordinator`), for the threads that do its
-/// work. On Linux niceness belongs to each thread, and a new thread or process starts with the
-/// niceness of the thread that creates it. libdispatch sets its pool threads' niceness from
-/// their QoS (measured: 0, and -4 for overcommit ones, under `nice -n 7` run as root), so a
-/// thread made from the cooperative pool, and any process it spawns, would lose the user's.
-enum ProcessPriority {
-    /// The process's niceness: its main thread's, which `ps -o ni` shows.
-    static var processNice: Int32? { nice(of: id_t(getpid())) }
-
-    /// The calling thread's niceness.
-    static var threadNice: Int32? { nice(of: 0) }
-
-    /// Gives the calling thread the process's niceness; false when it cannot (lowering the
-    /// niceness needs privileges, so a thread above it without them stays where it is).
-    @discardableResult
-    static func adoptOnThisThread() -> Bool {
-        guard let target = processNice, let current = threadNice else { return false }
-        if target == current { return true }
-        #if os(Linux)
-        return setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, target) == 0
-        #else
-        return setpriority(PRIO_PROCESS, 0, target) == 0
-        #endif
-    }
-
-    /// `who` 0 is the calling thread on Linux; a process id is that process's main thread.
-    private static func nice(of who: id_t) -> Int32? {
-        errno = 0
-        #if os(Linux)
-        let value = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), who)
-        #else
-        let value = getpriority(PRIO_PROCESS, who)
-        #endif
-        return value == -1 && errno != 0 ? nil : value
     }
 }

@@ -1,6 +1,7 @@
 import Dataset
 import Checkpoints
 import Foundation
+import Launch
 import Logging
 
 /// Entry point of `scvae-coordinator`: runs a whole training job with these settings. Every

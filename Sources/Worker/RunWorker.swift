@@ -28,13 +28,13 @@ public func runWorker(_ settings: WorkerSettings, logger: Logger) async -> Int32
     }
 }
 
-/// A `--local` worker belongs to the coordinator that started it: when that process is gone (its
-/// parent changes), this one ends too, rather than outliving it and meeting its successor's own
-/// workers under the same ids. Checked once a second on a thread of its own.
+/// A `--local` worker belongs to the coordinator that started it, a `--nproc-per-node` rank to
+/// its supervisor: when that process is gone (its parent changes), this one ends too, rather than
+/// outliving it and meeting its successor's own workers under the same ids. Checked once a second on a thread of its own.
 private func endWithParent(_ parent: Int32, logger: Logger) {
     let thread = Thread {
         while getppid() == parent { Thread.sleep(forTimeInterval: 1) }
-        logger.error("the coordinator that started this --local worker (pid \(parent)) is gone; exiting")
+        logger.error("the process that started this worker (pid \(parent)) is gone; exiting")
         exit(1)
     }
     thread.name = "scvae-parent-watch"

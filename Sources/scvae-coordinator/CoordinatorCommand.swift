@@ -3,6 +3,7 @@ import BuildInfo
 import CommandOptions
 import Coordinator
 import Foundation
+import Launch
 import Logging
 import Wire
 
@@ -17,8 +18,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
             """,
         version: BuildInfo.description)
 
-    @Option(help: "Number of worker processes (ranks) to train with.")
-    var workers: Int = 2
+    @Option(help: "Number of worker processes (ranks) to train with (default: $WORLD_SIZE, else $SLURM_NTASKS, else 2).")
+    var workers: Int?
 
     @Option(name: .customLong("min-workers"), help: "Fewest live workers the run goes on with (default: --workers). When a worker is lost the survivors continue in a new generation if at least this many are live; below it training pauses until workers join.")
     var minWorkers: Int?
@@ -61,8 +62,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Seed of initialisation, data order and augmentation.")
     var seed: UInt64 = 0
 
-    @Option(help: "Control-plane endpoint to bind, e.g. tcp://0.0.0.0:5555.")
-    var listen: String = "tcp://127.0.0.1:5555"
+    @Option(help: """
+        Control-plane endpoint to bind, e.g. tcp://0.0.0.0:5555 (default: $SCVAE_LISTEN, else tcp://0.0.0.0:$MASTER_PORT \
+        when MASTER_PORT is set, else tcp://127.0.0.1:5555).
+        """)
+    var listen: String?
 
     @Option(name: .customLong("checkpoint-dir"), help: "Folder for checkpoints (step-NNNNNNNN/), final/model.safetensors and final/summary.json (default: ./scvae-run). A run whose folder holds a valid checkpoint resumes from the newest one.")
     var checkpointDir: String?
@@ -113,9 +117,18 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     @OptionGroup var security: SecurityOptions
 
-    var settings: CoordinatorSettings {
+    /// --workers and --listen, from the flags, else the environment.
+    func launchDefaults() throws -> CoordinatorLaunchDefaults {
+        do {
+            return try CoordinatorLaunchDefaults.resolve(workers: workers, listen: listen, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func settings(_ defaults: CoordinatorLaunchDefaults) -> CoordinatorSettings {
         var s = CoordinatorSettings()
-        s.workers = workers
+        s.workers = defaults.workers.value
         s.minWorkers = minWorkers
         s.dataPath = dataOptions.data
         s.config = config.rawValue
@@ -124,7 +137,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.epochs = epochs
         s.learningRate = lr
         s.seed = seed
-        s.listen = listen
+        s.listen = defaults.listen.value
+        s.listenSource = defaults.listen.source == "--listen" ? nil : defaults.listen.source
         s.checkpointDir = checkpointDir
         s.checkpointEvery = checkpointEvery
         s.keep = keep
@@ -156,17 +170,19 @@ struct CoordinatorCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
-        if let problem = settings.problems().first { throw ValidationError(problem) }
+        if let problem = try settings(launchDefaults()).problems().first { throw ValidationError(problem) }
     }
 
     func run() async throws {
         logging.bootstrap()
         var logger = Logger(label: "scvae.coordinator")
         logger[metadataKey: "role"] = "coordinator"
+        let defaults = try launchDefaults()
+        logger.info("\(defaults.logLine)")
         let stopSignal = StopSignal()
         stopSignal.install()
         do {
-            try await runCoordinator(settings, stopSignal: stopSignal, logger: logger)
+            try await runCoordinator(settings(defaults), stopSignal: stopSignal, logger: logger)
         } catch {
             // runCoordinator has logged the error with what to do about it.
             throw ExitCode.failure

@@ -2,6 +2,7 @@ import ArgumentParser
 import BuildInfo
 import CommandOptions
 import Foundation
+import Launch
 import Logging
 import Worker
 
@@ -12,11 +13,25 @@ struct WorkerCommand: AsyncParsableCommand {
         abstract: "One SC-VAE training rank: loads its data shard, computes gradients, all-reduces them with its ring neighbours.",
         version: BuildInfo.description)
 
-    @Option(help: "Control-plane endpoint of the coordinator, e.g. tcp://HOST:5555.")
-    var coordinator: String = "tcp://127.0.0.1:5555"
+    @Option(help: """
+        Control-plane endpoint of the coordinator, e.g. tcp://HOST:5555 (default: $SCVAE_COORDINATOR, else \
+        tcp://$MASTER_ADDR:$MASTER_PORT, port 5555 when MASTER_PORT is unset, else tcp://127.0.0.1:5555).
+        """)
+    var coordinator: String?
 
-    @Option(help: "OpenBLAS threads for this worker (with N workers on one machine use cores/N).")
-    var threads: Int = 1
+    @Option(help: """
+        OpenBLAS threads for this worker (default: $OMP_NUM_THREADS, else $OPENBLAS_NUM_THREADS, else \
+        $SLURM_CPUS_PER_TASK, else the CPUs this process may use: its affinity mask capped by its cgroup's CPU \
+        quota). With --nproc-per-node: per rank; its default is then this default divided among the ranks.
+        """)
+    var threads: Int?
+
+    @Option(name: .customLong("nproc-per-node"), help: """
+        Start this many worker ranks on this machine, each a child scvae-worker with the id WORKER-ID-I, its own \
+        slice of the CPUs, and threads shared out; a rank that dies is started again (with a back-off, at most \
+        5 times in 10 minutes); SIGTERM or SIGINT stops them all.
+        """)
+    var nprocPerNode: Int?
 
     @OptionGroup var dataOptions: DataOptions
 
@@ -33,7 +48,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("ring-connect-timeout"), help: "Seconds the ring connection to the next rank may take to come up; past it that rank's address is reported unreachable and the coordinator leaves that worker out.")
     var ringConnectTimeout: Double = 30
 
-    @Option(name: .customLong("worker-id"), help: "Name of this worker in the run (default: HOST-PID).")
+    @Option(name: .customLong("worker-id"), help: """
+        Name of this worker in the run (default: HOST-taskN from $SLURM_PROCID, else $POD_NAME, else HOST-PID).
+        """)
     var workerID: String?
 
     @Option(name: .customLong("data-order-log"), help: "Append one JSON line per applied step with the sample indices this rank trained on (for checking that every sample of an epoch is used once).")
@@ -43,17 +60,28 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
-    var settings: WorkerSettings {
+    /// --threads, --coordinator and --worker-id, from the flags, else the environment.
+    func launchDefaults() throws -> WorkerLaunchDefaults {
+        do {
+            return try WorkerLaunchDefaults.resolve(threads: threads, coordinator: coordinator, workerID: workerID,
+                                                    environment: ProcessInfo.processInfo.environment, cpus: CPUAllowance.current(),
+                                                    host: ProcessInfo.processInfo.hostName, pid: getpid())
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func settings(_ defaults: WorkerLaunchDefaults) -> WorkerSettings {
         var s = WorkerSettings()
-        s.coordinator = coordinator
-        s.threads = threads
+        s.coordinator = defaults.coordinator.value
+        s.threads = defaults.threads.value
         s.dataPath = dataOptions.data
         s.reconnectTimeoutSeconds = reconnectTimeout
         s.cacheDirectory = dataOptions.cacheDir
         s.host = host
         s.ringInterface = ringInterface
         s.ringConnectTimeoutSeconds = ringConnectTimeout
-        s.workerID = workerID
+        s.workerID = defaults.workerID.value
         s.dataOrderLogPath = dataOrderLog
         s.curveKeys = security.curveKeys
         s.insecure = security.insecure
@@ -63,8 +91,10 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
-        if let problem = settings.problems().first { throw ValidationError(problem) }
-        if let problem = coordinatorPortProblem(coordinator) { throw ValidationError(problem) }
+        let defaults = try launchDefaults()
+        if let problem = settings(defaults).problems().first { throw ValidationError(problem) }
+        if let problem = coordinatorPortProblem(defaults.coordinator.value) { throw ValidationError(problem) }
+        if let nprocPerNode, nprocPerNode < 1 { throw ValidationError("--nproc-per-node must be at least 1 (got \(nprocPerNode)).") }
     }
 
     func run() async throws {
@@ -72,35 +102,48 @@ struct WorkerCommand: AsyncParsableCommand {
         // `nice -n 10` run as root). Linux keeps niceness per thread: the re-execution below
         // starts the new image at the exec'ing thread's niceness, and the session's thread
         // inherits this one's. So first give this thread the process's niceness.
-        adoptProcessNiceness()
+        ProcessPriority.adoptOnThisThread()
         logging.bootstrap()
-        BLASKernels.useFastestKernels()
-        // Started by `scvae-coordinator --local`: Ctrl-C reaches the whole process group, but the
-        // coordinator owns this worker's end (it stops at a step boundary and saves the weights).
-        if ProcessInfo.processInfo.environment["SCVAE_LOCAL_CHILD"] == "1" { signal(SIGINT, SIG_IGN) }
+        let defaults = try launchDefaults()
         var logger = Logger(label: "scvae.worker")
         logger[metadataKey: "role"] = "worker"
-        let code = await runWorker(settings, logger: logger)
+        if let nprocPerNode {
+            logger.info("\(defaults.logLine)")
+            let code = await superviseRanks(nprocPerNode, defaults: defaults, logger: logger)
+            if code != 0 { throw ExitCode(code) }
+            return
+        }
+        // May re-execute this process (with the same command line and environment).
+        BLASKernels.useFastestKernels()
+        logger.info("\(defaults.logLine)")
+        // Started by `scvae-coordinator --local` or `--nproc-per-node`: Ctrl-C reaches the whole
+        // process group, but the parent owns this worker's end (the coordinator stops at a step
+        // boundary and saves the weights; the node supervisor sends SIGTERM).
+        if ProcessInfo.processInfo.environment["SCVAE_LOCAL_CHILD"] == "1" { signal(SIGINT, SIG_IGN) }
+        let code = await runWorker(settings(defaults), logger: logger)
         if code != 0 { throw ExitCode(code) }
     }
-}
 
-/// Gives the calling thread the process's niceness (its main thread's, which `ps -o ni` shows).
-/// On Linux niceness belongs to each thread and a new thread inherits its creator's. Lowering
-/// it needs privileges: without them a thread above it stays where it is.
-private func adoptProcessNiceness() {
-    #if os(Linux)
-    let which = __priority_which_t(PRIO_PROCESS.rawValue)
-    #else
-    let which = PRIO_PROCESS
-    #endif
-    errno = 0
-    let target = getpriority(which, id_t(getpid()))  // a process id names its main thread
-    guard !(target == -1 && errno != 0) else { return }
-    errno = 0
-    let current = getpriority(which, 0)  // 0: the calling thread
-    guard !(current == -1 && errno != 0), current != target else { return }
-    _ = setpriority(which, 0, target)
+    /// --nproc-per-node: this process starts the ranks, each this command line without
+    /// --nproc-per-node and with its own --threads and --worker-id, and watches them.
+    private func superviseRanks(_ count: Int, defaults: WorkerLaunchDefaults, logger: Logger) async -> Int32 {
+        let cpus = CPUAllowance.current()
+        let layouts = RankLayout.plan(baseID: defaults.workerID.value, count: count, threadsPerRank: threads,
+                                      processThreads: defaults.threads.value, cpus: cpus.affinity)
+        let common = removingOptions(["--nproc-per-node", "--threads", "--worker-id", "--coordinator"],
+                                     from: Array(CommandLine.arguments.dropFirst()))
+        let ranks = layouts.map { layout in
+            NodeSupervisor.Rank(id: layout.id, arguments: common + ["--coordinator", defaults.coordinator.value,
+                                                                    "--threads", "\(layout.threads)", "--worker-id", layout.id],
+                                cpus: layout.cpus)
+        }
+        logger.info("starting \(count) ranks, \(layouts.first?.threads ?? 1) BLAS thread(s) each (\(threads == nil ? "\(defaults.threads.value) shared out" : "--threads"))")
+        let stopSignal = StopSignal()
+        stopSignal.install()
+        let supervisor = NodeSupervisor(executable: ChildLauncher.ownExecutable, ranks: ranks,
+                                        environment: ProcessInfo.processInfo.environment, logger: logger)
+        return await supervisor.runOnOwnThread(stopSignal: stopSignal)
+    }
 }
 
 /// Why a tcp:// --coordinator cannot be connected to, as far as can be told without trying: a

@@ -25,4 +25,15 @@ import Testing
         #expect(problems(listen: "tcp://:5555").first?.contains("needs a host and a port") == true)
         #expect(problems(listen: "ipc://") == ["--listen ipc:// needs a path, as in ipc:///tmp/scvae.sock."])
     }
+
+    /// An address from the environment (MASTER_PORT) is named with its source, not as a flag
+    /// the person did not type.
+    @Test func aReachableAddressFromTheEnvironmentNamesItsSource() {
+        var settings = CoordinatorSettings()
+        settings.listen = "tcp://0.0.0.0:29500"
+        settings.listenSource = "MASTER_PORT"
+        #expect(settings.problems() == ["The listen address tcp://0.0.0.0:29500 (from MASTER_PORT) is reachable from other machines: give --curve-keys DIR (authenticated, encrypted traffic) or --insecure to accept plain text that anyone on the network can join."])
+        settings.insecure = true
+        #expect(settings.problems().isEmpty)
+    }
 }

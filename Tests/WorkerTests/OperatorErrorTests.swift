@@ -64,7 +64,7 @@ extension ProcessTests {
                     "\(coordinator.output.suffix(2000))")
             #expect(coordinator.output.contains("give the folder that holds the images"))
 
-            let worker = try ChildProcess("scvae-worker", ["--coordinator", "tcp://127.0.0.1:1", "--data", data, "--cache-dir", "\(folder)/cache",
+            let worker = try ChildProcess("scvae-worker", ["--coordinator", "tcp://127.0.0.1:1", "--threads", "1", "--data", data, "--cache-dir", "\(folder)/cache",
                                                            "--reconnect-timeout", "\(Deadline.seconds(30))"],
                                           log: "\(folder)/worker-\(index).log")
             let status = worker.waitForExit(seconds: 60)

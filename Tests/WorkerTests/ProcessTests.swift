@@ -101,7 +101,7 @@ import Worker
             Thread.sleep(forTimeInterval: 0.05)
         }
         let endpoint = try String(contentsOfFile: endpointFile, encoding: .utf8)
-        let common = ["--coordinator", endpoint, "--cache-dir", Scratch.cache, "--reconnect-timeout", "\(Deadline.seconds(60))"]
+        let common = ["--coordinator", endpoint, "--threads", "1", "--cache-dir", Scratch.cache, "--reconnect-timeout", "\(Deadline.seconds(60))"]
 
         let old = try ChildProcess("scvae-worker", common + ["--worker-id", "old"], log: "\(folder)/old.log",
                                    environment: ["SCVAE_FAKE_PROTOCOL_VERSION": "0"])

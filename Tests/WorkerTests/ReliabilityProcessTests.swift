@@ -163,7 +163,7 @@ extension ProcessTests {
         #expect(after - before < 48 * 1024, "resident memory grew \(after - before) KiB after \(sent >> 20) MiB of an oversized frame")
         #expect(sent < 3 * (96 << 20), "the coordinator hung up before taking all \(3 * 96) MiB (took \(sent >> 20) MiB)")
         #expect(run.process.isRunning)
-        let worker = try ChildProcess("scvae-worker", ["--coordinator", endpoint, "--worker-id", "w", "--cache-dir", Scratch.cache],
+        let worker = try ChildProcess("scvae-worker", ["--coordinator", endpoint, "--worker-id", "w", "--threads", "1", "--cache-dir", Scratch.cache],
                                       log: "\(folder)/worker.log")
         #expect(run.waitForExit(seconds: 120) == 0, "\(run.output.suffix(3000))")
         #expect(worker.waitForExit(seconds: 30) == 0)

@@ -3,8 +3,9 @@
 # namespace (10.78.0.x, links shaped to 1 Gbit/s with tbf and 1 ms each way), started without
 # --host (each finds its address), one worker's link cut mid-run. The run must notice, continue
 # with the other two in a new generation and finish. Before it, a worker that advertises a
-# loopback ring address from another host must be refused with the reason. After it, a second
-# short run with one worker whose ring address nobody can reach: it is left out, the rest finish.
+# loopback ring address from another host must be refused with the reason. After it, two hosts
+# each start two ranks with one --nproc-per-node 2 command, configured from the environment; then
+# a short run with one worker whose ring address nobody can reach: it is left out, the rest finish.
 # Bounded in time; everything is torn down at the end, also on failure.
 # SCVAE_NETNS_RATE=none leaves out the tbf, SCVAE_NETNS_DELAY=0 the latency (nfq-delay where the
 # kernel has no netem, see README.md); a shaping that fails leaves the links unshaped, said once.
@@ -85,9 +86,35 @@ for i in 0 2; do
     || { echo "netns: w$i did not advertise its own address"; tail -5 "$out/w$i.log"; failed=1; }
 done
 [[ -f "$out/run/final/model.safetensors" ]] || { echo "netns: no final weights"; failed=1; }
+
+# Then one command per host starts two ranks (--nproc-per-node 2): 2 hosts x 2 ranks, every
+# address and count from the variables a launcher sets (WORLD_SIZE, MASTER_ADDR, MASTER_PORT).
+ip netns exec "${prefix}coord" env WORLD_SIZE=4 MASTER_PORT=5556 timeout "$(seconds 120)" "$bin/scvae-coordinator" \
+  --insecure --config tiny --steps 6 --global-batch 8 --checkpoint-every 0 --checkpoint-dir "$out/nproc-run" \
+  --cache-dir "$cache" --liveness-deadline "$(seconds 2.5)" > "$out/nproc-coordinator.log" 2>&1 &
+nproc_coordinator=$!
+nproc_nodes=()
+for i in 0 2; do
+  ip netns exec "${prefix}w$i" env MASTER_ADDR="$coordinator_address" MASTER_PORT=5556 timeout "$(seconds 120)" \
+    "$bin/scvae-worker" --nproc-per-node 2 --threads 1 --insecure --worker-id "w$i" --cache-dir "$cache" \
+    --reconnect-timeout "$(seconds 60)" > "$out/nproc-w$i.log" 2>&1 &
+  nproc_nodes+=($!)
+done
+wait "$nproc_coordinator" || { echo "netns: the --nproc-per-node run's coordinator exited with $?"; failed=1; }
+for pid in "${nproc_nodes[@]}"; do
+  wait "$pid" || { echo "netns: a --nproc-per-node supervisor exited with $?"; failed=1; }
+done
+grep -q "workers 4 (from WORLD_SIZE), listen tcp://0.0.0.0:5556 (from MASTER_PORT)" "$out/nproc-coordinator.log" \
+  || { echo "netns: the coordinator did not take --workers and --listen from the environment"; failed=1; }
+grep -q "step 6/6" "$out/nproc-coordinator.log" || { echo "netns: the --nproc-per-node run did not finish"; tail -20 "$out/nproc-coordinator.log"; failed=1; }
+for i in 0 2; do
+  grep -q "coordinator tcp://$coordinator_address:5556 (from MASTER_ADDR and MASTER_PORT)" "$out/nproc-w$i.log" \
+    && grep -q "all 2 ranks finished" "$out/nproc-w$i.log" \
+    || { echo "netns: w$i's two ranks did not finish with the coordinator from the environment"; tail -5 "$out/nproc-w$i.log"; failed=1; }
+done
 if (( failed )); then tail -30 "$out/coordinator.log"; exit 1; fi
 echo "netns: w1's link cut after step $cut_at; $(grep -o 'recovered: .*' "$out/coordinator.log" | head -1)"
-echo "netns: finished 30 steps across namespaces; logs in $out"
+echo "netns: finished 30 steps across namespaces, then 6 with two --nproc-per-node 2 hosts; logs in $out"
 
 # A second run: w2 advertises a ring address no other host has a route to (a second address on
 # its eth0). Its previous rank's connection must fail within --ring-connect-timeout naming it,
@@ -97,14 +124,14 @@ echo "netns: finished 30 steps across namespaces; logs in $out"
 unroutable="10.79.0.2"
 ip netns exec "${prefix}w2" ip addr add "$unroutable/32" dev eth0
 ip netns exec "${prefix}coord" timeout "$limit" "$bin/scvae-coordinator" --workers 3 --min-workers 2 \
-  --listen "tcp://$coordinator_address:5556" --insecure --config tiny --steps 6 --global-batch 6 \
+  --listen "tcp://$coordinator_address:5557" --insecure --config tiny --steps 6 --global-batch 6 \
   --checkpoint-every 0 --checkpoint-dir "$out/run2" --cache-dir "$cache" \
   --liveness-deadline "$(seconds 2.5)" > "$out/coordinator2.log" 2>&1 &
 coordinator=$!
 for i in 0 1 2; do
   host_flag=()
   [[ "$i" == 2 ]] && host_flag=(--host "$unroutable")
-  ip netns exec "${prefix}w$i" timeout "$limit" "$bin/scvae-worker" --coordinator "tcp://$coordinator_address:5556" \
+  ip netns exec "${prefix}w$i" timeout "$limit" "$bin/scvae-worker" --coordinator "tcp://$coordinator_address:5557" \
     --insecure --worker-id "u$i" --threads 1 --cache-dir "$cache" "${host_flag[@]}" \
     --ring-connect-timeout "$(seconds 3)" --reconnect-timeout "$(seconds 60)" > "$out/u$i.log" 2>&1 &
   [[ "$i" == 2 ]] && unreachable_worker=$!

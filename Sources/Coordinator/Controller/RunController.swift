@@ -1,6 +1,7 @@
 import TensorFiles
 import Dataset
 import Checkpoints
+import Launch
 import Logging
 import Wire
 
@@ -140,7 +141,8 @@ struct RunController {
     var stopRequested = false
     var trainingStartedAt: Double?
     var stepsAtTrainingStart = 0
-    var respawnTimes: [Double] = []
+    /// `--local` replacements: at once, at most 2N within `respawnWindow` seconds.
+    var respawns: RestartPolicy
     var limiter = LogLimiter()
     var outbox: [ControllerDirective] = []
 
@@ -155,6 +157,7 @@ struct RunController {
         progress = RunProgress(worldSize: settings.workers, recipe: plan.recipe, completedStep: resumeFrom?.state.step ?? 0)
         checkpoints = Checkpoints(loaded: resumeFrom, newestStep: resumeFrom?.state.step)
         phase = .rendezvous(deadline: now + settings.rendezvousTimeout)
+        respawns = RestartPolicy(limit: 2 * max(settings.workers, 1), window: Self.respawnWindow, firstBackOff: 0, longestBackOff: 0)
         if resumeFrom != nil { membership.startAtMinimum() }
     }
 
@@ -329,10 +332,8 @@ struct RunController {
         }
         log(.warning, "local worker \(id) exited with status \(status)")
         carryOut(membership.lost(id, now: now), now: now)
-        respawnTimes = respawnTimes.filter { now - $0 < Self.respawnWindow }
-        let limit = 2 * max(plan.settings.workers, 1)
-        if respawnTimes.count < limit {
-            respawnTimes.append(now)
+        let limit = respawns.limit
+        if respawns.grantRestart(now: now) != nil {
             emit(.respawnLocalWorker(id))
         } else if membership.liveMembers.isEmpty {
             fail(.localWorkerExited(workerID: id, status: status))
