@@ -4,12 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# SCVAE_SETUP_TESTS=0 installs what the build needs and nothing else; SCVAE_SWIFT_BUILD_FLAGS
-# adds flags to `swift build` (e.g. --static-swift-stdlib).
+# SCVAE_SETUP_TESTS=0 installs what the build needs and nothing else (the Containerfile's
+# builder stage); SCVAE_SWIFT_BUILD_FLAGS adds flags to `swift build` (e.g. --static-swift-stdlib).
 setup_tests="${SCVAE_SETUP_TESTS:-1}"
 read -ra swift_build_flags <<< "${SCVAE_SWIFT_BUILD_FLAGS:-}"
 
-# The libraries scvae links against.
+# The libraries scvae links against. The Containerfile's runtime stage installs their runtime
+# packages; cluster/check_containerfile.py checks that the two lists match.
 build_packages=(libzmq3-dev libopenblas-dev libturbojpeg0-dev libpng-dev)
 # python3-yaml, python3-venv: the test that checks cluster/k8s manifests against the executables'
 # options and the Kubernetes API schema (kubernetes-validate, in a virtual environment below).

@@ -2,7 +2,9 @@ import Foundation
 import Testing
 
 /// The Slurm and Kubernetes manifests against the executables' real options and the Kubernetes
-/// API schema (`cluster/check_manifests.py`), and the checker itself against broken manifests.
+/// API schema (`cluster/check_manifests.py`), the Containerfile against scripts/setup.sh and the
+/// libraries the executables load (`cluster/check_containerfile.py`), and both checkers against
+/// broken files.
 @Suite(.serialized) struct ClusterManifestTests {
     /// Options the manifests may use before the executables have them (none: every option
     /// the manifests use exists).
@@ -69,6 +71,38 @@ import Testing
             #expect(result.output.contains(expected), "missing \"\(expected)\" in:\n\(result.output)")
         }
         #expect(!result.output.contains("has 4 parallelism"), "\(result.output)")
+    }
+
+    @Test func theContainerfileMatchesSetupAndTheLibrariesTheExecutablesLoad() throws {
+        var arguments = [Self.python, Self.packageRoot + "/cluster/check_containerfile.py"]
+        if let folder = Self.binaryFolder { arguments += ["--bin", folder] }
+        let result = try Self.run(arguments)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("0 problem(s)"), "\(result.output)")
+    }
+
+    @Test func aContainerfileThatDriftsFromSetupIsReported() throws {
+        let folder = try TemporaryFolder()
+        try FileManager.default.createDirectory(atPath: folder.path + "/scripts", withIntermediateDirectories: true)
+        let setup = try String(contentsOfFile: Self.packageRoot + "/scripts/setup.sh", encoding: .utf8)
+        let containerfile = try String(contentsOfFile: Self.packageRoot + "/Containerfile", encoding: .utf8)
+        try folder.write(setup.replacingOccurrences(of: "libpng-dev)", with: "libpng-dev libcurl4-openssl-dev)"),
+                         to: "scripts/setup.sh", mode: 0o644)
+        try folder.write(containerfile.replacingOccurrences(of: " libpng16-16", with: " curl")
+                            .replacingOccurrences(of: "bash scripts/setup.sh", with: "swift build -c release")
+                            .replacingOccurrences(of: "USER 1000:1000", with: "USER root")
+                            .replacingOccurrences(of: "debian:bookworm-slim", with: "debian:trixie-slim"),
+                         to: "Containerfile", mode: 0o644)
+        let result = try Self.run([Self.python, Self.packageRoot + "/cluster/check_containerfile.py", "--root", folder.path])
+        #expect(result.status == 1, "\(result.output)")
+        for expected in ["the builder stage builder does not run scripts/setup.sh",
+                         "are not of the same Debian release",
+                         "scripts/setup.sh installs libcurl4-openssl-dev, which has no runtime package",
+                         "the runtime stage does not install libpng16-16",
+                         "the runtime stage installs curl, the runtime package of nothing",
+                         "the runtime stage does not end with a non-root USER"] {
+            #expect(result.output.contains(expected), "missing \"\(expected)\" in:\n\(result.output)")
+        }
     }
 
     @Test(.enabled(if: canCheck, "needs python3 with PyYAML and the built scvae-coordinator and scvae-worker"))
