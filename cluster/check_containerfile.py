@@ -147,7 +147,10 @@ def check_containerfile(root, problems):
 def direct_libraries(path):
     """Paths of the shared libraries an executable names itself (NEEDED), as the loader finds them."""
     needed = re.findall(r"NEEDED\s+(\S+)", subprocess.run(["objdump", "-p", path], capture_output=True, text=True).stdout)
-    found = dict(re.findall(r"^\s*(\S+) => (\S+)", subprocess.run(["ldd", path], capture_output=True, text=True).stdout, re.MULTILINE))
+    listing = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+    found = dict(re.findall(r"^\s*(\S+) => (\S+)", listing, re.MULTILINE))
+    # The dynamic loader itself is listed by its path alone: /lib64/ld-linux-x86-64.so.2 (0x...).
+    found.update({os.path.basename(p): p for p in re.findall(r"^\s*(/\S+) \(", listing, re.MULTILINE)})
     return {name: found.get(name) for name in needed}
 
 
