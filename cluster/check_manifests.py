@@ -3,17 +3,26 @@
 
 Reads every YAML file in cluster/k8s and the command lines of cluster/slurm/train.sbatch,
 collects the options they give scvae-coordinator and scvae-worker, and checks that
+- every Kubernetes object is valid against the Kubernetes API schema of --kubernetes-version
+  (strict: a misspelled or misplaced field is an error), with the kubernetes-validate package;
 - every option exists in the `--help` of the executable (found in --bin DIR);
-- a coordinator container exposes the port its --listen names;
+- a coordinator container exposes the port its --listen names, and its probes check that port;
 - every Service selects the labels of some pod template, and its targetPort is a port that pod declares;
 - a worker's --coordinator names a Service that exists, on that Service's port;
-- the coordinator's --workers is the worker workload's replica count.
+- the coordinator's --workers is the worker workload's replica count (a StatefulSet's replicas,
+  an Indexed Job's completions and parallelism).
 
-  python3 cluster/check_manifests.py --bin .build/release [--allow-missing=--flag,--other]
+A setting a container takes from its environment counts as the option it stands for (the
+executables read them when the flag is absent): scvae-coordinator's --workers from WORLD_SIZE,
+--listen from SCVAE_LISTEN (else tcp://0.0.0.0:$MASTER_PORT); scvae-worker's --coordinator from
+SCVAE_COORDINATOR (else tcp://$MASTER_ADDR:$MASTER_PORT). A flag in the command line wins.
+
+  python3 cluster/check_manifests.py --bin .build/release [--allow-missing=--flag,--other] [--require-schema]
 
 --allow-missing lists options that may be absent from --help for now (flags being added on
 another branch). Exits 0 when everything holds, 1 with one line per problem otherwise, and 0
-with a "skipped:" line when PyYAML is not installed.
+with a "skipped:" line when PyYAML is not installed. Without kubernetes-validate the schema
+check is skipped with a line that says so, or is a problem with --require-schema.
 """
 import argparse
 import os
@@ -24,6 +33,9 @@ import sys
 
 EXECUTABLES = ("scvae-coordinator", "scvae-worker")
 CLUSTER = os.path.dirname(os.path.abspath(__file__))
+# The oldest Kubernetes the manifests are written for: Job success policies are generally
+# available from 1.33 on.
+KUBERNETES_VERSION = "1.33"
 
 
 def help_options(bin_dir, executable):
@@ -75,7 +87,51 @@ def containers_of(document):
     return [(labels, pod, container) for container in pod.get("containers") or []]
 
 
-def check_kubernetes(folder, usages, problems):
+def environment_of(container):
+    """The container's environment variables that have a literal value."""
+    return {e.get("name"): str(e["value"]) for e in container.get("env") or [] if "value" in e}
+
+
+def settings_of(executable, options, environment):
+    """The options a container's command line gives, with the ones the executable takes from
+    its environment when the flag is absent (the flag wins)."""
+    settings = dict(options)
+    def fallback(name, value):
+        if name not in settings and value is not None:
+            settings[name] = value
+    if executable == "scvae-coordinator":
+        fallback("--workers", environment.get("WORLD_SIZE"))
+        port = environment.get("MASTER_PORT")
+        fallback("--listen", environment.get("SCVAE_LISTEN") or (f"tcp://0.0.0.0:{port}" if port else None))
+    if executable == "scvae-worker":
+        host, port = environment.get("MASTER_ADDR"), environment.get("MASTER_PORT")
+        fallback("--coordinator", environment.get("SCVAE_COORDINATOR") or (f"tcp://{host}:{port}" if host and port else None))
+    return settings
+
+
+def check_schema(documents, version, require, problems):
+    """Every object against the Kubernetes API schema of `version`, strictly (unknown fields are errors)."""
+    try:
+        import kubernetes_validate
+    except ImportError:
+        if require:
+            problems.append("kubernetes-validate is not installed: no schema check (pip install kubernetes-validate)")
+        else:
+            print("schema check skipped: kubernetes-validate is not installed (pip install kubernetes-validate)")
+        return
+    for path, document in documents:
+        what = f"{document.get('kind')} {(document.get('metadata') or {}).get('name')}"
+        try:
+            kubernetes_validate.validate(document, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            field = ".".join(str(p) for p in error.path) or "(top level)"
+            problems.append(f"{path}: {what} is not a valid Kubernetes {error.version} object: {field}: {error.message}")
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as error:
+            problems.append(f"{path}: {what}: no schema to check it against: {error.message}")
+    print(f"schema: {len(documents)} object(s) checked against Kubernetes {version} with kubernetes-validate")
+
+
+def check_kubernetes(folder, usages, problems, version=KUBERNETES_VERSION, require_schema=False):
     import yaml  # checked by main
 
     documents = []
@@ -91,6 +147,7 @@ def check_kubernetes(folder, usages, problems):
             documents += [(path, d) for d in loaded]
     if not documents:
         problems.append(f"{folder}: no YAML manifests")
+    check_schema(documents, version, require_schema, problems)
     services = {d["metadata"]["name"]: (path, d) for path, d in documents if d.get("kind") == "Service"}
     pods = []
     for path, document in documents:
@@ -104,35 +161,70 @@ def check_kubernetes(folder, usages, problems):
             options = options_in(tokens)
             usages.append((where, executable, options))
             ports = {p.get("containerPort") for p in container.get("ports") or []}
-            for name, value in options:
-                if executable == "scvae-coordinator" and name == "--listen":
-                    port = endpoint_port(value)
-                    if port is None:
-                        problems.append(f"{where}: --listen {value} names no TCP port")
-                    elif port not in ports:
-                        problems.append(f"{where}: --listen port {port} is not among its containerPorts {sorted(ports)}")
-                if executable == "scvae-worker" and name == "--coordinator":
-                    check_coordinator_address(where, value, services, problems)
+            settings = settings_of(executable, options, environment_of(container))
+            if executable == "scvae-coordinator" and "--listen" in settings:
+                value = settings["--listen"]
+                port = endpoint_port(value)
+                if port is None:
+                    problems.append(f"{where}: --listen {value} names no TCP port")
+                elif port not in ports:
+                    problems.append(f"{where}: --listen port {port} is not among its containerPorts {sorted(ports)}")
+                else:
+                    check_probes(where, container, port, problems)
+            if executable == "scvae-worker" and "--coordinator" in settings:
+                check_coordinator_address(where, settings["--coordinator"], services, problems)
     for name, (path, service) in services.items():
         check_service(path, name, service, pods, problems)
     check_worker_count(documents, problems)
 
 
+def check_probes(where, container, port, problems):
+    """A probe of the coordinator checks its control port: a tcpSocket probe names it (by number
+    or by the name of a containerPort), an exec probe that reads /proc/net/tcp names it in hex."""
+    names = {p.get("name"): p.get("containerPort") for p in container.get("ports") or [] if p.get("name")}
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        probe = container.get(kind)
+        if not probe:
+            continue
+        if "tcpSocket" in probe:
+            target = probe["tcpSocket"].get("port")
+            if names.get(target, target) != port:
+                problems.append(f"{where}: {kind} checks port {target}, not the --listen port {port}")
+        command = [str(t) for t in (probe.get("exec") or {}).get("command") or []]
+        if any(t.startswith("/proc/net/tcp") for t in command):
+            # The pattern's local address ends with the port: ":15B3 " is port 5555.
+            local_ports = [int(m.group(1), 16) for t in command for m in [re.match(r":([0-9A-Fa-f]{4}) ", t)] if m]
+            if local_ports != [port]:
+                problems.append(f"{where}: {kind} looks for port(s) {local_ports} in /proc/net/tcp, "
+                                f"not the --listen port {port} (:{port:04X})")
+
+
+def worker_counts(document):
+    """(field, count) of the pods a worker workload runs at once and in all."""
+    spec = document.get("spec") or {}
+    if document.get("kind") == "Job":
+        return [("completions", spec.get("completions", 1)), ("parallelism", spec.get("parallelism", 1))]
+    return [("replicas", spec.get("replicas", 1))]
+
+
 def check_worker_count(documents, problems):
-    """The coordinator's --workers is the number of worker replicas it waits for."""
-    wanted, replicas = [], []
+    """The coordinator's --workers (or WORLD_SIZE) is the number of workers it waits for."""
+    wanted, workloads = [], []
     for path, document in documents:
         for _, _, container in containers_of(document):
             tokens = [str(t) for t in (container.get("command") or []) + (container.get("args") or [])]
             executables = {executable_of(t) for t in tokens} - {None}
             if "scvae-coordinator" in executables:
-                wanted += [(path, int(v)) for n, v in options_in(tokens) if n == "--workers" and str(v).isdigit()]
+                workers = settings_of("scvae-coordinator", options_in(tokens), environment_of(container)).get("--workers")
+                if str(workers).isdigit():
+                    wanted.append((path, int(workers)))
             if "scvae-worker" in executables:
-                replicas.append((path, document.get("kind"), (document.get("spec") or {}).get("replicas", 1)))
+                workloads.append((path, document.get("kind"), worker_counts(document)))
     for coordinator_path, count in wanted:
-        for path, kind, replica_count in replicas:
-            if replica_count != count:
-                problems.append(f"{coordinator_path}: --workers {count}, but the {kind} in {path} has {replica_count} replicas")
+        for path, kind, counts in workloads:
+            for field, value in counts:
+                if value != count:
+                    problems.append(f"{coordinator_path}: --workers {count}, but the {kind} in {path} has {value} {field}")
 
 
 def endpoint_port(endpoint):
@@ -237,6 +329,10 @@ def main():
     parser.add_argument("--allow-missing", default="", help="comma-separated options that may be missing from --help "
                         "(write --allow-missing=--a,--b, or without dashes: a,b)")
     parser.add_argument("--cluster", default=CLUSTER, help="the cluster/ folder (default: beside this script)")
+    parser.add_argument("--kubernetes-version", default=KUBERNETES_VERSION,
+                        help=f"the Kubernetes API schema to check against (default: {KUBERNETES_VERSION})")
+    parser.add_argument("--require-schema", action="store_true",
+                        help="a missing kubernetes-validate is a problem, not a skipped check")
     arguments = parser.parse_args()
     try:
         import yaml  # noqa: F401
@@ -246,7 +342,8 @@ def main():
     allowed_missing = {"--" + f.lstrip("-") for f in arguments.allow_missing.split(",") if f.strip("-")}
     known = {e: help_options(arguments.bin, e) | {"--help"} for e in EXECUTABLES}
     usages, problems = [], []
-    check_kubernetes(os.path.join(arguments.cluster, "k8s"), usages, problems)
+    check_kubernetes(os.path.join(arguments.cluster, "k8s"), usages, problems,
+                     version=arguments.kubernetes_version, require_schema=arguments.require_schema)
     check_slurm(os.path.join(arguments.cluster, "slurm", "train.sbatch"), usages, problems)
     used = {}
     for where, executable, options in usages:

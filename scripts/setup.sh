@@ -4,11 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# python3-yaml: the test that checks cluster/k8s manifests against the executables' options.
-packages=(libzmq3-dev libopenblas-dev libturbojpeg0-dev libpng-dev python3-yaml)
+# SCVAE_SETUP_TESTS=0 installs what the build needs and nothing else (the Containerfile's
+# builder stage); SCVAE_SWIFT_BUILD_FLAGS adds flags to `swift build` (e.g. --static-swift-stdlib).
+setup_tests="${SCVAE_SETUP_TESTS:-1}"
+read -ra swift_build_flags <<< "${SCVAE_SWIFT_BUILD_FLAGS:-}"
+
+# The libraries scvae links against. The Containerfile's runtime stage installs their runtime
+# packages; cluster/check_containerfile.py checks that the two lists match.
+build_packages=(libzmq3-dev libopenblas-dev libturbojpeg0-dev libpng-dev)
+# python3-yaml, python3-venv: the test that checks cluster/k8s manifests against the executables'
+# options and the Kubernetes API schema (kubernetes-validate, in a virtual environment below).
+test_packages=(python3-yaml python3-venv)
 # slurmctld, slurmd, slurm-client, munge: the test that submits cluster/slurm/train.sbatch to a
 # one-node Slurm cluster (SlurmTests). It runs only as root, so only a root set-up installs them.
-if [ "$(id -u)" -eq 0 ]; then packages+=(slurmctld slurmd slurm-client munge); fi
+if [ "$(id -u)" -eq 0 ]; then test_packages+=(slurmctld slurmd slurm-client munge); fi
+packages=("${build_packages[@]}")
+if [ "$setup_tests" != "0" ]; then packages+=("${test_packages[@]}"); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -33,8 +44,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
 fi
 
+# kubernetes-validate (the Kubernetes API schemas, bundled: it works offline) for the manifest
+# test, pinned, in a virtual environment of its own: Debian's python3 refuses pip installs.
+# ClusterManifestTests runs cluster/check_manifests.py with this environment's python3.
+if [ "$setup_tests" != "0" ]; then
+  tools=.build/python-tools
+  if ! "$tools/bin/python3" -c 'import kubernetes_validate, yaml' >/dev/null 2>&1; then
+    echo "setup: installing kubernetes-validate into $tools"
+    rm -rf "$tools"
+    python3 -m venv "$tools"
+    "$tools/bin/python3" -m pip install -q kubernetes-validate==1.37.0 pyyaml
+  fi
+fi
+
 if [ "${SCVAE_SKIP_BUILD:-0}" != "1" ]; then
-  swift build -c release --product scvae
-  swift build -c release --product scvae-worker
-  swift build -c release --product scvae-coordinator
+  for product in scvae scvae-worker scvae-coordinator; do
+    swift build -c release "${swift_build_flags[@]}" --product "$product"
+  done
 fi

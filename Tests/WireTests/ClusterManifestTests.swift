@@ -1,8 +1,10 @@
 import Foundation
 import Testing
 
-/// The Slurm and Kubernetes manifests against the executables' real options
-/// (`cluster/check_manifests.py`), and the checker itself against broken manifests.
+/// The Slurm and Kubernetes manifests against the executables' real options and the Kubernetes
+/// API schema (`cluster/check_manifests.py`), the Containerfile against scripts/setup.sh and the
+/// libraries the executables load (`cluster/check_containerfile.py`), and both checkers against
+/// broken files.
 @Suite(.serialized) struct ClusterManifestTests {
     /// Options the manifests may use before the executables have them (none: every option
     /// the manifests use exists).
@@ -21,10 +23,20 @@ import Testing
         }
     }()
 
+    /// The python3 of the virtual environment scripts/setup.sh makes (PyYAML and
+    /// kubernetes-validate), else the one on the PATH.
+    static let python: String = {
+        let tools = packageRoot + "/.build/python-tools/bin/python3"
+        return FileManager.default.isExecutableFile(atPath: tools) ? tools : "python3"
+    }()
+
     static let canCheck: Bool = {
-        guard binaryFolder != nil, let result = try? run(["python3", "-c", "import yaml"]) else { return false }
+        guard binaryFolder != nil, let result = try? run([python, "-c", "import yaml"]) else { return false }
         return result.status == 0
     }()
+
+    /// kubernetes-validate is there (scripts/setup.sh installs it): the schema check is then required.
+    static let canCheckSchema: Bool = canCheck && (try? run([python, "-c", "import kubernetes_validate"]))?.status == 0
 
     @Test(.enabled(if: canCheck, "needs python3 with PyYAML and the built scvae-coordinator and scvae-worker"))
     func manifestsUseRealOptionsPortsAndSelectors() throws {
@@ -32,6 +44,65 @@ import Testing
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("0 problem(s)"), "\(result.output)")
         #expect(result.output.contains("scvae-coordinator options used: "), "\(result.output)")
+        if Self.canCheckSchema {
+            #expect(result.output.contains("schema: 6 object(s) checked against Kubernetes 1.33"), "\(result.output)")
+        }
+    }
+
+    /// Jobs that take their settings from the environment, with the settings wrong, and objects
+    /// the Kubernetes API would refuse: a misspelled field, a value of the wrong type.
+    @Test(.enabled(if: canCheckSchema, "needs python3 with PyYAML and kubernetes-validate (scripts/setup.sh) and the built executables"))
+    func brokenJobsAndSchemaErrorsAreReported() throws {
+        let folder = try TemporaryFolder()
+        try FileManager.default.createDirectory(atPath: folder.path + "/k8s", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: folder.path + "/slurm", withIntermediateDirectories: true)
+        try folder.write(Self.brokenJobs, to: "k8s/jobs.yaml", mode: 0o644)
+        try folder.write(Self.brokenSbatch, to: "slurm/train.sbatch", mode: 0o644)
+        let result = try Self.check(cluster: folder.path)
+        #expect(result.status == 1, "\(result.output)")
+        let file = "\(folder.path)/k8s/jobs.yaml"
+        for expected in ["\(file): Job scvae-worker is not a valid Kubernetes 1.33 object: spec: Additional properties are not allowed ('completionMod' was unexpected)",
+                         "\(file): Job scvae-coordinator is not a valid Kubernetes 1.33 object: spec.backoffLimit: 'six' is not of type 'integer'",
+                         "--listen port 6000 is not among its containerPorts [5555]",
+                         "livenessProbe checks port 5556, not the --listen port 5555",
+                         "startupProbe looks for port(s) [5554] in /proc/net/tcp, not the --listen port 5555 (:15B3)",
+                         "--coordinator port 7000 is not a port of Service scvae-coordinator",
+                         "--workers 4, but the Job in \(file) has 3 completions"] {
+            #expect(result.output.contains(expected), "missing \"\(expected)\" in:\n\(result.output)")
+        }
+        #expect(!result.output.contains("has 4 parallelism"), "\(result.output)")
+    }
+
+    @Test func theContainerfileMatchesSetupAndTheLibrariesTheExecutablesLoad() throws {
+        var arguments = [Self.python, Self.packageRoot + "/cluster/check_containerfile.py"]
+        if let folder = Self.binaryFolder { arguments += ["--bin", folder] }
+        let result = try Self.run(arguments)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("0 problem(s)"), "\(result.output)")
+    }
+
+    @Test func aContainerfileThatDriftsFromSetupIsReported() throws {
+        let folder = try TemporaryFolder()
+        try FileManager.default.createDirectory(atPath: folder.path + "/scripts", withIntermediateDirectories: true)
+        let setup = try String(contentsOfFile: Self.packageRoot + "/scripts/setup.sh", encoding: .utf8)
+        let containerfile = try String(contentsOfFile: Self.packageRoot + "/Containerfile", encoding: .utf8)
+        try folder.write(setup.replacingOccurrences(of: "libpng-dev)", with: "libpng-dev libcurl4-openssl-dev)"),
+                         to: "scripts/setup.sh", mode: 0o644)
+        try folder.write(containerfile.replacingOccurrences(of: " libpng16-16", with: " curl")
+                            .replacingOccurrences(of: "bash scripts/setup.sh", with: "swift build -c release")
+                            .replacingOccurrences(of: "USER 1000:1000", with: "USER root")
+                            .replacingOccurrences(of: "debian:bookworm-slim", with: "debian:trixie-slim"),
+                         to: "Containerfile", mode: 0o644)
+        let result = try Self.run([Self.python, Self.packageRoot + "/cluster/check_containerfile.py", "--root", folder.path])
+        #expect(result.status == 1, "\(result.output)")
+        for expected in ["the builder stage builder does not run scripts/setup.sh",
+                         "are not of the same Debian release",
+                         "scripts/setup.sh installs libcurl4-openssl-dev, which has no runtime package",
+                         "the runtime stage does not install libpng16-16",
+                         "the runtime stage installs curl, the runtime package of nothing",
+                         "the runtime stage does not end with a non-root USER"] {
+            #expect(result.output.contains(expected), "missing \"\(expected)\" in:\n\(result.output)")
+        }
     }
 
     @Test(.enabled(if: canCheck, "needs python3 with PyYAML and the built scvae-coordinator and scvae-worker"))
@@ -89,6 +160,59 @@ import Testing
 
         """
 
+    static let brokenJobs = """
+        apiVersion: v1
+        kind: Service
+        metadata: { name: scvae-coordinator }
+        spec:
+          clusterIP: None
+          selector: { app: coordinator }
+          ports: [{ name: control, port: 5555, targetPort: control }]
+        ---
+        apiVersion: batch/v1
+        kind: Job
+        metadata: { name: scvae-coordinator }
+        spec:
+          backoffLimit: six
+          template:
+            metadata: { labels: { app: coordinator } }
+            spec:
+              restartPolicy: OnFailure
+              containers:
+                - name: coordinator
+                  image: scvae:latest
+                  command: [scvae-coordinator]
+                  env:
+                    - { name: WORLD_SIZE, value: "4" }
+                    - { name: MASTER_PORT, value: "5555" }
+                  ports: [{ name: control, containerPort: 5555 }]
+                  startupProbe: { exec: { command: [grep, -qsE, ":15B2 [0-9A-F]+:0000 0A ", /proc/net/tcp] } }
+                  livenessProbe: { tcpSocket: { port: 5556 } }
+                - name: second
+                  image: scvae:latest
+                  command: [scvae-coordinator, --listen=tcp://0.0.0.0:6000]
+                  env: [{ name: WORLD_SIZE, value: "4" }]
+                  ports: [{ containerPort: 5555 }]
+        ---
+        apiVersion: batch/v1
+        kind: Job
+        metadata: { name: scvae-worker }
+        spec:
+          completionMod: Indexed
+          completions: 3
+          parallelism: 4
+          template:
+            metadata: { labels: { app: worker } }
+            spec:
+              restartPolicy: OnFailure
+              containers:
+                - name: worker
+                  image: scvae:latest
+                  command: [scvae-worker]
+                  env: [{ name: SCVAE_COORDINATOR, value: "tcp://scvae-coordinator:7000" }]
+
+        """
+
     static let brokenSbatch = """
         #!/bin/bash
         worker_flags=(
@@ -107,8 +231,9 @@ import Testing
     }
 
     static func check(cluster: String) throws -> Outcome {
-        try run(["python3", packageRoot + "/cluster/check_manifests.py", "--bin", binaryFolder ?? "",
-                 "--cluster", cluster, "--allow-missing=" + flagsBeingAdded.joined(separator: ",")])
+        try run([python, packageRoot + "/cluster/check_manifests.py", "--bin", binaryFolder ?? "",
+                 "--cluster", cluster, "--allow-missing=" + flagsBeingAdded.joined(separator: ",")]
+                + (canCheckSchema ? ["--require-schema"] : []))
     }
 
     /// Runs a command with its output captured in a file, ended if it takes more than a minute

@@ -125,6 +125,26 @@ import Worker
         #expect(run.output.contains("missing ranks 0, 1"), "\(run.output.suffix(2000))")
     }
 
+    /// A coordinator started again on the folder of a finished run (a Kubernetes Job re-applied, a
+    /// restarted pod) writes the final weights from the last checkpoint and exits 0 at once,
+    /// without waiting for workers: the run ended, and a batch system must count that a success.
+    @Test func aCoordinatorStartedOnACompleteRunExitsZeroWithoutWorkers() throws {
+        let folder = try Scratch.folder("complete")
+        let settings = ["--workers", "1", "--steps", "2", "--global-batch", "4"]
+        let first = try Self.coordinator(settings, folder: folder)
+        #expect(first.waitForExit(seconds: 240) == 0, "\(first.output.suffix(4000))")
+        try FileManager.default.removeItem(atPath: "\(folder)/final/model.safetensors")
+
+        let again = try Self.coordinator(settings + ["--rendezvous-timeout", "\(Deadline.seconds(600))"], folder: folder,
+                                         log: "again.log", local: false)
+        let status = again.waitForExit(seconds: 60)
+        #expect(status == 0, "\(again.output.suffix(4000))")
+        #expect(again.output.contains("is already complete (step 2 of 2)"), "\(again.output.suffix(4000))")
+        #expect(!again.output.contains("listening on"), "nothing to train: no socket, no wait for workers")
+        let loaded = try WeightsFile.load("\(folder)/final/model.safetensors", layout: ParameterLayout(config: .tiny))
+        #expect(loaded.metadata["step"] == "2", "the final weights are written again from the checkpoint")
+    }
+
     @Test func interruptingTheCoordinatorStopsAtAStepBoundaryAndSavesTheWeights() throws {
         let folder = try Scratch.folder("interrupt")
         let run = try Self.coordinator(["--workers", "2", "--steps", "500", "--global-batch", "4"], folder: folder)
