@@ -4,11 +4,25 @@ import Foundation
 import Launch
 import Logging
 
+/// How a run that did not fail ended.
+public enum RunOutcome: Sendable, Equatable {
+    /// Every planned step was trained (now or by an earlier run): exit status 0.
+    case complete
+    /// Stopped before its last step (a signal): the state was saved and the same command
+    /// resumes it. Exit status `RunOutcome.stoppedEarlyStatus`.
+    case stoppedEarly(step: Int, of: Int)
+
+    /// 75, EX_TEMPFAIL ("try again later"): what the coordinator and its workers exit with when a
+    /// run was stopped early, so that a scheduler restarts or requeues them rather than count the
+    /// run as done (a Kubernetes Job would otherwise be Complete).
+    public static let stoppedEarlyStatus = ChildExit.runStoppedEarly
+}
+
 /// Entry point of `scvae-coordinator`: runs a whole training job with these settings. Every
 /// error that ends the run is logged here, once, before it is thrown; the caller exits non-zero.
-public func runCoordinator(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger) async throws {
+public func runCoordinator(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger) async throws -> RunOutcome {
     // Sockets and process waits block: the job runs on a thread of its own, not on the cooperative pool.
-    let result: Result<Void, Error> = await withCheckedContinuation { continuation in
+    let result: Result<RunOutcome, Error> = await withCheckedContinuation { continuation in
         let thread = Thread {
             // Created from a pool thread, whose niceness libdispatch chose: the job, its sockets'
             // threads and the --local workers it starts run at the niceness given to the process.
@@ -18,13 +32,13 @@ public func runCoordinator(_ settings: CoordinatorSettings, stopSignal: StopSign
         thread.name = "scvae-coordinator"
         thread.start()
     }
-    try result.get()
+    return try result.get()
 }
 
-private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger) throws {
+private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger) throws -> RunOutcome {
     var local: LocalWorkers?
     do {
-        try train(settings, stopSignal: stopSignal, logger: logger, local: &local)
+        return try train(settings, stopSignal: stopSignal, logger: logger, local: &local)
     } catch {
         // The reason first, then the wait for the local workers.
         logger.error("\(error)")
@@ -33,7 +47,7 @@ private func runJob(_ settings: CoordinatorSettings, stopSignal: StopSignal, log
     }
 }
 
-private func train(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger, local: inout LocalWorkers?) throws {
+private func train(_ settings: CoordinatorSettings, stopSignal: StopSignal, logger: Logger, local: inout LocalWorkers?) throws -> RunOutcome {
     if settings.dataPath == nil { logger.info("no --data: using the built-in sample data") }
     let index: TrainingData
     do {
@@ -64,7 +78,7 @@ private func train(_ settings: CoordinatorSettings, stopSignal: StopSignal, logg
         let path = try FinalWeights.write(resumeFrom.model, step: resumeFrom.state.step, epoch: resumeFrom.state.epoch,
                                           config: settings.config, into: settings.outputDirectory)
         logger.notice("the run in \(settings.outputDirectory) is already complete (step \(resumeFrom.state.step) of \(totalSteps)): wrote \(path); give more --steps to train further, or another --checkpoint-dir")
-        return
+        return .complete
     }
     let server = try CoordinatorServer(settings: settings, index: index, sampler: sampler, totalSteps: totalSteps,
                                        resumeFrom: resumeFrom, store: store, stopSignal: stopSignal, logger: logger)
@@ -88,6 +102,9 @@ private func train(_ settings: CoordinatorSettings, stopSignal: StopSignal, logg
     local?.stop(grace: .seconds(30))
     let seconds = (ContinuousClock.now - started).inSeconds
     try writeSummary(settings: settings, server: server, outcome: outcome, seconds: seconds, logger: logger)
+    guard outcome.step < server.totalSteps else { return .complete }
+    logger.notice("stopped early at step \(outcome.step) of \(server.totalSteps): the same command resumes the run from its saved state (exit status \(RunOutcome.stoppedEarlyStatus))")
+    return .stoppedEarly(step: outcome.step, of: server.totalSteps)
 }
 
 /// Once per run: files of an image folder whose names the index cannot hold are not trained on.

@@ -75,6 +75,9 @@ public final class NodeSupervisor: @unchecked Sendable {
             if processes.isEmpty, let outcome = supervision.outcome {
                 if outcome == 0 {
                     logger.info("all \(ranks.count) ranks finished")
+                } else if outcome == ChildExit.runStoppedEarly {
+                    logger.notice("the run was stopped early: \(summary); exiting \(outcome) so that it is resumed")
+                    return outcome
                 } else if killAt != nil {
                     logger.notice("stopped: \(summary)")
                 } else {
@@ -97,7 +100,9 @@ public final class NodeSupervisor: @unchecked Sendable {
     }
 
     private var summary: String {
-        zip(ranks, supervision.states).map { rank, state in "\(rank.id) \(state == .finished ? "finished" : "did not finish")" }
+        zip(ranks, supervision.states).map { rank, state in
+            "\(rank.id) \(state == .finished ? "finished" : state == .runStopped ? "stopped with the run" : "did not finish")"
+        }
             .joined(separator: ", ")
     }
 
@@ -114,6 +119,8 @@ public final class NodeSupervisor: @unchecked Sendable {
             switch supervision.exited(rank: rank, exit, now: now) {
             case .finished:
                 logger.info("rank \(id) finished")
+            case .runStopped:
+                logger.notice("rank \(id) stopped with the run (status \(ChildExit.runStoppedEarly)): the run is to be resumed")
             case let .restart(after, attempt):
                 logger.warning("rank \(id) \(exit); starting it again in \(formatSeconds(after)) (restart \(attempt) of at most \(policy.limit) in \(Int(policy.window)) s)")
             case let .giveUp(reason):

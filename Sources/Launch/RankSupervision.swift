@@ -8,6 +8,8 @@ public struct RankSupervision: Sendable, Equatable {
         case waiting(until: Double)
         /// Exited 0: its part of the run is done.
         case finished
+        /// Exited 75: the run was stopped early (its state saved), to be resumed.
+        case runStopped
         /// Dead for good (a crash loop, a refused command line, a stop).
         case abandoned
     }
@@ -26,12 +28,16 @@ public struct RankSupervision: Sendable, Equatable {
     /// nothing).
     public mutating func exited(rank: Int, _ exit: ChildExit, now: Double) -> RestartPolicy.Decision {
         if stopping {
-            states[rank] = exit == .exited(0) ? .finished : .abandoned
-            return exit == .exited(0) ? .finished : .giveUp(reason: "the supervisor is stopping")
+            switch exit {
+            case .exited(0): states[rank] = .finished; return .finished
+            case .exited(ChildExit.runStoppedEarly): states[rank] = .runStopped; return .runStopped
+            default: states[rank] = .abandoned; return .giveUp(reason: "the supervisor is stopping")
+            }
         }
         let decision = policies[rank].decide(exit, now: now)
         switch decision {
         case .finished: states[rank] = .finished
+        case .runStopped: states[rank] = .runStopped
         case let .restart(after, _): states[rank] = .waiting(until: now + after)
         case .giveUp: states[rank] = .abandoned
         }
@@ -62,10 +68,13 @@ public struct RankSupervision: Sendable, Equatable {
     }
 
     /// The supervisor's exit status once no rank is running or waiting: 0 when every rank
-    /// finished, else 1. Nil while any rank runs or waits.
+    /// finished, 75 when the run was stopped early (every rank finished or stopped with it),
+    /// else 1. Nil while any rank runs or waits.
     public var outcome: Int32? {
-        guard states.allSatisfy({ $0 == .finished || $0 == .abandoned }) else { return nil }
-        return states.allSatisfy { $0 == .finished } ? 0 : 1
+        guard states.allSatisfy({ $0 == .finished || $0 == .runStopped || $0 == .abandoned }) else { return nil }
+        if states.allSatisfy({ $0 == .finished }) { return 0 }
+        if !states.contains(.abandoned) { return ChildExit.runStoppedEarly }
+        return 1
     }
 }
 

@@ -7,6 +7,10 @@ public enum ChildExit: Sendable, Equatable, CustomStringConvertible {
 
     /// Exit status 64 (EX_USAGE): the command line was refused, and will be again.
     static let usageError: Int32 = 64
+    /// Exit status 75 (EX_TEMPFAIL): the run was stopped before its end (a signal to the
+    /// coordinator) with its state saved; the same command resumes it. What the coordinator and
+    /// its workers exit with then, so that schedulers restart them rather than count them done.
+    public static let runStoppedEarly: Int32 = 75
 
     public var description: String {
         switch self {
@@ -40,6 +44,9 @@ public struct RestartPolicy: Sendable, Equatable {
     public enum Decision: Sendable, Equatable {
         /// The child finished its work: nothing to do.
         case finished
+        /// The run was stopped before its end (status 75): not started again here; whoever
+        /// resumes the run starts it again.
+        case runStopped
         /// Start it again `after` seconds from now (the `attempt`th restart in the window).
         case restart(after: Double, attempt: Int)
         /// Leave it dead, for `reason` (a sentence for the log).
@@ -51,6 +58,8 @@ public struct RestartPolicy: Sendable, Equatable {
         switch exit {
         case .exited(0):
             return .finished
+        case .exited(ChildExit.runStoppedEarly):
+            return .runStopped
         case .exited(ChildExit.usageError):
             return .giveUp(reason: "its command line was refused (status \(ChildExit.usageError)); a restart would be too")
         default:

@@ -181,12 +181,14 @@ struct CoordinatorCommand: AsyncParsableCommand {
         logger.info("\(defaults.logLine)")
         let stopSignal = StopSignal()
         stopSignal.install()
+        let outcome: RunOutcome
         do {
-            try await runCoordinator(settings(defaults), stopSignal: stopSignal, logger: logger)
+            outcome = try await runCoordinator(settings(defaults), stopSignal: stopSignal, logger: logger)
         } catch {
             // runCoordinator has logged the error with what to do about it.
             throw ExitCode.failure
         }
+        if case .stoppedEarly = outcome { throw ExitCode(RunOutcome.stoppedEarlyStatus) }
     }
 }
 

@@ -257,6 +257,27 @@ import Wire
         #expect("\(failure)".contains("paused"))
     }
 
+    /// A run stopped by a signal saves its state and tells its workers to exit 75 ("try again
+    /// later"), not 0: a scheduler restarts them for the resumed run rather than count them done.
+    @Test func aRunStoppedEarlyTellsItsWorkersToExitWithTheStatusThatAsksForARestart() throws {
+        var h = H(workers: 2, steps: 100)
+        h.hello("a"); h.hello("b")
+        h.confirmStart()
+        h.completeSteps(1...3)
+        h.handle(.stopSignal(count: 1))
+        let state: [Float] = [4, 4]
+        h.completeSteps(4...4, checksum: H.checksum(of: state))
+        h.finishAll(at: 4, checksum: H.checksum(of: state))
+        let uploader = try #require(h.controller.current?.ranks.first { $0.value == 0 }?.key)
+        h.upload(from: uploader, step: 4, floats: state)
+        h.handle(.writer(.finalWritten(step: 4, path: "/run/final/model.safetensors")))
+        guard case .completed(_, 4, _)? = h.ended else { Issue.record("\(String(describing: h.ended)) \(h.logLines)"); return }
+        for id in ["a", "b"] {
+            let codes = h.messages(to: id).compactMap { if case let .shutdown(s) = $0.message { s.exitCode } else { nil } }
+            #expect(codes == [75], "\(id): \(codes)")
+        }
+    }
+
     @Test func aFinalStateThatCannotBeWrittenIsRetriedUntilItIs() throws {
         var h = H(workers: 1, steps: 3, checkpointEvery: 0)
         h.hello("a")

@@ -33,6 +33,12 @@ import Testing
         #expect(policy.decide(.exited(64), now: 0) == .giveUp(reason: "its command line was refused (status 64); a restart would be too"))
     }
 
+    @Test func aChildOfARunStoppedEarlyIsNotRestartedHere() {
+        var policy = Self.policy
+        #expect(policy.decide(.exited(ChildExit.runStoppedEarly), now: 0) == .runStopped)
+        #expect(policy.restartTimes.isEmpty)
+    }
+
     @Test func withNoBackOffRestartsAreImmediate() {
         var policy = RestartPolicy(limit: 2, window: 10, firstBackOff: 0, longestBackOff: 0)
         #expect(policy.grantRestart(now: 0) == 0)
@@ -88,6 +94,23 @@ import Testing
         #expect(supervision.outcome == nil)
         #expect(supervision.exited(rank: 2, .exited(0), now: 1) == .finished)
         #expect(supervision.outcome == 1)
+    }
+
+    /// Ranks that exit 75 with their run (stopped early, to be resumed) make the supervisor exit
+    /// 75 too, so that the scheduler restarts the node's command; a rank given up makes it 1.
+    @Test func ranksStoppedWithTheRunEndWithTheRunStoppedStatus() {
+        var supervision = RankSupervision(ranks: 2, policy: Self.policy)
+        #expect(supervision.exited(rank: 0, .exited(75), now: 1) == .runStopped)
+        #expect(supervision.outcome == nil)
+        #expect(supervision.exited(rank: 1, .exited(75), now: 1) == .runStopped)
+        #expect(supervision.outcome == 75)
+        var mixed = RankSupervision(ranks: 2, policy: Self.policy)
+        _ = mixed.exited(rank: 0, .exited(75), now: 1)
+        mixed.failedToStart(rank: 1)
+        #expect(mixed.outcome == 1)
+        var stopping = RankSupervision(ranks: 1, policy: Self.policy)
+        stopping.stop()
+        #expect(stopping.exited(rank: 0, .exited(75), now: 1) == .runStopped && stopping.outcome == 75)
     }
 
     @Test func aRankThatCannotBeStartedIsGivenUp() {

@@ -215,7 +215,7 @@ extension ProcessTests {
         }
         kill(coordinator, SIGINT)
         let status = run.waitForExit(seconds: 120)
-        #expect(status == 0, "\(run.output.suffix(3000))")
+        #expect(status == 75, "stopped early\n\(run.output.suffix(3000))")
     }
 }
 

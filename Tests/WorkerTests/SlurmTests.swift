@@ -67,9 +67,12 @@ extension ProcessTests {
             let record = slurm.job(id)
             #expect(record["JobState"] == "COMPLETED" && record["ExitCode"] == "0:0" && record["Restarts"] == "0", "\(record)")
             #expect(record["NumTasks"] == "2", "\(record)")
-            // One worker per task, named after the job and the task, each a rank of the run.
+            // One worker per task, named after its host and task (SLURM_PROCID), finding the
+            // coordinator from MASTER_ADDR and MASTER_PORT, each a rank of the run.
+            #expect(log.contains("workers 2 (from SLURM_NTASKS)"), "\(log.suffix(4000))")
             for task in 0..<2 {
-                #expect(log.contains("worker slurm-\(id)-\(task): coordinator tcp://"), "\(log.suffix(4000))")
+                #expect(log.contains("-task\(task): coordinator tcp://"), "\(log.suffix(4000))")
+                #expect(log.contains("threads 1 (from SLURM_CPUS_PER_TASK)"), "\(log.suffix(4000))")
                 #expect(log.contains("rank \(task) of 2, ring over tcp: tiny"), "\(log.suffix(4000))")
             }
             #expect(log.contains("(restart 0)") && !log.contains("(restart 1)"), "\(log.suffix(4000))")

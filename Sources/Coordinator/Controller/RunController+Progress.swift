@@ -183,7 +183,14 @@ extension RunController {
             checkpoints.newestStep = step
             log(.info, "wrote \(path) (\(final.model.count) tensors, step \(step), epoch \(final.epoch))")
             emit(.record(.finalWritten(step: step, path: path)))
-            broadcast(.shutdown(Shutdown(exitCode: 0, reason: "run complete at step \(step)")))
+            if step < plan.totalSteps {
+                // Stopped early (a signal): the workers exit "try again later" too, so a
+                // scheduler restarts them for the resumed run instead of counting them done.
+                broadcast(.shutdown(Shutdown(exitCode: RunOutcome.stoppedEarlyStatus,
+                                             reason: "run stopped at step \(step) of \(plan.totalSteps); its state is saved and the same command resumes it")))
+            } else {
+                broadcast(.shutdown(Shutdown(exitCode: 0, reason: "run complete at step \(step)")))
+            }
             emit(.end(.completed(path: path, step: step, epoch: final.epoch)))
             phase = .ended
         case let .finalFailed(step, reason):
