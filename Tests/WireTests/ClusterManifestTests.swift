@@ -45,7 +45,7 @@ import Testing
         #expect(result.output.contains("0 problem(s)"), "\(result.output)")
         #expect(result.output.contains("scvae-coordinator options used: "), "\(result.output)")
         if Self.canCheckSchema {
-            #expect(result.output.contains("schema: 6 object(s) checked against Kubernetes 1.33"), "\(result.output)")
+            #expect(result.output.contains("schema: 5 object(s) checked against Kubernetes 1.33"), "\(result.output)")
         }
     }
 
