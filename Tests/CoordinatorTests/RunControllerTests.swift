@@ -666,7 +666,7 @@ extension ControllerHarness {
         #expect(refusal.reason == .unreachableRingAddress && refusal.detail.contains(reporter) && refusal.detail.contains("--host"), "\(refusal)")
         #expect(h.controller.generation == before + 1)
         #expect(Set(h.controller.current.map { Array($0.ranks.keys) } ?? []) == Set(ranks.keys).subtracting([unreachable]))
-        #expect(h.logLines.contains { $0.contains("worker \(unreachable) is left out of the run") && $0.contains("--ring-interface") })
+        #expect(h.logLines.contains { $0.contains("worker \(unreachable) (rank 1) is left out of the run: worker \(reporter) (ring at tcp://") && $0.contains("--ring-interface") }, "\(h.logLines)")
         #expect(h.events.contains(.workerExcluded(worker: unreachable, reason: "no connection to rank 1 at tcp://10.0.0.2:4000 within 30.0 s")))
         #expect(!h.failed)
         // The same process saying hello again is refused; a restarted one (another instance) joins.

@@ -128,10 +128,11 @@ extension SocketTests {
     /// the connect deadline with an error naming that rank and its endpoint, never a silent wait.
     @Test func aNextRankNobodyListensForFailsTheConnectionInTime() throws {
         let context = try ZmqContext()
-        // A port that was free a moment ago: bind, note, close.
-        let probe = try ZmqSocket(context, type: .pull)
-        let endpoint = try probe.bind("tcp://127.0.0.1:*")
-        probe.close()
+        // A port held, for the whole test, by a TCP socket that is bound but never listens:
+        // connections to it are refused, and no other test can take the port meanwhile.
+        let holder = try #require(UnlistenedPort())
+        defer { holder.close() }
+        let endpoint = "tcp://127.0.0.1:\(holder.port)"
         let ring = try RingCommunicator(context: context, rank: 0, worldSize: 2, runID: 1, bindTo: "tcp://127.0.0.1:*",
                                         settings: RingSettings(connectDeadline: .milliseconds(300)))
         defer { ring.close() }
@@ -243,6 +244,32 @@ extension SocketTests {
         #expect(statistics.stalls == 2)
         #expect(stallReports.value == 2)
     }
+}
+
+/// A TCP port on 127.0.0.1 bound by a socket that never listens: connecting to it is refused.
+struct UnlistenedPort {
+    let descriptor: Int32
+    let port: UInt16
+
+    init?() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard bound else { Glibc.close(fd); return nil }
+        descriptor = fd
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    func close() { _ = Glibc.close(descriptor) }
 }
 
 /// A communicator reference for hooks that run on its own thread.

@@ -141,7 +141,7 @@ status=$?
 wait "$unreachable_worker"
 unreachable_status=$?
 [[ "$status" == 0 ]] || { echo "netns: with an unreachable worker the coordinator exited with $status"; failed=1; }
-grep -q "worker u2 is left out of the run: worker u[01] cannot connect to its ring address tcp://$unroutable:" "$out/coordinator2.log" \
+grep -q "worker u2 (rank [0-9]) is left out of the run: worker u[01] (ring at tcp://[0-9.:]*) cannot connect to its ring address tcp://$unroutable:" "$out/coordinator2.log" \
   || { echo "netns: the unreachable worker u2 was not left out with the reason"; failed=1; }
 grep -q "step 6/6" "$out/coordinator2.log" || { echo "netns: the run without u2 did not finish its 6 steps"; failed=1; }
 [[ "$unreachable_status" == 1 ]] && grep -q "could not connect to this worker's ring address tcp://$unroutable:" "$out/u2.log" \

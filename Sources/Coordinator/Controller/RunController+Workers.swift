@@ -221,7 +221,8 @@ extension RunController {
                 generationBroke(reportedBy: workerID, reason: abort.reason, now: now)
                 return
             }
-            log(.error, "worker \(target) is left out of the run: worker \(workerID) cannot connect to its ring address \(member.dataPlaneEndpoint) (\(abort.reason)); start it with --host ADDRESS or --ring-interface NAME that the other workers can reach, or let its ring port through the firewall")
+            let reporterRing = membership.members[workerID].map { " (ring at \($0.dataPlaneEndpoint))" } ?? ""
+            log(.error, "worker \(target) (rank \(abort.failedRank.map(String.init) ?? "?")) is left out of the run: worker \(workerID)\(reporterRing) cannot connect to its ring address \(member.dataPlaneEndpoint) (\(abort.reason)); start it with --host ADDRESS or --ring-interface NAME that the other workers can reach, or let its ring port through the firewall")
             emit(.record(.workerExcluded(worker: target, reason: abort.reason)))
             carryOut(membership.exclude(target, unreachableFrom: workerID), now: now)
         case .ringTransportUnavailable:
