@@ -27,6 +27,22 @@ import Testing
         #expect(commit == "unknown" || (hash.count >= 7 && hash.allSatisfy(\.isHexDigit)), "\(version)")
     }
 
+    /// The index benchmark lists a folder twice: the first load writes the index cache, the
+    /// repeat reuses it, both finding every image and the same fingerprint.
+    @Test func theIndexBenchmarkWritesThenReusesTheCache() throws {
+        let folder = try Scratch.folder("bench-index")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for (wnid, count) in [("n01", 3), ("n02", 2)] {
+            try FileManager.default.createDirectory(atPath: "\(folder)/data/\(wnid)", withIntermediateDirectories: true)
+            for i in 0..<count { FileManager.default.createFile(atPath: "\(folder)/data/\(wnid)/\(wnid)_\(i).JPEG", contents: Data([0xFF, 0xD8])) }
+        }
+        let (status, output) = try Self.run("scvae", ["bench", "index", "--data", "\(folder)/data", "--cache-dir", "\(folder)/cache", "--repeats", "1"])
+        #expect(status == 0, "\(output)")
+        let lines = output.split(separator: "\n").filter { $0.contains("images, fingerprint") }
+        #expect(lines.count == 2 && lines.allSatisfy { $0.contains(": 5 images") }, "\(output)")
+        #expect(lines.first?.contains("cache written") == true && lines.last?.contains("cache reused") == true, "\(output)")
+    }
+
     @Test(arguments: [
         (["--config", "huge"], ["tiny", "small", "imagenet-f8", "imagenet-f16"]),
         (["--optimizer", "adamw"], ["adam", "sgd"]),
