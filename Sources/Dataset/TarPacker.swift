@@ -161,12 +161,12 @@ public enum TarPacker {
                                    imagesThisRun: images - start.nextNumber, bytesThisRun: bytesRead - start.outer)
         }
         var fingerprint = SHA256(savedState: start.fingerprint)!
-        do {
+        do throws(Failure) {
             while true {
                 let next = pipeline.nextResult()
                 for note in next.notes { onEvent(.skipped(member: note.member, reason: note.reason)) }
                 guard let (job, result) = next.result else {
-                    if let error = next.readerError { throw Failure.tar(error) }
+                    if let error = next.readerError { throw .tar(error) }
                     fingerprint = SHA256(savedState: next.finalFingerprint!)!
                     break
                 }
@@ -176,24 +176,21 @@ public enum TarPacker {
                     do {
                         try writer.add(key: ShardPacker.key(index: job.number, path: job.path), jpeg: jpeg,
                                        classIndex: className.flatMap { classNumbers[$0] }, className: className)
-                    } catch { throw Failure.shards(error) }
+                    } catch { throw .shards(error) }
                 case .failure(let error):
                     onEvent(.failed(SampleFailure(sampleIndex: job.number, path: job.shownPath, error: error)))
                 }
                 lastWritten = job.resume
-                if let limit = settings.stopAfterShards, shardsThisRun >= limit { throw Failure.stopped(afterShards: shardsThisRun) }
+                if let limit = settings.stopAfterShards, shardsThisRun >= limit { throw .stopped(afterShards: shardsThisRun) }
                 let now = ContinuousClock.now
                 if lastReport.duration(to: now) >= .seconds(1) {
                     lastReport = now
                     onEvent(.progress(progress(images: job.number + 1, bytesRead: next.bytesRead, classesDone: job.resume.classesDone)))
                 }
             }
-        } catch let error as Failure {
-            stop()
-            throw error
         } catch {
             stop()
-            fatalError("unreachable: \(error)")
+            throw error
         }
         stop()
         let finalNumber = lastWritten.nextNumber
@@ -236,8 +233,9 @@ public enum TarPacker {
         // Shards beyond the journal's (finished after its last update) and temporary files of
         // an interrupted write are written again.
         let keptNames = Set(journal.shards.map(\.name))
-        for name in FileSystem.entries(of: directory) ?? [] where name.hasPrefix("shard-") && !keptNames.contains(name)
-            && (name.hasSuffix(".tar") || name.contains(".tar.tmp-")) {
+        for name in FileSystem.entries(of: directory) ?? [] where !keptNames.contains(name)
+            && ((name.hasPrefix("shard-") && (name.hasSuffix(".tar") || name.contains(".tar.tmp-")))
+                || name.hasPrefix(PackJournal.fileName + ".tmp-") || name.hasPrefix(ShardSet.indexName + ".tmp-")) {
             try? FileSystem.removeTree(directory + "/" + name)
         }
         return kept
@@ -318,247 +316,5 @@ struct TarListing {
         while let entry = try reader.next() { listing.add(entry) }
         listing.digest = SHA256.hexString(listing.hasher.finalize())
         return listing
-    }
-}
-
-/// An image read from the tar, on its way to a shard.
-struct PackJob: Sendable {
-    let number: Int
-    /// Its path in the equivalent folder.
-    let path: String
-    /// Where it is, for messages: `train.tar:n01440764.tar:n01440764_10026.JPEG`.
-    let shownPath: String
-    /// The bytes, or why there are none to decode.
-    let bytes: Result<[UInt8], ImageError>
-    /// Where reading continues after it.
-    let resume: TarResumePoint
-}
-
-/// The queue between the reader, the workers and the writer.
-final class PackPipeline: @unchecked Sendable {
-    struct Note: Sendable {
-        let member: String
-        let reason: String
-    }
-
-    /// What the writer gets: the next result in order, or the end (with the reader's error, or
-    /// the final fingerprint state), and the notes and bytes read so far.
-    struct Next {
-        var result: (PackJob, Result<[UInt8], ImageError>)?
-        var readerError: TarStreamError?
-        var finalFingerprint: String?
-        var notes: [Note]
-        var bytesRead: Int
-    }
-
-    private let lock = ConditionLock()
-    private let window: Int
-    private var pending: [PackJob] = []
-    private var pendingHead = 0
-    /// Jobs taken by workers; the k-th job submitted is taken k-th and is result k.
-    private var taken = 0
-    private var results: [Int: (PackJob, Result<[UInt8], ImageError>)] = [:]
-    private var submitted = 0
-    private var written = 0
-    private var readerFinished = false
-    private var readerError: TarStreamError?
-    private var finalFingerprint: String?
-    private var cancelled = false
-    private var notes: [Note] = []
-    private var bytesRead = 0
-
-    init(window: Int) { self.window = window }
-
-    /// Reader: queues a job, waiting while `window` are on their way; false once cancelled.
-    func submit(_ job: PackJob, bytesRead: Int) -> Bool {
-        lock.withLock {
-            while !cancelled && submitted - written >= window { lock.wait() }
-            guard !cancelled else { return false }
-            pending.append(job)
-            submitted += 1
-            self.bytesRead = bytesRead
-            lock.broadcast()
-            return true
-        }
-    }
-
-    func note(member: String, reason: String) {
-        lock.withLock { notes.append(Note(member: member, reason: reason)) }
-    }
-
-    var isCancelled: Bool { lock.withLock { cancelled } }
-
-    /// Reader: no more jobs.
-    func finish(error: TarStreamError?, fingerprint: String?) {
-        lock.withLock {
-            readerFinished = true
-            readerError = error
-            finalFingerprint = fingerprint
-            lock.broadcast()
-        }
-    }
-
-    func cancel() {
-        lock.withLock {
-            cancelled = true
-            lock.broadcast()
-        }
-    }
-
-    /// A worker thread: decodes, resizes and encodes jobs until there are none.
-    func work(size: Int, quality: Int) {
-        let decoder = ImageDecoder()
-        while let (sequence, job) = takeJob() {
-            let result: Result<[UInt8], ImageError>
-            switch job.bytes {
-            case .success(let bytes):
-                do {
-                    result = .success(try ShardPacker.packedJPEG(bytes, file: job.shownPath, size: size, quality: quality, decoder: decoder))
-                } catch {
-                    result = .failure(error)
-                }
-            case .failure(let error):
-                result = .failure(error)
-            }
-            lock.withLock {
-                results[sequence] = (job, result)
-                lock.broadcast()
-            }
-        }
-    }
-
-    private func takeJob() -> (Int, PackJob)? {
-        lock.withLock {
-            while !cancelled && pendingHead == pending.count && !readerFinished { lock.wait() }
-            guard !cancelled, pendingHead < pending.count else { return nil }
-            let job = pending[pendingHead]
-            pendingHead += 1
-            taken += 1
-            if pendingHead >= 1024 {  // drop the jobs taken so far
-                pending.removeFirst(pendingHead)
-                pendingHead = 0
-            }
-            return (taken - 1, job)
-        }
-    }
-
-    /// Writer: waits for the next result in order (or the end).
-    func nextResult() -> Next {
-        lock.withLock {
-            while results[written] == nil && !(readerFinished && written == submitted) && readerError == nil && !cancelled {
-                lock.wait()
-            }
-            let taken = notes
-            notes = []
-            var next = Next(result: nil, readerError: nil, finalFingerprint: nil, notes: taken, bytesRead: bytesRead)
-            if let result = results.removeValue(forKey: written) {
-                next.result = result
-                written += 1
-                lock.broadcast()
-            } else if let readerError {
-                next.readerError = readerError
-            } else {
-                next.finalFingerprint = finalFingerprint
-            }
-            return next
-        }
-    }
-}
-
-/// The second pass's reader: streams the tar's images into the pipeline (on its own thread).
-final class TarImageReader: @unchecked Sendable {
-    let path: String
-    let labels: [String: String]
-    let pipeline: PackPipeline
-
-    init(path: String, labels: [String: String], pipeline: PackPipeline) {
-        self.path = path
-        self.labels = labels
-        self.pipeline = pipeline
-    }
-
-    func run(from start: TarResumePoint) {
-        do {
-            let fingerprint = try read(from: start)
-            pipeline.finish(error: nil, fingerprint: fingerprint)
-        } catch {
-            pipeline.finish(error: error, fingerprint: nil)
-        }
-    }
-
-    /// Reads from `start` to the end; returns the fingerprint hasher's final state (nil when
-    /// cancelled).
-    private func read(from start: TarResumePoint) throws(TarStreamError) -> String? {
-        let file = try BufferedFileReader(path: path)
-        try file.seek(to: start.outer)
-        let outer = TarReader(archive: path, stream: file, offset: start.outer)
-        var state = start
-        var hasher = SHA256(savedState: start.fingerprint)!
-        var innerStart = start.inner
-
-        /// Hashes and queues one image member of `reader`; false when cancelled.
-        func take(_ entry: TarEntry, path imagePath: String, from reader: TarReader, resume: (TarReader) -> TarResumePoint) throws(TarStreamError) -> Bool {
-            var finalPath = imagePath
-            if TarLayout.className(ofPath: imagePath) == nil, let label = labels[imagePath] { finalPath = label + "/" + imagePath }
-            hasher.update(finalPath)
-            hasher.update("\t\(entry.size)\n")
-            let shown = reader.archive + ":" + entry.shownName
-            let bytes: Result<[UInt8], ImageError>
-            if entry.size > TarLayout.maximumImageBytes {
-                bytes = .failure(.unreadable(file: shown, reason: "\(entry.size) bytes, more than the \(TarLayout.maximumImageBytes >> 20) MiB an image member may have"))
-            } else {
-                bytes = .success(try reader.readMember(name: entry.shownName))
-            }
-            state.nextNumber += 1
-            state.fingerprint = hasher.savedState
-            let point = resume(reader)
-            state.outer = point.outer
-            state.inner = point.inner
-            let job = PackJob(number: state.nextNumber - 1, path: finalPath, shownPath: shown, bytes: bytes, resume: state)
-            return pipeline.submit(job, bytesRead: file.position)
-        }
-
-        while let entry = try outer.next() {
-            switch TarLayout.role(of: entry) {
-            case .classArchive(let className):
-                let archiveName = path + ":" + entry.shownName
-                let stream = outer.memberStream(name: entry.shownName)
-                var innerOffset = 0
-                if let skip = innerStart {
-                    guard try stream.skip(skip) == skip else {
-                        throw .truncated(archive: archiveName, offset: 0, reason: "it is shorter than the pack being resumed says")
-                    }
-                    innerOffset = skip
-                    innerStart = nil
-                }
-                let inner = TarReader(archive: archiveName, stream: stream, offset: innerOffset)
-                let header = entry.headerOffset
-                while let member = try inner.next() {
-                    switch TarLayout.role(of: member, inClass: className) {
-                    case .image(let imagePath):
-                        let resume = { (reader: TarReader) in
-                            TarResumePoint(outer: header, inner: reader.nextHeaderOffset, nextNumber: 0, classesDone: 0, fingerprint: "")
-                        }
-                        guard try take(member, path: imagePath, from: inner, resume: resume) else { return nil }
-                    case .skipped(let reason):
-                        pipeline.note(member: archiveName + ":" + member.shownName, reason: reason)
-                    case .classArchive, .ignored:
-                        break
-                    }
-                }
-                state.classesDone += 1
-            case .image(let imagePath):
-                let resume = { (reader: TarReader) in
-                    TarResumePoint(outer: reader.nextHeaderOffset, inner: nil, nextNumber: 0, classesDone: 0, fingerprint: "")
-                }
-                guard try take(entry, path: imagePath, from: outer, resume: resume) else { return nil }
-            case .skipped(let reason):
-                pipeline.note(member: path + ":" + entry.shownName, reason: reason)
-            case .ignored:
-                break
-            }
-            if pipeline.isCancelled { return nil }
-        }
-        return hasher.savedState
     }
 }
