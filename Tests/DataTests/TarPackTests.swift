@@ -306,3 +306,31 @@ private func imageNetShaped(in directory: TemporaryDirectory, count: Int = 14) t
         #expect(throws: TarHeaderProblem.self) { try PackJournal.parse(journal.text.replacingOccurrences(of: "shard-000000", with: "shard-000001")).get() }
     }
 }
+
+@Suite struct SystemTarTests {
+    /// GNU tar's own ustar (prefix), GNU (long names) and pax archives read back with the names
+    /// and contents of the files they were made from.
+    @Test func readsWhatGNUTarWrites() throws {
+        let directory = TemporaryDirectory()
+        let deep = String(repeating: "folder/", count: 20) + "deep.JPEG"  // 149 bytes: ustar splits it into prefix and name
+        let long = String(repeating: "n", count: 140) + ".JPEG"  // over 100 bytes in one name: GNU or pax only
+        let files = [deep: Array("deep".utf8), long: Array("long".utf8), "caf\u{e9}.png": [UInt8](repeating: 9, count: 1300)]
+        for (name, bytes) in files { directory.write(bytes, to: "src/" + name) }
+        for format in ["ustar", "gnu", "pax"] {
+            let names = format == "ustar" ? [deep, "caf\u{e9}.png"] : Array(files.keys)
+            let archive = directory.file("\(format).tar")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["tar", "--format=\(format)", "-cf", archive, "-C", directory.file("src")] + names
+            try process.run()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            let reader = TarReader(archive: archive, stream: MemoryStream(try BinaryFile.read(archive)))
+            var read: [String: [UInt8]] = [:]
+            while let entry = try reader.next() {
+                if entry.kind == .regular { read[entry.name!] = try reader.readMember(name: entry.shownName) }
+            }
+            #expect(read == files.filter { names.contains($0.key) }, "\(format)")
+        }
+    }
+}
