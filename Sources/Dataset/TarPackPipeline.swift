@@ -204,7 +204,14 @@ final class TarImageReader: @unchecked Sendable {
         }
 
         while let entry = try outer.next() {
-            switch TarLayout.role(of: entry) {
+            let role = TarLayout.role(of: entry)
+            if innerStart != nil {
+                guard case .classArchive = role else {
+                    throw .badHeader(archive: path, offset: entry.headerOffset,
+                                     reason: "the pack being resumed stopped inside a class archive here, but this member is none")
+                }
+            }
+            switch role {
             case .classArchive(let className):
                 let archiveName = path + ":" + entry.shownName
                 let stream = outer.memberStream(name: entry.shownName)

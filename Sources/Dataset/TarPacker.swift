@@ -167,7 +167,10 @@ public enum TarPacker {
                 for note in next.notes { onEvent(.skipped(member: note.member, reason: note.reason)) }
                 guard let (job, result) = next.result else {
                     if let error = next.readerError { throw .tar(error) }
-                    fingerprint = SHA256(savedState: next.finalFingerprint!)!
+                    guard let state = next.finalFingerprint, let hasher = SHA256(savedState: state) else {
+                        throw .tar(.readFailed(path: path, reason: "the reader stopped before the end"))
+                    }
+                    fingerprint = hasher
                     break
                 }
                 switch result {
