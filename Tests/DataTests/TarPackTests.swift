@@ -334,3 +334,41 @@ private func imageNetShaped(in directory: TemporaryDirectory, count: Int = 14) t
         }
     }
 }
+
+@Suite struct PackPipelineTests {
+    /// Workers finish in any order; the writer gets results in submission order, and the reader
+    /// never runs more than the window ahead of the writer.
+    @Test func resultsComeInOrderWithinTheWindow() throws {
+        let pipeline = PackPipeline(window: 3)
+        let count = 40
+        let submittedCount = Counter()
+        let reader = NativeThread {
+            for number in 0..<count {
+                // Valid JPEGs and junk alternate, so workers take different times.
+                let bytes: [UInt8] = number % 3 == 0 ? (try! encodeJPEG(SampleData.image(index: number, size: 24, seed: 5))) : [1, 2, 3]
+                let job = PackJob(number: number, path: "c/\(number).jpg", shownPath: "\(number)", bytes: .success(bytes),
+                                  resume: TarResumePoint.start)
+                guard pipeline.submit(job, bytesRead: number) else { return }
+                submittedCount.increment()
+            }
+            pipeline.finish(error: nil, fingerprint: SHA256().savedState)
+        }
+        let workers = (0..<3).map { _ in NativeThread { pipeline.work(size: 16, quality: 90) } }
+        var seen: [Int] = []
+        while let (job, result) = pipeline.nextResult().result {
+            #expect(submittedCount.value - seen.count <= 3 + 1, "the reader stays within the window")
+            seen.append(job.number)
+            if job.number % 3 == 0 { #expect((try? result.get()) != nil) } else { #expect((try? result.get()) == nil) }
+        }
+        reader.join()
+        for worker in workers { worker.join() }
+        #expect(seen == Array(0..<count))
+    }
+}
+
+private final class Counter: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func increment() { lock.withLock { count += 1 } }
+}
