@@ -255,6 +255,8 @@ final class TarReader {
     private var remaining = 0
     private var padding = 0
     private var ended = false
+    /// The current member's name, for messages.
+    private var currentName = "a member"
 
     /// A reader of `stream`, which is positioned at `offset` of the archive (a member's first
     /// header, or 0).
@@ -329,8 +331,9 @@ final class TarReader {
             remaining = dataSize
             padding = Tar.padding(dataSize)
             let name = String(validating: nameBytes, as: UTF8.self)
-            return TarEntry(name: name, shownName: name ?? DatasetIndex.escapedName(nameBytes), kind: kind,
-                            size: dataSize, headerOffset: headerOffset)
+            let shownName = name ?? DatasetIndex.escapedName(nameBytes)
+            currentName = shownName
+            return TarEntry(name: name, shownName: shownName, kind: kind, size: dataSize, headerOffset: headerOffset)
         }
     }
 
@@ -371,7 +374,7 @@ final class TarReader {
     }
 
     private func skipToNextHeader() throws(TarStreamError) {
-        try skipExactly(remaining + padding, member: "the previous member")
+        try skipExactly(remaining + padding, member: currentName)
         remaining = 0
         padding = 0
     }
