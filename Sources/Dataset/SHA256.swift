@@ -60,6 +60,43 @@ public struct SHA256 {
         return hexString(hasher.finalize())
     }
 
+    /// The hasher's progress as text (`<8 state words>.<length>.<pending bytes>`, in hex), so
+    /// that a resumed `scvae pack` continues a fingerprint where an interrupted one stopped.
+    var savedState: String {
+        let words = state.map { word in
+            let digits = String(word, radix: 16)
+            return String(repeating: "0", count: 8 - digits.count) + digits
+        }
+        return words.joined() + "." + String(length, radix: 16) + "." + SHA256.hexString(pending)
+    }
+
+    /// The hasher `savedState` describes; nil when the text is not one.
+    init?(savedState text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count == 64, let length = UInt64(parts[1], radix: 16),
+              parts[2].count % 2 == 0, parts[2].count < 128 else { return nil }
+        var words: [UInt32] = []
+        var index = parts[0].startIndex
+        for _ in 0..<8 {
+            let end = parts[0].index(index, offsetBy: 8)
+            guard let word = UInt32(parts[0][index..<end], radix: 16) else { return nil }
+            words.append(word)
+            index = end
+        }
+        var pending: [UInt8] = []
+        var at = parts[2].startIndex
+        while at < parts[2].endIndex {
+            let end = parts[2].index(at, offsetBy: 2)
+            guard let byte = UInt8(parts[2][at..<end], radix: 16) else { return nil }
+            pending.append(byte)
+            at = end
+        }
+        guard UInt64(pending.count) == length % 64 else { return nil }
+        self.state = words
+        self.length = length
+        self.pending = pending
+    }
+
     static func hexString(_ digest: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []

@@ -14,9 +14,8 @@ public enum ShardPacker {
             let sample = index.samples[i]
             let jpeg: [UInt8]
             do {
-                let image = try decoder.decode(try index.readBytes(of: i), file: index.path(of: i), shorterSideAtLeast: size)
-                let target = sizeWithShorterSide(width: image.width, height: image.height, shorterSide: size)
-                jpeg = try encodeJPEG(resize(image, width: target.width, height: target.height), quality: quality)
+                jpeg = try packedJPEG(try index.readBytes(of: i), file: index.path(of: i), size: size, quality: quality,
+                                      decoder: decoder)
             } catch {
                 onFailure(SampleFailure(sampleIndex: i, path: index.path(of: i), error: error))
                 continue
@@ -25,6 +24,15 @@ public enum ShardPacker {
                            classIndex: sample.className.flatMap { classNumbers[$0] }, className: sample.className)
         }
         return try writer.finish(sourceFingerprint: index.fingerprint, size: size)
+    }
+
+    /// The image in `bytes` with its shorter side resized to `size`, as a JPEG of `quality`: what
+    /// a shard holds for it. `file` names it in errors.
+    static func packedJPEG(_ bytes: [UInt8], file: String, size: Int, quality: Int,
+                           decoder: ImageDecoder) throws(ImageError) -> [UInt8] {
+        let image = try decoder.decode(bytes, file: file, shorterSideAtLeast: size)
+        let target = sizeWithShorterSide(width: image.width, height: image.height, shorterSide: size)
+        return try encodeJPEG(resize(image, width: target.width, height: target.height), quality: quality)
     }
 
     /// `<8-digit index>_<file name without extension, dots as underscores>`.

@@ -52,10 +52,17 @@ public final class ShardWriter {
     private var entries: [ShardEntry] = []
     private var shardNumber = 0
     private var current: [UInt8] = []
+    /// Called with each shard's name and bytes once the shard is in place (renamed, fsynced).
+    var onShardFinished: ((_ name: String, _ bytes: [UInt8]) throws(ShardError) -> Void)?
 
-    public init(directory: String, maximumShardBytes: Int = 256 << 20) throws(ShardError) {
+    /// A writer whose first `finishedShards` shards (holding `entries`) are already in place:
+    /// the next shard it writes is number `finishedShards`.
+    public init(directory: String, maximumShardBytes: Int = 256 << 20, finishedShards: Int = 0,
+                entries: [ShardEntry] = []) throws(ShardError) {
         self.directory = directory
         self.maximumShardBytes = maximumShardBytes
+        self.shardNumber = finishedShards
+        self.entries = entries
         do {
             try DatasetIndexCache.makeDirectories(directory)
         } catch {
@@ -63,8 +70,11 @@ public final class ShardWriter {
         }
     }
 
-    var currentShardName: String {
-        let digits = String(shardNumber)
+    var currentShardName: String { Self.shardName(shardNumber) }
+
+    /// `shard-NNNNNN.tar`.
+    static func shardName(_ number: Int) -> String {
+        let digits = String(number)
         return "shard-" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits + ".tar"
     }
 
@@ -92,14 +102,17 @@ public final class ShardWriter {
     }
 
     private func closeShard() throws(ShardError) {
-        let path = directory + "/" + currentShardName
+        let name = currentShardName
+        let path = directory + "/" + name
+        let bytes = current + Tar.end
         do {
-            try BinaryFile.writeAtomically(current + Tar.end, to: path)
+            try BinaryFile.writeAtomically(bytes, to: path)
         } catch {
             throw .cannotWrite(path: path, reason: error.description)
         }
         current = []
         shardNumber += 1
+        try onShardFinished?(name, bytes)
     }
 
     /// Closes the last shard and writes the index (last, so that its presence means complete);
