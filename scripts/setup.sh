@@ -45,15 +45,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # kubernetes-validate (the Kubernetes API schemas, bundled: it works offline) for the manifest
-# test, pinned, in a virtual environment of its own: Debian's python3 refuses pip installs.
+# test, and TensorBoard (its own event reader checks our event files), pinned, in a virtual
+# environment of its own: Debian's python3 refuses pip installs.
 # ClusterManifestTests runs cluster/check_manifests.py with this environment's python3.
 if [ "$setup_tests" != "0" ]; then
   tools=.build/python-tools
-  if ! "$tools/bin/python3" -c 'import kubernetes_validate, yaml' >/dev/null 2>&1; then
-    echo "setup: installing kubernetes-validate into $tools"
+  if ! "$tools/bin/python3" -c 'import kubernetes_validate, yaml, tensorboard' >/dev/null 2>&1; then
+    echo "setup: installing kubernetes-validate and tensorboard into $tools"
     rm -rf "$tools"
     python3 -m venv "$tools"
-    "$tools/bin/python3" -m pip install -q kubernetes-validate==1.37.0 pyyaml
+    "$tools/bin/python3" -m pip install -q kubernetes-validate==1.37.0 pyyaml tensorboard==2.21.0
   fi
 fi
 

@@ -32,6 +32,8 @@ final class CoordinatorServer {
     private var handshakes: HandshakeMonitor?
     private var metrics: JSONLinesFile?
     private var events: JSONLinesFile?
+    /// DIR/tensorboard: the step scalars of `metrics`, for `tensorboard --logdir DIR/tensorboard`.
+    private var tensorBoard: TensorBoardEventFile?
     private var stopRequestsSeen = 0
     private let clockStart = ContinuousClock.now
 
@@ -102,6 +104,11 @@ final class CoordinatorServer {
             events = try JSONLinesFile(path: (settings.outputDirectory as NSString).appendingPathComponent("events.jsonl"))
         } catch {
             logger.warning("\(error); events are not recorded")
+        }
+        do {
+            tensorBoard = try TensorBoardEventFile(folder: (settings.outputDirectory as NSString).appendingPathComponent("tensorboard"))
+        } catch {
+            logger.warning("\(error); TensorBoard scalars are not recorded")
         }
     }
 
@@ -184,6 +191,10 @@ final class CoordinatorServer {
                 do { try metrics?.append(line) } catch {
                     logger.error("\(error); metrics are not recorded from now on")
                     metrics = nil
+                }
+                do { try tensorBoard?.append(step: line.step, scalars: line.tensorBoardScalars) } catch {
+                    logger.error("\(error); TensorBoard scalars are not recorded from now on")
+                    tensorBoard = nil
                 }
             case let .write(job):
                 if let replaced = writer.submit(job) {

@@ -97,3 +97,18 @@ struct StepMetrics: Encodable, Equatable {
              allreduce_s, allreduce_hidden_s, step_s, elapsed_s, ring_transport
     }
 }
+
+extension StepMetrics {
+    /// The figures of this step as TensorBoard scalars, named by group (train/, time/,
+    /// throughput/), with the same values as the JSON line; a figure the step does not have is
+    /// left out.
+    var tensorBoardScalars: [TensorBoardEvents.Scalar] {
+        let figures: [(String, Double?)] = [
+            ("train/loss", loss), ("train/recon", recon), ("train/latent", latent), ("train/sparsity", sparsity),
+            ("train/lr", lr), ("train/epoch", Double(epoch)), ("throughput/images_per_s", images_per_s),
+            ("time/step_s", step_s), ("time/data_s", data_s), ("time/compute_s", compute_s),
+            ("time/allreduce_s", allreduce_s), ("time/allreduce_hidden_s", allreduce_hidden_s),
+        ]
+        return figures.compactMap { tag, value in value.map { TensorBoardEvents.Scalar(tag, Float($0)) } }
+    }
+}
