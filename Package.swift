@@ -63,6 +63,8 @@ let package = Package(
             "Wire", "Dataset", "TensorFiles", "Checkpoints", "Launch", "LogOutput", "BuildInfo",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // `scvae report`: a run folder's files read back and drawn as one HTML page (Foundation only).
+        .target(name: "Report"),
         // Bandwidth measurements of the ring and of ZeroMQ, for `scvae bench` (WireBenchmarks -> Wire).
         .target(name: "WireBenchmarks", dependencies: ["Wire"]),
 
@@ -84,7 +86,7 @@ let package = Package(
         // Executables.
         .executableTarget(name: "scvae", dependencies: [
             "Model", "Dataset", "Images", "TensorFiles", "Checkpoints", "Worker", "Wire", "WireBenchmarks",
-            "CommandOptions", "BuildInfo",
+            "CommandOptions", "BuildInfo", "Report",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -106,6 +108,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["TensorFiles", "Images", "Dataset", "Checkpoints"]),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "Dataset", "Images", "TensorFiles", "Checkpoints"]),
         .testTarget(name: "LaunchTests", dependencies: ["Launch", "CommandOptions"]),
+        .testTarget(name: "ReportTests", dependencies: ["Report"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Dataset", "TensorFiles", "Checkpoints"]),
         // Log output and the shared command-line options (no processes).
         .testTarget(name: "CommandOptionsTests", dependencies: [

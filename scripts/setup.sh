@@ -14,7 +14,8 @@ read -ra swift_build_flags <<< "${SCVAE_SWIFT_BUILD_FLAGS:-}"
 build_packages=(libzmq3-dev libopenblas-dev libturbojpeg0-dev libpng-dev)
 # python3-yaml, python3-venv: the test that checks cluster/k8s manifests against the executables'
 # options and the Kubernetes API schema (kubernetes-validate, in a virtual environment below).
-test_packages=(python3-yaml python3-venv)
+# chromium: the test that renders `scvae report`'s page in a real browser (headless).
+test_packages=(python3-yaml python3-venv chromium)
 # slurmctld, slurmd, slurm-client, munge: the test that submits cluster/slurm/train.sbatch to a
 # one-node Slurm cluster (SlurmTests). It runs only as root, so only a root set-up installs them.
 if [ "$(id -u)" -eq 0 ]; then test_packages+=(slurmctld slurmd slurm-client munge); fi

@@ -96,9 +96,9 @@ final class CoordinatorServer {
         controller = RunController(plan: plan, resumeFrom: resumeFrom, now: 0)
         writer = CheckpointWriter(store: store)
         do {
-            if let path = settings.metricsPath { metrics = try JSONLinesFile(path: path, truncating: resumeFrom == nil) }
+            metrics = try JSONLinesFile(path: settings.metricsFile, truncating: resumeFrom == nil)
         } catch {
-            throw CoordinatorFailure.cannotWrite(path: settings.metricsPath ?? "", reason: "\(error)")
+            throw CoordinatorFailure.cannotWrite(path: settings.metricsFile, reason: "\(error)")
         }
         do {
             events = try JSONLinesFile(path: (settings.outputDirectory as NSString).appendingPathComponent("events.jsonl"))

@@ -1,3 +1,4 @@
+import Foundation
 import LogOutput
 import Logging
 import Wire
@@ -46,6 +47,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// BLAS threads of each --local worker; nil: max(1, cores / N).
     public var workerThreads: Int? = nil
     public var metricsPath: String? = nil
+
+    /// Where the step metrics go: --metrics, else DIR/metrics.jsonl (what `scvae report` reads).
+    public var metricsFile: String { metricsPath ?? (outputDirectory as NSString).appendingPathComponent("metrics.jsonl") }
     /// Index and sample-data cache, passed to --local workers too.
     public var cacheDirectory: String? = nil
     /// Seconds to wait for all --workers to connect before giving up.

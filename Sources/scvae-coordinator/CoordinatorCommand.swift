@@ -92,7 +92,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("worker-threads"), help: "BLAS threads of each --local worker (default: max(1, cores / N)).")
     var workerThreads: Int?
 
-    @Option(help: "Write one JSON object per step to this file (JSON lines).")
+    @Option(help: "Write one JSON object per step to this file (JSON lines; default: DIR/metrics.jsonl in --checkpoint-dir, which scvae report reads).")
     var metrics: String?
 
     @Option(name: .customLong("endpoint-file"), help: "Write the control endpoint actually bound here (useful with port 0).")

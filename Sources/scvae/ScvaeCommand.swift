@@ -5,8 +5,8 @@ import BuildInfo
 struct ScvaeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scvae",
-        abstract: "SC-VAE tools: inspect the build, compute gradients, reconstruct images, pack datasets, benchmark, make CURVE keys, check checkpoints.",
+        abstract: "SC-VAE tools: inspect the build, compute gradients, reconstruct images, pack datasets, benchmark, make CURVE keys, check checkpoints, report on a run.",
         version: BuildInfo.description,
         subcommands: [InfoCommand.self, GradCommand.self, ReconstructCommand.self, PackCommand.self, BenchCommand.self,
-                      KeygenCommand.self, CheckpointCommand.self])
+                      KeygenCommand.self, CheckpointCommand.self, ReportCommand.self])
 }
