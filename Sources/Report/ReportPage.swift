@@ -4,7 +4,20 @@ import Foundation
 /// inline) with the run's summary, its loss, sparsity and learning-rate curves, throughput over
 /// time, the step-time breakdown and the events (docs/observability.md).
 public enum ReportPage {
-    public static func render(_ run: RunRecord, generated: Date = Date()) -> String {
+    /// A picture shown on the page, embedded as a JPEG data URI (the page stays one file).
+    public struct Picture: Sendable, Equatable {
+        public var caption: String
+        public var jpeg: [UInt8]
+        public var width: Int
+
+        public init(caption: String, jpeg: [UInt8], width: Int) {
+            self.caption = caption
+            self.jpeg = jpeg
+            self.width = width
+        }
+    }
+
+    public static func render(_ run: RunRecord, picture: Picture? = nil, pictureNote: String? = nil, generated: Date = Date()) -> String {
         let steps = run.steps
         func series(_ name: String, _ color: String, _ value: (RunRecord.Step) -> Double?) -> LineChart.Series {
             LineChart.Series(name: name, color: color, points: steps.compactMap { s in value(s).map { LineChart.Point(Double(s.step), $0) } })
@@ -45,6 +58,15 @@ public enum ReportPage {
             html += "<p class=\"note\">No final/summary.json: the run has not ended (or ended with an error).</p>"
         } else {
             html += "<table>" + run.summary.map { "<tr><th>\(HTML.escape($0.0))</th><td>\(HTML.escape($0.1))</td></tr>" }.joined() + "</table>"
+        }
+        html += "<h2>Reconstructions</h2>"
+        if let picture {
+            // Shown at twice its size, without smoothing: the tiles are small.
+            html += "<figure><img alt=\"originals above their reconstructions\" width=\"\(2 * picture.width)\" style=\"image-rendering: pixelated\" "
+            html += "src=\"data:image/jpeg;base64,\(Data(picture.jpeg).base64EncodedString())\">"
+            html += "<figcaption class=\"note\">\(HTML.escape(picture.caption))</figcaption></figure>"
+        } else {
+            html += "<p class=\"note\">\(HTML.escape(pictureNote ?? "No reconstructions."))</p>"
         }
         html += "<h2>Curves</h2>"
         if steps.isEmpty {

@@ -38,14 +38,7 @@ public struct Reconstruction {
         func flush() throws {
             guard !pending.isEmpty else { return }
             let inputs = pending.flatMap(\.values)
-            var outputs = [Float](repeating: 0, count: inputs.count)
-            let terms = parameters.withUnsafeBufferPointer { params in
-                inputs.withUnsafeBufferPointer { x in
-                    outputs.withUnsafeMutableBufferPointer { y in
-                        model.forward(parameters: params, images: x.baseAddress!, batch: pending.count, reconstruction: y.baseAddress!)
-                    }
-                }
-            }
+            let (outputs, terms) = Self.forward(model, parameters: parameters, inputs: inputs, batch: pending.count)
             zeroCodes += terms.zeroCodes
             codes += terms.codeCount
             for (i, entry) in pending.enumerated() {
@@ -77,5 +70,54 @@ public struct Reconstruction {
         }
         try flush()
         sparsity = codes == 0 ? 0 : Double(zeroCodes) / Double(codes)
+    }
+
+    /// The model's reconstruction of `batch` images (CHW in [-1, 1], one after another).
+    static func forward(_ model: SCVAEModel, parameters: [Float], inputs: [Float], batch: Int) -> ([Float], LossTerms) {
+        var outputs = [Float](repeating: 0, count: inputs.count)
+        let terms = parameters.withUnsafeBufferPointer { params in
+            inputs.withUnsafeBufferPointer { x in
+                outputs.withUnsafeMutableBufferPointer { y in
+                    model.forward(parameters: params, images: x.baseAddress!, batch: batch, reconstruction: y.baseAddress!)
+                }
+            }
+        }
+        return (outputs, terms)
+    }
+
+    /// A picture of how a model reconstructs images: the originals (resized and centre-cropped
+    /// to the model's size, as `scvae reconstruct` does) in the top row, each reconstruction
+    /// below its original, 2 white pixels between; with the mean PSNR. Files that do not decode
+    /// are left out.
+    public static func grid(config: ModelConfig, parameters: [Float], imagePaths: [String]) throws -> (image: RGBImage, meanPSNR: Double, count: Int) {
+        let size = config.imageSize
+        let transform = ImageTransform(size: size, mode: .evaluation)
+        let decoder = ImageDecoder()
+        var inputs: [Float] = []
+        for path in imagePaths {
+            guard let image = try? decoder.decodeFile(atPath: path, shorterSideAtLeast: size) else { continue }
+            inputs += transform.apply(image, seed: 0, epoch: 0, sampleIndex: 0)
+        }
+        let count = inputs.count / transform.outputCount
+        guard count > 0 else { throw ImageError.corrupt(file: imagePaths.first ?? "<none>", reason: "none of the \(imagePaths.count) images decodes") }
+        let (outputs, _) = forward(SCVAEModel(config: config, maxBatch: count), parameters: parameters, inputs: inputs, batch: count)
+        let gap = 2, width = count * size + (count + 1) * gap, height = 2 * size + 3 * gap
+        var pixels = [UInt8](repeating: 255, count: width * height * 3)
+        var psnr = 0.0
+        for i in 0..<count {
+            let range = (i * transform.outputCount)..<((i + 1) * transform.outputCount)
+            let original = Array(inputs[range]), rebuilt = Array(outputs[range])
+            let unit = { (v: [Float]) in v.map { (min(max($0, -1), 1) + 1) / 2 } }
+            psnr += ImageQuality.psnr(unit(original), unit(rebuilt))
+            for (row, values) in [original, rebuilt].enumerated() {
+                let tile = values.withUnsafeBufferPointer { RGBImage(chwSigned: $0, width: size, height: size) }
+                let left = gap + i * (size + gap), top = gap + row * (size + gap)
+                for y in 0..<size {
+                    let from = y * size * 3, to = ((top + y) * width + left) * 3
+                    pixels.replaceSubrange(to..<(to + size * 3), with: tile.pixels[from..<(from + size * 3)])
+                }
+            }
+        }
+        return (RGBImage(width: width, height: height, pixels: pixels), psnr / Double(count), count)
     }
 }

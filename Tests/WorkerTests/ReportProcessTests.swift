@@ -1,5 +1,7 @@
+import Dataset
 import Foundation
 import Images
+import Model
 import Testing
 
 /// `scvae report` on a real run, rendered by a real browser: headless Chromium (Debian's
@@ -14,13 +16,30 @@ extension ProcessTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let run = try Self.coordinator(["--workers", "2", "--steps", "6", "--global-batch", "4", "--checkpoint-every", "3"], folder: folder)
         #expect(run.waitForExit(seconds: 180) == 0, "\(run.output.suffix(3000))")
-        let report = try ChildProcess("scvae", ["report", folder], log: "\(folder)/report.log")
+        // Four of the sample images in a flat folder: the picture's and `scvae reconstruct`'s input.
+        let sample = try SampleData.ensure(at: Scratch.cache)
+        let index = try DatasetIndex.scan(root: sample)
+        try FileManager.default.createDirectory(atPath: "\(folder)/images", withIntermediateDirectories: true)
+        for i in 0..<4 { try FileManager.default.copyItem(atPath: index.path(of: i), toPath: "\(folder)/images/\(i).jpg") }
+        let report = try ChildProcess("scvae", ["report", folder, "--images", "\(folder)/images"], log: "\(folder)/report.log")
         #expect(report.waitForExit(seconds: 60) == 0, "\(report.output)")
         #expect(report.output.contains("6 steps, "), "\(report.output)")
         let html = try String(contentsOfFile: "\(folder)/report.html", encoding: .utf8)
         #expect(html.contains("<td>generation</td>") && html.contains("<td>final</td>"), "the run's events are listed")
         #expect(html.components(separatedBy: "<polyline").count - 1 >= 5, "loss curves, throughput and step times drawn")
         #expect(html.contains("<tr><th>stopped_early</th><td>false</td></tr>"), "\(html.prefix(3000))")
+        // The picture: embedded, written beside, and its PSNR is `scvae reconstruct`'s on the same images.
+        #expect(html.contains("src=\"data:image/jpeg;base64,"))
+        let grid = try decodeImage([UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(folder)/samples/final.jpg"))))
+        let side = ModelConfig.tiny.imageSize
+        #expect(grid.width == 4 * side + 5 * 2 && grid.height == 2 * side + 3 * 2, "\(grid.width)x\(grid.height)")
+        let shown = try #require(html.firstMatch(of: /mean PSNR ([0-9.]+) dB/).flatMap { Double($0.1) })
+        let reconstruct = try ChildProcess("scvae", ["reconstruct", "--config", "tiny", "--weights", "\(folder)/final/model.safetensors",
+                                                     "--input", "\(folder)/images", "--out", "\(folder)/reconstructed"],
+                                           log: "\(folder)/reconstruct.log")
+        #expect(reconstruct.waitForExit(seconds: 60) == 0, "\(reconstruct.output)")
+        let measured = try #require(reconstruct.output.firstMatch(of: /4 images: mean PSNR ([0-9.]+) dB/).flatMap { Double($0.1) })
+        #expect(abs(shown - measured) <= 0.01, "report \(shown) dB, scvae reconstruct \(measured) dB")
 
         let missing = try ChildProcess("scvae", ["report", "\(folder)/no-such-run"], log: "\(folder)/missing.log")
         #expect(missing.waitForExit(seconds: 60) != 0)
