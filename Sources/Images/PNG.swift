@@ -96,3 +96,9 @@ enum PNGCodec {
         return Array(out[0..<size])
     }
 }
+
+/// Encodes an RGB image as an 8-bit PNG (lossless: the pictures scvae writes for people and for
+/// TensorBoard).
+public func encodePNG(_ image: RGBImage) throws(ImageError) -> [UInt8] {
+    try PNGCodec.encode(pixels: image.pixels, width: image.width, height: image.height, format: PNGCodec.colorFlag)
+}

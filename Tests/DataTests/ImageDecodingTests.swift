@@ -38,6 +38,15 @@ private func decodeError(_ bytes: [UInt8], maximumPixels: Int = ImageDecoder.def
         #expect(maxDifference(decoded.pixels, original.pixels) <= 12)
     }
 
+    @Test func pngIsLossless() throws {
+        let image = gradient(width: 37, height: 11)
+        let bytes = try encodePNG(image)
+        #expect(Array(bytes.prefix(4)) == [0x89, 0x50, 0x4E, 0x47])
+        let decoded = try ImageDecoder().decode(bytes, file: "grid.png")
+        #expect(decoded.width == 37 && decoded.height == 11)
+        #expect(decoded.pixels == image.pixels)
+    }
+
     @Test func grayscaleJPEGDecodesToEqualChannels() throws {
         let width = 40, height = 24
         let gray = (0..<(width * height)).map { UInt8(($0 % width) * 6) }
