@@ -60,7 +60,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Coordinator", dependencies: [
-            "Wire", "Dataset", "TensorFiles", "Checkpoints", "Launch", "LogOutput", "BuildInfo",
+            "Wire", "Dataset", "Images", "TensorFiles", "Checkpoints", "Launch", "LogOutput", "BuildInfo",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // `scvae report`: a run folder's files read back and drawn as one HTML page (Foundation only).

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Reads a run's TensorBoard folder with TensorBoard's own event reader and compares every scalar
 with the run's --metrics JSON lines: each figure of each step must be there with the same value
-(to float32 precision). Also checks each record's masked CRC-32C with TensorBoard's own.
+(to float32 precision); each validation line's figures under validation/, and its
+reconstruction grid as an image whose PNG bytes equal DIR/samples/step-NNNNNNNN.png. Also checks
+each record's masked CRC-32C with TensorBoard's own.
 
     python3 scripts/check_tensorboard.py RUN/tensorboard METRICS.jsonl
 
@@ -22,6 +24,10 @@ TAGS = {
     "lr": "train/lr", "epoch": "train/epoch", "images_per_s": "throughput/images_per_s",
     "step_s": "time/step_s", "data_s": "time/data_s", "compute_s": "time/compute_s",
     "allreduce_s": "time/allreduce_s", "allreduce_hidden_s": "time/allreduce_hidden_s",
+}
+VALIDATION_TAGS = {
+    "loss": "validation/loss", "recon": "validation/recon", "latent": "validation/latent",
+    "psnr": "validation/psnr", "ssim": "validation/ssim", "sparsity": "validation/sparsity",
 }
 
 
@@ -55,15 +61,32 @@ def main():
         print(f"no event file in {folder}")
         return 1
     records = sum(check_records(f, problems) for f in files)
-    accumulator = event_accumulator.EventAccumulator(folder, size_guidance={event_accumulator.SCALARS: 0})
+    accumulator = event_accumulator.EventAccumulator(
+        folder, size_guidance={event_accumulator.SCALARS: 0, event_accumulator.IMAGES: 0})
     accumulator.Reload()
     tags = set(accumulator.Tags()["scalars"])
+    image_tags = set(accumulator.Tags()["images"])
+    images = {tag: {e.step: e for e in accumulator.Images(tag)} for tag in image_tags}
+    samples = os.path.join(os.path.dirname(os.path.abspath(folder)), "samples")
     scalars = {tag: {e.step: e.value for e in accumulator.Scalars(tag)} for tag in tags}
     compared = 0
     with open(metrics_path) as f:
         lines = [json.loads(line) for line in f if line.strip()]
+    validations = 0
     for line in lines:
-        for field, tag in TAGS.items():
+        validation = line.get("kind") == "validation"
+        validations += validation
+        if validation:
+            grid = images.get("validation/reconstructions", {}).get(line["step"])
+            path = os.path.join(samples, f"step-{line['step']:08d}.png")
+            if grid is None:
+                problems.append(f"validation {line['step']}: no reconstruction image")
+            elif not os.path.exists(path) or open(path, "rb").read() != grid.encoded_image_string:
+                problems.append(f"validation {line['step']}: the image is not {path}")
+            elif (grid.width, grid.height) != struct.unpack(">II", grid.encoded_image_string[16:24]):
+                problems.append(f"validation {line['step']}: the image says {grid.width}x{grid.height}, its PNG another size")
+            compared += grid is not None
+        for field, tag in (VALIDATION_TAGS if validation else TAGS).items():
             value = line.get(field)
             if value is None:
                 continue
@@ -77,7 +100,8 @@ def main():
     for problem in problems[:20]:
         print(f"problem: {problem}")
     print(f"{len(files)} event file(s), {records} record(s), {len(tags)} scalar tag(s); "
-          f"{compared} value(s) of {len(lines)} step(s) compared; {len(problems)} problem(s)")
+          f"{compared} value(s) of {len(lines) - validations} step(s) and {validations} validation(s) compared; "
+          f"{len(problems)} problem(s)")
     return 1 if problems or compared == 0 else 0
 
 

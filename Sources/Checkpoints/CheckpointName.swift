@@ -3,6 +3,7 @@ import TensorFiles
 ///
 ///     step-NNNNNNNN/                      a complete checkpoint (step zero-padded to 8 digits)
 ///       model.safetensors  optimizer.safetensors  state.json
+///     best/                               the best validation's checkpoint (+ summary.json)
 ///     .step-NNNNNNNN.<purpose>-<pid>      a temporary: being written, or an old copy on its way out
 ///
 /// Only complete checkpoints have names without a leading dot, and they appear by rename, so a
@@ -13,6 +14,9 @@ enum CheckpointName {
     static let model = "model.safetensors"
     static let optimizer = "optimizer.safetensors"
     static let state = "state.json"
+    /// `DIR/best/`: the checkpoint with the best validation figure, and its `summary.json`.
+    static let best = "best"
+    static let summary = "summary.json"
 
     /// "step-00000042" for step 42 (more digits past 99,999,999).
     static func directory(step: Int) -> String {

@@ -42,7 +42,35 @@ public struct CheckpointStore: Sendable {
         try refuseOtherConfiguration(than: state.config)
 
         let target = path(of: CheckpointName.directory(step: state.step))
-        let temporary = path(of: CheckpointName.temporary(step: state.step, purpose: "tmp", processID: getpid()))
+        try writeFolder(checkpoint, to: target, purpose: "tmp")
+        try prune(sparing: target)
+        return target
+    }
+
+    /// The folder of the best checkpoint a validation found (`DIR/best`).
+    public var bestPath: String { path(of: CheckpointName.best) }
+
+    /// Writes `DIR/best/` (the layout of a checkpoint, plus `summary.json` = `summary`) atomically
+    /// as `write` does, replacing the previous best in one step; never pruned, and not a
+    /// checkpoint a run resumes from. Returns its path.
+    @discardableResult
+    public func writeBest(_ checkpoint: Checkpoint, summary: [UInt8]) throws(CheckpointError) -> String {
+        try Self.validate(checkpoint)
+        do {
+            try FileSystem.makeDirectories(directory)
+        } catch {
+            throw .writeFailed(path: directory, reason: error.description)
+        }
+        try writeFolder(checkpoint, to: bestPath, purpose: "best", extraFiles: [(CheckpointName.summary, summary)])
+        return bestPath
+    }
+
+    /// Writes the checkpoint's files (and `extraFiles`) into a temporary sibling of `target`, each
+    /// fsynced, then renames it into place (swapping out what was there) and fsyncs DIR.
+    private func writeFolder(_ checkpoint: Checkpoint, to target: String, purpose: String,
+                             extraFiles: [(name: String, bytes: [UInt8])] = []) throws(CheckpointError) {
+        let state = checkpoint.state
+        let temporary = path(of: CheckpointName.temporary(step: state.step, purpose: purpose, processID: getpid()))
         let replaced: String?
         do {
             try FileSystem.removeTree(temporary)  // left by a crashed process that had our id
@@ -53,6 +81,7 @@ public struct CheckpointStore: Sendable {
             try FileSystem.writeNewFile(ChecksummedTensorFile.encode(checkpoint.optimizer, state: state),
                                         to: temporary + "/" + CheckpointName.optimizer)
             try FileSystem.writeNewFile(CheckpointStateFile.encode(state), to: temporary + "/" + CheckpointName.state)
+            for (name, bytes) in extraFiles { try FileSystem.writeNewFile(bytes, to: temporary + "/" + name) }
             try FileSystem.syncDirectory(temporary)
             replaced = try moveIntoPlace(temporary, target: target, step: state.step)
             try FileSystem.syncDirectory(directory)
@@ -62,8 +91,6 @@ public struct CheckpointStore: Sendable {
             throw .writeFailed(path: target, reason: "\(error)")
         }
         if let replaced { try? FileSystem.removeTree(replaced) }  // else removeTemporaries() will
-        try prune(sparing: target)
-        return target
     }
 
     /// Complete checkpoint directories (named step-NNNNNNNN), ascending by step; temporaries and

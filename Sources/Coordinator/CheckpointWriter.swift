@@ -9,6 +9,8 @@ final class CheckpointWriter: @unchecked Sendable {
     let store: CheckpointStore
     private let condition = NSCondition()
     private var waiting: WriterJob?
+    /// A `DIR/best/` write waits apart, so a newer checkpoint never replaces it; a newer best does.
+    private var waitingBest: WriterJob?
     private var busy = false
     private var stopping = false
     private var results: [WriterResult] = []
@@ -26,6 +28,11 @@ final class CheckpointWriter: @unchecked Sendable {
     func submit(_ job: WriterJob) -> Int? {
         condition.lock()
         defer { condition.unlock() }
+        if case .best = job {
+            waitingBest = job
+            condition.broadcast()
+            return nil
+        }
         if case .final = waiting, case .checkpoint = job { return nil }
         var replaced: Int?
         if case let .checkpoint(old) = waiting { replaced = old.state.step }
@@ -48,7 +55,7 @@ final class CheckpointWriter: @unchecked Sendable {
         let deadline = Date(timeIntervalSinceNow: timeout.inSeconds)
         condition.lock()
         defer { condition.unlock() }
-        while busy || waiting != nil {
+        while busy || waiting != nil || waitingBest != nil {
             if !condition.wait(until: deadline) { return false }
         }
         return true
@@ -65,9 +72,10 @@ final class CheckpointWriter: @unchecked Sendable {
     private func serve() {
         while true {
             condition.lock()
-            while waiting == nil && !stopping { condition.wait() }
-            guard let job = waiting else { condition.unlock(); return }
-            waiting = nil
+            while waiting == nil && waitingBest == nil && !stopping { condition.wait() }
+            // A best state goes first: it was submitted before any final state that follows it.
+            guard let job = waitingBest ?? waiting else { condition.unlock(); return }
+            if waitingBest != nil { waitingBest = nil } else { waiting = nil }
             busy = true
             condition.unlock()
 
@@ -93,6 +101,12 @@ final class CheckpointWriter: @unchecked Sendable {
                 return .writtenWithoutPruning(step: step, path: path, reason: reason)
             case let .failure(error):
                 return .failed(step: step, reason: "\(error)")
+            }
+        case let .best(checkpoint, summary):
+            do {
+                return .bestWritten(step: checkpoint.state.step, path: try store.writeBest(checkpoint, summary: summary.json))
+            } catch {
+                return .bestFailed(step: checkpoint.state.step, reason: "\(error)")
             }
         case let .final(checkpoint, weights, step, epoch, config):
             if let checkpoint {

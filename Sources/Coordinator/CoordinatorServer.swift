@@ -45,7 +45,7 @@ final class CoordinatorServer {
 
     /// Binds the control socket (on the calling thread, which must be the thread that calls `run`).
     init(settings: CoordinatorSettings, index: TrainingData, sampler: Sampler, totalSteps: Int, resumeFrom: Checkpoint?,
-         store: CheckpointStore, stopSignal: StopSignal, logger: Logger) throws {
+         store: CheckpointStore, stopSignal: StopSignal, validation: ValidationPlan? = nil, logger: Logger) throws {
         self.settings = settings
         self.logger = logger
         self.totalSteps = totalSteps
@@ -90,9 +90,11 @@ final class CoordinatorServer {
         } catch {
             throw CoordinatorFailure.transport("cannot bind \(settings.listen): \(error)")
         }
-        let plan = RunController.Plan(settings: settings, recipe: TrainingRecipe(settings: settings, totalSteps: totalSteps),
+        let plan = RunController.Plan(settings: settings,
+                                      recipe: TrainingRecipe(settings: settings, totalSteps: totalSteps, validation: validation),
                                       totalSteps: totalSteps, runID: UInt64.random(in: 1...UInt64.max), sampler: sampler,
-                                      datasetFingerprint: index.fingerprint, admittedWorkerKeys: admittedWorkerKeys)
+                                      datasetFingerprint: index.fingerprint, admittedWorkerKeys: admittedWorkerKeys,
+                                      previousBest: BestSummary.read(directory: settings.outputDirectory)?.best)
         controller = RunController(plan: plan, resumeFrom: resumeFrom, now: 0)
         writer = CheckpointWriter(store: store)
         do {
@@ -196,6 +198,8 @@ final class CoordinatorServer {
                     logger.error("\(error); TensorBoard scalars are not recorded from now on")
                     tensorBoard = nil
                 }
+            case let .validation(result, isBest):
+                recordValidation(result, isBest: isBest)
             case let .write(job):
                 if let replaced = writer.submit(job) {
                     logger.warning("checkpoint of step \(replaced) skipped: the writer is still busy and a newer state is waiting")
@@ -209,6 +213,32 @@ final class CoordinatorServer {
             }
         }
         return nil
+    }
+
+    /// A completed validation: its metrics line, its TensorBoard scalars and pictures, and its
+    /// PNGs in DIR/samples/.
+    private func recordValidation(_ result: ValidationResult, isBest: Bool) {
+        let line = ValidationMetrics(result, isBest: isBest)
+        do { try metrics?.append(line) } catch {
+            logger.error("\(error); metrics are not recorded from now on")
+            metrics = nil
+        }
+        var images: [TensorBoardEvents.Image] = []
+        do {
+            let (_, atomsPNG) = try ValidationPictures.write(result, into: settings.outputDirectory)
+            if let size = ValidationPictures.pngSize(result.gridPNG) {
+                images.append(.init(tag: "validation/reconstructions", width: size.width, height: size.height, encoded: result.gridPNG))
+            }
+            if let size = ValidationPictures.pngSize(atomsPNG) {
+                images.append(.init(tag: "validation/atom_usage", width: size.width, height: size.height, encoded: atomsPNG))
+            }
+        } catch {
+            logger.warning("the pictures of the validation after step \(result.step) could not be written: \(error)")
+        }
+        do { try tensorBoard?.append(step: result.step, scalars: line.tensorBoardScalars, images: images) } catch {
+            logger.error("\(error); TensorBoard scalars are not recorded from now on")
+            tensorBoard = nil
+        }
     }
 
     /// Loads the newest valid checkpoint on a thread of its own, after the writer has finished

@@ -47,6 +47,18 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// BLAS threads of each --local worker; nil: max(1, cores / N).
     public var workerThreads: Int? = nil
     public var metricsPath: String? = nil
+    /// --val-data: the held-out set (nil: the built-in sample data's held-out set when training
+    /// on the sample data, else no validation).
+    public var validationDataPath: String? = nil
+    /// --val-every: steps between validations (nil: each epoch or every 500 steps, whichever
+    /// comes first; 0: no validation).
+    public var validationEvery: Int? = nil
+    /// --val-images: validate on the set's first this many images (nil: all).
+    public var validationImages: Int? = nil
+    /// --grid-images: images in each validation's reconstruction grid.
+    public var gridImages: Int = 16
+    /// --best-metric: what chooses DIR/best/.
+    public var bestMetric: BestMetric = .loss
 
     /// Where the step metrics go: --metrics, else DIR/metrics.jsonl (what `scvae report` reads).
     public var metricsFile: String { metricsPath ?? (outputDirectory as NSString).appendingPathComponent("metrics.jsonl") }
@@ -121,6 +133,10 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if logEvery < 1 { found.append("--log-every must be at least 1 (got \(logEvery)).") }
         if checkpointEvery < 0 { found.append("--checkpoint-every must be 0 (only at the end) or more steps (got \(checkpointEvery)).") }
         if bucketMiB < 0 || bucketMiB > 4096 { found.append("--bucket-mib must be between 0 and 4096 (got \(bucketMiB)).") }
+        if let validationEvery, validationEvery < 0 { found.append("--val-every must be 0 (no validation) or more steps (got \(validationEvery)).") }
+        if let validationImages, validationImages < 1 { found.append("--val-images must be at least 1 (got \(validationImages)).") }
+        if gridImages < 0 || gridImages > 64 { found.append("--grid-images must be between 0 and 64 (got \(gridImages)).") }
+        if validationEvery == 0 && validationDataPath != nil { found.append("--val-every 0 turns validation off; leave out --val-data too.") }
         if keep < 1 { found.append("--keep must be at least 1 (got \(keep)).") }
         if !(stallSeconds > 0) { found.append("--stall-seconds must be positive (got \(stallSeconds)).") }
         if !(rendezvousTimeout > 0) { found.append("--rendezvous-timeout must be positive (got \(rendezvousTimeout)).") }
@@ -171,6 +187,12 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// --listen with port 0 spelled as ZeroMQ's wildcard.
     var bindEndpoint: String {
         listen.hasSuffix(":0") ? String(listen.dropLast()) + "*" : listen
+    }
+
+    /// Whether this run validates: on --val-data, or on the sample data's held-out set when it
+    /// trains on the sample data; never with --val-every 0.
+    public var validates: Bool {
+        validationEvery != 0 && (validationDataPath != nil || dataPath == nil)
     }
 
     /// The folder that receives the checkpoints (`step-NNNNNNNN/`) and `final/model.safetensors`.

@@ -17,6 +17,17 @@ public enum ProgressFormat {
         return text
     }
 
+    /// `validation after step 500/2000 | loss 0.0123 (recon 0.0101 latent 0.0022) | PSNR 24.31 dB
+    /// SSIM 0.8123 | sparsity 0.912 | 256 images in 0.8 s | best (loss)`.
+    static func validationLine(_ r: ValidationResult, totalSteps: Int, isBest: Bool, metric: BestMetric) -> String {
+        var text = "validation after step \(r.step)/\(totalSteps) | loss \(fixed(r.loss, 4)) (recon \(fixed(r.recon, 4)) latent \(fixed(r.latent, 4)))"
+        text += " | PSNR \(fixed(r.psnr, 2)) dB SSIM \(fixed(r.ssim, 4)) | sparsity \(fixed(r.sparsity, 3))"
+        text += " | \(r.images) images in \(fixed(r.seconds, 1)) s"
+        if r.skipped > 0 { text += " (\(r.skipped) unreadable)" }
+        if isBest { text += " | best (\(metric.rawValue))" }
+        return text
+    }
+
     static func fixed(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
 
     /// H:MM:SS, or M:SS under an hour.
@@ -108,6 +119,67 @@ extension StepMetrics {
             ("train/lr", lr), ("train/epoch", Double(epoch)), ("throughput/images_per_s", images_per_s),
             ("time/step_s", step_s), ("time/data_s", data_s), ("time/compute_s", compute_s),
             ("time/allreduce_s", allreduce_s), ("time/allreduce_hidden_s", allreduce_hidden_s),
+        ]
+        return figures.compactMap { tag, value in value.map { TensorBoardEvents.Scalar(tag, Float($0)) } }
+    }
+}
+
+/// A line of the --metrics file for a completed validation: `"kind": "validation"` tells it from
+/// the step lines (which have no kind).
+struct ValidationMetrics: Encodable, Equatable {
+    var kind = "validation"
+    var step: Int
+    var images: Int
+    var skipped: Int
+    var loss: Double?
+    var recon: Double?
+    var latent: Double?
+    var psnr: Double?
+    var ssim: Double?
+    var sparsity: Double?
+    var seconds: Double?
+    var best: Bool
+
+    init(_ r: ValidationResult, isBest: Bool) {
+        let finite = JSONLinesFile.finite
+        step = r.step
+        images = r.images
+        skipped = r.skipped
+        loss = finite(r.loss)
+        recon = finite(r.recon)
+        latent = finite(r.latent)
+        psnr = finite(r.psnr)
+        ssim = finite(r.ssim)
+        sparsity = finite(r.sparsity)
+        seconds = finite(r.seconds)
+        best = isBest
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(step, forKey: .step)
+        try c.encode(images, forKey: .images)
+        try c.encode(skipped, forKey: .skipped)
+        try c.encode(loss, forKey: .loss)
+        try c.encode(recon, forKey: .recon)
+        try c.encode(latent, forKey: .latent)
+        try c.encode(psnr, forKey: .psnr)
+        try c.encode(ssim, forKey: .ssim)
+        try c.encode(sparsity, forKey: .sparsity)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(best, forKey: .best)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case kind, step, images, skipped, loss, recon, latent, psnr, ssim, sparsity, seconds, best
+    }
+
+    /// The figures as TensorBoard scalars under validation/.
+    var tensorBoardScalars: [TensorBoardEvents.Scalar] {
+        let figures: [(String, Double?)] = [
+            ("validation/loss", loss), ("validation/recon", recon), ("validation/latent", latent),
+            ("validation/psnr", psnr), ("validation/ssim", ssim), ("validation/sparsity", sparsity),
         ]
         return figures.compactMap { tag, value in value.map { TensorBoardEvents.Scalar(tag, Float($0)) } }
     }

@@ -1,4 +1,5 @@
 import Dataset
+import Wire
 import Checkpoints
 import Foundation
 import Launch
@@ -80,8 +81,10 @@ private func train(_ settings: CoordinatorSettings, stopSignal: StopSignal, logg
         logger.notice("the run in \(settings.outputDirectory) is already complete (step \(resumeFrom.state.step) of \(totalSteps)): wrote \(path); give more --steps to train further, or another --checkpoint-dir")
         return .complete
     }
+    let validation = try validationPlan(settings, stepsPerEpoch: sampler.stepsPerEpoch, logger: logger)
     let server = try CoordinatorServer(settings: settings, index: index, sampler: sampler, totalSteps: totalSteps,
-                                       resumeFrom: resumeFrom, store: store, stopSignal: stopSignal, logger: logger)
+                                       resumeFrom: resumeFrom, store: store, stopSignal: stopSignal, validation: validation,
+                                       logger: logger)
     logger.info("listening on \(server.endpoint)")
     if let file = settings.endpointFile {
         do { try server.endpoint.write(toFile: file, atomically: true, encoding: .utf8) } catch {
@@ -105,6 +108,28 @@ private func train(_ settings: CoordinatorSettings, stopSignal: StopSignal, logg
     guard outcome.step < server.totalSteps else { return .complete }
     logger.notice("stopped early at step \(outcome.step) of \(server.totalSteps): the same command resumes the run from its saved state (exit status \(RunOutcome.stoppedEarlyStatus))")
     return .stoppedEarly(step: outcome.step, of: server.totalSteps)
+}
+
+/// What the run validates on and when, or nil without validation: --val-data, else the sample
+/// data's held-out set when training on the sample data.
+private func validationPlan(_ settings: CoordinatorSettings, stepsPerEpoch: Int, logger: Logger) throws -> ValidationPlan? {
+    guard settings.validates else {
+        if settings.validationEvery != 0 { logger.info("no --val-data: no validation (give --val-data DIR with a held-out set)") }
+        return nil
+    }
+    let data: TrainingData
+    do {
+        data = try DatasetLocation.resolveValidation(dataPath: settings.validationDataPath, cacheDirectory: settings.cacheDirectory)
+    } catch {
+        throw CoordinatorFailure.dataset(settings.validationDataPath.map { "--val-data \($0): \(error)" } ?? "\(error)")
+    }
+    // Workers on this machine (--local) and on a shared file system open the same absolute path.
+    let path = settings.validationDataPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+    let every = settings.validationEvery ?? max(1, min(stepsPerEpoch, 500))
+    let plan = ValidationPlan(dataPath: path, fingerprint: data.fingerprint, every: every,
+                              images: min(settings.validationImages ?? data.count, data.count), gridImages: settings.gridImages)
+    logger.info("validation: \(plan.images) images of \(data.root)\(path == nil ? " (the sample data's held-out set)" : "") every \(every) steps and after the last; DIR/best by \(settings.bestMetric.rawValue)")
+    return plan
 }
 
 /// Once per run: files of an image folder whose names the index cannot hold are not trained on.

@@ -13,6 +13,8 @@ enum RunEvent: Equatable, Sendable {
     case checkpointFailed(step: Int, reason: String)
     case finalWritten(step: Int, path: String)
     case runFailed(reason: String)
+    case validation(step: Int, images: Int, skipped: Int, loss: Double, psnr: Double, ssim: Double, best: Bool)
+    case bestWritten(step: Int, path: String)
 
     var name: String {
         switch self {
@@ -25,6 +27,8 @@ enum RunEvent: Equatable, Sendable {
         case .checkpointFailed: "checkpoint_failed"
         case .finalWritten: "final"
         case .runFailed: "run_failed"
+        case .validation: "validation"
+        case .bestWritten: "best"
         }
     }
 }
@@ -81,6 +85,17 @@ struct TimedRunEvent: Encodable {
             try c.encode(path, forKey: Key("path"))
         case let .runFailed(reason):
             try c.encode(reason, forKey: Key("reason"))
+        case let .validation(step, images, skipped, loss, psnr, ssim, best):
+            try c.encode(step, forKey: Key("step"))
+            try c.encode(images, forKey: Key("images"))
+            try c.encode(skipped, forKey: Key("skipped"))
+            try c.encode(JSONLinesFile.finite(loss), forKey: Key("loss"))
+            try c.encode(JSONLinesFile.finite(psnr), forKey: Key("psnr"))
+            try c.encode(JSONLinesFile.finite(ssim), forKey: Key("ssim"))
+            try c.encode(best, forKey: Key("best"))
+        case let .bestWritten(step, path):
+            try c.encode(step, forKey: Key("step"))
+            try c.encode(path, forKey: Key("path"))
         }
     }
 }

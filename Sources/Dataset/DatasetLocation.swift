@@ -49,6 +49,16 @@ public enum DatasetLocation {
         }
     }
 
+    /// The validation set at `dataPath` (a folder or shard directory, as for training), or with
+    /// nil the built-in sample data's held-out set.
+    public static func resolveValidation(dataPath: String?, cacheDirectory: String?) throws(Failure) -> TrainingData {
+        if let dataPath { return try resolve(dataPath: dataPath, cacheDirectory: cacheDirectory) }
+        let cache = cacheDirectory ?? DatasetIndexCache.defaultDirectory()
+        let root: String
+        do { root = try SampleData.ensureHeldOut(at: cache) } catch { throw .sampleData(error) }
+        return try resolve(dataPath: root, cacheDirectory: cache)
+    }
+
     /// The data at `path` without the index cache (tools that only read it once).
     public static func open(_ path: String) throws(Failure) -> TrainingData {
         if ShardSet.isShardDirectory(path) { return .shards(try openShards(path)) }

@@ -58,6 +58,17 @@ public enum SampleData {
         return target
     }
 
+    /// Images in the held-out set and its seed: drawn by the same generator as the training set
+    /// but with another seed, so no image of it is trained on.
+    public static let heldOutCount = 256
+    public static let heldOutSeed: UInt64 = 1
+
+    /// The built-in sample data's held-out set (validation when no --val-data is given), made
+    /// like the training set under `cacheDirectory`.
+    public static func ensureHeldOut(at cacheDirectory: String) throws(SampleDataError) -> String {
+        try ensure(at: cacheDirectory, count: heldOutCount, size: 64, seed: heldOutSeed)
+    }
+
     /// `ensure` in the default cache folder (`$XDG_CACHE_HOME/scvae`, else `~/.cache/scvae`).
     public static func ensureInDefaultCache(count: Int = 2000, size: Int = 64, seed: UInt64 = 0) throws(SampleDataError) -> String {
         try ensure(at: DatasetIndexCache.defaultDirectory(), count: count, size: size, seed: seed)

@@ -198,3 +198,17 @@ public final class SCVAEModel {
         return lossTerms(h: h, xHat: xHat, batch: batch, zeros: zeros, gradientScale: nil)
     }
 }
+
+extension SCVAEModel {
+    /// After a forward pass of `batch` images: adds to `usage[k]` how many of their latent
+    /// positions use atom k (a non-zero code). `usage` has `config.atoms` entries.
+    public func countActiveAtoms(batch: Int, into usage: inout [UInt64]) {
+        let atoms = config.atoms
+        precondition(usage.count == atoms && batch >= 1 && batch <= maxBatch)
+        let z = codes.pointer
+        for row in 0..<(batch * latentPositions) {
+            let base = z + row * atoms
+            for k in 0..<atoms where base[k] != 0 { usage[k] += 1 }
+        }
+    }
+}

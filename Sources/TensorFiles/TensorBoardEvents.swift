@@ -10,7 +10,8 @@ import Foundation
 ///
 ///     Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
 ///     Summary { repeated Value value = 1; }
-///     Value   { string tag = 1; float simple_value = 2; }
+///     Value   { string tag = 1; float simple_value = 2; Image image = 4; }
+///     Image   { int32 height = 1; int32 width = 2; int32 colorspace = 3; bytes encoded_image_string = 4; }
 public enum TensorBoardEvents {
     /// One event: at `step`, `wallTime` seconds since 1970, either the file version or scalars.
     public struct Event: Equatable, Sendable {
@@ -18,12 +19,29 @@ public enum TensorBoardEvents {
         public var step: Int64
         public var fileVersion: String?
         public var scalars: [Scalar]
+        public var images: [Image]
 
-        public init(wallTime: Double, step: Int64, fileVersion: String? = nil, scalars: [Scalar] = []) {
+        public init(wallTime: Double, step: Int64, fileVersion: String? = nil, scalars: [Scalar] = [], images: [Image] = []) {
             self.wallTime = wallTime
             self.step = step
             self.fileVersion = fileVersion
             self.scalars = scalars
+            self.images = images
+        }
+    }
+
+    /// An image summary: a PNG (or JPEG) with its size; RGB.
+    public struct Image: Equatable, Sendable {
+        public var tag: String
+        public var width: Int
+        public var height: Int
+        public var encoded: [UInt8]
+
+        public init(tag: String, width: Int, height: Int, encoded: [UInt8]) {
+            self.tag = tag
+            self.width = width
+            self.height = height
+            self.encoded = encoded
         }
     }
 
@@ -51,13 +69,20 @@ public enum TensorBoardEvents {
         if let version = event.fileVersion {
             out += lengthDelimited(3, Array(version.utf8))
         }
-        if !event.scalars.isEmpty {
+        if !event.scalars.isEmpty || !event.images.isEmpty {
             var summary: [UInt8] = []
             for scalar in event.scalars {
                 var value = lengthDelimited(1, Array(scalar.tag.utf8))
                 value.append(fieldKey(2, wireType: 5))
                 value += littleEndian(scalar.value.bitPattern)
                 summary += lengthDelimited(1, value)
+            }
+            for image in event.images {
+                var fields: [UInt8] = [fieldKey(1, wireType: 0)] + varint(UInt64(image.height))
+                fields += [fieldKey(2, wireType: 0)] + varint(UInt64(image.width))
+                fields += [fieldKey(3, wireType: 0)] + varint(3)  // RGB
+                fields += lengthDelimited(4, image.encoded)
+                summary += lengthDelimited(1, lengthDelimited(1, Array(image.tag.utf8)) + lengthDelimited(4, fields))
             }
             out += lengthDelimited(5, summary)
         }
@@ -147,8 +172,8 @@ public final class TensorBoardEventFile {
         }
     }
 
-    /// Scalars at `step`, stamped with the time now.
-    public func append(step: Int, scalars: [TensorBoardEvents.Scalar], now: Date = Date()) throws(Failure) {
-        try append(TensorBoardEvents.Event(wallTime: now.timeIntervalSince1970, step: Int64(step), scalars: scalars))
+    /// Scalars (and images) at `step`, stamped with the time now.
+    public func append(step: Int, scalars: [TensorBoardEvents.Scalar], images: [TensorBoardEvents.Image] = [], now: Date = Date()) throws(Failure) {
+        try append(TensorBoardEvents.Event(wallTime: now.timeIntervalSince1970, step: Int64(step), scalars: scalars, images: images))
     }
 }

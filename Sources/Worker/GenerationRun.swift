@@ -50,6 +50,10 @@ struct GenerationRun {
         }
         let lineage = RunLineage(config: config.name, datasetFingerprint: index.fingerprint, globalBatch: Int(assignment.globalBatch),
                                  seed: assignment.seed, optimizer: recipe.optimizer).id
+        var validator: Validator?
+        if let plan = recipe.validation {
+            do { validator = try session.validator(for: plan, config: config) } catch { throw WorkerFailure.validation("\(error)") }
+        }
         let slice = Sampler.sliceRange(rank: rank, worldSize: world, globalBatch: Int(assignment.globalBatch)).count
         let state = session.replicaState
         let replica = state.prepare(config: config, recipe: recipe, microBatch: min(recipe.microBatch, max(slice, 1)))
@@ -83,7 +87,12 @@ struct GenerationRun {
         let loop = TrainingLoop(replica: replica, state: state, sampler: sampler, recipe: recipe, index: index, rank: rank,
                                 world: world, startStep: startStep, collectives: collectives, generation: generation,
                                 runID: runID, control: control, dataOrderLog: session.log, workerID: session.workerID,
-                                logger: logger, check: { session.checkControl() })
+                                validator: validator, logger: logger, check: { session.checkControl() })
+        if recipe.validateAtStart == startStep, recipe.validates(afterStep: startStep) {
+            // The validation of this step was cut short by the end of the last generation.
+            logger.info("validating step \(startStep) again: the last generation ended during its validation")
+            guard loop.validate(step: startStep) else { return (.interrupted, nil) }
+        }
         switch try loop.run() {
         case let .finished(steps, cursor):
             control.send(.workerStatus(WorkerStatus(

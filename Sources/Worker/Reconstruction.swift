@@ -50,10 +50,9 @@ public struct Reconstruction {
                     let path = (outputFolder as NSString).appendingPathComponent("\(stem)-\(suffix).jpg")
                     try BinaryFile.writeAtomically(try encodeJPEG(image, quality: 95), to: path)
                 }
-                let unit = { (v: [Float]) in v.map { (min(max($0, -1), 1) + 1) / 2 } }
-                items.append(Item(source: entry.name,
-                                  psnr: ImageQuality.psnr(unit(original), unit(rebuilt)),
-                                  ssim: ImageQuality.ssim(unit(original), unit(rebuilt), channels: 3, height: size, width: size)))
+                let (a, b) = (Self.unitRange(original), Self.unitRange(rebuilt))
+                items.append(Item(source: entry.name, psnr: ImageQuality.psnr(a, b),
+                                  ssim: ImageQuality.ssim(a, b, channels: 3, height: size, width: size)))
             }
             pending.removeAll()
         }
@@ -101,14 +100,22 @@ public struct Reconstruction {
         let count = inputs.count / transform.outputCount
         guard count > 0 else { throw ImageError.corrupt(file: imagePaths.first ?? "<none>", reason: "none of the \(imagePaths.count) images decodes") }
         let (outputs, _) = forward(SCVAEModel(config: config, maxBatch: count), parameters: parameters, inputs: inputs, batch: count)
+        let (image, psnr) = grid(originals: inputs, reconstructions: outputs, count: count, size: size)
+        return (image, psnr, count)
+    }
+
+    /// The grid's picture from `count` images (CHW in [-1, 1], one after another) and their
+    /// reconstructions: originals in the top row, reconstructions below, 2 white pixels between;
+    /// with the images' mean PSNR (as `scvae reconstruct` measures it).
+    public static func grid(originals inputs: [Float], reconstructions outputs: [Float], count: Int, size: Int) -> (image: RGBImage, meanPSNR: Double) {
+        let imageFloats = 3 * size * size
         let gap = 2, width = count * size + (count + 1) * gap, height = 2 * size + 3 * gap
         var pixels = [UInt8](repeating: 255, count: width * height * 3)
         var psnr = 0.0
         for i in 0..<count {
-            let range = (i * transform.outputCount)..<((i + 1) * transform.outputCount)
+            let range = (i * imageFloats)..<((i + 1) * imageFloats)
             let original = Array(inputs[range]), rebuilt = Array(outputs[range])
-            let unit = { (v: [Float]) in v.map { (min(max($0, -1), 1) + 1) / 2 } }
-            psnr += ImageQuality.psnr(unit(original), unit(rebuilt))
+            psnr += ImageQuality.psnr(unitRange(original), unitRange(rebuilt))
             for (row, values) in [original, rebuilt].enumerated() {
                 let tile = values.withUnsafeBufferPointer { RGBImage(chwSigned: $0, width: size, height: size) }
                 let left = gap + i * (size + gap), top = gap + row * (size + gap)
@@ -118,6 +125,11 @@ public struct Reconstruction {
                 }
             }
         }
-        return (RGBImage(width: width, height: height, pixels: pixels), psnr / Double(count), count)
+        return (RGBImage(width: width, height: height, pixels: pixels), count == 0 ? 0 : psnr / Double(count))
+    }
+
+    /// Model values in [-1, 1] (clamped) as [0, 1], the range PSNR and SSIM are measured on.
+    static func unitRange(_ values: [Float]) -> [Float] {
+        values.map { (min(max($0, -1), 1) + 1) / 2 }
     }
 }

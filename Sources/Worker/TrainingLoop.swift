@@ -24,6 +24,8 @@ struct TrainingLoop {
     let control: ControlChannel
     let dataOrderLog: DataOrderLog?
     let workerID: String
+    /// Evaluates this rank's part of the validation set after the recipe's validation steps.
+    let validator: Validator?
     let logger: Logger
     /// What the control plane says between steps: whether the generation was interrupted, and
     /// whether a stop was requested.
@@ -110,8 +112,22 @@ struct TrainingLoop {
                                      epoch: sampler.cursor(afterSteps: steps).epoch, control: self.control)
             }
             if outcome.stopRequested { break }
+            if recipe.validates(afterStep: steps) && !validate(step: steps) { return .ended(.interrupted) }
         }
         return .finished(steps: steps, cursor: sampler.cursor(afterSteps: steps))
+    }
+
+    /// Evaluates this rank's blocks of the validation set with the parameters of `step` and
+    /// sends the report; false when the generation was interrupted meanwhile.
+    func validate(step: Int) -> Bool {
+        guard let validator, let plan = recipe.validation else { return true }
+        let blocks = plan.blocks(rank: rank, worldSize: world)
+        logger.info("validating step \(step): blocks \(blocks.lowerBound)..<\(blocks.upperBound) of \(plan.blockCount)")
+        let report = validator.evaluate(parameters: replica.parameters, step: step, rank: rank, worldSize: world,
+                                        interrupted: { check().interrupted })
+        guard let report else { return false }
+        control.send(.validationReport(report))
+        return true
     }
 
     private func withImages<R>(_ pixels: UnsafeBufferPointer<Float>, _ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {

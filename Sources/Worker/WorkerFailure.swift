@@ -31,6 +31,8 @@ public enum WorkerFailure: Error, CustomStringConvertible {
     /// No address for the ring socket (an unknown interface, no route to the coordinator), or one
     /// that may not be used without CURVE.
     case ringAddress(String)
+    /// The validation set cannot be used (the reason says what to pass).
+    case validation(String)
 
     public var description: String {
         switch self {
@@ -49,6 +51,7 @@ public enum WorkerFailure: Error, CustomStringConvertible {
         case let .curve(reason): "CURVE: \(reason)"
         case let .restore(reason): "cannot restore the coordinator's state: \(reason)"
         case let .ringAddress(reason): reason
+        case let .validation(reason): reason
         }
     }
 }

@@ -28,6 +28,8 @@ final class WorkerSession {
     private let clockStart = ContinuousClock.now
     private var index: TrainingData?
     private var hello: Hello?
+    /// The validation set and its model, kept across generations of one plan and configuration.
+    private var validator: Validator?
 
     /// With --curve-keys: this worker's key pair, the coordinator's public key, and the ZAP
     /// handler of the ring's receiving socket (admitting the run's worker keys only).
@@ -168,6 +170,19 @@ final class WorkerSession {
     }
 
     // MARK: For GenerationRun
+
+    /// The validator of `plan` for `config`, opened once (this worker's --val-data overrides the
+    /// plan's path).
+    func validator(for plan: ValidationPlan, config: ModelConfig) throws(Validator.Failure) -> Validator {
+        if let validator, validator.plan == plan, validator.config == config { return validator }
+        validator = nil
+        let opened = try Validator.open(plan: plan, config: config, overridePath: settings.validationDataPath,
+                                        cacheDirectory: settings.cacheDirectory)
+        opened.pauseBeforeBlock = settings.validationPauseSeconds ?? 0
+        logger.info("validation set \(opened.data.root): \(plan.images) images in blocks of \(plan.blockSize), every \(plan.every) steps")
+        validator = opened
+        return opened
+    }
 
     var replicaState: ReplicaState { state }
     var log: DataOrderLog? { dataOrderLog }

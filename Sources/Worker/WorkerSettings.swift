@@ -5,6 +5,9 @@ public struct WorkerSettings: Sendable, Equatable {
     public var coordinator: String = "tcp://127.0.0.1:5555"
     public var threads: Int = 1
     public var dataPath: String? = nil
+    /// --val-data: this worker's path to the run's validation set, when it differs from the
+    /// coordinator's (another mount point); nil: the path the coordinator sends.
+    public var validationDataPath: String? = nil
     public var reconnectTimeoutSeconds: Double = 600
     /// Seconds this worker's ring connection to its next rank may take to come up before that
     /// rank's address is reported unreachable (the coordinator then leaves it out).
@@ -26,6 +29,9 @@ public struct WorkerSettings: Sendable, Equatable {
     public var insecure: Bool = false
     /// Tests only: claim this protocol version in the hello (env SCVAE_FAKE_PROTOCOL_VERSION).
     public var fakeProtocolVersion: UInt16? = nil
+    /// Tests only: seconds to wait before each validation block, so a test can stop a worker in
+    /// the middle of a validation (env SCVAE_TEST_VALIDATION_PAUSE).
+    public var validationPauseSeconds: Double? = nil
 
     public init() {}
 

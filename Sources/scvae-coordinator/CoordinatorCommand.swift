@@ -95,6 +95,21 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Write one JSON object per step to this file (JSON lines; default: DIR/metrics.jsonl in --checkpoint-dir, which scvae report reads).")
     var metrics: String?
 
+    @Option(name: .customLong("val-data"), help: "Held-out images to validate on (a folder or a shard directory, as --data); every worker opens the same path unless given its own --val-data. Default: the built-in sample data's held-out set when training on the sample data, else no validation.")
+    var valData: String?
+
+    @Option(name: .customLong("val-every"), help: "Validate every this many steps, and after the last (default: each epoch or every 500 steps, whichever comes first; 0: never).")
+    var valEvery: Int?
+
+    @Option(name: .customLong("val-images"), help: "Validate on the first this many images of the set (default: all).")
+    var valImages: Int?
+
+    @Option(name: .customLong("grid-images"), help: "Images in each validation's reconstruction grid (DIR/samples/step-NNNNNNNN.png, TensorBoard).")
+    var gridImages: Int = 16
+
+    @Option(name: .customLong("best-metric"), help: "What chooses DIR/best/: the lowest validation loss, or the highest PSNR.")
+    var bestMetric: BestMetric = .loss
+
     @Option(name: .customLong("endpoint-file"), help: "Write the control endpoint actually bound here (useful with port 0).")
     var endpointFile: String?
 
@@ -163,6 +178,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.exactReduction = exactReduction
         s.ringTransport = ringTransport.rawValue
         s.localLogDirectory = logDir
+        s.validationDataPath = valData
+        s.validationEvery = valEvery
+        s.validationImages = valImages
+        s.gridImages = gridImages
+        s.bestMetric = bestMetric
         if let chosen = try? logging.resolved(environment: ProcessInfo.processInfo.environment) {
             (s.logLevel, s.logFormat) = chosen
         }
@@ -196,3 +216,4 @@ extension CoordinatorSettings.ConfigName: ExpressibleByArgument {}
 extension TrainingRecipe.OptimizerName: ExpressibleByArgument {}
 extension TrainingRecipe.ScheduleName: ExpressibleByArgument {}
 extension RingTransportMode: ExpressibleByArgument {}
+extension BestMetric: ExpressibleByArgument {}

@@ -35,6 +35,9 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var dataOptions: DataOptions
 
+    @Option(name: .customLong("val-data"), help: "The run's validation set as this worker sees it, when its path differs from the coordinator's --val-data (another mount point); the fingerprints must match.")
+    var valData: String?
+
     @Option(name: .customLong("reconnect-timeout"), help: "Seconds to keep retrying a lost coordinator before exiting non-zero.")
     var reconnectTimeout: Double = 600
 
@@ -76,6 +79,7 @@ struct WorkerCommand: AsyncParsableCommand {
         s.coordinator = defaults.coordinator.value
         s.threads = defaults.threads.value
         s.dataPath = dataOptions.data
+        s.validationDataPath = valData
         s.reconnectTimeoutSeconds = reconnectTimeout
         s.cacheDirectory = dataOptions.cacheDir
         s.host = host
@@ -87,6 +91,7 @@ struct WorkerCommand: AsyncParsableCommand {
         s.insecure = security.insecure
         // Tests only: pretend to speak another protocol version.
         s.fakeProtocolVersion = ProcessInfo.processInfo.environment["SCVAE_FAKE_PROTOCOL_VERSION"].flatMap { UInt16($0) }
+        s.validationPauseSeconds = ProcessInfo.processInfo.environment["SCVAE_TEST_VALIDATION_PAUSE"].flatMap { Double($0) }
         return s
     }
 

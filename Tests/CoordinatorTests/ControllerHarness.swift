@@ -25,6 +25,7 @@ struct ControllerHarness {
 
     /// A run of `steps` steps, `workers` workers (`minimum` of them needed), global batch 8 over 64 samples.
     init(workers: Int = 2, minimum: Int? = nil, steps: Int = 20, checkpointEvery: Int = 5, resumeFrom: Checkpoint? = nil,
+         validation: ValidationPlan? = nil, previousBest: BestValidation? = nil,
          settings adjust: (inout CoordinatorSettings) -> Void = { _ in }) {
         var settings = CoordinatorSettings()
         settings.workers = workers
@@ -36,10 +37,11 @@ struct ControllerHarness {
         settings.livenessDeadline = 2.5
         settings.stallSeconds = 30
         adjust(&settings)
-        let plan = RunController.Plan(settings: settings, recipe: TrainingRecipe(settings: settings, totalSteps: steps),
+        let plan = RunController.Plan(settings: settings,
+                                      recipe: TrainingRecipe(settings: settings, totalSteps: steps, validation: validation),
                                       totalSteps: steps, runID: Self.runID,
                                       sampler: try! Sampler(sampleCount: 64, globalBatch: 8, seed: settings.seed),
-                                      datasetFingerprint: Self.fingerprint, admittedWorkerKeys: [])
+                                      datasetFingerprint: Self.fingerprint, admittedWorkerKeys: [], previousBest: previousBest)
         controller = RunController(plan: plan, resumeFrom: resumeFrom, now: 0)
     }
 

@@ -42,6 +42,12 @@ enum MessageSamples {
         .abort(Abort(failedRank: 1, reason: "cannot set up the shared memory ring", cause: .ringTransportUnavailable)),
         .abort(Abort(reason: "the checkpoint of step 8 has not arrived", cause: .stateMissing)),
         .stopRequest(StopRequest(reason: "interrupted — ü")),
+        .validationReport(ValidationReport(rank: 1, step: 500, blocks: [
+            ValidationBlock(index: 3, images: 7, skipped: 1, loss: 0.25, recon: 0.2, latent: 0.05, psnr: 140.5, ssim: 5.5,
+                            zeroCodes: 1000, codes: 4096),
+            ValidationBlock(index: 4, images: 8, loss: .infinity, recon: 0, latent: -0.0, psnr: 160, ssim: 7.9, zeroCodes: 0, codes: 0),
+        ], atomUsage: [0, 5, UInt64.max], gridPNG: [0x89, 0x50, 0x4E, 0x47], seconds: 1.5)),
+        .validationReport(ValidationReport(rank: 0, step: 0, blocks: [], atomUsage: [])),
         .shutdown(Shutdown(exitCode: -1, reason: "done")),
         .ringChunk(RingChunkHeader(collective: .allReduce, sequence: 5, sourceRank: 0, ringStep: 3, piece: 2,
                                    elementOffset: 1 << 40, elementCount: 262_144, dataChecksum: 99)),

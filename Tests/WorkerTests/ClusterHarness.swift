@@ -33,7 +33,8 @@ final class Cluster {
         let process = try ChildProcess("scvae-coordinator",
                                        ["--listen", listen, "--endpoint-file", endpointFile, "--cache-dir", Scratch.cache,
                                         "--checkpoint-dir", "\(folder)/run", "--liveness-deadline", "\(Deadline.seconds(2.5))"]
-                                           + coordinatorArguments,
+                                           + coordinatorArguments
+                                           + (coordinatorArguments.contains { $0.hasPrefix("--val-") } ? [] : ["--val-every", "0"]),
                                        log: "\(folder)/coordinator-\(coordinatorStarts).log")
         coordinator = process
         let deadline = Date(timeIntervalSinceNow: Deadline.seconds(60))
@@ -46,12 +47,12 @@ final class Cluster {
     }
 
     /// Starts (or restarts) worker `id`, logging its data order to `dataOrderLog(id)`.
-    func startWorker(_ id: String, extra: [String] = []) throws {
+    func startWorker(_ id: String, extra: [String] = [], environment: [String: String] = [:]) throws {
         workerStarts[id, default: 0] += 1
         workers[id] = try ChildProcess("scvae-worker",
                                        ["--coordinator", endpoint, "--worker-id", id, "--threads", "1", "--cache-dir", Scratch.cache,
                                         "--reconnect-timeout", "\(Deadline.seconds(120))", "--data-order-log", dataOrderLog(id)] + extra,
-                                       log: "\(folder)/\(id)-\(workerStarts[id]!).log")
+                                       log: "\(folder)/\(id)-\(workerStarts[id]!).log", environment: environment)
     }
 
     func dataOrderLog(_ id: String) -> String { "\(folder)/\(id).order.jsonl" }

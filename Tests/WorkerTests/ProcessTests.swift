@@ -7,11 +7,13 @@ import Worker
 /// Every test that starts real processes (coordinator and workers on 127.0.0.1) lives in this
 /// one serialized suite: tiny configuration, small global batches, few steps, bounded waits.
 @Suite(.serialized) struct ProcessTests {
-    /// A coordinator with --local on port 0, the suite's data cache and one BLAS thread per worker.
+    /// A coordinator with --local on port 0, the suite's data cache and one BLAS thread per worker;
+    /// without validation unless the arguments ask for it (ValidationProcessTests test it).
     static func coordinator(_ arguments: [String], folder: String, log: String = "coordinator.log",
                             local: Bool = true) throws -> ChildProcess {
         var all = ["--listen", "tcp://127.0.0.1:0", "--cache-dir", Scratch.cache, "--config", "tiny",
                    "--checkpoint-dir", folder, "--endpoint-file", "\(folder)/endpoint"] + arguments
+        if !arguments.contains(where: { $0.hasPrefix("--val-") }) { all += ["--val-every", "0"] }
         if local { all += ["--local", "--worker-threads", "1"] }
         return try ChildProcess("scvae-coordinator", all, log: "\(folder)/\(log)")
     }

@@ -39,6 +39,8 @@ enum ControllerDirective: Sendable {
     case record(RunEvent)
     /// Append a line to the --metrics file.
     case metrics(StepMetrics)
+    /// A validation completed: its metrics line, TensorBoard figures and pictures.
+    case validation(ValidationResult, isBest: Bool)
     /// Hand a checkpoint or the final state to the writer thread.
     case write(WriterJob)
     /// Load the newest valid checkpoint off the control loop (after the writer is idle) and answer
@@ -56,6 +58,8 @@ enum WriterJob: Sendable {
     /// The final state: its checkpoint (nil when the newest checkpoint already is of this step)
     /// and the final weights, `DIR/final/model.safetensors`.
     case final(checkpoint: Checkpoint?, weights: [NamedTensor], step: Int, epoch: Int, config: String)
+    /// `DIR/best/`: the checkpoint of the best validation and its summary.
+    case best(Checkpoint, summary: BestSummary)
 }
 
 /// What the writer thread reports.
@@ -67,6 +71,8 @@ enum WriterResult: Sendable, Equatable {
     /// The final weights (and their checkpoint) are on disk.
     case finalWritten(step: Int, path: String)
     case finalFailed(step: Int, reason: String)
+    case bestWritten(step: Int, path: String)
+    case bestFailed(step: Int, reason: String)
 }
 
 /// How the run ended.

@@ -112,12 +112,15 @@ extension RunController {
             sendRestore(checkpoint, to: rank0.workerID, generation: generation)
         }
         let cursor = plan.sampler.cursor(afterSteps: startStep)
+        var recipe = plan.recipe
+        recipe.validateAtStart = validation?.newGeneration()
+        let settingsJSON = recipe.json
         for placement in placements {
             let assignment = Assignment(
                 rank: UInt32(placement.rank), worldSize: UInt32(placements.count), generation: generation,
                 previous: peer(placement.previousWorkerID, transport: transport, generation: generation, ranks: ranks),
                 next: peer(placement.nextWorkerID, transport: transport, generation: generation, ranks: ranks),
-                configurationName: plan.settings.config, settingsJSON: plan.recipe.json,
+                configurationName: plan.settings.config, settingsJSON: settingsJSON,
                 cursor: ShardCursor(epoch: UInt64(cursor.epoch), step: UInt64(cursor.step)),
                 globalBatch: UInt32(plan.settings.globalBatch), seed: plan.settings.seed, stateSourceRank: UInt32(sourceRank),
                 stateOrigin: origin, resumeStep: UInt64(startStep),

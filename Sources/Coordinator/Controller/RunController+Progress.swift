@@ -124,6 +124,10 @@ extension RunController {
                 return
             }
             let checkpoint = uploaded.step == checkpoints.newestStep ? nil : makeCheckpoint(uploaded)
+            if let summary = finalIsBest, summary.step == uploaded.step {
+                finalIsBest = nil
+                emit(.write(.best(checkpoint ?? makeCheckpoint(uploaded), summary: summary)))
+            }
             let final = Finalizing(step: uploaded.step, epoch: target.epoch, model: uploaded.model, checkpoint: checkpoint,
                                    retryAt: nil, failures: 0)
             phase = .finalizing(final)
@@ -144,7 +148,9 @@ extension RunController {
             log(.warning, "no checkpoint of step \(uploaded.step): the uploaded parameters have CRC32C 0x\(String(uploaded.parameterChecksum, radix: 16)), the replicas agreed on 0x\(String(agreed ?? 0, radix: 16))")
             return
         }
-        emit(.write(.checkpoint(makeCheckpoint(uploaded))))
+        let checkpoint = makeCheckpoint(uploaded)
+        keepForValidation(checkpoint)
+        emit(.write(.checkpoint(checkpoint)))
     }
 
     func makeCheckpoint(_ uploaded: StateUpload.Uploaded) -> Checkpoint {
@@ -193,6 +199,12 @@ extension RunController {
             }
             emit(.end(.completed(path: path, step: step, epoch: final.epoch)))
             phase = .ended
+        case let .bestWritten(step, path):
+            log(.info, "\(path) now holds step \(step), the best validation so far")
+            emit(.record(.bestWritten(step: step, path: path)))
+        case let .bestFailed(step, reason):
+            log(.error, "the best checkpoint (step \(step)) could not be written: \(reason); training goes on")
+            emit(.record(.checkpointFailed(step: step, reason: "best: \(reason)")))
         case let .finalFailed(step, reason):
             guard case var .finalizing(final) = phase, final.step == step else { return }
             final.failures += 1

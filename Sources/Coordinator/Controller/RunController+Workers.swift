@@ -70,6 +70,12 @@ extension RunController {
             finishUpload(command, from: workerID, now: now)
         case let .abort(abort):
             workerAborted(abort, workerID: workerID, now: now)
+        case let .validationReport(report):
+            guard let rank = member.rank, plausibleStep(report.step) != nil else {
+                countDrop("implausible step")
+                return
+            }
+            receiveValidation(report, rank: rank, from: workerID)
         default:
             log(.debug, "ignored \(envelope.message.kind) from \(workerID)")
         }

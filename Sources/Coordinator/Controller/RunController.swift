@@ -36,6 +36,8 @@ struct RunController {
         var sampler: Sampler
         var datasetFingerprint: String
         var admittedWorkerKeys: [String]
+        /// The best validation of an earlier incarnation of this run (`DIR/best/summary.json`).
+        var previousBest: BestValidation? = nil
 
         var lineage: RunLineage {
             RunLineage(config: settings.config, datasetFingerprint: datasetFingerprint, globalBatch: settings.globalBatch,
@@ -145,6 +147,13 @@ struct RunController {
     var respawns: RestartPolicy
     var limiter = LogLimiter()
     var outbox: [ControllerDirective] = []
+    /// Validation reports and their sums; nil without validation.
+    var validation: ValidationTracker?
+    /// The checkpoint of the newest validated step, kept until that validation completes: if it
+    /// is the best, it becomes `DIR/best/`.
+    var validatedCheckpoint: Checkpoint?
+    /// The final step's validation was the best: `DIR/best/` is written from the final state.
+    var finalIsBest: BestSummary?
 
     /// A run of `plan`, resuming from `resumeFrom` if given, starting at `now`.
     init(plan: Plan, resumeFrom: Checkpoint?, now: Double) {
@@ -159,6 +168,7 @@ struct RunController {
         phase = .rendezvous(deadline: now + settings.rendezvousTimeout)
         respawns = RestartPolicy(limit: 2 * max(settings.workers, 1), window: Self.respawnWindow, firstBackOff: 0, longestBackOff: 0)
         if resumeFrom != nil { membership.startAtMinimum() }
+        validation = plan.recipe.validation.map { ValidationTracker(plan: $0, metric: settings.bestMetric, best: plan.previousBest) }
     }
 
     /// Whether there is state beyond the seed that a failure now would put at risk: a checkpoint,

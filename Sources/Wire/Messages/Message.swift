@@ -13,6 +13,7 @@ public enum Message: Equatable, Sendable {
     case shutdown(Shutdown)
     case ringChunk(RingChunkHeader)
     case stopRequest(StopRequest)
+    case validationReport(ValidationReport)
 
     public var kind: MessageKind {
         switch self {
@@ -29,6 +30,7 @@ public enum Message: Equatable, Sendable {
         case .shutdown: .shutdown
         case .ringChunk: .ringChunk
         case .stopRequest: .stopRequest
+        case .validationReport: .validationReport
         }
     }
 
@@ -47,6 +49,7 @@ public enum Message: Equatable, Sendable {
         case let .shutdown(body): body.encodedPayload()
         case let .ringChunk(body): body.encodedPayload()
         case let .stopRequest(body): body.encodedPayload()
+        case let .validationReport(body): body.encodedPayload()
         }
     }
 
@@ -65,6 +68,7 @@ public enum Message: Equatable, Sendable {
         case .shutdown: .shutdown(try .decodePayload(payload))
         case .ringChunk: .ringChunk(try .decodePayload(payload))
         case .stopRequest: .stopRequest(try .decodePayload(payload))
+        case .validationReport: .validationReport(try .decodePayload(payload))
         }
     }
 }

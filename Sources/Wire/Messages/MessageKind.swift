@@ -15,6 +15,8 @@ public enum MessageKind: UInt16, CaseIterable, Sendable {
     case ringChunk = 12
     /// Since protocol version 4.
     case stopRequest = 13
+    /// Since protocol version 6.
+    case validationReport = 14
 }
 
 /// A message body: its kind, and its little-endian payload encoding.

@@ -28,6 +28,12 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// MiB of gradients per all-reduce bucket, started while backward goes on (absent: 16; 0:
     /// one all-reduce after backward).
     public var bucketMiB: Int?
+    /// Validation on a held-out set (absent: none).
+    public var validation: ValidationPlan?
+    /// Set by the coordinator in one generation's assignment: the validation after this step is
+    /// incomplete (a rank was lost during it), so a generation that starts from this step
+    /// validates before its first step.
+    public var validateAtStart: Int?
 
     public init(learningRate: Double, optimizer: String, warmupSteps: Int, schedule: String,
                 totalSteps: Int, microBatch: Int, checksumEvery: Int, exactReduction: Bool? = nil,
@@ -89,6 +95,9 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         guard (recipe.checkpointEvery ?? 0) >= 0 else { throw .invalid(field: "checkpointEvery", value: "\(recipe.checkpointEvery ?? 0)") }
         guard (recipe.bucketMiB ?? 0) >= 0 && (recipe.bucketMiB ?? 0) <= 4096 else { throw .invalid(field: "bucketMiB", value: "\(recipe.bucketMiB ?? 0)") }
         guard recipe.warmupSteps >= 0 else { throw .invalid(field: "warmupSteps", value: "\(recipe.warmupSteps)") }
+        if let validation = recipe.validation, let problem = validation.problem {
+            throw .invalid(field: "validation.\(problem.field)", value: problem.value)
+        }
         return recipe
     }
 
@@ -106,9 +115,74 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         step % checksumEvery == 0 || step >= totalSteps || checkpoints(afterStep: step)
     }
 
-    /// Whether rank 0 uploads its state for a checkpoint after step `step` (before the last).
+    /// Whether rank 0 uploads its state for a checkpoint after step `step` (before the last):
+    /// every `checkpointEvery` steps, and after every validation, so that the weights a
+    /// validation finds best are on disk to become `DIR/best/`.
     public func checkpoints(afterStep step: Int) -> Bool {
+        guard step < totalSteps else { return false }
+        if validates(afterStep: step) { return true }
         guard let every = checkpointEvery, every > 0 else { return false }
-        return step % every == 0 && step < totalSteps
+        return step % every == 0
+    }
+
+    /// Whether the ranks validate after step `step`: every `validation.every` steps and after
+    /// the last step.
+    public func validates(afterStep step: Int) -> Bool {
+        guard let validation, step >= 1 else { return false }
+        return step % validation.every == 0 || step == totalSteps
+    }
+}
+
+/// What validation evaluates and when (`TrainingRecipe.validation`).
+///
+/// The set's first `images` images are cut into blocks of `blockSize` consecutive images; each
+/// block is evaluated in one forward pass, and rank r of N takes the contiguous blocks
+/// `blocks(rank: r, worldSize: N)`. A block's images and its forward pass are the same whatever
+/// N, and the coordinator adds the blocks in order, so the figures do not depend on N (up to the
+/// BLAS rounding of different thread counts).
+public struct ValidationPlan: Codable, Sendable, Equatable {
+    /// The held-out set: a folder or shard directory, or nil for the built-in sample data's
+    /// held-out part.
+    public var dataPath: String?
+    /// The coordinator's fingerprint of that set; a worker that finds another one refuses it.
+    public var fingerprint: String
+    /// Steps between validations.
+    public var every: Int
+    /// How many images of the set are evaluated (the first ones, in the set's order).
+    public var images: Int
+    /// Images per forward pass and per block.
+    public var blockSize: Int
+    /// The first this many images make the reconstruction grid rank 0 sends.
+    public var gridImages: Int
+
+    public init(dataPath: String?, fingerprint: String, every: Int, images: Int, blockSize: Int = 8, gridImages: Int = 16) {
+        self.dataPath = dataPath
+        self.fingerprint = fingerprint
+        self.every = every
+        self.images = images
+        self.blockSize = blockSize
+        self.gridImages = gridImages
+    }
+
+    public var blockCount: Int { (images + blockSize - 1) / blockSize }
+
+    /// The blocks rank `rank` of `worldSize` evaluates (contiguous; some ranks may get none).
+    public func blocks(rank: Int, worldSize: Int) -> Range<Int> {
+        let count = blockCount
+        return (rank * count / worldSize)..<((rank + 1) * count / worldSize)
+    }
+
+    /// The images of block `block`.
+    public func images(ofBlock block: Int) -> Range<Int> {
+        (block * blockSize)..<min((block + 1) * blockSize, images)
+    }
+
+    /// The first field that cannot be used, with its value.
+    var problem: (field: String, value: String)? {
+        if every < 1 { return ("every", "\(every)") }
+        if images < 1 { return ("images", "\(images)") }
+        if blockSize < 1 || blockSize > 4096 { return ("blockSize", "\(blockSize)") }
+        if gridImages < 0 || gridImages > 256 { return ("gridImages", "\(gridImages)") }
+        return nil
     }
 }
