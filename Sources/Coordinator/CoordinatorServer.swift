@@ -34,6 +34,8 @@ final class CoordinatorServer {
     private var events: JSONLinesFile?
     /// DIR/tensorboard: the step scalars of `metrics`, for `tensorboard --logdir DIR/tensorboard`.
     private var tensorBoard: TensorBoardEventFile?
+    /// --timeline: the Chrome trace.
+    private var timeline: TimelineFile?
     private var stopRequestsSeen = 0
     private let clockStart = ContinuousClock.now
 
@@ -107,6 +109,11 @@ final class CoordinatorServer {
         } catch {
             logger.warning("\(error); events are not recorded")
         }
+        if let path = settings.timelinePath {
+            do { timeline = try TimelineFile(path: path) } catch {
+                throw CoordinatorFailure.cannotWrite(path: path, reason: "\(error)")
+            }
+        }
         do {
             tensorBoard = try TensorBoardEventFile(folder: (settings.outputDirectory as NSString).appendingPathComponent("tensorboard"))
         } catch {
@@ -115,6 +122,7 @@ final class CoordinatorServer {
     }
 
     deinit {
+        timeline?.close()
         writer.stop()
         _ = handshakes?.stop()
         socket.close()
@@ -189,6 +197,12 @@ final class CoordinatorServer {
                 do { try events?.append(TimedRunEvent(time: Date().timeIntervalSince1970, event: event)) } catch {
                     logger.warning("\(error)")
                 }
+                recordOnTimeline(event)
+            case let .timeline(report, workerID, rank):
+                do { try timeline?.append(report, from: workerID, rank: rank) } catch {
+                    logger.error("\(error); the timeline is not recorded from now on")
+                    timeline = nil
+                }
             case let .metrics(line):
                 do { try metrics?.append(line) } catch {
                     logger.error("\(error); metrics are not recorded from now on")
@@ -213,6 +227,27 @@ final class CoordinatorServer {
             }
         }
         return nil
+    }
+
+    /// The coordinator's events on its own track of the timeline: a checkpoint as the span it was
+    /// written in, the others as instants.
+    private func recordOnTimeline(_ event: RunEvent) {
+        guard let timeline else { return }
+        var seconds: Double?
+        var args: [String: String] = [:]
+        switch event {
+        case let .checkpoint(step, _, _, written): seconds = written; args["step"] = "\(step)"
+        case let .generationStarted(generation, workers, stateFrom, step):
+            args = ["generation": "\(generation)", "workers": workers.joined(separator: " "), "state_from": stateFrom, "step": "\(step)"]
+        case let .workerDown(workers, step, _): args = ["workers": workers.joined(separator: " "), "step": "\(step)"]
+        case let .recovery(step, workers, sinceDown, _): args = ["step": "\(step)", "workers": "\(workers)", "seconds": "\(sinceDown)"]
+        case let .validation(step, _, _, loss, psnr, _, best): args = ["step": "\(step)", "loss": "\(loss)", "psnr": "\(psnr)", "best": "\(best)"]
+        default: break
+        }
+        do { try timeline.appendCoordinatorEvent(event.name, seconds: seconds, args: args) } catch {
+            logger.error("\(error); the timeline is not recorded from now on")
+            self.timeline = nil
+        }
     }
 
     /// A completed validation: its metrics line, its TensorBoard scalars and pictures, and its

@@ -57,6 +57,8 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var validationImages: Int? = nil
     /// --grid-images: images in each validation's reconstruction grid.
     public var gridImages: Int = 16
+    /// --timeline FILE: a Chrome trace of every rank's steps and the coordinator's events.
+    public var timelinePath: String? = nil
     /// --best-metric: what chooses DIR/best/.
     public var bestMetric: BestMetric = .loss
 

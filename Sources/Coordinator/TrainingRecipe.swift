@@ -8,5 +8,6 @@ extension TrainingRecipe {
                   checksumEvery: settings.checksumEvery, exactReduction: settings.exactReduction,
                   checkpointEvery: settings.checkpointEvery, bucketMiB: settings.bucketMiB)
         self.validation = validation
+        timeline = settings.timelinePath == nil ? nil : true
     }
 }

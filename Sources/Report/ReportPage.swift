@@ -68,6 +68,7 @@ public enum ReportPage {
         } else {
             html += "<p class=\"note\">\(HTML.escape(pictureNote ?? "No reconstructions."))</p>"
         }
+        html += validationSection(run)
         html += "<h2>Curves</h2>"
         if steps.isEmpty {
             html += "<p class=\"note\">No step metrics (metrics.jsonl) in this folder.</p>"
@@ -95,6 +96,42 @@ public enum ReportPage {
             html += "<p class=\"note\">\(run.unreadableLines) line(s) of the metrics or events did not parse and are left out.</p>"
         }
         return html + "\n</body></html>\n"
+    }
+
+    /// The validation curves against the training loss, the best checkpoint and the newest grid.
+    static func validationSection(_ run: RunRecord) -> String {
+        var html = "<h2>Validation</h2>"
+        guard !run.validations.isEmpty else {
+            return html + "<p class=\"note\">No validation in this run (--val-data, or the built-in sample data's held-out set).</p>"
+        }
+        let validations = run.validations
+        func points(_ value: (RunRecord.Validation) -> Double?) -> [LineChart.Point] {
+            validations.compactMap { v in value(v).map { LineChart.Point(Double(v.step), $0) } }
+        }
+        let training = run.steps.compactMap { s in s.loss.map { LineChart.Point(Double(s.step), $0) } }
+        let charts = [
+            LineChart(title: "Loss: training and validation", xLabel: "step", series: [
+                LineChart.Series(name: "training", color: "#1f77b4", points: training),
+                LineChart.Series(name: "validation", color: "#d62728", points: points(\.loss)),
+            ]),
+            LineChart(title: "Validation PSNR (dB)", xLabel: "step", series: [LineChart.Series(name: "PSNR", color: "#2ca02c", points: points(\.psnr))]),
+            LineChart(title: "Validation SSIM", xLabel: "step", series: [LineChart.Series(name: "SSIM", color: "#9467bd", points: points(\.ssim))]),
+        ]
+        let last = validations[validations.count - 1]
+        html += "<p class=\"note\">\(validations.count) validation(s) of \(last.images.map(String.init) ?? "?") images; the last after step \(last.step)"
+        html += String(format: ": loss %.4f, PSNR %.2f dB, SSIM %.4f.", last.loss ?? .nan, last.psnr ?? .nan, last.ssim ?? .nan) + "</p>"
+        html += "<div class=\"charts\">" + charts.map(\.svg).joined(separator: "\n") + "</div>"
+        if run.best.isEmpty {
+            html += "<p class=\"note\">No best/ checkpoint.</p>"
+        } else {
+            html += "<h2>Best checkpoint (best/)</h2><table>" + run.best.map { "<tr><th>\(HTML.escape($0.0))</th><td>\(HTML.escape($0.1))</td></tr>" }.joined() + "</table>"
+        }
+        if let grid = run.latestGrid {
+            html += "<figure><img alt=\"validation images above their reconstructions\" style=\"image-rendering: pixelated; max-width: 100%\" "
+            html += "src=\"data:image/png;base64,\(Data(grid.png).base64EncodedString())\">"
+            html += "<figcaption class=\"note\">The validation after step \(grid.step): the first validation images above their reconstructions (samples/step-\(String(format: "%08d", grid.step)).png).</figcaption></figure>"
+        }
+        return html
     }
 
     /// Mean time of each part of a step over the run's steps.

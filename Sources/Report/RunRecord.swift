@@ -22,6 +22,22 @@ public struct RunRecord: Sendable, Equatable {
         public var elapsed_s: Double?
     }
 
+    /// One validation line of the metrics (`"kind": "validation"`).
+    public struct Validation: Decodable, Sendable, Equatable {
+        public var step: Int
+        public var images: Int?
+        public var loss: Double?
+        public var recon: Double?
+        public var latent: Double?
+        public var psnr: Double?
+        public var ssim: Double?
+        public var sparsity: Double?
+        public var best: Bool?
+    }
+
+    /// A metrics line's kind: step lines have none.
+    private struct Kind: Decodable { var kind: String? }
+
     /// One `events.jsonl` line: its name, wall time and the other fields as text.
     public struct Event: Sendable, Equatable {
         public var name: String
@@ -35,6 +51,11 @@ public struct RunRecord: Sendable, Equatable {
 
     public var folder: String
     public var steps: [Step]
+    public var validations: [Validation] = []
+    /// `best/summary.json`'s fields as text (empty without a best checkpoint).
+    public var best: [(String, String)] = []
+    /// The newest validation's reconstruction grid (`samples/step-NNNNNNNN.png`).
+    public var latestGrid: (step: Int, png: [UInt8])?
     public var events: [Event]
     /// `final/summary.json`'s fields as text, in the file's order of keys sorted.
     public var summary: [(String, String)]
@@ -42,7 +63,9 @@ public struct RunRecord: Sendable, Equatable {
     public var unreadableLines: Int
 
     public static func == (a: RunRecord, b: RunRecord) -> Bool {
-        a.folder == b.folder && a.steps == b.steps && a.events == b.events && a.unreadableLines == b.unreadableLines
+        a.folder == b.folder && a.steps == b.steps && a.validations == b.validations && a.events == b.events
+            && a.unreadableLines == b.unreadableLines && a.latestGrid?.step == b.latestGrid?.step && a.latestGrid?.png == b.latestGrid?.png
+            && a.best.map(\.0) == b.best.map(\.0) && a.best.map(\.1) == b.best.map(\.1)
             && a.summary.map(\.0) == b.summary.map(\.0) && a.summary.map(\.1) == b.summary.map(\.1)
     }
 
@@ -65,26 +88,59 @@ public struct RunRecord: Sendable, Equatable {
         let summaryData = FileManager.default.contents(atPath: folder + "/final/summary.json")
         guard metricsText != nil || eventsText != nil || summaryData != nil else { throw .notARunFolder(folder) }
         var unreadable = 0
-        let (steps, badSteps) = parseSteps(metricsText ?? "")
+        let (steps, validations, badSteps) = parseMetrics(metricsText ?? "")
         unreadable += badSteps
         let (events, badEvents) = parseEvents(eventsText ?? "")
         unreadable += badEvents
         let summary = summaryData.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
             .map { object in object.keys.sorted().map { ($0, display(object[$0] ?? "")) } } ?? []
-        return RunRecord(folder: folder, steps: steps, events: events, summary: summary, unreadableLines: unreadable)
+        var record = RunRecord(folder: folder, steps: steps, events: events, summary: summary, unreadableLines: unreadable)
+        record.validations = validations
+        record.best = FileManager.default.contents(atPath: folder + "/best/summary.json")
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+            .map { object in object.keys.sorted().map { ($0, display(object[$0] ?? "")) } } ?? []
+        record.latestGrid = latestGrid(in: folder + "/samples")
+        return record
     }
 
-    /// The steps of metrics lines, the last line of each step winning (a resumed run repeats
-    /// the steps after its checkpoint), in step order; and how many lines did not parse.
-    static func parseSteps(_ text: String) -> ([Step], Int) {
+    /// The steps of metrics lines and the validations, the last line of each step winning (a
+    /// resumed run repeats the steps after its checkpoint), in step order; and how many lines
+    /// did not parse.
+    static func parseMetrics(_ text: String) -> (steps: [Step], validations: [Validation], unreadable: Int) {
         var byStep: [Int: Step] = [:]
+        var validations: [Int: Validation] = [:]
         var bad = 0
         let decoder = JSONDecoder()
         for line in text.split(separator: "\n") where !line.allSatisfy(\.isWhitespace) {
-            guard let step = try? decoder.decode(Step.self, from: Data(line.utf8)) else { bad += 1; continue }
+            let data = Data(line.utf8)
+            if (try? decoder.decode(Kind.self, from: data))?.kind == "validation" {
+                guard let validation = try? decoder.decode(Validation.self, from: data) else { bad += 1; continue }
+                validations[validation.step] = validation
+                continue
+            }
+            guard let step = try? decoder.decode(Step.self, from: data) else { bad += 1; continue }
             byStep[step.step] = step
         }
-        return (byStep.keys.sorted().map { byStep[$0]! }, bad)
+        return (byStep.keys.sorted().map { byStep[$0]! }, validations.keys.sorted().map { validations[$0]! }, bad)
+    }
+
+    /// The steps of metrics lines (validations left out).
+    static func parseSteps(_ text: String) -> ([Step], Int) {
+        let parsed = parseMetrics(text)
+        return (parsed.steps, parsed.unreadable)
+    }
+
+    /// The grid of the highest step in `folder` (`step-NNNNNNNN.png`).
+    static func latestGrid(in folder: String) -> (step: Int, png: [UInt8])? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let steps = names.compactMap { name -> Int? in
+            guard name.hasPrefix("step-"), name.hasSuffix(".png") else { return nil }
+            return Int(name.dropFirst(5).dropLast(4))
+        }
+        guard let step = steps.max(), let data = FileManager.default.contents(atPath: folder + "/step-\(String(format: "%08d", step)).png") else {
+            return nil
+        }
+        return (step, Array(data))
     }
 
     static func parseEvents(_ text: String) -> ([Event], Int) {

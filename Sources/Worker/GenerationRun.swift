@@ -58,6 +58,8 @@ struct GenerationRun {
         let state = session.replicaState
         let replica = state.prepare(config: config, recipe: recipe, microBatch: min(recipe.microBatch, max(slice, 1)))
 
+        let timeline = recipe.timeline == true ? TimelineRecorder() : nil
+        let generationStart = ContinuousClock.now
         let ring: GenerationRing
         switch formRing() {
         case let .formed(formed): ring = formed
@@ -75,6 +77,7 @@ struct GenerationRun {
         } catch let error as RingError {
             return (.ringFailed(step: state.appliedStep + 1, reason: "\(error)", peer: error.peerRank), nil)
         }
+        timeline?.add("generation \(generation): ring and state agreement", generationStart..<ContinuousClock.now)
         state.synchronised(step: startStep, lineage: lineage)
         control.setApplied(step: UInt64(startStep))
         let start = sampler.cursor(afterSteps: startStep)
@@ -87,12 +90,13 @@ struct GenerationRun {
         let loop = TrainingLoop(replica: replica, state: state, sampler: sampler, recipe: recipe, index: index, rank: rank,
                                 world: world, startStep: startStep, collectives: collectives, generation: generation,
                                 runID: runID, control: control, dataOrderLog: session.log, workerID: session.workerID,
-                                validator: validator, logger: logger, check: { session.checkControl() })
+                                validator: validator, timeline: timeline, logger: logger, check: { session.checkControl() })
         if recipe.validateAtStart == startStep, recipe.validates(afterStep: startStep) {
             // The validation of this step was cut short by the end of the last generation.
             logger.info("validating step \(startStep) again: the last generation ended during its validation")
             guard loop.validate(step: startStep) else { return (.interrupted, nil) }
         }
+        timeline?.flush(rank: rank, step: startStep, control: control)
         switch try loop.run() {
         case let .finished(steps, cursor):
             control.send(.workerStatus(WorkerStatus(

@@ -10,6 +10,10 @@ public final class RingReducer: OverlappingReducer {
     public private(set) var lastWait: Duration = .zero
     /// Time the collectives of the last step ran on the collective thread, hidden or not.
     public private(set) var lastCollectiveTime: Duration = .zero
+    /// When the last step's wait began and ended, and when each of its collectives ran on the
+    /// collective thread (for the timeline).
+    public private(set) var lastWaitSpan: Range<ContinuousClock.Instant>?
+    public private(set) var lastCollectiveSpans: [Range<ContinuousClock.Instant>] = []
     private var tickets: [CollectiveThread.Ticket] = []
 
     public init(collectives: CollectiveThread, generation: UInt64) {
@@ -30,11 +34,18 @@ public final class RingReducer: OverlappingReducer {
         let start = ContinuousClock.now
         var ran = Duration.zero
         var failure: RingError?
+        lastCollectiveSpans.removeAll(keepingCapacity: true)
         for ticket in tickets {
-            do throws(RingError) { ran += try collectives.wait(ticket) } catch { failure = failure ?? error }
+            do throws(RingError) {
+                let span = try collectives.waitForSpan(ticket)
+                ran += span.upperBound - span.lowerBound
+                lastCollectiveSpans.append(span)
+            } catch { failure = failure ?? error }
         }
         tickets.removeAll()
-        lastWait = ContinuousClock.now - start
+        let end = ContinuousClock.now
+        lastWait = end - start
+        lastWaitSpan = start..<end
         lastCollectiveTime = ran
         if let failure { throw failure }
     }

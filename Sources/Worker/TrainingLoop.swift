@@ -26,6 +26,8 @@ struct TrainingLoop {
     let workerID: String
     /// Evaluates this rank's part of the validation set after the recipe's validation steps.
     let validator: Validator?
+    /// With --timeline: the spans of each step, sent after it.
+    let timeline: TimelineRecorder?
     let logger: Logger
     /// What the control plane says between steps: whether the generation was interrupted, and
     /// whether a stop was requested.
@@ -88,6 +90,7 @@ struct TrainingLoop {
                 return .ended(.ringFailed(step: steps + 1, reason: "\(error)", peer: error.peerRank))
             }
             let t2 = ContinuousClock.now
+            if let timeline { record(on: timeline, data: t0..<t1, step: t1..<t2, reducer: reducer) }
             steps += 1
             state.applied(step: steps)
             emptyRun = outcome.samples == 0 ? emptyRun + 1 : 0
@@ -108,11 +111,17 @@ struct TrainingLoop {
                    data: (t1 - t0).inSeconds, total: (t2 - t1).inSeconds, allReduce: reducer.lastWait.inSeconds,
                    hidden: max(reducer.lastCollectiveTime.inSeconds - reducer.lastWait.inSeconds, 0))
             if rank == 0 && recipe.checkpoints(afterStep: steps) && !outcome.stopRequested {
+                let upload = ContinuousClock.now
                 StateTransfer.upload(replica, layout: replica.model.layout, step: steps,
                                      epoch: sampler.cursor(afterSteps: steps).epoch, control: self.control)
+                timeline?.add("checkpoint upload", upload..<ContinuousClock.now)
             }
-            if outcome.stopRequested { break }
+            if outcome.stopRequested {
+                timeline?.flush(rank: rank, step: steps, control: self.control)
+                break
+            }
             if recipe.validates(afterStep: steps) && !validate(step: steps) { return .ended(.interrupted) }
+            timeline?.flush(rank: rank, step: steps, control: self.control)
         }
         return .finished(steps: steps, cursor: sampler.cursor(afterSteps: steps))
     }
@@ -123,11 +132,30 @@ struct TrainingLoop {
         guard let validator, let plan = recipe.validation else { return true }
         let blocks = plan.blocks(rank: rank, worldSize: world)
         logger.info("validating step \(step): blocks \(blocks.lowerBound)..<\(blocks.upperBound) of \(plan.blockCount)")
+        let started = ContinuousClock.now
         let report = validator.evaluate(parameters: replica.parameters, step: step, rank: rank, worldSize: world,
                                         interrupted: { check().interrupted })
+        timeline?.add("validation", started..<ContinuousClock.now)
         guard let report else { return false }
         control.send(.validationReport(report))
         return true
+    }
+
+    /// A step's spans: the data wait, then forward and backward up to the all-reduce wait, the
+    /// wait, the optimizer after it; each collective on the collective thread's track.
+    private func record(on timeline: TimelineRecorder, data: Range<ContinuousClock.Instant>,
+                        step: Range<ContinuousClock.Instant>, reducer: RingReducer) {
+        timeline.add("data wait", data)
+        if let wait = reducer.lastWaitSpan, step.contains(wait.lowerBound), wait.upperBound <= step.upperBound {
+            timeline.add("forward/backward", step.lowerBound..<wait.lowerBound)
+            timeline.add("all-reduce wait", wait)
+            timeline.add("optimizer", wait.upperBound..<step.upperBound)
+        } else {
+            timeline.add("step", step)
+        }
+        for (index, span) in reducer.lastCollectiveSpans.enumerated() {
+            timeline.add("all-reduce \(index + 1)/\(reducer.lastCollectiveSpans.count)", span, on: .collectives)
+        }
     }
 
     private func withImages<R>(_ pixels: UnsafeBufferPointer<Float>, _ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {

@@ -110,6 +110,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("best-metric"), help: "What chooses DIR/best/: the lowest validation loss, or the highest PSNR.")
     var bestMetric: BestMetric = .loss
 
+    @Option(help: "Write a Chrome trace of the run (chrome://tracing, Perfetto): a track per rank with each step's data wait, forward/backward, all-reduce (each bucket, on the collective thread), optimizer, uploads and validations, and the coordinator's events; workers' clocks aligned to the coordinator's.")
+    var timeline: String?
+
     @Option(name: .customLong("endpoint-file"), help: "Write the control endpoint actually bound here (useful with port 0).")
     var endpointFile: String?
 
@@ -183,6 +186,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.validationImages = valImages
         s.gridImages = gridImages
         s.bestMetric = bestMetric
+        s.timelinePath = timeline
         if let chosen = try? logging.resolved(environment: ProcessInfo.processInfo.environment) {
             (s.logLevel, s.logFormat) = chosen
         }

@@ -48,6 +48,10 @@ enum MessageSamples {
             ValidationBlock(index: 4, images: 8, loss: .infinity, recon: 0, latent: -0.0, psnr: 160, ssim: 7.9, zeroCodes: 0, codes: 0),
         ], atomUsage: [0, 5, UInt64.max], gridPNG: [0x89, 0x50, 0x4E, 0x47], seconds: 1.5)),
         .validationReport(ValidationReport(rank: 0, step: 0, blocks: [], atomUsage: [])),
+        .timelineReport(TimelineReport(rank: 2, step: 17, sentMicros: 1_765_000_000_000_000, spans: [
+            TimelineSpan(thread: .training, name: "forward/backward", startMicros: 1_765_000_000_000_100, durationMicros: 250_000),
+            TimelineSpan(thread: .collectives, name: "all-reduce bucket 3", startMicros: -5, durationMicros: 0),
+        ])),
         .shutdown(Shutdown(exitCode: -1, reason: "done")),
         .ringChunk(RingChunkHeader(collective: .allReduce, sequence: 5, sourceRank: 0, ringStep: 3, piece: 2,
                                    elementOffset: 1 << 40, elementCount: 262_144, dataChecksum: 99)),

@@ -51,9 +51,14 @@ extension ProcessTests {
         let browser = try #require(Self.chromium)
         let folder = try Scratch.folder("report-browser")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let run = try Self.coordinator(["--workers", "1", "--steps", "8", "--global-batch", "4"], folder: folder)
+        // With two validations on 32 images of the sample data's held-out set.
+        let run = try Self.coordinator(["--workers", "1", "--steps", "8", "--global-batch", "4", "--val-every", "4", "--val-images", "32"],
+                                       folder: folder)
         #expect(run.waitForExit(seconds: 180) == 0, "\(run.output.suffix(3000))")
         #expect(try ChildProcess("scvae", ["report", folder], log: "\(folder)/report.log").waitForExit(seconds: 60) == 0)
+        let html = try String(contentsOfFile: "\(folder)/report.html", encoding: .utf8)
+        #expect(html.contains("Loss: training and validation") && html.contains("2 validation(s) of 32 images"), "\(html.prefix(4000))")
+        #expect(html.contains("<h2>Best checkpoint (best/)</h2>") && html.contains("src=\"data:image/png;base64,"), "the best checkpoint and the newest grid")
         let shot = "\(folder)/report.png"
         let render = try ChildProcess(browser, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                                                 "--user-data-dir=\(folder)/profile", "--enable-logging=stderr", "--v=0",
@@ -71,5 +76,9 @@ extension ProcessTests {
             if abs(r - 0x1F) < 30 && abs(g - 0x77) < 30 && abs(b - 0xB4) < 30 { lossPixels += 1 }
         }
         #expect(lossPixels > 200, "the loss curve is visible: \(lossPixels) pixels of its colour")
+        if let keep = ProcessInfo.processInfo.environment["SCVAE_KEEP_REPORT_SCREENSHOT"] {
+            try? FileManager.default.removeItem(atPath: keep)
+            try FileManager.default.copyItem(atPath: shot, toPath: keep)
+        }
     }
 }

@@ -113,3 +113,41 @@ extension ProcessTests {
         #expect(logs.contains("validating step 4 again"), "the survivors redid it: \(logs)")
     }
 }
+
+/// `--timeline` on a real run: valid JSON, a track per rank with both threads, and spans that
+/// nest on every thread (a span either follows the one before or lies inside it).
+extension ProcessTests {
+    @Test func theTimelineIsATraceWhoseSpansNestOnEveryThread() throws {
+        let folder = try Scratch.folder("timeline")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let run = try Self.coordinator(["--workers", "2", "--steps", "6", "--global-batch", "4", "--bucket-mib", "1",
+                                        "--val-every", "3", "--val-images", "16", "--timeline", "\(folder)/timeline.json"], folder: folder)
+        #expect(run.waitForExit(seconds: 180) == 0, "\(run.output.suffix(3000))")
+        let events = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/timeline.json"))) as? [[String: Any]])
+        let spans = events.filter { $0["ph"] as? String == "X" }
+        for rank in 0..<2 {
+            let names = Set(spans.filter { $0["pid"] as? Int == rank + 1 }.compactMap { ($0["name"] as? String)?.split(separator: " ").first.map(String.init) })
+            for name in ["data", "forward/backward", "all-reduce", "optimizer", "validation", "generation"] {
+                #expect(names.contains(name), "rank \(rank) has \(name) spans: \(names)")
+            }
+            #expect(spans.contains { $0["pid"] as? Int == rank + 1 && $0["tid"] as? Int == 2 }, "rank \(rank)'s collective thread")
+        }
+        #expect(spans.contains { $0["pid"] as? Int == 1 && $0["name"] as? String == "checkpoint upload" }, "rank 0 uploads")
+        #expect(events.contains { $0["pid"] as? Int == 0 && $0["name"] as? String == "generation" })
+        var threads: [[Int]: [(start: Int, end: Int, name: String)]] = [:]
+        for span in spans {
+            let (pid, tid, ts, dur) = (span["pid"] as! Int, span["tid"] as! Int, span["ts"] as! Int, span["dur"] as! Int)
+            threads[[pid, tid], default: []].append((ts, ts + dur, span["name"] as! String))
+        }
+        for (thread, list) in threads {
+            var open: [(start: Int, end: Int, name: String)] = []
+            for span in list.sorted(by: { ($0.start, -$0.end) < ($1.start, -$1.end) }) {
+                while let top = open.last, top.end <= span.start { open.removeLast() }
+                if let top = open.last {
+                    #expect(span.end <= top.end, "thread \(thread): \(span) overlaps \(top) without nesting")
+                }
+                open.append(span)
+            }
+        }
+    }
+}

@@ -39,6 +39,8 @@ enum ControllerDirective: Sendable {
     case record(RunEvent)
     /// Append a line to the --metrics file.
     case metrics(StepMetrics)
+    /// A rank's timeline spans (--timeline), from `workerID`, rank `rank`.
+    case timeline(TimelineReport, workerID: String, rank: Int)
     /// A validation completed: its metrics line, TensorBoard figures and pictures.
     case validation(ValidationResult, isBest: Bool)
     /// Hand a checkpoint or the final state to the writer thread.

@@ -76,6 +76,12 @@ extension RunController {
                 return
             }
             receiveValidation(report, rank: rank, from: workerID)
+        case let .timelineReport(report):
+            guard plan.settings.timelinePath != nil, let rank = member.rank, report.rank == UInt32(rank) else {
+                countDrop("unexpected timeline")
+                return
+            }
+            emit(.timeline(report, workerID: workerID, rank: rank))
         default:
             log(.debug, "ignored \(envelope.message.kind) from \(workerID)")
         }

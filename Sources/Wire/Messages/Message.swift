@@ -14,6 +14,7 @@ public enum Message: Equatable, Sendable {
     case ringChunk(RingChunkHeader)
     case stopRequest(StopRequest)
     case validationReport(ValidationReport)
+    case timelineReport(TimelineReport)
 
     public var kind: MessageKind {
         switch self {
@@ -31,6 +32,7 @@ public enum Message: Equatable, Sendable {
         case .ringChunk: .ringChunk
         case .stopRequest: .stopRequest
         case .validationReport: .validationReport
+        case .timelineReport: .timelineReport
         }
     }
 
@@ -50,6 +52,7 @@ public enum Message: Equatable, Sendable {
         case let .ringChunk(body): body.encodedPayload()
         case let .stopRequest(body): body.encodedPayload()
         case let .validationReport(body): body.encodedPayload()
+        case let .timelineReport(body): body.encodedPayload()
         }
     }
 
@@ -69,6 +72,7 @@ public enum Message: Equatable, Sendable {
         case .ringChunk: .ringChunk(try .decodePayload(payload))
         case .stopRequest: .stopRequest(try .decodePayload(payload))
         case .validationReport: .validationReport(try .decodePayload(payload))
+        case .timelineReport: .timelineReport(try .decodePayload(payload))
         }
     }
 }

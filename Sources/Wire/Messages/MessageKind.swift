@@ -17,6 +17,8 @@ public enum MessageKind: UInt16, CaseIterable, Sendable {
     case stopRequest = 13
     /// Since protocol version 6.
     case validationReport = 14
+    /// Since protocol version 6.
+    case timelineReport = 15
 }
 
 /// A message body: its kind, and its little-endian payload encoding.

@@ -34,6 +34,8 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// incomplete (a rank was lost during it), so a generation that starts from this step
     /// validates before its first step.
     public var validateAtStart: Int?
+    /// Ranks send the spans of every step to the coordinator (`--timeline`); absent: no.
+    public var timeline: Bool?
 
     public init(learningRate: Double, optimizer: String, warmupSteps: Int, schedule: String,
                 totalSteps: Int, microBatch: Int, checksumEvery: Int, exactReduction: Bool? = nil,

@@ -27,7 +27,7 @@ public final class CollectiveThread: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var queue: [(Ticket, Job)] = []
-    private var finished: [Int: Result<Duration, RingError>] = [:]
+    private var finished: [Int: Result<Range<ContinuousClock.Instant>, RingError>] = [:]
     private var submitted = 0
     private var setup: Result<String, RingError>?
     private var stopped = false
@@ -81,6 +81,12 @@ public final class CollectiveThread: @unchecked Sendable {
     /// Waits for `ticket`; returns the time the job ran on the collective thread. The timeout
     /// only bounds this wait: the ring's own deadlines end a job whose peer is dead.
     public func wait(_ ticket: Ticket, timeout: Duration = .seconds(3600)) throws(RingError) -> Duration {
+        let span = try waitForSpan(ticket, timeout: timeout)
+        return span.upperBound - span.lowerBound
+    }
+
+    /// Waits for `ticket`, as `wait`; returns when the job started and ended on the collective thread.
+    public func waitForSpan(_ ticket: Ticket, timeout: Duration = .seconds(3600)) throws(RingError) -> Range<ContinuousClock.Instant> {
         condition.lock()
         defer { condition.unlock() }
         let deadline = Date(timeIntervalSinceNow: timeout.inSeconds)
@@ -90,9 +96,9 @@ public final class CollectiveThread: @unchecked Sendable {
             }
         }
         switch finished.removeValue(forKey: ticket.number) {
-        case let .success(duration)?: return duration
+        case let .success(span)?: return span
         case let .failure(error)?: throw error
-        case nil: return .zero
+        case nil: let now = ContinuousClock.now; return now..<now
         }
     }
 
@@ -133,7 +139,7 @@ public final class CollectiveThread: @unchecked Sendable {
             let (ticket, job) = queue.removeFirst()
             condition.unlock()
             let start = ContinuousClock.now
-            let result: Result<Duration, RingError>
+            let result: Result<Range<ContinuousClock.Instant>, RingError>
             do throws(RingError) {
                 switch job {
                 case let .connect(endpoint, key): try communicator.connect(toNext: endpoint, curvePublicKey: key)
@@ -148,11 +154,11 @@ public final class CollectiveThread: @unchecked Sendable {
                 case let .allReduce(buffer, generation): try communicator.allReduce(buffer.pointer, generation: generation)
                 case let .broadcast(buffer, root, generation): try communicator.broadcast(buffer.pointer, root: root, generation: generation)
                 case .stop:
-                    publish { $0.stopped = true; $0.finished[ticket.number] = .success(.zero) }
+                    publish { $0.stopped = true; $0.finished[ticket.number] = .success(start..<start) }
                     failQueued()
                     return
                 }
-                result = .success(ContinuousClock.now - start)
+                result = .success(start..<ContinuousClock.now)
             } catch {
                 result = .failure(error)
             }
