@@ -109,6 +109,7 @@ let package = Package(
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "Dataset", "Images", "TensorFiles", "Checkpoints"]),
         .testTarget(name: "LaunchTests", dependencies: ["Launch", "CommandOptions"]),
         .testTarget(name: "ReportTests", dependencies: ["Report"]),
+        .testTarget(name: "CodesTests", dependencies: ["Model", "TensorFiles"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Dataset", "TensorFiles", "Checkpoints"]),
         // Log output and the shared command-line options (no processes).
         .testTarget(name: "CommandOptionsTests", dependencies: [
