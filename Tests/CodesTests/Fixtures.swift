@@ -43,3 +43,13 @@ struct FixtureError: Error, CustomStringConvertible {
 /// Largest absolute value and largest absolute difference, for comparisons relative to a tensor's scale.
 func maxAbs(_ values: [Float]) -> Float { values.reduce(0) { max($0, abs($1)) } }
 func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) } }
+
+/// The error `body` throws, or nil when it returns.
+func thrownError(_ body: () throws -> Void) -> (any Error)? {
+    do {
+        try body()
+        return nil
+    } catch {
+        return error
+    }
+}
