@@ -9,5 +9,6 @@ struct ScvaeCommand: AsyncParsableCommand {
         version: BuildInfo.description,
         subcommands: [InfoCommand.self, GradCommand.self, ReconstructCommand.self, PackCommand.self, BenchCommand.self,
                       KeygenCommand.self, CheckpointCommand.self, ReportCommand.self,
-                      EncodeCommand.self, DecodeCommand.self, InterpolateCommand.self, TraverseCommand.self, CodesCommand.self])
+                      EncodeCommand.self, DecodeCommand.self, InterpolateCommand.self, TraverseCommand.self, CodesCommand.self,
+                      SegmentCommand.self])
 }

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Codes
+import CommandOptions
+import Foundation
+import TensorFiles
+
+struct SegmentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segment",
+        abstract: "Unsupervised segmentation: k-means over the codes of every patch of a set of images; label maps, overlays, and scores against masks.")
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(help: "Weights (safetensors with the reference model's tensor names, docs/model.md).")
+    var weights: String
+
+    @Option(help: "A folder of images (.jpg, .jpeg, .png) or one image.")
+    var input: String
+
+    @Option(help: "Number of clusters.")
+    var clusters: Int
+
+    @Option(help: "Output folder: NAME-labels.png and NAME-overlay.png per image, segment.json.")
+    var out: String
+
+    @Option(help: "Folder of ground-truth masks, NAME.png per image NAME.*, one colour per class: report mean IoU and pixel accuracy.")
+    var masks: String?
+
+    @Option(help: "Seed of the k-means++ starts.")
+    var seed: UInt64 = 0
+
+    @Option(help: "k-means starts; the lowest inertia wins.")
+    var starts: Int = 3
+
+    @Option(help: "Lloyd iterations at most.")
+    var maxIterations: Int = 300
+
+    @Option(help: "Patches whose distances are computed at once (memory: this many rows of codes and of distances).")
+    var chunkRows: Int = 4096
+
+    @Option(help: "Images per forward pass.")
+    var batch: Int = 8
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard clusters >= 1 else { throw ValidationError("--clusters must be at least 1.") }
+        guard starts >= 1, maxIterations >= 1, chunkRows >= 1, batch >= 1 else {
+            throw ValidationError("--starts, --max-iterations, --chunk-rows and --batch must be at least 1.")
+        }
+    }
+
+    func run() throws {
+        logging.bootstrap()
+        let codeModel = try CodeModel(weights: loadWeights(weights, options: model), batchSize: batch)
+        let kmeans = KMeans(clusters: clusters, seed: seed, initializations: starts, maxIterations: maxIterations, chunkRows: chunkRows)
+        let summary = try Segmentation.run(model: codeModel, inputs: try ImageInputs(path: input), kmeans: kmeans,
+                                           outputFolder: out, masksFolder: masks)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try BinaryFile.writeAtomically(Array(try encoder.encode(summary)), to: (out as NSString).appendingPathComponent("segment.json"))
+        print("\(summary.images) images, \(summary.patches) patches in \(clusters) clusters: inertia \(String(format: "%.4g", summary.inertia)) after \(summary.iterations) iterations")
+        if let score = summary.score, let control = summary.shuffledControl {
+            print("against \(score.classIoU.count) mask classes: mean IoU \(String(format: "%.4f", score.meanIoU)), pixel accuracy \(String(format: "%.4f", score.pixelAccuracy)) (shuffled labels: \(String(format: "%.4f", control.meanIoU)), \(String(format: "%.4f", control.pixelAccuracy)))")
+        }
+        print("written to \(out)")
+    }
+}
