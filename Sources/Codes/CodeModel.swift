@@ -33,8 +33,7 @@ public final class CodeModel {
         weights.parameters.withUnsafeBufferPointer { parameters in
             images.withUnsafeBufferPointer { x in
                 codes.withUnsafeMutableBufferPointer { z in
-                    for first in stride(from: 0, to: count, by: batchSize) {
-                        let batch = min(batchSize, count - first)
+                    inBatches(count) { first, batch in
                         _ = model.encode(parameters: parameters, images: x.baseAddress! + first * imageFloats, batch: batch,
                                          codes: z.baseAddress! + first * codeFloats)
                     }
@@ -52,8 +51,7 @@ public final class CodeModel {
         weights.parameters.withUnsafeBufferPointer { parameters in
             codes.withUnsafeBufferPointer { z in
                 images.withUnsafeMutableBufferPointer { x in
-                    for first in stride(from: 0, to: count, by: batchSize) {
-                        let batch = min(batchSize, count - first)
+                    inBatches(count) { first, batch in
                         model.decode(parameters: parameters, codes: z.baseAddress! + first * codeFloats, batch: batch,
                                      reconstruction: x.baseAddress! + first * imageFloats)
                     }
@@ -61,5 +59,10 @@ public final class CodeModel {
             }
         }
         return images
+    }
+
+    /// Calls `body(first, batch)` for consecutive batches of at most `batchSize` of `count` images.
+    private func inBatches(_ count: Int, _ body: (Int, Int) -> Void) {
+        for first in stride(from: 0, to: count, by: batchSize) { body(first, min(batchSize, count - first)) }
     }
 }

@@ -7,10 +7,7 @@ struct InterpolateCommand: ParsableCommand {
         commandName: "interpolate",
         abstract: "Decode codes along the line (or great circle) from image A's codes to image B's: one strip PNG.")
 
-    @OptionGroup var model: ModelOptions
-
-    @Option(help: "Weights (safetensors with the reference model's tensor names, docs/model.md).")
-    var weights: String
+    @OptionGroup var weights: WeightsOptions
 
     @Argument(help: "The first image (the strip's left end).")
     var a: String
@@ -27,15 +24,12 @@ struct InterpolateCommand: ParsableCommand {
     @Option(help: "The strip to write (PNG).")
     var out: String
 
-    @OptionGroup var logging: LoggingOptions
-
     func validate() throws {
         guard steps >= 2 else { throw ValidationError("--steps must be at least 2.") }
     }
 
     func run() throws {
-        logging.bootstrap()
-        let codeModel = try CodeModel(weights: loadWeights(weights, options: model))
+        let codeModel = try CodeModel(weights: weights.load())
         let images = try CodeEdits.interpolate(a, b, steps: steps, slerp: slerp, with: codeModel)
         try writePNG(ImageGrid.compose(images, side: codeModel.config.imageSize, columns: steps), to: out)
         print("\(steps) images from \(a) to \(b)\(slerp ? " (slerp)" : ""): \(out)")
@@ -47,10 +41,7 @@ struct TraverseCommand: ParsableCommand {
         commandName: "traverse",
         abstract: "Move one code component (at every position, or one) through a range and decode: a grid with a row per atom.")
 
-    @OptionGroup var model: ModelOptions
-
-    @Option(help: "Weights (safetensors with the reference model's tensor names, docs/model.md).")
-    var weights: String
+    @OptionGroup var weights: WeightsOptions
 
     @Argument(help: "The image whose codes are edited.")
     var image: String
@@ -73,8 +64,6 @@ struct TraverseCommand: ParsableCommand {
     @Option(help: "The grid to write (PNG).")
     var out: String
 
-    @OptionGroup var logging: LoggingOptions
-
     func validate() throws {
         guard steps >= 2 else { throw ValidationError("--steps must be at least 2.") }
         guard (atoms == nil) != (top == nil) else { throw ValidationError("Give exactly one of --atoms and --top.") }
@@ -85,8 +74,7 @@ struct TraverseCommand: ParsableCommand {
     }
 
     func run() throws {
-        logging.bootstrap()
-        let codeModel = try CodeModel(weights: loadWeights(weights, options: model))
+        let codeModel = try CodeModel(weights: weights.load())
         let grid = try CodeEdits.traverse(image, atoms: atoms.flatMap(parsedAtoms), top: top, range: range.flatMap(parsedRange),
                                           position: position.flatMap(parsedPosition), steps: steps, with: codeModel)
         try writePNG(ImageGrid.compose(grid.images, side: codeModel.config.imageSize, columns: steps), to: out)

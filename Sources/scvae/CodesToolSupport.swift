@@ -1,14 +1,27 @@
+import ArgumentParser
+import CommandOptions
 import Codes
 import Images
 import TensorFiles
 
-/// Weights for a tool on the codes, checked against --config; unused tensors are warned about.
-func loadWeights(_ path: String, options: ModelOptions) throws -> TrainedWeights {
-    let weights = try TrainedWeights(path: path, config: options.prepare())
-    if !weights.unknownNames.isEmpty {
-        printError("warning: \(path): ignoring tensors this model does not use: \(weights.unknownNames.joined(separator: ", "))")
+/// The options every tool on the codes shares: configuration, BLAS threads, weights, logging.
+struct WeightsOptions: ParsableArguments {
+    @OptionGroup var model: ModelOptions
+
+    @Option(help: "Weights (safetensors with the reference model's tensor names, docs/model.md); codes are tied to them by their SHA-256.")
+    var weights: String
+
+    @OptionGroup var logging: LoggingOptions
+
+    /// Starts logging and reads the weights, checked against --config; unused tensors are warned about.
+    func load() throws -> TrainedWeights {
+        logging.bootstrap()
+        let loaded = try TrainedWeights(path: weights, config: model.prepare())
+        if !loaded.unknownNames.isEmpty {
+            printError("warning: \(weights): ignoring tensors this model does not use: \(loaded.unknownNames.joined(separator: ", "))")
+        }
+        return loaded
     }
-    return weights
 }
 
 /// Writes a model image (CHW floats in [-1, 1], side x side) as PNG.

@@ -8,10 +8,7 @@ struct EncodeCommand: ParsableCommand {
         commandName: "encode",
         abstract: "Write the sparse codes of images (every latent position) to a safetensors file (docs/codes.md).")
 
-    @OptionGroup var model: ModelOptions
-
-    @Option(help: "Weights (safetensors with the reference model's tensor names, docs/model.md).")
-    var weights: String
+    @OptionGroup var weights: WeightsOptions
 
     @Option(help: "A folder of images (.jpg, .jpeg, .png, sorted by name) or one image; each is resized and centre-cropped to the model's size.")
     var input: String
@@ -22,15 +19,12 @@ struct EncodeCommand: ParsableCommand {
     @Option(help: "Images per forward pass.")
     var batch: Int = 8
 
-    @OptionGroup var logging: LoggingOptions
-
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1.") }
     }
 
     func run() throws {
-        logging.bootstrap()
-        let codeModel = try CodeModel(weights: loadWeights(weights, options: model), batchSize: batch)
+        let codeModel = try CodeModel(weights: weights.load(), batchSize: batch)
         let inputs = try ImageInputs(path: input)
         let start = Date()
         let file = try CodesFile.encode(inputs, with: codeModel)
@@ -47,13 +41,10 @@ struct DecodeCommand: ParsableCommand {
         commandName: "decode",
         abstract: "Decode a codes file (scvae encode) back into images: OUT/NAME.png per source image.")
 
-    @OptionGroup var model: ModelOptions
+    @OptionGroup var weights: WeightsOptions
 
     @Option(help: "The codes file (scvae encode).")
     var codes: String
-
-    @Option(help: "The weights the codes were made with (their SHA-256 is checked).")
-    var weights: String
 
     @Option(help: "Output folder.")
     var out: String
@@ -61,15 +52,12 @@ struct DecodeCommand: ParsableCommand {
     @Option(help: "Images per decoder pass.")
     var batch: Int = 8
 
-    @OptionGroup var logging: LoggingOptions
-
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1.") }
     }
 
     func run() throws {
-        logging.bootstrap()
-        let loaded = try loadWeights(weights, options: model)
+        let loaded = try weights.load()
         let file = try CodesFile.read(codes)
         try file.check(against: loaded, path: codes)
         let codeModel = CodeModel(weights: loaded, batchSize: batch)

@@ -9,10 +9,7 @@ struct SegmentCommand: ParsableCommand {
         commandName: "segment",
         abstract: "Unsupervised segmentation: k-means over the codes of every patch of a set of images; label maps, overlays, and scores against masks.")
 
-    @OptionGroup var model: ModelOptions
-
-    @Option(help: "Weights (safetensors with the reference model's tensor names, docs/model.md).")
-    var weights: String
+    @OptionGroup var weights: WeightsOptions
 
     @Option(help: "A folder of images (.jpg, .jpeg, .png) or one image.")
     var input: String
@@ -41,8 +38,6 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Images per forward pass.")
     var batch: Int = 8
 
-    @OptionGroup var logging: LoggingOptions
-
     func validate() throws {
         guard clusters >= 1 else { throw ValidationError("--clusters must be at least 1.") }
         guard starts >= 1, maxIterations >= 1, chunkRows >= 1, batch >= 1 else {
@@ -51,8 +46,7 @@ struct SegmentCommand: ParsableCommand {
     }
 
     func run() throws {
-        logging.bootstrap()
-        let codeModel = try CodeModel(weights: loadWeights(weights, options: model), batchSize: batch)
+        let codeModel = try CodeModel(weights: weights.load(), batchSize: batch)
         let kmeans = KMeans(clusters: clusters, seed: seed, initializations: starts, maxIterations: maxIterations, chunkRows: chunkRows)
         let summary = try Segmentation.run(model: codeModel, inputs: try ImageInputs(path: input), kmeans: kmeans,
                                            outputFolder: out, masksFolder: masks)
