@@ -82,6 +82,14 @@ public struct KMeans: Sendable {
         return best!
     }
 
+    /// The nearest of `centers` ([clusters, dimension], as `fit` returns them) for each point.
+    public func nearest(_ points: some PointRows, centers: [Float]) -> [Int32] {
+        precondition(centers.count == clusters * points.dimension)
+        var labels = [Int32](repeating: -1, count: points.count), distances = [Float](repeating: 0, count: points.count)
+        _ = assign(points, centers: centers, labels: &labels, distances: &distances) { _, _ in }
+        return labels
+    }
+
     /// Lloyd's iterations until no label changes or the centres settle, then a last assignment.
     func lloyd(_ points: some PointRows, centers start: [Float], threshold: Double) -> Result {
         let d = points.dimension

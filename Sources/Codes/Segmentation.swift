@@ -2,76 +2,125 @@ import Foundation
 import Images
 import TensorFiles
 
-/// Unsupervised segmentation (`scvae segment`): k-means over the codes of every latent position
-/// of a set of images; each patch takes its cluster. Writes NAME-labels.png (a colour per
-/// cluster) and NAME-overlay.png (the image under its labels) per image, and segment.json; with
-/// masks, scores the clusters against them (`SegmentationScore`), and scores the same labels
-/// shuffled over all patches as a control that should sit near chance.
+/// Unsupervised segmentation (`scvae segment`): k-means over the codes of the latent positions
+/// of a set of images (all of them, or a seeded sample of `sample` patches), then every patch
+/// takes its nearest centre. Writes NAME-labels.png (a colour per cluster) and NAME-overlay.png
+/// (the image under its labels) per image; with masks, scores the clusters against them
+/// (`SegmentationScore`), beside a control that labels every patch at random with the clusters'
+/// proportions and should sit near chance.
+///
+/// Two passes over the images (fit, then label), so memory holds the fitted patches' sparse codes
+/// and one batch, never a label per patch of the set.
 public struct Segmentation {
     public struct Summary: Codable, Sendable {
         public var images: Int
+        /// Patches of the set, and how many of them k-means was fitted on.
         public var patches: Int
+        public var fittedPatches: Int
         public var clusters: Int
         public var inertia: Double
         public var iterations: Int
         public var score: SegmentationScore?
-        public var shuffledControl: SegmentationScore?
+        public var chanceControl: SegmentationScore?
         /// Mask colours (#RRGGBB) by class number, when scored.
         public var classColours: [String]?
 
         enum CodingKeys: String, CodingKey {
-            case images, patches, clusters, inertia, iterations, score, shuffledControl = "shuffled_control"
-            case classColours = "class_colours"
+            case images, patches, fittedPatches = "fitted_patches", clusters, inertia, iterations, score
+            case chanceControl = "chance_control", classColours = "class_colours"
         }
     }
 
-    public static func run(model: CodeModel, inputs: ImageInputs, kmeans: KMeans, outputFolder: String,
-                           masksFolder: String?) throws -> Summary {
+    public static func run(model: CodeModel, inputs: ImageInputs, kmeans: KMeans, sample: Int? = nil,
+                           outputFolder: String, masksFolder: String?) throws -> Summary {
         let config = model.config
-        var codes = SparseCodes(atoms: config.atoms)
-        try inputs.encode(with: model) { _, dense in codes.append(dense: dense) }
+        let size = config.imageSize, side = config.latentSize, patch = size / side, positions = side * side, atoms = config.atoms
+        let total = inputs.paths.count * positions
+        let chosen = sample.flatMap { $0 < total ? randomSubset($0, of: total, seed: kmeans.seed) : nil }
+        var codes = SparseCodes(atoms: atoms)
+        try inputs.encode(with: model) { range, dense in
+            guard let chosen else { return codes.append(dense: dense) }
+            for r in 0..<(range.count * positions) where chosen.contains(range.lowerBound * positions + r) {
+                codes.append(dense: dense[(r * atoms)..<((r + 1) * atoms)])
+            }
+        }
         guard codes.rowCount >= kmeans.clusters else {
             throw CodesError.invalidArgument("\(codes.rowCount) patches cannot make \(kmeans.clusters) clusters")
         }
         let fit = kmeans.fit(codes)
         try FileManager.default.createDirectory(atPath: outputFolder, withIntermediateDirectories: true)
 
-        let size = config.imageSize, side = config.latentSize, patch = size / side, positions = side * side
-        var shuffled = fit.labels
-        var random = KeyedRandom(key: KeyedRandom.key([kmeans.seed, 0x7368_7566]))
-        for i in stride(from: shuffled.count - 1, to: 0, by: -1) { shuffled.swapAt(i, random.below(i + 1)) }
+        let chance = ChanceLabels(fit.labels, clusters: kmeans.clusters, seed: kmeans.seed)
         var masks = MaskClasses()
         var confusion: [[Int]] = [], control: [[Int]] = []
-        let decoder = ImageDecoder()
+        let decoder = ImageDecoder(), transform = ImageTransform(size: size, mode: .evaluation)
         let names = OutputNames.stems(inputs.paths)
-        for (i, path) in inputs.paths.enumerated() {
-            let image: RGBImage
-            do { image = try decoder.decodeFile(atPath: path, shorterSideAtLeast: size) } catch {
-                throw CodesError.image(path: path, reason: error.description)
+        for first in stride(from: 0, to: inputs.paths.count, by: model.batchSize) {
+            let batch = first..<min(first + model.batchSize, inputs.paths.count)
+            var images: [RGBImage] = [], floats: [Float] = []
+            for path in inputs.paths[batch] {
+                do { images.append(try decoder.decodeFile(atPath: path, shorterSideAtLeast: size)) } catch {
+                    throw CodesError.image(path: path, reason: error.description)
+                }
+                floats += transform.apply(images.last!, seed: 0, epoch: 0, sampleIndex: 0)
             }
-            let input = ImageTransform(size: size, mode: .evaluation).apply(image, seed: 0, epoch: 0, sampleIndex: 0)
-            let labels = (0..<(size * size)).map { p in Int(fit.labels[i * positions + (p / size / patch) * side + (p % size) / patch]) }
-            let pictures = LabelPictures(labels: labels, image: input, size: size)
-            let base = (outputFolder as NSString).appendingPathComponent(names[i])
-            try BinaryFile.writeAtomically(try encodePNG(pictures.labels), to: base + "-labels.png")
-            try BinaryFile.writeAtomically(try encodePNG(pictures.overlay), to: base + "-overlay.png")
-            guard let masksFolder else { continue }
-            let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-            let maskPath = (masksFolder as NSString).appendingPathComponent(stem + ".png")
-            let truth = try masks.classes(ofMask: maskPath, size: size, imageWidth: image.width, imageHeight: image.height)
-            let row = [Int](repeating: 0, count: kmeans.clusters)
-            while confusion.count < masks.count { confusion.append(row); control.append(row) }
-            for p in 0..<(size * size) {
-                confusion[truth[p]][labels[p]] += 1
-                control[truth[p]][Int(shuffled[i * positions + (p / size / patch) * side + (p % size) / patch])] += 1
+            let nearest = kmeans.nearest(DenseRows(values: model.encode(floats), dimension: atoms), centers: fit.centers)
+            for (j, i) in batch.enumerated() {
+                let patchOf = { (p: Int) in (p / size / patch) * side + (p % size) / patch }
+                let labels = (0..<(size * size)).map { Int(nearest[j * positions + patchOf($0)]) }
+                let input = Array(floats[(j * model.imageFloats)..<((j + 1) * model.imageFloats)])
+                let pictures = LabelPictures(labels: labels, image: input, size: size)
+                let base = (outputFolder as NSString).appendingPathComponent(names[i])
+                try BinaryFile.writeAtomically(try encodePNG(pictures.labels), to: base + "-labels.png")
+                try BinaryFile.writeAtomically(try encodePNG(pictures.overlay), to: base + "-overlay.png")
+                guard let masksFolder else { continue }
+                let stem = ((inputs.paths[i] as NSString).lastPathComponent as NSString).deletingPathExtension
+                let maskPath = (masksFolder as NSString).appendingPathComponent(stem + ".png")
+                let truth = try masks.classes(ofMask: maskPath, size: size, imageWidth: images[j].width, imageHeight: images[j].height)
+                let empty = [Int](repeating: 0, count: kmeans.clusters)
+                while confusion.count < masks.count { confusion.append(empty); control.append(empty) }
+                for p in 0..<(size * size) {
+                    confusion[truth[p]][labels[p]] += 1
+                    control[truth[p]][chance.label(ofPatch: i * positions + patchOf(p))] += 1
+                }
             }
         }
         let scored = masksFolder != nil
-        return Summary(images: inputs.paths.count, patches: codes.rowCount, clusters: kmeans.clusters, inertia: fit.inertia,
-                       iterations: fit.iterations,
+        return Summary(images: inputs.paths.count, patches: total, fittedPatches: codes.rowCount, clusters: kmeans.clusters,
+                       inertia: fit.inertia, iterations: fit.iterations,
                        score: scored ? SegmentationScore(confusion: confusion) : nil,
-                       shuffledControl: scored ? SegmentationScore(confusion: control) : nil,
+                       chanceControl: scored ? SegmentationScore(confusion: control) : nil,
                        classColours: scored ? masks.colours.map { String(format: "#%06X", $0) } : nil)
+    }
+
+    /// `count` distinct numbers below `total` (Floyd's sampling), seeded.
+    static func randomSubset(_ count: Int, of total: Int, seed: UInt64) -> Set<Int> {
+        var random = KeyedRandom(key: KeyedRandom.key([seed, 0x7361_6D70]))
+        var chosen = Set<Int>(minimumCapacity: count)
+        for j in (total - count)..<total {
+            let pick = random.below(j + 1)
+            chosen.insert(chosen.contains(pick) ? j : pick)
+        }
+        return chosen
+    }
+}
+
+/// Random labels with the clusters' proportions among `labels`, a fixed one per patch number.
+struct ChanceLabels {
+    private let cumulative: [Double]
+    private let random: KeyedRandom
+
+    init(_ labels: [Int32], clusters: Int, seed: UInt64) {
+        var counts = [Double](repeating: 0, count: clusters)
+        for label in labels { counts[Int(label)] += 1 }
+        var running = 0.0
+        cumulative = counts.map { running += $0 / Double(labels.count); return running }
+        random = KeyedRandom(key: KeyedRandom.key([seed, 0x6368_616E_6365]))
+    }
+
+    func label(ofPatch index: Int) -> Int {
+        let u = Double(random.value(at: UInt64(index)) >> 11) * 0x1p-53
+        return cumulative.firstIndex { u < $0 } ?? cumulative.count - 1
     }
 }
 

@@ -53,6 +53,8 @@ import Testing
         let fromSparse = KMeans(clusters: 4, seed: 3, chunkRows: 7).fit(sparse)
         #expect(fromSparse.labels == whole.labels)
         #expect(KMeans(clusters: 4, seed: 4).fit(points).labels.count == points.count)
+        // The final labels are the nearest centres.
+        #expect(KMeans(clusters: 4).nearest(points, centers: whole.centers) == whole.labels)
     }
 
     static let sklearnAvailable: Bool = {

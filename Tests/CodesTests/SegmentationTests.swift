@@ -42,8 +42,8 @@ import Testing
         let model = CodeModel(weights: try TrainedWeights(path: TinyFixture.weightsPath, config: .tiny))
         let summary = try Segmentation.run(model: model, inputs: try ImageInputs(path: images), kmeans: KMeans(clusters: 3, seed: 2),
                                            outputFolder: out, masksFolder: masks)
-        #expect(summary.images == 4 && summary.patches == 4 * 64 && summary.clusters == 3)
-        let score = try #require(summary.score), control = try #require(summary.shuffledControl)
+        #expect(summary.images == 4 && summary.patches == 4 * 64 && summary.fittedPatches == 4 * 64 && summary.clusters == 3)
+        let score = try #require(summary.score), control = try #require(summary.chanceControl)
         #expect(score.classIoU.count == 2 && summary.classColours == ["#000000", "#FFFFFF"])
         #expect((0...1).contains(score.meanIoU) && (0...1).contains(score.pixelAccuracy))
         #expect((0...1).contains(control.meanIoU))
@@ -59,6 +59,11 @@ import Testing
         let plain = try Segmentation.run(model: model, inputs: try ImageInputs(path: images), kmeans: KMeans(clusters: 2),
                                          outputFolder: out, masksFolder: nil)
         #expect(plain.score == nil)
+        // Fitted on a sample of 50 of the 256 patches, every image is still labelled.
+        let sampled = try Segmentation.run(model: model, inputs: try ImageInputs(path: images), kmeans: KMeans(clusters: 2),
+                                           sample: 50, outputFolder: folder.file("sampled"), masksFolder: masks)
+        #expect(sampled.patches == 256 && sampled.fittedPatches == 50 && sampled.score != nil)
+        #expect(FileManager.default.fileExists(atPath: folder.file("sampled/img3-overlay.png")))
         try FileManager.default.removeItem(atPath: "\(masks)/img2.png")
         let error = try #require(thrownError {
             _ = try Segmentation.run(model: model, inputs: try ImageInputs(path: images), kmeans: KMeans(clusters: 2),
