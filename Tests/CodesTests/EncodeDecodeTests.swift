@@ -36,6 +36,19 @@ import Testing
         #expect(decoded == expected, "max difference \(maxAbsDifference(decoded, expected))")
     }
 
+    /// The encode tool's own path (weights file, CodeModel, sparse storage) on the PyTorch
+    /// fixture's weights and input gives the reference model's codes.
+    @Test func encodeToolGivesTheReferenceCodes() throws {
+        let model = CodeModel(weights: try TrainedWeights(path: TinyFixture.weightsPath, config: .tiny))
+        let (_, expected) = try TinyFixture.codes()
+        var stored = SparseCodes(atoms: 128)
+        stored.append(dense: model.encode(try TinyFixture.images()))
+        let codes = stored.dense(rows: 0..<stored.rowCount)
+        #expect(codes.map { $0 == 0 } == expected.map { $0 == 0 })
+        let difference = maxAbsDifference(codes, expected), scale = maxAbs(expected)
+        #expect(difference <= 1e-4 * scale, "max difference \(difference), scale \(scale)")
+    }
+
     @Test func codesAreStoredSparselyWithTheirSourcesAndTheWeightsFingerprint() throws {
         let folder = try TemporaryFolder()
         let images = try folder.folder("images")
