@@ -8,6 +8,7 @@ import PackageDescription
 //   Worker -> Model, Wire, Dataset, Images, TensorFiles, Checkpoints
 //   Coordinator -> Wire, Dataset, TensorFiles, Checkpoints, Launch, LogOutput, BuildInfo (never Model)
 //   Launch -> CAffinity                      CommandOptions -> Launch, LogOutput
+//   Codes -> Model, Images, Dataset, TensorFiles, Worker (its WeightsFile)
 // Executables are thin shells over these libraries.
 let package = Package(
     name: "scvae",
@@ -63,6 +64,8 @@ let package = Package(
             "Wire", "Dataset", "Images", "TensorFiles", "Checkpoints", "Launch", "LogOutput", "BuildInfo",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Tools on the sparse codes: encode, decode, interpolate, traverse, statistics, segmentation.
+        .target(name: "Codes", dependencies: ["Model", "Images", "Dataset", "TensorFiles", "Worker"]),
         // `scvae report`: a run folder's files read back and drawn as one HTML page (Foundation only).
         .target(name: "Report"),
         // Bandwidth measurements of the ring and of ZeroMQ, for `scvae bench` (WireBenchmarks -> Wire).
@@ -86,7 +89,7 @@ let package = Package(
         // Executables.
         .executableTarget(name: "scvae", dependencies: [
             "Model", "Dataset", "Images", "TensorFiles", "Checkpoints", "Worker", "Wire", "WireBenchmarks",
-            "CommandOptions", "BuildInfo", "Report",
+            "CommandOptions", "BuildInfo", "Report", "Codes",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -109,6 +112,7 @@ let package = Package(
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "Dataset", "Images", "TensorFiles", "Checkpoints"]),
         .testTarget(name: "LaunchTests", dependencies: ["Launch", "CommandOptions"]),
         .testTarget(name: "ReportTests", dependencies: ["Report"]),
+        .testTarget(name: "CodesTests", dependencies: ["Codes", "Worker", "Model", "Images", "TensorFiles"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Dataset", "TensorFiles", "Checkpoints"]),
         // Log output and the shared command-line options (no processes).
         .testTarget(name: "CommandOptionsTests", dependencies: [

@@ -90,15 +90,7 @@ public final class SCVAEModel {
         -> (h: UnsafePointer<Float>, xHat: UnsafePointer<Float>, zeros: Int)
     {
         precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
-        let side = config.imageSize
-        let plane = side * side
-        // NCHW -> NHWC.
-        for b in 0..<batch {
-            let src = source + b * imageSize, dst = images.pointer + b * imageSize
-            for p in 0..<plane {
-                for c in 0..<3 { dst[p * 3 + c] = src[c * plane + p] }
-            }
-        }
+        loadImages(source, batch: batch)
         let h = encoder.forward(images.pointer, batch: batch, parameters: parameters)
         let zeros = lista.forward(h: h, dictionary: parameters + dictionaryOffset, c: parameters[cOffset],
                                   positions: batch * latentPositions, hHat: hHat.pointer, codes: codes.pointer)
@@ -186,16 +178,58 @@ public final class SCVAEModel {
                         reconstruction: UnsafeMutablePointer<Float>?) -> LossTerms {
         precondition(parameters.count == layout.totalCount)
         let (h, xHat, zeros) = run(parameters: parameters.baseAddress!, images: source, batch: batch)
-        if let reconstruction {
-            let plane = config.imageSize * config.imageSize
-            for b in 0..<batch {
-                let src = xHat + b * imageSize, dst = reconstruction + b * imageSize
-                for p in 0..<plane {
-                    for c in 0..<3 { dst[c * plane + p] = src[p * 3 + c] }
-                }
+        if let reconstruction { storeImages(xHat, batch: batch, into: reconstruction) }
+        return lossTerms(h: h, xHat: xHat, batch: batch, zeros: zeros, gradientScale: nil)
+    }
+
+    /// Encoder and LISTA only: writes the codes z [batch * P, K] (rows in (b, y, x) order, the
+    /// codes `forward` decodes) to `codes`. Returns the number of exactly-zero codes.
+    public func encode(parameters: UnsafeBufferPointer<Float>, images source: UnsafePointer<Float>, batch: Int,
+                       codes output: UnsafeMutablePointer<Float>) -> Int {
+        precondition(parameters.count == layout.totalCount)
+        precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        let params = parameters.baseAddress!
+        loadImages(source, batch: batch)
+        let h = encoder.forward(images.pointer, batch: batch, parameters: params)
+        return lista.forward(h: h, dictionary: params + dictionaryOffset, c: params[cOffset],
+                             positions: batch * latentPositions, hHat: hHat.pointer, codes: output)
+    }
+
+    /// The decoder from given codes z [batch * P, K]: hHat = z Dᵀ, as LISTA computes it, then the
+    /// decoder; writes the images (NCHW, batch x 3 x S x S) to `reconstruction`. Fed the codes of
+    /// `encode`, it gives exactly `forward`'s reconstruction.
+    public func decode(parameters: UnsafeBufferPointer<Float>, codes source: UnsafePointer<Float>, batch: Int,
+                       reconstruction: UnsafeMutablePointer<Float>) {
+        precondition(parameters.count == layout.totalCount)
+        precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        let params = parameters.baseAddress!
+        let (c, k) = (config.latentChannels, config.atoms)
+        BLAS.sgemm(transB: true, m: batch * latentPositions, n: c, k: k, a: source, lda: k,
+                   b: params + dictionaryOffset, ldb: k, c: hHat.pointer, ldc: c)
+        let xHat = decoder.forward(hHat.pointer, batch: batch, parameters: params)
+        storeImages(xHat, batch: batch, into: reconstruction)
+    }
+
+    /// NCHW images -> the NHWC input buffer.
+    private func loadImages(_ source: UnsafePointer<Float>, batch: Int) {
+        let plane = config.imageSize * config.imageSize
+        for b in 0..<batch {
+            let src = source + b * imageSize, dst = images.pointer + b * imageSize
+            for p in 0..<plane {
+                for c in 0..<3 { dst[p * 3 + c] = src[c * plane + p] }
             }
         }
-        return lossTerms(h: h, xHat: xHat, batch: batch, zeros: zeros, gradientScale: nil)
+    }
+
+    /// NHWC decoder output -> NCHW images.
+    private func storeImages(_ xHat: UnsafePointer<Float>, batch: Int, into output: UnsafeMutablePointer<Float>) {
+        let plane = config.imageSize * config.imageSize
+        for b in 0..<batch {
+            let src = xHat + b * imageSize, dst = output + b * imageSize
+            for p in 0..<plane {
+                for c in 0..<3 { dst[c * plane + p] = src[p * 3 + c] }
+            }
+        }
     }
 }
 
