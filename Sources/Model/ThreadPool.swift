@@ -1,0 +1,48 @@
+import CKernels
+
+/// The threads our own kernels run on: the caller plus `threads - 1` helpers created once and
+/// parked between jobs (Sources/CKernels/thread_pool.c).
+///
+/// A job is split into chunks whose boundaries depend on the data only (an image, a band of
+/// rows, a tile of outputs), never on the thread count, and each chunk computes its outputs in a
+/// fixed order. A sum that spans chunks (GroupNorm's parameter gradients) goes through per-chunk
+/// partials that the caller adds in chunk order. So every result is bit-identical whatever
+/// `threads` is (docs/model.md, "Threads"). Runs one job at a time: a model and its pool belong
+/// to one thread (`serial` has no helpers and keeps no job state).
+final class ThreadPool: @unchecked Sendable {
+    /// No helpers: chunks run in order on the caller (kernels called outside a model, in tests).
+    static let serial = ThreadPool(threads: 1)
+
+    let threads: Int
+    private let pool: OpaquePointer
+
+    init(threads: Int) {
+        precondition(threads >= 1, "a thread pool needs at least one thread")
+        guard let pool = scvae_thread_pool_create(Int32(threads)) else {
+            fatalError("could not start \(threads - 1) kernel helper thread(s)")
+        }
+        self.threads = threads
+        self.pool = pool
+    }
+
+    deinit { scvae_thread_pool_destroy(pool) }
+
+    /// Calls `body(chunk, thread)` once for every chunk in 0..<chunks, spread over the pool's
+    /// threads, and returns when all have run. `thread` (0..<threads) only selects per-thread
+    /// scratch. Chunks run concurrently: each must write only its own outputs.
+    func run(chunks: Int, _ body: (_ chunk: Int, _ thread: Int) -> Void) {
+        if chunks <= 0 { return }
+        if threads == 1 || chunks == 1 {
+            for chunk in 0..<chunks { body(chunk, 0) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var task = body
+            withUnsafeMutablePointer(to: &task) { task in
+                scvae_thread_pool_run(pool, chunks, { context, chunk, thread in
+                    context!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(chunk, Int(thread))
+                }, task)
+            }
+        }
+    }
+}
