@@ -11,23 +11,30 @@
 #include <unistd.h>
 
 // Polls of a word before sleeping on it: a helper that has just finished a job usually gets the
-// next within microseconds (the layers' phases follow each other), but on a loaded machine a long
+// next within microseconds (the layers' jobs follow each other), but on a loaded machine a long
 // spin only takes the core from the thread it waits for.
-enum { SPINS_BEFORE_SLEEP = 2000 };
+enum { SPINS_BEFORE_SLEEP = 1000 };
 
+// Chunks are claimed from one 64-bit word: the job's number in the high half, the next chunk in
+// the low half. A helper that wakes late, after its job has finished, finds another number there
+// and claims nothing, so the caller waits for the job's chunks, never for every helper to show up
+// (on a loaded machine a helper may not run for milliseconds; the caller then does its share).
 struct scvae_thread_pool {
     int threads;
     pthread_t *helpers;
-    // Bumped (release) to start a job or to stop; helpers sleep on it.
-    _Atomic uint32_t generation;
-    // Helpers that have not finished the current job; the caller sleeps on it.
-    _Atomic uint32_t working;
-    _Atomic ptrdiff_t next_chunk;
-    // The job, written before the generation is bumped.
-    ptrdiff_t chunks;
-    scvae_thread_pool_task task;
-    void *context;
-    bool stopping;
+    // The current job's number; helpers sleep on it. Bumped (release) to start a job or to stop.
+    _Atomic uint32_t job;
+    _Atomic uint64_t claim;
+    // Chunks of the current job that have finished; the caller sleeps on it.
+    _Atomic uint32_t finished;
+    // The job, written after the claim word has its number and before the number is published.
+    // A thread reads them after the claim word and uses them only if it then claims a chunk of
+    // its job: if it saw the next job's chunks (acquire), it sees that job's number in the claim
+    // word too, and the claim fails.
+    _Atomic ptrdiff_t chunks;
+    _Atomic(scvae_thread_pool_task) task;
+    _Atomic(void *) context;
+    _Atomic bool stopping;
 };
 
 typedef struct {
@@ -55,11 +62,25 @@ static uint32_t wait_for_change(_Atomic uint32_t *word, uint32_t value) {
     return now;
 }
 
-static void run_chunks(scvae_thread_pool *pool, int thread) {
+// Claims and runs chunks of job `job` until none is left or another job has started.
+static void run_chunks(scvae_thread_pool *pool, uint32_t job, int thread) {
+    uint64_t claim = atomic_load_explicit(&pool->claim, memory_order_acquire);
     for (;;) {
-        const ptrdiff_t chunk = atomic_fetch_add_explicit(&pool->next_chunk, 1, memory_order_relaxed);
-        if (chunk >= pool->chunks) return;
-        pool->task(pool->context, chunk, thread);
+        if ((uint32_t)(claim >> 32) != job) return;
+        const ptrdiff_t chunk = (ptrdiff_t)(uint32_t)claim;
+        const ptrdiff_t chunks = atomic_load_explicit(&pool->chunks, memory_order_acquire);
+        const scvae_thread_pool_task task = atomic_load_explicit(&pool->task, memory_order_relaxed);
+        void *context = atomic_load_explicit(&pool->context, memory_order_relaxed);
+        if (chunk >= chunks) return;
+        if (!atomic_compare_exchange_weak_explicit(&pool->claim, &claim, claim + 1, memory_order_acquire,
+                                                   memory_order_acquire)) {
+            continue;  // `claim` now holds the word's current value
+        }
+        task(context, chunk, thread);
+        if (atomic_fetch_add_explicit(&pool->finished, 1, memory_order_release) + 1 == (uint32_t)chunks) {
+            futex_wake(&pool->finished);
+        }
+        claim = atomic_load_explicit(&pool->claim, memory_order_acquire);
     }
 }
 
@@ -67,12 +88,11 @@ static void *helper_main(void *argument) {
     helper_start start = *(helper_start *)argument;
     free(argument);
     scvae_thread_pool *pool = start.pool;
-    uint32_t seen = 0;
+    uint32_t job = 0;
     for (;;) {
-        seen = wait_for_change(&pool->generation, seen);
-        if (pool->stopping) return NULL;
-        run_chunks(pool, start.thread);
-        if (atomic_fetch_sub_explicit(&pool->working, 1, memory_order_acq_rel) == 1) futex_wake(&pool->working);
+        job = wait_for_change(&pool->job, job);
+        if (atomic_load_explicit(&pool->stopping, memory_order_acquire)) return NULL;
+        run_chunks(pool, job, start.thread);
     }
 }
 
@@ -100,27 +120,31 @@ scvae_thread_pool *scvae_thread_pool_create(int threads) {
 
 void scvae_thread_pool_destroy(scvae_thread_pool *pool) {
     if (!pool) return;
-    pool->stopping = true;
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
-    futex_wake(&pool->generation);
+    atomic_store_explicit(&pool->stopping, true, memory_order_release);
+    atomic_fetch_add_explicit(&pool->job, 1, memory_order_release);
+    futex_wake(&pool->job);
     for (int thread = 1; thread < pool->threads; thread++) pthread_join(pool->helpers[thread], NULL);
     free(pool->helpers);
     free(pool);
 }
 
 void scvae_thread_pool_run(scvae_thread_pool *pool, ptrdiff_t chunks, scvae_thread_pool_task task, void *context) {
-    if (pool->threads == 1 || chunks <= 1) {
+    if (pool->threads == 1 || chunks <= 1 || chunks > INT32_MAX) {
         for (ptrdiff_t chunk = 0; chunk < chunks; chunk++) task(context, chunk, 0);
         return;
     }
-    pool->chunks = chunks;
-    pool->task = task;
-    pool->context = context;
-    atomic_store_explicit(&pool->next_chunk, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool->working, (uint32_t)(pool->threads - 1), memory_order_relaxed);
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
-    futex_wake(&pool->generation);
-    run_chunks(pool, 0);
-    uint32_t working;
-    while ((working = atomic_load_explicit(&pool->working, memory_order_acquire)) != 0) wait_for_change(&pool->working, working);
+    // The previous job has finished, so no thread claims anything until the new number is out.
+    const uint32_t job = atomic_load_explicit(&pool->job, memory_order_relaxed) + 1;
+    atomic_store_explicit(&pool->claim, (uint64_t)job << 32, memory_order_relaxed);
+    atomic_store_explicit(&pool->task, task, memory_order_relaxed);
+    atomic_store_explicit(&pool->context, context, memory_order_relaxed);
+    atomic_store_explicit(&pool->finished, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->chunks, chunks, memory_order_release);
+    atomic_store_explicit(&pool->job, job, memory_order_release);
+    futex_wake(&pool->job);
+    run_chunks(pool, job, 0);
+    uint32_t finished;
+    while ((finished = atomic_load_explicit(&pool->finished, memory_order_acquire)) != (uint32_t)chunks) {
+        wait_for_change(&pool->finished, finished);
+    }
 }

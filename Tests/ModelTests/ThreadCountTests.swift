@@ -6,7 +6,9 @@ import Testing
 @Suite struct ThreadCountTests {
     @Test func poolRunsEveryChunkOnceOnItsThreads() {
         let pool = ThreadPool(threads: 3)
-        for chunks in [0, 1, 2, 7, 1000] {
+        // Many short jobs in a row too: a helper that wakes after its job has finished must not
+        // run a chunk of the next one twice, or with the wrong job.
+        for chunks in [0, 1, 2, 7, 1000] + (0..<500).map { 2 + $0 % 5 } {
             var runs = [Int](repeating: 0, count: chunks), threads = [Int](repeating: -1, count: chunks)
             runs.withUnsafeMutableBufferPointer { runs in
                 threads.withUnsafeMutableBufferPointer { threads in
