@@ -64,7 +64,7 @@ final class AttnBlock: ChainLayer {
             }
             BLAS.sgemm(m: p, n: c, k: p, a: a, lda: p, b: v + b * p * c, ldb: c, c: mixed.pointer + b * p * c, ldc: c)
         }
-        output.pointer.update(from: input, count: batch * outputSize)
+        workspace.pool.copy(input, to: output.pointer, count: batch * outputSize)
         projection.run(into: output.pointer, mixed.pointer, batch: batch, parameters: parameters, accumulate: true)
         return UnsafePointer(output.pointer)
     }
@@ -76,9 +76,9 @@ final class AttnBlock: ChainLayer {
         let n = batch * p * c
         // The residual's gradient comes first, written or added as asked; the norm's then adds.
         if accumulateInput {
-            VectorMath.add(dOutput, to: dInput, count: n)
+            workspace.pool.add(dOutput, to: dInput, count: n)
         } else {
-            dInput.update(from: dOutput, count: n)
+            workspace.pool.copy(dOutput, to: dInput, count: n)
         }
         let dMixed = workspace.floats(.attentionMixed, n)
         projection.backward(dOutput: dOutput, dInput: dMixed, batch: batch, parameters: parameters, gradients: gradients,

@@ -46,3 +46,25 @@ final class ThreadPool: @unchecked Sendable {
         }
     }
 }
+
+extension ThreadPool {
+    /// Floats per chunk of an elementwise pass (256 KiB).
+    static let elementsPerChunk = 1 << 16
+
+    /// destination[i] = source[i] for i < count, in chunks.
+    func copy(_ source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int) {
+        eachElementChunk(count) { (destination + $0).update(from: source + $0, count: $1) }
+    }
+
+    /// destination[i] += source[i] for i < count, in chunks.
+    func add(_ source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int) {
+        eachElementChunk(count) { VectorMath.add(source + $0, to: destination + $0, count: $1) }
+    }
+
+    private func eachElementChunk(_ count: Int, _ body: (_ start: Int, _ count: Int) -> Void) {
+        let size = Self.elementsPerChunk
+        run(chunks: (count + size - 1) / size) { chunk, _ in
+            body(chunk * size, min(size, count - chunk * size))
+        }
+    }
+}
