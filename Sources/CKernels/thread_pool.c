@@ -27,6 +27,9 @@ struct scvae_thread_pool {
     _Atomic uint64_t claim;
     // Chunks of the current job that have finished; the caller sleeps on it.
     _Atomic uint32_t finished;
+    // Threads that have claimed a chunk of the current job: each takes the next number as its
+    // slot on its first claim, so slots stay under min(threads, chunks).
+    _Atomic int slots;
     // The job, written after the claim word has its number and before the number is published.
     // A thread reads them after the claim word and uses them only if it then claims a chunk of
     // its job: if it saw the next job's chunks (acquire), it sees that job's number in the claim
@@ -36,11 +39,6 @@ struct scvae_thread_pool {
     _Atomic(void *) context;
     _Atomic bool stopping;
 };
-
-typedef struct {
-    scvae_thread_pool *pool;
-    int thread;
-} helper_start;
 
 static void futex_wait(_Atomic uint32_t *word, uint32_t expected) {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
@@ -63,7 +61,8 @@ static uint32_t wait_for_change(_Atomic uint32_t *word, uint32_t value) {
 }
 
 // Claims and runs chunks of job `job` until none is left or another job has started.
-static void run_chunks(scvae_thread_pool *pool, uint32_t job, int thread) {
+static void run_chunks(scvae_thread_pool *pool, uint32_t job) {
+    int slot = -1;
     uint64_t claim = atomic_load_explicit(&pool->claim, memory_order_acquire);
     for (;;) {
         if ((uint32_t)(claim >> 32) != job) return;
@@ -76,7 +75,8 @@ static void run_chunks(scvae_thread_pool *pool, uint32_t job, int thread) {
                                                    memory_order_acquire)) {
             continue;  // `claim` now holds the word's current value
         }
-        task(context, chunk, thread);
+        if (slot < 0) slot = atomic_fetch_add_explicit(&pool->slots, 1, memory_order_relaxed);
+        task(context, chunk, slot);
         if (atomic_fetch_add_explicit(&pool->finished, 1, memory_order_release) + 1 == (uint32_t)chunks) {
             futex_wake(&pool->finished);
         }
@@ -85,14 +85,12 @@ static void run_chunks(scvae_thread_pool *pool, uint32_t job, int thread) {
 }
 
 static void *helper_main(void *argument) {
-    helper_start start = *(helper_start *)argument;
-    free(argument);
-    scvae_thread_pool *pool = start.pool;
+    scvae_thread_pool *pool = argument;
     uint32_t job = 0;
     for (;;) {
         job = wait_for_change(&pool->job, job);
         if (atomic_load_explicit(&pool->stopping, memory_order_acquire)) return NULL;
-        run_chunks(pool, job, start.thread);
+        run_chunks(pool, job);
     }
 }
 
@@ -106,10 +104,7 @@ scvae_thread_pool *scvae_thread_pool_create(int threads) {
         return NULL;
     }
     for (int thread = 1; thread < pool->threads; thread++) {
-        helper_start *start = malloc(sizeof *start);
-        if (start) *start = (helper_start){ pool, thread };
-        if (!start || pthread_create(&pool->helpers[thread], NULL, helper_main, start) != 0) {
-            free(start);
+        if (pthread_create(&pool->helpers[thread], NULL, helper_main, pool) != 0) {
             pool->threads = thread;  // the helpers started so far are stopped and joined
             scvae_thread_pool_destroy(pool);
             return NULL;
@@ -139,10 +134,11 @@ void scvae_thread_pool_run(scvae_thread_pool *pool, ptrdiff_t chunks, scvae_thre
     atomic_store_explicit(&pool->task, task, memory_order_relaxed);
     atomic_store_explicit(&pool->context, context, memory_order_relaxed);
     atomic_store_explicit(&pool->finished, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->slots, 0, memory_order_relaxed);
     atomic_store_explicit(&pool->chunks, chunks, memory_order_release);
     atomic_store_explicit(&pool->job, job, memory_order_release);
     futex_wake(&pool->job);
-    run_chunks(pool, job, 0);
+    run_chunks(pool, job);
     uint32_t finished;
     while ((finished = atomic_load_explicit(&pool->finished, memory_order_acquire)) != (uint32_t)chunks) {
         wait_for_change(&pool->finished, finished);

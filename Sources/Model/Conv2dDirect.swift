@@ -62,8 +62,8 @@ public enum Conv2dDirect {
             return
         }
         let shifts = tapShifts(g)
-        workspace.pool.run(chunks: g.batch) { b, thread in
-            let padded = workspace.scratch(for: thread).floats(.convColumns, paddedRows(g) * ldIn)
+        workspace.pool.run(chunks: g.batch) { b, slot in
+            let padded = workspace.scratch(for: slot).floats(.convColumns, paddedRows(g) * ldIn)
             pad(padded, inp + b * h * w * ci, height: h, width: w, channels: ci)
             run(input: padded, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: shifts, depth: ci,
                 columns: co, rows: h * (w + 2), wideWidth: w + 2, width: w, bias: bias, output: out + b * h * w * co,

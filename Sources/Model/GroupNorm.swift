@@ -72,8 +72,9 @@ enum GroupNorm {
 
     /// dInput +=, dWeight +=, dBias += from dOut; `inp`, `mean`, `rstd` as written by forward.
     /// With `accumulateInput` false, dInput = instead (callers need not zero it first).
-    /// `scratch` holds P*C floats for each of the pool's threads: with swish fused, dy (the
-    /// gradient at y) is computed once there instead of re-evaluating the sigmoid in the second pass.
+    /// `scratch` holds P*C floats for each of min(pool threads, batch) slots: with swish fused, dy
+    /// (the gradient at y) is computed once there instead of re-evaluating the sigmoid in the
+    /// second pass.
     /// Images run as chunks on the pool; each leaves its share of dWeight and dBias in a partial
     /// that is added in image order afterwards, as without threads.
     static func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
@@ -88,14 +89,14 @@ enum GroupNorm {
         let count = Double(positions * perGroup)
         // partials[b] = image b's dBias (C floats), then its dWeight (C floats).
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * batch * channels) { partials in
-        pool.run(chunks: batch) { b, thread in
+        pool.run(chunks: batch) { b, slot in
         withUnsafeTemporaryAllocation(of: Double8.self, capacity: 2 * chunks) { moments in
         withUnsafeTemporaryAllocation(of: Float8.self, capacity: 7 * chunks) { perChannel in
             let sumDy = moments.baseAddress!, sumDyXhat = sumDy + chunks
             let channelMean = perChannel.baseAddress!, channelRstd = channelMean + chunks
             let gamma = channelRstd + chunks, beta = gamma + chunks
             let scaleDy = beta + chunks, slopeDx = scaleDy + chunks, shiftDx = slopeDx + chunks
-            let imageScratch = scratch + thread * positions * channels
+            let imageScratch = scratch + slot * positions * channels
             fillChunks(gamma, channels: channels) { weight[$0] }
             fillChunks(beta, channels: channels) { bias[$0] }
             let x = inp + b * positions * channels

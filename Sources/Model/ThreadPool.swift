@@ -27,10 +27,12 @@ final class ThreadPool: @unchecked Sendable {
 
     deinit { scvae_thread_pool_destroy(pool) }
 
-    /// Calls `body(chunk, thread)` once for every chunk in 0..<chunks, spread over the pool's
-    /// threads, and returns when all have run. `thread` (0..<threads) only selects per-thread
-    /// scratch. Chunks run concurrently: each must write only its own outputs.
-    func run(chunks: Int, _ body: (_ chunk: Int, _ thread: Int) -> Void) {
+    /// Calls `body(chunk, slot)` once for every chunk in 0..<chunks, spread over the pool's
+    /// threads, and returns when all have run. `slot` (0..<min(threads, chunks)) numbers the
+    /// threads taking part and only selects per-thread scratch (`Workspace.scratch(for:)`), so a
+    /// job of few chunks touches little of it. Chunks run concurrently: each must write only its
+    /// own outputs.
+    func run(chunks: Int, _ body: (_ chunk: Int, _ slot: Int) -> Void) {
         if chunks <= 0 { return }
         if threads == 1 || chunks == 1 {
             for chunk in 0..<chunks { body(chunk, 0) }
@@ -39,8 +41,8 @@ final class ThreadPool: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in
             var task = body
             withUnsafeMutablePointer(to: &task) { task in
-                scvae_thread_pool_run(pool, chunks, { context, chunk, thread in
-                    context!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(chunk, Int(thread))
+                scvae_thread_pool_run(pool, chunks, { context, chunk, slot in
+                    context!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(chunk, Int(slot))
                 }, task)
             }
         }

@@ -20,11 +20,11 @@ final class FloatStorage {
 /// Backward passes run one layer at a time, so a role's buffer is never needed by two layers at
 /// once; sharing them keeps memory near one copy of the activations. A slot grows on demand, which
 /// only invalidates earlier pointers to that same slot. Chunks that run at the same time on the
-/// pool use `scratch(for:)`, the pool thread's own slots.
+/// pool use `scratch(for:)`, the slots of the pool thread they run on.
 final class Workspace {
     /// The threads the model's own kernels run on.
     let pool: ThreadPool
-    /// One set of slots per pool thread (empty in those sets themselves).
+    /// One set of slots per pool thread, by its slot in the job (empty in those sets themselves).
     private let threadScratch: [Workspace]
 
     init(threads: Int = 1) {
@@ -38,8 +38,8 @@ final class Workspace {
         threadScratch = []
     }
 
-    /// The slots of pool thread `thread`, for a chunk running on it.
-    func scratch(for thread: Int) -> Workspace { threadScratch[thread] }
+    /// The slots of the pool thread with job slot `slot` (ThreadPool.run), for a chunk running on it.
+    func scratch(for slot: Int) -> Workspace { threadScratch[slot] }
 
     enum Slot: Int, CaseIterable {
         /// Ping-pong gradients between the layers of an Encoder or Decoder chain.

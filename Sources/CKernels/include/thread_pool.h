@@ -6,13 +6,15 @@
 /// A fixed set of helper threads, created once and parked on a futex between jobs, that runs the
 /// chunks of a job beside the calling thread (Sources/Model/ThreadPool.swift).
 ///
-/// A job is `chunks` calls of `task(context, chunk, thread)`, chunk in 0 ..< chunks, each exactly
-/// once, on whichever thread claims it next; `thread` (0 for the caller, 1 ..< threads for the
-/// helpers) only picks per-thread scratch. Results are deterministic when each chunk's output
-/// depends on the chunk alone, never on which thread or in which order chunks ran.
+/// A job is `chunks` calls of `task(context, chunk, slot)`, chunk in 0 ..< chunks, each exactly
+/// once, on whichever thread claims it next. `slot` numbers the threads taking part in this job
+/// (0 ..< min(threads, chunks), in the order of their first claim; a thread keeps its slot for the
+/// whole job) and only picks per-thread scratch, so a job of few chunks needs little of it.
+/// Results are deterministic when each chunk's output depends on the chunk alone, never on the
+/// slot or on the order chunks ran in.
 typedef struct scvae_thread_pool scvae_thread_pool;
 
-typedef void (*scvae_thread_pool_task)(void *context, ptrdiff_t chunk, int thread);
+typedef void (*scvae_thread_pool_task)(void *context, ptrdiff_t chunk, int slot);
 
 /// A pool of `threads` threads in all (the caller and threads - 1 helpers; at least 1), or NULL
 /// if a helper thread could not be started.
