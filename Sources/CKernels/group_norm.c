@@ -142,7 +142,8 @@ AVX512 void scvae_group_norm_backward_apply(float *dx, const float *dy, const fl
     }
 }
 
-AVX512 void scvae_column_moments(double *sums, double *squares, const float *x, ptrdiff_t rows, int channels) {
+AVX512 void scvae_column_moments(double *sums, double *squares, const float *x, ptrdiff_t rows, ptrdiff_t stride,
+                                 int channels) {
     for (int c = 0; c < channels; c++) {
         sums[c] = 0;
         if (squares) squares[c] = 0;
@@ -156,7 +157,7 @@ AVX512 void scvae_column_moments(double *sums, double *squares, const float *x, 
             load_sums(sums, c, mask, &sum_low, &sum_high);
             if (squares) load_sums(squares, c, mask, &square_low, &square_high);
             for (ptrdiff_t r = r0; r < r1; r++) {
-                const __m512 v = _mm512_maskz_loadu_ps(mask, x + r * channels + c);
+                const __m512 v = _mm512_maskz_loadu_ps(mask, x + r * stride + c);
                 const __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(v)), high = high_half_as_double(v);
                 sum_low = _mm512_add_pd(sum_low, low);
                 sum_high = _mm512_add_pd(sum_high, high);

@@ -186,29 +186,9 @@ void transposed_tile_any_rows(const scvae_tap_gemm_transposed *job, const float 
     }
 }
 
-static AVX512 void transposed_columns_pair(const scvae_tap_gemm_transposed *job, const float *a, float *out,
-                                           ptrdiff_t k0, ptrdiff_t k1, int n0, __mmask16 mask0, __mmask16 mask1) {
-    const tile_split split = split_rows(job->rows);
-    int m0 = 0;
-    for (ptrdiff_t index = 0; index < split.tiles; index++) {
-        const int rows = (int)(split.base + (index < split.longer));
-        transposed_tile_any_rows(job, a, out, k0, k1, m0, n0, rows, true, mask0, mask1);
-        m0 += rows;
-    }
-}
-
-static AVX512 void transposed_columns_single(const scvae_tap_gemm_transposed *job, const float *a, float *out,
-                                             ptrdiff_t k0, ptrdiff_t k1, int n0, __mmask16 mask0) {
-    const tile_split split = split_rows(job->rows);
-    int m0 = 0;
-    for (ptrdiff_t index = 0; index < split.tiles; index++) {
-        const int rows = (int)(split.base + (index < split.longer));
-        transposed_tile_any_rows(job, a, out, k0, k1, m0, n0, rows, false, mask0, 0);
-        m0 += rows;
-    }
-}
-
-AVX512 void scvae_tap_gemm_transposed_run(const scvae_tap_gemm_transposed *job) {
+// One row tile of the weight gradient (rows m0 ..< m0 + tile_rows of every tap), over the whole
+// depth: each output is summed in the same order as by any other split into tiles.
+static AVX512 void transposed_row_tile(const scvae_tap_gemm_transposed *job, int m0, int tile_rows) {
     for (ptrdiff_t k0 = 0; k0 < job->depth; k0 += DEPTH_PER_BLOCK) {
         const ptrdiff_t k1 = job->depth - k0 < DEPTH_PER_BLOCK ? job->depth : k0 + DEPTH_PER_BLOCK;
         for (int t = 0; t < job->taps; t++) {
@@ -216,12 +196,25 @@ AVX512 void scvae_tap_gemm_transposed_run(const scvae_tap_gemm_transposed *job) 
             float *out = job->output + (ptrdiff_t)t * job->rows * job->columns;
             for (int n0 = 0; n0 < job->columns; n0 += COLUMNS_PER_TILE) {
                 const int left = job->columns - n0;
-                if (left > 16) {
-                    transposed_columns_pair(job, a, out, k0, k1, n0, lanes_mask(left), lanes_mask(left - 16));
-                } else {
-                    transposed_columns_single(job, a, out, k0, k1, n0, lanes_mask(left));
-                }
+                const bool two = left > 16;
+                transposed_tile_any_rows(job, a, out, k0, k1, m0, n0, tile_rows, two, lanes_mask(left),
+                                         two ? lanes_mask(left - 16) : 0);
             }
         }
     }
+}
+
+ptrdiff_t scvae_tap_gemm_transposed_tiles(const scvae_tap_gemm_transposed *job) {
+    return split_rows(job->rows).tiles;
+}
+
+AVX512 void scvae_tap_gemm_transposed_run_tile(const scvae_tap_gemm_transposed *job, ptrdiff_t tile) {
+    const tile_split split = split_rows(job->rows);
+    const int m0 = (int)(tile * split.base + (tile < split.longer ? tile : split.longer));
+    transposed_row_tile(job, m0, (int)(split.base + (tile < split.longer)));
+}
+
+AVX512 void scvae_tap_gemm_transposed_run(const scvae_tap_gemm_transposed *job) {
+    const ptrdiff_t tiles = scvae_tap_gemm_transposed_tiles(job);
+    for (ptrdiff_t tile = 0; tile < tiles; tile++) scvae_tap_gemm_transposed_run_tile(job, tile);
 }

@@ -59,10 +59,12 @@ final class AttnBlock: ChainLayer {
             let a = weights.pointer + b * p * p
             BLAS.sgemm(transB: true, m: p, n: p, k: c, alpha: scale, a: q + b * p * c, lda: c,
                        b: k + b * p * c, ldb: c, c: a, ldc: p)
-            for i in 0..<p { Self.softmaxInPlace(a + i * p, count: p) }
+            eachRowBlock { rows in
+                for i in rows { Self.softmaxInPlace(a + i * p, count: p) }
+            }
             BLAS.sgemm(m: p, n: c, k: p, a: a, lda: p, b: v + b * p * c, ldb: c, c: mixed.pointer + b * p * c, ldc: c)
         }
-        output.pointer.update(from: input, count: batch * outputSize)
+        workspace.pool.copy(input, to: output.pointer, count: batch * outputSize)
         projection.run(into: output.pointer, mixed.pointer, batch: batch, parameters: parameters, accumulate: true)
         return UnsafePointer(output.pointer)
     }
@@ -74,9 +76,9 @@ final class AttnBlock: ChainLayer {
         let n = batch * p * c
         // The residual's gradient comes first, written or added as asked; the norm's then adds.
         if accumulateInput {
-            VectorMath.add(dOutput, to: dInput, count: n)
+            workspace.pool.add(dOutput, to: dInput, count: n)
         } else {
-            dInput.update(from: dOutput, count: n)
+            workspace.pool.copy(dOutput, to: dInput, count: n)
         }
         let dMixed = workspace.floats(.attentionMixed, n)
         projection.backward(dOutput: dOutput, dInput: dMixed, batch: batch, parameters: parameters, gradients: gradients,
@@ -93,11 +95,13 @@ final class AttnBlock: ChainLayer {
             BLAS.sgemm(transB: true, m: p, n: p, k: c, a: dMixed + off, lda: c, b: v + off, ldb: c, c: dS, ldc: p)
             BLAS.sgemm(transA: true, m: p, n: c, k: p, a: a, lda: p, b: dMixed + off, ldb: c, c: dV + off, ldc: c)
             // Softmax backward per row: dS = A * (dA - sum_j A dA).
-            for i in 0..<p {
-                let ai = a + i * p, di = dS + i * p
-                var dot: Float = 0
-                for j in 0..<p { dot += ai[j] * di[j] }
-                for j in 0..<p { di[j] = ai[j] * (di[j] - dot) }
+            eachRowBlock { rows in
+                for i in rows {
+                    let ai = a + i * p, di = dS + i * p
+                    var dot: Float = 0
+                    for j in 0..<p { dot += ai[j] * di[j] }
+                    for j in 0..<p { di[j] = ai[j] * (di[j] - dot) }
+                }
             }
             // S = scale q k^T: dq = scale dS k, dk = scale dS^T q.
             BLAS.sgemm(m: p, n: c, k: p, alpha: scale, a: dS, lda: p, b: k + off, ldb: c, c: dQ + off, ldc: c)
@@ -109,6 +113,17 @@ final class AttnBlock: ChainLayer {
         key.backward(dOutput: dK, dInput: dHn, batch: batch, parameters: parameters, gradients: gradients)
         value.backward(dOutput: dV, dInput: dHn, batch: batch, parameters: parameters, gradients: gradients)
         norm.backward(dOutput: dHn, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients)
+    }
+
+    /// Rows of the attention matrix per chunk on the workspace's threads (each row is its own).
+    static let rowsPerChunk = 16
+
+    /// Runs `body` over the P rows of one image's attention matrix in blocks, as pool chunks.
+    private func eachRowBlock(_ body: (Range<Int>) -> Void) {
+        let p = positions
+        workspace.pool.run(chunks: Conv2dDirect.chunkCount(p, Self.rowsPerChunk)) { chunk, _ in
+            body((chunk * Self.rowsPerChunk)..<min(p, (chunk + 1) * Self.rowsPerChunk))
+        }
     }
 
     /// Numerically stable softmax of one row (subtract the max first).

@@ -91,7 +91,7 @@ enum Conv2d {
                          rowsPerChunk chunkOverride: Int? = nil, method: Method = .automatic) {
         let resolved = resolve(method, g)
         if resolved == .direct {
-            accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: g.outChannels)
+            accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: g.outChannels, pool: workspace.pool)
             Conv2dDirect.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, inp: inp, weight: weight, geometry: g,
                                   accumulateInput: accumulateInput, workspace: workspace)
             return
@@ -223,11 +223,18 @@ enum Conv2d {
     /// dBias[c] += sum over rows of dOut[r, c]; summed in Double in row order (deterministic),
     /// eight channels per SIMD lane group, rows in blocks so that the sums stay in registers.
     static func accumulateBiasGradient(_ dBias: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>,
-                                       rows: Int, channels: Int, avx512: Bool = Conv2dDirect.isAvailable) {
+                                       rows: Int, channels: Int, avx512: Bool = Conv2dDirect.isAvailable,
+                                       pool: ThreadPool = .serial) {
         if avx512 {
-            // The same sums, sixteen channels per register (Sources/CKernels).
+            // The same sums, sixteen channels per register (Sources/CKernels), a chunk of
+            // channels per pool task (a channel's sum does not depend on the others).
+            let channelsPerChunk = 16
             withUnsafeTemporaryAllocation(of: Double.self, capacity: channels) { sums in
-                scvae_column_moments(sums.baseAddress!, nil, dOut, rows, Int32(channels))
+                pool.run(chunks: Conv2dDirect.chunkCount(channels, channelsPerChunk)) { chunk, _ in
+                    let first = chunk * channelsPerChunk
+                    scvae_column_moments(sums.baseAddress! + first, nil, dOut + first, rows, channels,
+                                         Int32(min(channelsPerChunk, channels - first)))
+                }
                 for c in 0..<channels { dBias[c] += Float(sums[c]) }
             }
             return

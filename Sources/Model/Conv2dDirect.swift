@@ -36,7 +36,15 @@ public enum Conv2dDirect {
         count % 128 == 0 ? count + 16 : count
     }
 
+    /// Rows of a 1x1 convolution per chunk of work: sixteen register tiles.
+    static let plainRowsPerChunk = 224
+
+    /// Wide rows per chunk of a 3x3 input gradient (whole image rows of one image, at least one).
+    static let wideRowsPerBand = 1024
+
     /// out = conv(inp) + bias (out += that when `accumulate`); `weight` is PyTorch's [Co, Ci, k, k].
+    /// Chunks on the workspace's threads: one per image (3x3, each padded in its thread's
+    /// scratch) or per `plainRowsPerChunk` rows (1x1). Every output is computed by one chunk.
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight original: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>, geometry g: Conv2dGeometry, accumulate: Bool, workspace: Workspace) {
         let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
@@ -45,13 +53,17 @@ public enum Conv2dDirect {
         let weight = UnsafePointer(Conv2d.repackedWeight(original, g, workspace, rowStride: ldOut))
         if g.isPlainProduct {
             let input = strided(inp, rows: g.rows, columns: ci, into: .convColumns, workspace)
-            run(input: input, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: [0], depth: ci, columns: co,
-                rows: g.rows, wideWidth: g.rows, width: g.rows, bias: bias, output: out, accumulate: accumulate)
+            workspace.pool.run(chunks: chunkCount(g.rows, plainRowsPerChunk)) { chunk, _ in
+                let start = chunk * plainRowsPerChunk, rows = min(plainRowsPerChunk, g.rows - start)
+                run(input: input + start * ldIn, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: [0],
+                    depth: ci, columns: co, rows: rows, wideWidth: rows, width: rows, bias: bias,
+                    output: out + start * co, accumulate: accumulate)
+            }
             return
         }
-        let padded = workspace.floats(.convColumns, paddedRows(g) * ldIn)
         let shifts = tapShifts(g)
-        for b in 0..<g.batch {
+        workspace.pool.run(chunks: g.batch) { b, slot in
+            let padded = workspace.scratch(for: slot).floats(.convColumns, paddedRows(g) * ldIn)
             pad(padded, inp + b * h * w * ci, height: h, width: w, channels: ci)
             run(input: padded, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: shifts, depth: ci,
                 columns: co, rows: h * (w + 2), wideWidth: w + 2, width: w, bias: bias, output: out + b * h * w * co,
@@ -66,22 +78,32 @@ public enum Conv2dDirect {
 
     /// dWeight += dL/dweight and, when dInput is non-nil, dInput = dL/dinp (+= when `accumulateInput`),
     /// from dOut = dL/dout; `weight` is PyTorch's [Co, Ci, k, k]. The bias gradient is the caller's.
+    ///
+    /// Chunks on the workspace's threads: the weight gradient's row tiles (every tile sums its
+    /// outputs over the whole depth in order, so it does not matter which thread runs it) and the
+    /// input gradient's row bands. Groups of images run one after another, as without threads.
     static func backward(dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>,
                          dOut: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          geometry g: Conv2dGeometry, accumulateInput: Bool, workspace: Workspace,
                          imagesPerGroup groupOverride: Int? = nil) {
         let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
         let (ldIn, ldOut) = (leadingDimension(ci), leadingDimension(co))
+        let pool = workspace.pool
         let dwr = workspace.zeroed(.convWeightGradient, g.weightCount)
         if g.isPlainProduct {
             // dW[ci, co] = sum over pixels of X[r, ci] dOut[r, co]; dX = dOut W with W [Co, Ci] as stored.
-            runTransposed(a: inp, aStride: ci, b: dOut, bStride: co, shifts: [0], rows: ci, columns: co,
-                          depth: g.rows, output: dwr)
-            if let dInput {
-                let gradient = strided(dOut, rows: g.rows, columns: co, into: .convPaddedGradient, workspace)
-                run(input: gradient, inputStride: ldOut, weight: strided(weight, rows: co, columns: ci, workspace),
-                    weightStride: ldIn, shifts: [0], depth: co, columns: ci, rows: g.rows, wideWidth: g.rows,
-                    width: g.rows, bias: nil, output: dInput, accumulate: accumulateInput)
+            let gradient = dInput == nil ? dOut : strided(dOut, rows: g.rows, columns: co, into: .convPaddedGradient, workspace)
+            let transposed = dInput == nil ? weight : strided(weight, rows: co, columns: ci, workspace)
+            let inputChunks = dInput == nil ? 0 : chunkCount(g.rows, plainRowsPerChunk)
+            withWeightGradientJob(a: inp, aStride: ci, b: dOut, bStride: co, shifts: [0], rows: ci, columns: co,
+                                  depth: g.rows, output: dwr) { job, tiles in
+                pool.run(chunks: inputChunks + tiles) { chunk, _ in
+                    guard chunk < inputChunks, let dInput else { return runTile(job, chunk - inputChunks) }
+                    let start = chunk * plainRowsPerChunk, rows = min(plainRowsPerChunk, g.rows - start)
+                    run(input: gradient + start * ldOut, inputStride: ldOut, weight: transposed, weightStride: ldIn,
+                        shifts: [0], depth: co, columns: ci, rows: rows, wideWidth: rows, width: rows, bias: nil,
+                        output: dInput + start * ci, accumulate: accumulateInput)
+                }
             }
             Conv2d.unpackAddWeightGradient(dWeight, dwr, g)
             return
@@ -96,27 +118,40 @@ public enum Conv2dDirect {
         let paddedGrad = workspace.floats(.convPaddedGradient, (group * stride + 2) * ldOut)
         let flipped = dInput == nil ? nil : UnsafePointer(Conv2d.flippedWeight(weight, g, workspace, rowStride: ldIn))
         let shifts = tapShifts(g)
+        let bandRows = max(1, wideRowsPerBand / wp), bands = chunkCount(h, bandRows)
         var first = 0
         while first < g.batch {
             let count = min(group, g.batch - first)
-            for j in 0..<count {
-                pad(paddedInput + j * stride * ldIn, inp + (first + j) * h * w * ci, height: h, width: w, channels: ci)
-                pad(paddedGrad + j * stride * ldOut, dOut + (first + j) * h * w * co, height: h, width: w, channels: co)
+            pool.run(chunks: 2 * count) { chunk, _ in
+                let j = chunk / 2
+                if chunk % 2 == 0 {
+                    pad(paddedInput + j * stride * ldIn, inp + (first + j) * h * w * ci, height: h, width: w, channels: ci)
+                } else {
+                    pad(paddedGrad + j * stride * ldOut, dOut + (first + j) * h * w * co, height: h, width: w, channels: co)
+                }
             }
-            runTransposed(a: paddedInput, aStride: ldIn, b: paddedGrad + (wp + 1) * ldOut, bStride: ldOut, shifts: shifts,
-                          rows: ci, columns: co, depth: (count - 1) * stride + h * wp, output: dwr)
-            if let dInput, let flipped {
-                // dX[r] = sum over taps of dOutPadded[r + shift(8 - tap)] W[:, :, tap]: the same taps
-                // over the padded output gradient, with the flipped weight [tap', Co, Ci].
-                for j in 0..<count {
-                    run(input: paddedGrad + j * stride * ldOut, inputStride: ldOut, weight: flipped, weightStride: ldIn,
-                        shifts: shifts, depth: co, columns: ci, rows: h * wp, wideWidth: wp, width: w, bias: nil,
-                        output: dInput + (first + j) * h * w * ci, accumulate: accumulateInput)
+            let inputChunks = dInput == nil ? 0 : count * bands
+            withWeightGradientJob(a: paddedInput, aStride: ldIn, b: paddedGrad + (wp + 1) * ldOut, bStride: ldOut,
+                                  shifts: shifts, rows: ci, columns: co, depth: (count - 1) * stride + h * wp,
+                                  output: dwr) { job, tiles in
+                pool.run(chunks: inputChunks + tiles) { chunk, _ in
+                    guard chunk < inputChunks, let dInput, let flipped else { return runTile(job, chunk - inputChunks) }
+                    // dX[r] = sum over taps of dOutPadded[r + shift(8 - tap)] W[:, :, tap]: the same taps
+                    // over the padded output gradient, with the flipped weight [tap', Co, Ci].
+                    let j = chunk / bands, y0 = (chunk % bands) * bandRows, rows = min(bandRows, h - y0)
+                    run(input: paddedGrad + (j * stride + y0 * wp) * ldOut, inputStride: ldOut, weight: flipped,
+                        weightStride: ldIn, shifts: shifts, depth: co, columns: ci, rows: rows * wp, wideWidth: wp,
+                        width: w, bias: nil, output: dInput + ((first + j) * h + y0) * w * ci, accumulate: accumulateInput)
                 }
             }
             first += count
         }
         Conv2d.unpackAddWeightGradient(dWeight, dwr, g)
+    }
+
+    /// Chunks of at most `size` items that cover `count` items.
+    static func chunkCount(_ count: Int, _ size: Int) -> Int {
+        (count + size - 1) / size
     }
 
     /// Rows of one zero-bordered image: H+2 wide rows and two spare rows for the last taps' reach.
@@ -161,15 +196,23 @@ public enum Conv2dDirect {
         return UnsafePointer(copy)
     }
 
-    private static func runTransposed(a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int,
-                                      shifts: [Int], rows: Int, columns: Int, depth: Int, output: UnsafeMutablePointer<Float>) {
+    /// Runs `body` with the weight-gradient product dW[tap] += A[shifted rows]^T B (see tap_gemm.h)
+    /// and its number of row tiles; `body` runs the tiles (`runTile`).
+    private static func withWeightGradientJob(a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int,
+                                              shifts: [Int], rows: Int, columns: Int, depth: Int,
+                                              output: UnsafeMutablePointer<Float>,
+                                              _ body: (UnsafePointer<scvae_tap_gemm_transposed>, Int) -> Void) {
         precondition(isAvailable, "the tap-GEMM kernel does not run on this CPU")
         shifts.withUnsafeBufferPointer { shiftPointer in
             var job = scvae_tap_gemm_transposed(a: a, a_stride: aStride, b: b, b_stride: bStride, shifts: shiftPointer.baseAddress,
                                                 taps: Int32(shifts.count), rows: Int32(rows), columns: Int32(columns),
                                                 depth: depth, output: output)
-            scvae_tap_gemm_transposed_run(&job)
+            withUnsafePointer(to: &job) { body($0, scvae_tap_gemm_transposed_tiles($0)) }
         }
+    }
+
+    private static func runTile(_ job: UnsafePointer<scvae_tap_gemm_transposed>, _ tile: Int) {
+        scvae_tap_gemm_transposed_run_tile(job, tile)
     }
 
     private static func run(input: UnsafePointer<Float>, inputStride: Int, weight: UnsafePointer<Float>, weightStride: Int,

@@ -27,123 +27,140 @@ enum GroupNorm {
                         rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                         batch: Int, positions: Int, channels: Int, groups: Int, epsilon: Float, swish: Bool,
-                        avx512: Bool = avx512Available) {
+                        avx512: Bool = avx512Available, pool: ThreadPool = .serial) {
         let chunks = (channels + 7) / 8
         let count = Double(positions * (channels / groups))
+        // One chunk per image: its statistics and output are its own.
+        pool.run(chunks: batch) { b, _ in
         withUnsafeTemporaryAllocation(of: Double8.self, capacity: 2 * chunks) { moments in
         withUnsafeTemporaryAllocation(of: Float8.self, capacity: 2 * chunks) { coefficients in
             let sums = moments.baseAddress!, squares = sums + chunks
             let scale = coefficients.baseAddress!, shift = scale + chunks
-            for b in 0..<batch {
-                let x = inp + b * positions * channels
-                if avx512 {
-                    withLanes(moments) { lane in
-                        scvae_column_moments(lane(sums), lane(squares), x, positions, Int32(channels))
-                    }
-                } else {
-                    accumulateMoments(x, positions: positions, channels: channels, sums: sums, squares: squares)
+            let x = inp + b * positions * channels
+            if avx512 {
+                withLanes(moments) { lane in
+                    scvae_column_moments(lane(sums), lane(squares), x, positions, channels, Int32(channels))
                 }
-                let stats = b * groups
-                for g in 0..<groups {
-                    let (sum, square) = groupTotals(sums, squares, group: g, of: groups, channels: channels)
-                    let groupMean = sum / count
-                    let variance = max(square / count - groupMean * groupMean, 0)
-                    mean[stats + g] = Float(groupMean)
-                    rstd[stats + g] = Float(1 / (variance + Double(epsilon)).squareRoot())
-                }
-                // out = x * scale + shift, per channel; lanes past C stay 0.
-                fillChunks(scale, channels: channels) { c in rstd[stats + c / (channels / groups)] * weight[c] }
-                fillChunks(shift, channels: channels) { c in
-                    bias[c] - mean[stats + c / (channels / groups)] * scale[c / 8][c % 8]
-                }
-                let y = out + b * positions * channels
-                if avx512 {
-                    withLanes(coefficients) { lane in
-                        scvae_group_norm_apply(y, x, lane(scale), lane(shift), positions, Int32(channels), swish)
-                    }
-                } else {
-                    normalise(y, x, scale: scale, shift: shift, positions: positions, channels: channels, swish: swish)
-                }
+            } else {
+                accumulateMoments(x, positions: positions, channels: channels, sums: sums, squares: squares)
             }
+            let stats = b * groups
+            for g in 0..<groups {
+                let (sum, square) = groupTotals(sums, squares, group: g, of: groups, channels: channels)
+                let groupMean = sum / count
+                let variance = max(square / count - groupMean * groupMean, 0)
+                mean[stats + g] = Float(groupMean)
+                rstd[stats + g] = Float(1 / (variance + Double(epsilon)).squareRoot())
+            }
+            // out = x * scale + shift, per channel; lanes past C stay 0.
+            fillChunks(scale, channels: channels) { c in rstd[stats + c / (channels / groups)] * weight[c] }
+            fillChunks(shift, channels: channels) { c in
+                bias[c] - mean[stats + c / (channels / groups)] * scale[c / 8][c % 8]
+            }
+            let y = out + b * positions * channels
+            if avx512 {
+                withLanes(coefficients) { lane in
+                    scvae_group_norm_apply(y, x, lane(scale), lane(shift), positions, Int32(channels), swish)
+                }
+            } else {
+                normalise(y, x, scale: scale, shift: shift, positions: positions, channels: channels, swish: swish)
+            }
+        }
         }
         }
     }
 
     /// dInput +=, dWeight +=, dBias += from dOut; `inp`, `mean`, `rstd` as written by forward.
     /// With `accumulateInput` false, dInput = instead (callers need not zero it first).
-    /// `scratch` holds P*C floats: with swish fused, dy (the gradient at y) is computed once there
-    /// instead of re-evaluating the sigmoid in the second pass.
+    /// `scratch` holds P*C floats for each of min(pool threads, batch) slots: with swish fused, dy
+    /// (the gradient at y) is computed once there instead of re-evaluating the sigmoid in the
+    /// second pass.
+    /// Images run as chunks on the pool; each leaves its share of dWeight and dBias in a partial
+    /// that is added in image order afterwards, as without threads.
     static func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
                          dBias: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                          weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                          batch: Int, positions: Int, channels: Int, groups: Int, swish: Bool,
                          accumulateInput: Bool = true, scratch: UnsafeMutablePointer<Float>,
-                         avx512: Bool = avx512Available) {
+                         avx512: Bool = avx512Available, pool: ThreadPool = .serial) {
         let perGroup = channels / groups
         let chunks = (channels + 7) / 8
         let count = Double(positions * perGroup)
+        // partials[b] = image b's dBias (C floats), then its dWeight (C floats).
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * batch * channels) { partials in
+        pool.run(chunks: batch) { b, slot in
         withUnsafeTemporaryAllocation(of: Double8.self, capacity: 2 * chunks) { moments in
         withUnsafeTemporaryAllocation(of: Float8.self, capacity: 7 * chunks) { perChannel in
             let sumDy = moments.baseAddress!, sumDyXhat = sumDy + chunks
             let channelMean = perChannel.baseAddress!, channelRstd = channelMean + chunks
             let gamma = channelRstd + chunks, beta = gamma + chunks
             let scaleDy = beta + chunks, slopeDx = scaleDy + chunks, shiftDx = slopeDx + chunks
+            let imageScratch = scratch + slot * positions * channels
             fillChunks(gamma, channels: channels) { weight[$0] }
             fillChunks(beta, channels: channels) { bias[$0] }
-            for b in 0..<batch {
-                let x = inp + b * positions * channels
-                let stats = b * groups
-                fillChunks(channelMean, channels: channels) { mean[stats + $0 / perGroup] }
-                fillChunks(channelRstd, channels: channels) { rstd[stats + $0 / perGroup] }
-                let dOutSample = dOut + b * positions * channels
-                let dy = swish ? UnsafePointer(scratch) : dOutSample
-                // dy is the gradient at y = xhat * gamma + beta (through swish when fused); it is
-                // summed in the same pass that computes it.
-                if avx512 {
-                    withLanes(moments) { sum in
-                        withLanes(perChannel) { lane in
-                            scvae_group_norm_backward_sums(sum(sumDy), sum(sumDyXhat), scratch, dOutSample, x, lane(channelMean),
-                                                           lane(channelRstd), lane(gamma), lane(beta), positions,
-                                                           Int32(channels), swish)
-                        }
-                    }
-                } else {
-                    gradientSums(sumDy, sumDyXhat, scratch: scratch, dOut: dOutSample, x, mean: channelMean, rstd: channelRstd,
-                                 gamma: gamma, beta: beta, positions: positions, channels: channels, swish: swish)
-                }
-                for c in 0..<channels {
-                    dBias[c] += Float(sumDy[c / 8][c % 8])
-                    dWeight[c] += Float(sumDyXhat[c / 8][c % 8])
-                }
-                // dxhat = dy * gamma; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-                // = scaleDy * dy - slopeDx * x - shiftDx, with xhat = (x - m) r.
-                for g in 0..<groups {
-                    var meanDxhat = 0.0, meanDxhatXhat = 0.0
-                    for c in (g * perGroup)..<((g + 1) * perGroup) {
-                        meanDxhat += Double(weight[c]) * sumDy[c / 8][c % 8]
-                        meanDxhatXhat += Double(weight[c]) * sumDyXhat[c / 8][c % 8]
-                    }
-                    meanDxhat /= count
-                    meanDxhatXhat /= count
-                    let r = rstd[stats + g], m = mean[stats + g]
-                    for c in (g * perGroup)..<((g + 1) * perGroup) {
-                        let slope = r * r * Float(meanDxhatXhat)
-                        scaleDy[c / 8][c % 8] = r * weight[c]
-                        slopeDx[c / 8][c % 8] = slope
-                        shiftDx[c / 8][c % 8] = r * Float(meanDxhat) - m * slope
-                    }
-                }
-                let dx = dInput + b * positions * channels
-                if avx512 {
+            let x = inp + b * positions * channels
+            let stats = b * groups
+            fillChunks(channelMean, channels: channels) { mean[stats + $0 / perGroup] }
+            fillChunks(channelRstd, channels: channels) { rstd[stats + $0 / perGroup] }
+            let dOutSample = dOut + b * positions * channels
+            let dy = swish ? UnsafePointer(imageScratch) : dOutSample
+            // dy is the gradient at y = xhat * gamma + beta (through swish when fused); it is
+            // summed in the same pass that computes it.
+            if avx512 {
+                withLanes(moments) { sum in
                     withLanes(perChannel) { lane in
-                        scvae_group_norm_backward_apply(dx, dy, x, lane(scaleDy), lane(slopeDx), lane(shiftDx), positions,
-                                                        Int32(channels), accumulateInput)
+                        scvae_group_norm_backward_sums(sum(sumDy), sum(sumDyXhat), imageScratch, dOutSample, x,
+                                                       lane(channelMean), lane(channelRstd), lane(gamma), lane(beta),
+                                                       positions, Int32(channels), swish)
                     }
-                } else {
-                    applyInputGradient(dx, dy: dy, x, scaleDy: scaleDy, slopeDx: slopeDx, shiftDx: shiftDx,
-                                       positions: positions, channels: channels, accumulate: accumulateInput)
                 }
+            } else {
+                gradientSums(sumDy, sumDyXhat, scratch: imageScratch, dOut: dOutSample, x, mean: channelMean,
+                             rstd: channelRstd, gamma: gamma, beta: beta, positions: positions, channels: channels,
+                             swish: swish)
+            }
+            let partial = partials.baseAddress! + 2 * b * channels
+            for c in 0..<channels {
+                partial[c] = Float(sumDy[c / 8][c % 8])
+                partial[channels + c] = Float(sumDyXhat[c / 8][c % 8])
+            }
+            // dxhat = dy * gamma; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+            // = scaleDy * dy - slopeDx * x - shiftDx, with xhat = (x - m) r.
+            for g in 0..<groups {
+                var meanDxhat = 0.0, meanDxhatXhat = 0.0
+                for c in (g * perGroup)..<((g + 1) * perGroup) {
+                    meanDxhat += Double(weight[c]) * sumDy[c / 8][c % 8]
+                    meanDxhatXhat += Double(weight[c]) * sumDyXhat[c / 8][c % 8]
+                }
+                meanDxhat /= count
+                meanDxhatXhat /= count
+                let r = rstd[stats + g], m = mean[stats + g]
+                for c in (g * perGroup)..<((g + 1) * perGroup) {
+                    let slope = r * r * Float(meanDxhatXhat)
+                    scaleDy[c / 8][c % 8] = r * weight[c]
+                    slopeDx[c / 8][c % 8] = slope
+                    shiftDx[c / 8][c % 8] = r * Float(meanDxhat) - m * slope
+                }
+            }
+            let dx = dInput + b * positions * channels
+            if avx512 {
+                withLanes(perChannel) { lane in
+                    scvae_group_norm_backward_apply(dx, dy, x, lane(scaleDy), lane(slopeDx), lane(shiftDx), positions,
+                                                    Int32(channels), accumulateInput)
+                }
+            } else {
+                applyInputGradient(dx, dy: dy, x, scaleDy: scaleDy, slopeDx: slopeDx, shiftDx: shiftDx,
+                                   positions: positions, channels: channels, accumulate: accumulateInput)
+            }
+        }
+        }
+        }
+        for b in 0..<batch {
+            let partial = partials.baseAddress! + 2 * b * channels
+            for c in 0..<channels {
+                dBias[c] += partial[c]
+                dWeight[c] += partial[channels + c]
             }
         }
         }

@@ -56,7 +56,7 @@ final class ResnetBlock: ChainLayer {
         if let shortcut {
             shortcut.run(into: output.pointer, input, batch: batch, parameters: parameters, accumulate: false)
         } else {
-            output.pointer.update(from: input, count: batch * outputSize)
+            workspace.pool.copy(input, to: output.pointer, count: batch * outputSize)
         }
         conv2.run(into: output.pointer, a2, batch: batch, parameters: parameters, accumulate: true)
         return UnsafePointer(output.pointer)
@@ -70,9 +70,9 @@ final class ResnetBlock: ChainLayer {
             shortcut.backward(dOutput: dOutput, dInput: dInput, batch: batch, parameters: parameters, gradients: gradients,
                               accumulateInput: accumulateInput)
         } else if accumulateInput {
-            VectorMath.add(dOutput, to: dInput, count: batch * outputSize)
+            workspace.pool.add(dOutput, to: dInput, count: batch * outputSize)
         } else {
-            dInput.update(from: dOutput, count: batch * outputSize)
+            workspace.pool.copy(dOutput, to: dInput, count: batch * outputSize)
         }
         // Two scratch buffers alternate: each gradient dies once the layer below has consumed it.
         // Each is written whole by the layer that produces it, so none is zeroed first.

@@ -34,7 +34,7 @@ public final class SCVAEModel {
     public let config: ModelConfig
     public let layout: ParameterLayout
     public let maxBatch: Int
-    private let workspace = Workspace()
+    private let workspace: Workspace
     private let encoder: LayerChain
     private let decoder: LayerChain
     private let lista: LISTA
@@ -50,10 +50,14 @@ public final class SCVAEModel {
     /// order backward finishes them: decoder, then LISTA's, then encoder (see `forwardBackward`).
     public let backwardStages: [Range<Int>]
 
-    public init(config: ModelConfig, maxBatch: Int) {
+    /// `threads`: the threads its own kernels run on (the process's OpenBLAS threads by default);
+    /// results are bit-identical whatever the count.
+    public init(config: ModelConfig, maxBatch: Int, threads: Int = BLAS.threads) {
         precondition(maxBatch >= 1)
         self.config = config
         self.maxBatch = maxBatch
+        let workspace = Workspace(threads: max(1, threads))
+        self.workspace = workspace
         let layout = ParameterLayout(config: config)
         self.layout = layout
         encoder = Encoder.build(config: config, layout: layout, maxBatch: maxBatch, workspace: workspace)

@@ -15,12 +15,32 @@ final class FloatStorage {
     deinit { pointer.deallocate() }
 }
 
-/// Scratch buffers shared by all layers of one model, one per role.
+/// Scratch buffers shared by all layers of one model, one per role, and the threads they run on.
 ///
 /// Backward passes run one layer at a time, so a role's buffer is never needed by two layers at
 /// once; sharing them keeps memory near one copy of the activations. A slot grows on demand, which
-/// only invalidates earlier pointers to that same slot.
+/// only invalidates earlier pointers to that same slot. Chunks that run at the same time on the
+/// pool use `scratch(for:)`, the slots of the pool thread they run on.
 final class Workspace {
+    /// The threads the model's own kernels run on.
+    let pool: ThreadPool
+    /// One set of slots per pool thread, by its slot in the job (empty in those sets themselves).
+    private let threadScratch: [Workspace]
+
+    init(threads: Int = 1) {
+        let pool = ThreadPool(threads: threads)
+        self.pool = pool
+        threadScratch = (0..<threads).map { _ in Workspace(sharing: pool) }
+    }
+
+    private init(sharing pool: ThreadPool) {
+        self.pool = pool
+        threadScratch = []
+    }
+
+    /// The slots of the pool thread with job slot `slot` (ThreadPool.run), for a chunk running on it.
+    func scratch(for slot: Int) -> Workspace { threadScratch[slot] }
+
     enum Slot: Int, CaseIterable {
         /// Ping-pong gradients between the layers of an Encoder or Decoder chain.
         case chainGradientA, chainGradientB

@@ -25,9 +25,11 @@ void scvae_group_norm_backward_apply(float *dx, const float *dy, const float *x,
                                      const float *slope_dx, const float *shift_dx, ptrdiff_t positions,
                                      int channels, bool accumulate);
 
-/// Per-channel sums over rows of x[rows][channels] in double, in row order: sums[c] = sum of
-/// x[r][c], and squares[c] = sum of x[r][c]^2 when squares is not NULL (GroupNorm's statistics,
-/// a convolution's bias gradient).
-void scvae_column_moments(double *sums, double *squares, const float *x, ptrdiff_t rows, int channels);
+/// Per-channel sums over rows of x[rows][channels] (rows `stride` floats apart) in double, in row
+/// order: sums[c] = sum of x[r][c], and squares[c] = sum of x[r][c]^2 when squares is not NULL
+/// (GroupNorm's statistics, a convolution's bias gradient). Each channel's sums depend on that
+/// channel alone, so blocks of channels can be summed separately with the same results.
+void scvae_column_moments(double *sums, double *squares, const float *x, ptrdiff_t rows, ptrdiff_t stride,
+                          int channels);
 
 #endif

@@ -64,4 +64,12 @@ void scvae_tap_gemm_run(const scvae_tap_gemm *job);
 /// Runs the weight-gradient product; only call when scvae_tap_gemm_available().
 void scvae_tap_gemm_transposed_run(const scvae_tap_gemm_transposed *job);
 
+/// The weight-gradient product splits into this many tiles of output rows (of every tap, all
+/// columns). They write disjoint outputs and each output is summed in the same order whichever
+/// tiles run, in whichever order or on whichever thread: running all of them is _run.
+ptrdiff_t scvae_tap_gemm_transposed_tiles(const scvae_tap_gemm_transposed *job);
+
+/// Runs row tile `tile` (0 ..< scvae_tap_gemm_transposed_tiles) of the weight-gradient product.
+void scvae_tap_gemm_transposed_run_tile(const scvae_tap_gemm_transposed *job, ptrdiff_t tile);
+
 #endif
