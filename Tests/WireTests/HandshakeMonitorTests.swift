@@ -166,7 +166,12 @@ extension SocketTests {
         defer { client.close() }
         try client.connect(guarded.endpoint)
         let failure = try #require(guarded.failures.waitForFirst(timeout: TestTiming.scaled(10)))
-        #expect(failure.reason == .protocolError(code: mechanismMismatch))
+        // Both peers see the other's greeting at once, and which notices the mismatch first is a
+        // race: the server reads the client's NULL mechanism (a mechanism mismatch), or the
+        // client has already dropped the connection and the server's write fails (EPIPE, or
+        // ECONNRESET). Either way the failure is reported, with the endpoint.
+        let expected: Set<HandshakeFailure.Reason> = [.protocolError(code: mechanismMismatch), .noDetail(errno: EPIPE), .noDetail(errno: ECONNRESET)]
+        #expect(expected.contains(failure.reason), "\(failure)")
         #expect(failure.endpoint == guarded.endpoint)
         // Best effort: named when the monitor read the accept before libzmq closed the connection.
         #expect(failure.peerAddress == nil || failure.peerHost == "127.0.0.1", "\(failure)")
