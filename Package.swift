@@ -21,6 +21,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries from Debian packages.
@@ -63,6 +64,7 @@ let package = Package(
         .target(name: "Coordinator", dependencies: [
             "Wire", "Dataset", "Images", "TensorFiles", "Checkpoints", "Launch", "LogOutput", "BuildInfo",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
         ]),
         // Tools on the sparse codes: encode, decode, interpolate, traverse, statistics, segmentation.
         .target(name: "Codes", dependencies: ["Model", "Images", "Dataset", "TensorFiles", "Worker"]),

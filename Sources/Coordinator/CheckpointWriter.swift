@@ -108,7 +108,7 @@ final class CheckpointWriter: @unchecked Sendable {
             } catch {
                 return .bestFailed(step: checkpoint.state.step, reason: "\(error)")
             }
-        case let .final(checkpoint, weights, step, epoch, config):
+        case let .final(checkpoint, weights, step, epoch, model):
             if let checkpoint {
                 switch writeCheckpoint(checkpoint) {
                 case .success, .failure(.pruneFailed): break  // written (an old one may stay)
@@ -116,7 +116,7 @@ final class CheckpointWriter: @unchecked Sendable {
                 }
             }
             do {
-                let path = try FinalWeights.write(weights, step: step, epoch: epoch, config: config, into: store.directory)
+                let path = try FinalWeights.write(weights, step: step, epoch: epoch, model: model, into: store.directory)
                 return .finalWritten(step: step, path: path)
             } catch {
                 return .finalFailed(step: step, reason: "\(error)")

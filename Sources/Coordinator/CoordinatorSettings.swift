@@ -26,6 +26,10 @@ public struct CoordinatorSettings: Sendable, Equatable {
     /// so runs with any N are bit-identical (G times the all-reduce traffic).
     public var exactReduction: Bool = false
     public var seed: UInt64 = 0
+    /// --beta: LISTA's threshold scale (theta = beta / c).
+    public var beta: Double = 1
+    /// --latent-weight: the weight of the latent term in the loss, or `auto` (1 / (H * W * C)).
+    public var latentWeight: LatentWeight = .value(1)
     public var listen: String = "tcp://127.0.0.1:5555"
     /// Where `listen` came from when not from --listen (an environment variable such as
     /// MASTER_PORT), for the messages about it.
@@ -127,6 +131,10 @@ public struct CoordinatorSettings: Sendable, Equatable {
         }
         if !TrainingRecipe.schedules.contains(schedule) {
             found.append("--schedule must be \(TrainingRecipe.schedules.sorted().joined(separator: " or ")) (got '\(schedule)').")
+        }
+        if !(beta > 0 && beta.isFinite) { found.append("--beta must be a positive number (got \(beta)).") }
+        if let problem = latentWeight.problem {
+            found.append("--latent-weight must be a number of 0 or more, or auto (got \(problem)).")
         }
         if warmupSteps < 0 { found.append("--warmup must be 0 or more steps (got \(warmupSteps)).") }
         if microBatch < 1 { found.append("--micro-batch must be at least 1 (got \(microBatch)).") }

@@ -77,9 +77,16 @@ private func train(_ settings: CoordinatorSettings, stopSignal: StopSignal, logg
     if let resumeFrom, resumeFrom.state.step >= totalSteps {
         // Nothing left to train: the final weights come from the checkpoint.
         let path = try FinalWeights.write(resumeFrom.model, step: resumeFrom.state.step, epoch: resumeFrom.state.epoch,
-                                          config: settings.config, into: settings.outputDirectory)
+                                          model: FinalWeights.Model(settings), into: settings.outputDirectory)
         logger.notice("the run in \(settings.outputDirectory) is already complete (step \(resumeFrom.state.step) of \(totalSteps)): wrote \(path); give more --steps to train further, or another --checkpoint-dir")
         return .complete
+    }
+    let recipePath = RecipeFile.path(in: settings.outputDirectory)
+    do {
+        try RecipeFile.render(settings, currentDirectory: FileManager.default.currentDirectoryPath)
+            .write(toFile: recipePath, atomically: true, encoding: .utf8)
+    } catch {
+        throw CoordinatorFailure.cannotWrite(path: recipePath, reason: "\(error)")
     }
     let validation = try validationPlan(settings, stepsPerEpoch: sampler.stepsPerEpoch, logger: logger)
     let server = try CoordinatorServer(settings: settings, index: index, sampler: sampler, totalSteps: totalSteps,
@@ -158,11 +165,24 @@ private func findCheckpoint(_ store: CheckpointStore, lock: CheckpointDirectoryL
     }
     if state.globalBatch != settings.globalBatch { conflicts.append("global batch \(state.globalBatch) (this run: \(settings.globalBatch))") }
     if state.seed != settings.seed { conflicts.append("seed \(state.seed) (this run: \(settings.seed))") }
+    conflicts += lossConflicts(checkpointRecipe: state.recipeJSON, settings: settings)
     guard conflicts.isEmpty else {
         throw CoordinatorFailure.plan("\(store.directory) holds a checkpoint of step \(state.step) with \(conflicts.joined(separator: ", ")); use another --checkpoint-dir or the same settings")
     }
     logger.notice("resuming from the checkpoint of step \(state.step) (epoch \(state.epoch), written by \(state.worldSize) workers) in \(store.directory)")
     return checkpoint
+}
+
+/// The loss settings (beta, latent weight) in which a checkpoint's recipe differs from this run's,
+/// described. A recipe without them was written at their defaults.
+func lossConflicts(checkpointRecipe json: String, settings: CoordinatorSettings) -> [String] {
+    guard let recipe = try? TrainingRecipe.decode(json) else { return [] }
+    var conflicts: [String] = []
+    let beta = recipe.beta ?? 1
+    if beta != settings.beta { conflicts.append("beta \(beta) (this run: \(settings.beta))") }
+    let weight = recipe.latentWeight ?? .value(1)
+    if weight != settings.latentWeight { conflicts.append("latent weight \(weight) (this run: \(settings.latentWeight))") }
+    return conflicts
 }
 
 private func writeSummary(settings: CoordinatorSettings, server: CoordinatorServer,

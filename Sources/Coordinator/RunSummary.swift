@@ -5,6 +5,8 @@ import TensorFiles
 /// `DIR/final/summary.json`: what the run did, for people and programs.
 struct RunSummary: Encodable, Equatable {
     var config: String
+    var beta: Double
+    var latent_weight: String
     var workers: Int
     var global_batch: Int
     var steps: Int
@@ -23,6 +25,8 @@ struct RunSummary: Encodable, Equatable {
     init(settings: CoordinatorSettings, outcome: (path: String, step: Int, epoch: Int), plannedSteps: Int, seconds: Double,
          last: RunProgress.StepSummary?) {
         config = settings.config
+        beta = settings.beta
+        latent_weight = settings.latentWeight.description
         workers = settings.workers
         global_batch = settings.globalBatch
         steps = outcome.step
@@ -42,6 +46,8 @@ struct RunSummary: Encodable, Equatable {
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(config, forKey: .config)
+        try c.encode(beta, forKey: .beta)
+        try c.encode(latent_weight, forKey: .latent_weight)
         try c.encode(workers, forKey: .workers)
         try c.encode(global_batch, forKey: .global_batch)
         try c.encode(steps, forKey: .steps)
@@ -58,7 +64,7 @@ struct RunSummary: Encodable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case config, workers, global_batch, steps, planned_steps, epoch, seconds, weights, stopped_early, loss, sparsity,
+        case config, beta, latent_weight, workers, global_batch, steps, planned_steps, epoch, seconds, weights, stopped_early, loss, sparsity,
              images_per_s, version, commit
     }
 

@@ -9,5 +9,8 @@ extension TrainingRecipe {
                   checkpointEvery: settings.checkpointEvery, bucketMiB: settings.bucketMiB)
         self.validation = validation
         timeline = settings.timelinePath == nil ? nil : true
+        // Left out at their defaults, so that the recipe of a default run is what it always was.
+        beta = settings.beta == 1 ? nil : settings.beta
+        latentWeight = settings.latentWeight == .value(1) ? nil : settings.latentWeight
     }
 }

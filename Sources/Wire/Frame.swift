@@ -20,8 +20,9 @@ public struct FrameHeader: Equatable, Sendable {
     /// 3: the hello names its shared memory, the assignment its ring transport, an abort can
     /// say the transport was unavailable. 4: the hello carries the worker's instance and replica
     /// claim, an abort its cause, and a stop request is a message of its own. 5: an abort can say
-    /// the next rank's ring address was unreachable. 6: validation and timeline reports.
-    public static let currentVersion: UInt16 = 6
+    /// the next rank's ring address was unreachable. 6: validation and timeline reports. 7: the recipe carries
+    /// beta and the latent weight, which an older worker would ignore and so train another model.
+    public static let currentVersion: UInt16 = 7
     public static let size = 32
 
     public var version: UInt16

@@ -37,11 +37,12 @@ struct GenerationRun {
         let logger = self.logger
         let control = session.control
         control.setHeader(runID: runID, generation: generation)
-        guard let config = ModelConfig.named(assignment.configurationName) else {
+        guard let named = ModelConfig.named(assignment.configurationName) else {
             throw WorkerFailure.unknownConfiguration(assignment.configurationName)
         }
         let recipe: TrainingRecipe
         do { recipe = try TrainingRecipe.decode(assignment.settingsJSON) } catch { throw WorkerFailure.recipe(error) }
+        let config = named.applying(recipe)
         let sampler: Sampler
         do {
             sampler = try Sampler(sampleCount: index.count, globalBatch: Int(assignment.globalBatch), seed: assignment.seed)

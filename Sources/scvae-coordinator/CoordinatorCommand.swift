@@ -18,6 +18,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
             """,
         version: BuildInfo.description)
 
+    @Option(help: ArgumentHelp("Read the training options from this YAML or JSON file (keys: the options' names without dashes, e.g. 'global-batch: 64'); options on the command line override it. The run's resolved recipe is written to DIR/recipe.yaml.", valueName: "file"))
+    var recipe: String?
+
     @Option(help: "Number of worker processes (ranks) to train with (default: $WORLD_SIZE, else $SLURM_NTASKS, else 2).")
     var workers: Int?
 
@@ -53,7 +56,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("micro-batch"), help: "Images per forward/backward on a worker; larger slices are accumulated.")
     var microBatch: Int = 16
 
-    @Flag(name: .customLong("exact-reduction"), help: "Verification mode: per-sample gradient slots reduced exactly, so any N gives bit-identical weights (G times the all-reduce traffic).")
+    @Flag(name: .customLong("exact-reduction"), inversion: .prefixedNo, help: "Verification mode: per-sample gradient slots reduced exactly, so any N gives bit-identical weights (G times the all-reduce traffic).")
     var exactReduction = false
 
     @Option(name: .customLong("checksum-every"), help: "Compare the replicas' parameter checksums every this many steps.")
@@ -61,6 +64,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     @Option(help: "Seed of initialisation, data order and augmentation.")
     var seed: UInt64 = 0
+
+    @Option(help: "LISTA's threshold scale: theta = beta / c, so a larger beta gives sparser codes.")
+    var beta: Double = 1
+
+    @Option(name: .customLong("latent-weight"), help: "Weight of the latent term MSE(h, D z) in the loss, or auto: 1/(H*W*C) for the configuration's latent grid, the SC-VAE authors' default.")
+    var latentWeight: LatentWeight = .value(1)
 
     @Option(help: """
         Control-plane endpoint to bind, e.g. tcp://0.0.0.0:5555 (default: $SCVAE_LISTEN, else tcp://0.0.0.0:$MASTER_PORT \
@@ -155,6 +164,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.epochs = epochs
         s.learningRate = lr
         s.seed = seed
+        s.beta = beta
+        s.latentWeight = latentWeight
         s.listen = defaults.listen.value
         s.listenSource = defaults.listen.source == "--listen" ? nil : defaults.listen.source
         s.checkpointDir = checkpointDir
@@ -197,6 +208,17 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let problem = try settings(launchDefaults()).problems().first { throw ValidationError(problem) }
     }
 
+    /// Parses the command line with the `--recipe` file's options in front of it.
+    static func main() async {
+        let commandLine = Array(CommandLine.arguments.dropFirst())
+        do {
+            await main(try RecipeFile.expand(commandLine, read: RecipeFile.readFile))
+        } catch {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        }
+    }
+
     func run() async throws {
         logging.bootstrap()
         var logger = Logger(label: "scvae.coordinator")
@@ -221,3 +243,8 @@ extension TrainingRecipe.OptimizerName: ExpressibleByArgument {}
 extension TrainingRecipe.ScheduleName: ExpressibleByArgument {}
 extension RingTransportMode: ExpressibleByArgument {}
 extension BestMetric: ExpressibleByArgument {}
+
+extension LatentWeight: ExpressibleByArgument {
+    public init?(argument: String) { self.init(text: argument) }
+    public var defaultValueDescription: String { description }
+}

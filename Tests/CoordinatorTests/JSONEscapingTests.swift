@@ -46,7 +46,7 @@ import TensorFiles
         let directory = NSTemporaryDirectory() + "scvae-final-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let tensor = NamedTensor(name: Self.awkward, shape: [2], floats: [1, 2])
-        let file = try FinalWeights.write([tensor], step: 1, epoch: 0, config: "tiny", into: directory)
+        let file = try FinalWeights.write([tensor], step: 1, epoch: 0, model: FinalWeights.Model(config: "tiny"), into: directory)
         let metadata = try SafeTensors.read(file).metadata
         let crc = try #require(metadata["crc32c"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(crc.utf8)) as? [String: String])

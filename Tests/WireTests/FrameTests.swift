@@ -7,7 +7,7 @@ import Testing
                                  payload: [9, 9, 9])
         #expect(bytes.count == 35)
         #expect(Array(bytes[0..<4]) == Array("SCVW".utf8))
-        #expect(Array(bytes[4..<6]) == [6, 0])
+        #expect(Array(bytes[4..<6]) == [7, 0])
         #expect(Array(bytes[6..<8]) == [5, 0])
         #expect(Array(bytes[8..<16]) == [8, 7, 6, 5, 4, 3, 2, 1])
         #expect(Array(bytes[16..<24]) == [0xA8, 0xA7, 0xA6, 0xA5, 0xA4, 0xA3, 0xA2, 0xA1])
@@ -30,10 +30,10 @@ import Testing
         var wrongMagic = good; wrongMagic[0] = 0x54
         #expect(decodeError(wrongMagic) == .badMagic(found: 0x5756_4354))
         var wrongVersion = good; wrongVersion[4] = 1
-        #expect(decodeError(wrongVersion) == .unsupportedVersion(found: 1, supported: 6))
-        // A version 5 peer cannot send validation reports: a clear version error, not an unknown kind.
-        var previousVersion = good; previousVersion[4] = 5
-        #expect(decodeError(previousVersion) == .unsupportedVersion(found: 5, supported: 6))
+        #expect(decodeError(wrongVersion) == .unsupportedVersion(found: 1, supported: 7))
+        // A version 6 peer would ignore the recipe's beta and latent weight: a clear version error.
+        var previousVersion = good; previousVersion[4] = 6
+        #expect(decodeError(previousVersion) == .unsupportedVersion(found: 6, supported: 7))
         #expect(decodeError(good, limits: DecodeLimits(maxPayloadLength: 15)) == .oversized(payloadLength: 16, limit: 15))
         #expect(decodeError(good + [0]) == .trailingBytes(message: "frame", count: 1))
         var flipped = good; flipped[40] ^= 0x10

@@ -1,7 +1,7 @@
 import Model
 import Testing
 import Wire
-import Worker
+@testable import Worker
 
 @Suite struct TrainingRecipeTests {
     static let json = #"{"checksumEvery":10,"exactReduction":false,"learningRate":0.005,"microBatch":16,"optimizer":"sgd","schedule":"cosine","totalSteps":12,"warmupSteps":2}"#
@@ -27,5 +27,18 @@ import Worker
             try TrainingRecipe.decode(Self.json.replacingOccurrences(of: "\"microBatch\":16", with: "\"microBatch\":0"))
         }
         #expect(throws: (any Error).self) { try TrainingRecipe.decode("[1, 2]") }
+    }
+
+    /// A worker trains the configuration with the recipe's beta and latent weight; `auto` is
+    /// 1/(H*W*C) of the configuration's own latent grid.
+    @Test func theRecipesLossSettingsApplyToTheConfiguration() throws {
+        #expect(ModelConfig.tiny.applying(try TrainingRecipe.decode(Self.json)) == .tiny)
+        let tuned = try TrainingRecipe.decode(Self.json.replacingOccurrences(of: "{", with: #"{"beta":0.5,"latentWeight":"auto","#))
+        let tiny = ModelConfig.tiny.applying(tuned)
+        #expect(tiny.beta == 0.5 && tiny.latentWeight == 1.0 / Float(8 * 8 * 64))
+        let small = ModelConfig.small.applying(tuned)
+        #expect(small.latentWeight == 1.0 / Float(16 * 16 * 64) && small.name == "small")
+        let fixed = try TrainingRecipe.decode(Self.json.replacingOccurrences(of: "{", with: #"{"latentWeight":0.25,"#))
+        #expect(ModelConfig.tiny.applying(fixed).latentWeight == 0.25 && ModelConfig.tiny.applying(fixed).beta == 1)
     }
 }

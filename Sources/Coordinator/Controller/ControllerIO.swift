@@ -59,7 +59,7 @@ enum WriterJob: Sendable {
     case checkpoint(Checkpoint)
     /// The final state: its checkpoint (nil when the newest checkpoint already is of this step)
     /// and the final weights, `DIR/final/model.safetensors`.
-    case final(checkpoint: Checkpoint?, weights: [NamedTensor], step: Int, epoch: Int, config: String)
+    case final(checkpoint: Checkpoint?, weights: [NamedTensor], step: Int, epoch: Int, model: FinalWeights.Model)
     /// `DIR/best/`: the checkpoint of the best validation and its summary.
     case best(Checkpoint, summary: BestSummary)
 }

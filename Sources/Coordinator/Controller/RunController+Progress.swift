@@ -167,7 +167,7 @@ extension RunController {
 
     mutating func writeFinal(_ final: Finalizing) {
         emit(.write(.final(checkpoint: final.checkpoint, weights: final.model, step: final.step, epoch: final.epoch,
-                           config: plan.settings.config)))
+                           model: FinalWeights.Model(plan.settings))))
     }
 
     // MARK: The writer's results

@@ -36,6 +36,10 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var validateAtStart: Int?
     /// Ranks send the spans of every step to the coordinator (`--timeline`); absent: no.
     public var timeline: Bool?
+    /// LISTA's threshold scale: theta = beta / c (absent: 1).
+    public var beta: Double?
+    /// Weight of the latent term MSE(h, D z) in the loss (absent: 1).
+    public var latentWeight: LatentWeight?
 
     public init(learningRate: Double, optimizer: String, warmupSteps: Int, schedule: String,
                 totalSteps: Int, microBatch: Int, checksumEvery: Int, exactReduction: Bool? = nil,
@@ -97,6 +101,8 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         guard (recipe.checkpointEvery ?? 0) >= 0 else { throw .invalid(field: "checkpointEvery", value: "\(recipe.checkpointEvery ?? 0)") }
         guard (recipe.bucketMiB ?? 0) >= 0 && (recipe.bucketMiB ?? 0) <= 4096 else { throw .invalid(field: "bucketMiB", value: "\(recipe.bucketMiB ?? 0)") }
         guard recipe.warmupSteps >= 0 else { throw .invalid(field: "warmupSteps", value: "\(recipe.warmupSteps)") }
+        if let beta = recipe.beta, !(beta > 0 && beta.isFinite) { throw .invalid(field: "beta", value: "\(beta)") }
+        if let weight = recipe.latentWeight, let problem = weight.problem { throw .invalid(field: "latentWeight", value: problem) }
         if let validation = recipe.validation, let problem = validation.problem {
             throw .invalid(field: "validation.\(problem.field)", value: problem.value)
         }
@@ -132,6 +138,68 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public func validates(afterStep step: Int) -> Bool {
         guard let validation, step >= 1 else { return false }
         return step % validation.every == 0 || step == totalSteps
+    }
+}
+
+/// The weight of the latent term in the loss: a number, or `auto`, the SC-VAE authors' default
+/// ("constant" attention): 1 / (H * W * C) for a latent grid of H x W positions of C channels, so
+/// that the term is a sum over the latent grid rather than a mean. Written in JSON and on the
+/// command line as a decimal number or the string "auto".
+public enum LatentWeight: Codable, Sendable, Equatable, CustomStringConvertible {
+    case value(Double)
+    case auto
+
+    /// "auto" or a decimal number; nil for anything else (the range is `problem`'s).
+    public init?(text: String) {
+        if text == "auto" {
+            self = .auto
+        } else if let number = Double(text) {
+            self = .value(number)
+        } else {
+            return nil
+        }
+    }
+
+    /// The weight for a latent grid of `positions` positions of `channels` channels.
+    public func resolved(positions: Int, channels: Int) -> Double {
+        switch self {
+        case let .value(weight): weight
+        case .auto: 1 / Double(positions * channels)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .value(weight): "\(weight)"
+        case .auto: "auto"
+        }
+    }
+
+    /// Why this weight cannot be used, or nil: a number must be finite and not negative.
+    public var problem: String? {
+        if case let .value(weight) = self, !(weight >= 0 && weight.isFinite) { return "\(weight)" }
+        return nil
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Double.self) {
+            self = .value(number)
+            return
+        }
+        let text = try container.decode(String.self)
+        guard text == "auto" else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "latent weight must be a number or \"auto\", not \"\(text)\"")
+        }
+        self = .auto
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case let .value(weight): try container.encode(weight)
+        case .auto: try container.encode("auto")
+        }
     }
 }
 
