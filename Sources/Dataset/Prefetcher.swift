@@ -71,6 +71,15 @@ public final class TrainingPlan: @unchecked Sendable {
         return PlannedStep(cursor: cursor, sampleIndices: Array(order.slice(step: cursor.step, rank: rank, worldSize: worldSize)))
     }
 
+    /// Step `k` with the window (`EpochOrder.windowEnds`) of each of its samples, nil past the end.
+    public func stepWithWindows(_ k: Int) -> (step: PlannedStep, windows: [Int])? {
+        guard let planned = step(k) else { return nil }
+        let order = epochOrder(planned.cursor.epoch)
+        let first = planned.cursor.step * sampler.globalBatch
+            + Sampler.sliceRange(rank: rank, worldSize: worldSize, globalBatch: sampler.globalBatch).lowerBound
+        return (planned, planned.sampleIndices.indices.map { order.window(ofPosition: first + $0) })
+    }
+
     private func epochOrder(_ epoch: Int) -> EpochOrder {
         if let cached = lock.withLock({ orders.first { $0.epoch == epoch } }) { return cached }
         let order = sampler.epoch(epoch)  // computed outside the lock; a racing duplicate is harmless

@@ -53,13 +53,17 @@ public struct Sampler: Sendable, Equatable {
     public let sampleCount: Int
     public let globalBatch: Int
     public let seed: UInt64
+    /// Shard windows (`ShardWindows`), or nil for one permutation of the whole dataset.
+    public let windows: ShardWindows?
 
-    public init(sampleCount: Int, globalBatch: Int, seed: UInt64) throws(SamplerError) {
+    public init(sampleCount: Int, globalBatch: Int, seed: UInt64, windows: ShardWindows? = nil) throws(SamplerError) {
         guard globalBatch > 0 else { throw .invalidGlobalBatch(globalBatch) }
         guard sampleCount >= globalBatch else { throw .datasetSmallerThanBatch(samples: sampleCount, globalBatch: globalBatch) }
+        precondition(windows.map { $0.sampleCount == sampleCount } ?? true, "Sampler: the shard windows cover another dataset")
         self.sampleCount = sampleCount
         self.globalBatch = globalBatch
         self.seed = seed
+        self.windows = windows
     }
 
     /// floor(n / G): the tail of each permutation is dropped.
@@ -67,20 +71,31 @@ public struct Sampler: Sendable, Equatable {
 
     /// The permutation of sample indices for `epoch`.
     public func permutation(epoch: Int) -> [Int] {
+        if let windows { return windows.order(seed: seed, epoch: epoch).permutation }
         var order = Array(0..<sampleCount)
         var random = KeyedRandom(.permutation, seed: seed, epoch)
-        var i = sampleCount - 1
+        Self.shuffle(&order[...], with: &random)
+        return order
+    }
+
+    /// Fisher–Yates over `items`, as the type's documentation writes it.
+    static func shuffle(_ items: inout ArraySlice<Int>, with random: inout KeyedRandom) {
+        let base = items.startIndex
+        var i = items.count - 1
         while i > 0 {
             let j = random.below(i + 1)
-            order.swapAt(i, j)
+            items.swapAt(base + i, base + j)
             i -= 1
         }
-        return order
     }
 
     /// The order of one epoch, computed once; ask it for batches and slices.
     public func epoch(_ epoch: Int) -> EpochOrder {
-        EpochOrder(epoch: epoch, globalBatch: globalBatch, permutation: permutation(epoch: epoch))
+        guard let windows else {
+            return EpochOrder(epoch: epoch, globalBatch: globalBatch, permutation: permutation(epoch: epoch))
+        }
+        let order = windows.order(seed: seed, epoch: epoch)
+        return EpochOrder(epoch: epoch, globalBatch: globalBatch, permutation: order.permutation, windowEnds: order.windowEnds)
     }
 
     /// The positions within a global batch of G that rank r of N takes.
@@ -115,8 +130,28 @@ public struct EpochOrder: Sendable, Equatable {
     public let globalBatch: Int
     /// Sample indices in visiting order (the whole permutation, including the dropped tail).
     public let permutation: [Int]
+    /// With shard windows: the end of each window's positions in `permutation`, increasing;
+    /// the last is the permutation's length. One window of all positions otherwise.
+    public let windowEnds: [Int]
+
+    public init(epoch: Int, globalBatch: Int, permutation: [Int], windowEnds: [Int]? = nil) {
+        self.epoch = epoch
+        self.globalBatch = globalBatch
+        self.permutation = permutation
+        self.windowEnds = windowEnds ?? [permutation.count]
+    }
 
     public var stepCount: Int { permutation.count / globalBatch }
+
+    /// The window that position `position` of the permutation lies in.
+    public func window(ofPosition position: Int) -> Int {
+        var low = 0, high = windowEnds.count - 1
+        while low < high {
+            let middle = (low + high) / 2
+            if windowEnds[middle] > position { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
 
     /// Sample indices of the global batch of `step`.
     public func batch(step: Int) -> ArraySlice<Int> {

@@ -74,6 +74,11 @@ public struct ShardSet: SampleSource, Equatable {
         return try files.read(shard: entry.shard, offset: entry.offset, count: entry.size, name: name(of: index))
     }
 
+    /// `count` bytes at `offset` of shard file `shard` in one read (`WindowedShardReader`'s ranges).
+    func readRange(shard: String, offset: Int, count: Int) throws(ImageError) -> [UInt8] {
+        try files.read(shard: shard, offset: offset, count: count, name: directory + "/" + shard)
+    }
+
     public static func == (a: ShardSet, b: ShardSet) -> Bool {
         a.directory == b.directory && a.entries == b.entries && a.sourceFingerprint == b.sourceFingerprint
             && a.size == b.size && a.shardSizes == b.shardSizes && a.fingerprint == b.fingerprint

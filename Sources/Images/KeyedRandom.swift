@@ -59,6 +59,10 @@ public struct KeyedRandom: Sendable, Equatable {
         case augmentation = 2
         /// Built-in sample data: words (image index).
         case sampleData = 3
+        /// The order of the shards in epoch e, with shard windows: words (epoch).
+        case shardOrder = 4
+        /// The order of the samples within window w of epoch e: words (epoch, w).
+        case windowShuffle = 5
     }
 
     /// The value at position `index` (1-based) of the stream, without advancing.
