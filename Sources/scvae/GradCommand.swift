@@ -17,6 +17,8 @@ struct GradCommand: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
+    @OptionGroup var loss: LossOptions
+
     @Option(help: "Weights (safetensors with the reference model's tensor names, docs/model.md).")
     var weights: String
 
@@ -30,7 +32,7 @@ struct GradCommand: ParsableCommand {
 
     func run() throws {
         logging.bootstrap()
-        let config = model.prepare()
+        let config = try loss.apply(to: model.prepare())
         let layout = ParameterLayout(config: config)
         let loaded = try WeightsFile.load(weights, layout: layout)
         if !loaded.unknownNames.isEmpty {
