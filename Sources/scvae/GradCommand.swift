@@ -12,7 +12,8 @@ struct GradCommand: ParsableCommand {
         discussion: """
             The gradients go to a safetensors file with the reference model's parameter names (docs/model.md); the loss \
             terms (loss, recon, latent, sparsity) go in its metadata as decimal strings. The loss \
-            is the batch mean, as PyTorch's F.mse_loss computes it.
+            is the batch mean, as PyTorch's F.mse_loss computes it; --beta and --latent-weight change \
+            the threshold and the weight of the latent term (the written latent is the weighted one).
             """)
 
     @OptionGroup var model: ModelOptions
