@@ -439,9 +439,10 @@ def parameter_shapes(cfg: Config) -> dict:
 def authors_extra_shapes(cfg: Config, alpha_hidden: int = 64, alpha_out: int = 1, heads: int = 6) -> dict:
     """Tensors the authors' model (Model_VAEf16) registers besides ours, with their shapes: the
     equivariance layers el1/el2 (Linear C->H_1, H_1->H_2), the graph attention GAT (6 heads of
-    K->64, then 384->1), SGC (Linear K->1) and w [C]. Their configs set H_1 = 64, H_2 = 1, and
-    their GAT and SGC sizes assume K = 512; only the "constant" weighting, which uses none of
-    these, is what scvae implements."""
+    K->64, then 384->1), SGC (Linear K->1) and w [C]. Their configs set H_1 = 64 and H_2 = 1;
+    their code fixes the GAT and SGC inputs at 512, the K of all their configurations. These
+    serve their learned latent weightings; scvae implements only the constant one, which uses
+    none of them."""
     c, k = cfg.latent_channels, cfg.atoms
     shapes = {"el1.0.weight": (alpha_hidden, c), "el1.0.bias": (alpha_hidden,),
               "el2.0.weight": (alpha_out, alpha_hidden), "el2.0.bias": (alpha_out,)}
