@@ -51,8 +51,8 @@ public struct ModelConfig: Sendable, Equatable, Hashable, Codable {
         name: "tiny", imageSize: 32, ch: 32, chMult: [1, 2, 2], resBlocks: 1,
         attnResolutions: [8], latentChannels: 64, atoms: 128, istaIterations: 5, dctAtomsPerAxis: 12)
 
-    // The authors' stage-1 configurations, named after their files (configs/imagenet256/stage1 and
-    // configs/ffhq/stage1 of their repository): 256 x 256 images, ch 128, two ResNet blocks per
+    // The authors' stage-1 configurations, named after their configuration files (docs/model.md,
+    // "The authors' stage-1 configurations"): 256 x 256 images, ch 128, two ResNet blocks per
     // level, attention at 16 x 16, C = 256, K = 512, DCT m = 23. The suffix is the latent grid;
     // ImageNet and FFHQ differ only in the ISTA iterations (num_soft_thresh).
     public static let im256SCVAE1x1 = authors("im256-scvae1x1", chMult: chMult1x1, istaIterations: 16)

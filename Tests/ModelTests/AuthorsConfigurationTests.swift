@@ -35,7 +35,7 @@ import Testing
     }
 
     @Test func theAuthorsFilesHyperparameters() throws {
-        // configs/{imagenet256,ffhq}/stage1/*-scvae{1x1,4x4,16x16,32x32}.yaml of the authors' repository.
+        // The values of the authors' configuration files (docs/model.md, "The authors' stage-1 configurations").
         let expected: [(String, [Int], Int, Int)] = [
             ("im256-scvae1x1", [1, 1, 1, 2, 2, 2, 4, 4, 4], 16, 1), ("im256-scvae4x4", [1, 1, 1, 2, 2, 4, 4], 16, 4),
             ("im256-scvae16x16", [1, 1, 2, 2, 4], 16, 16), ("im256-scvae32x32", [1, 2, 2, 4], 16, 32),

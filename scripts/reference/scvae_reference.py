@@ -70,9 +70,9 @@ class Config:
 
 
 def _authors(name: str, ch_mult: tuple, iterations: int) -> Config:
-    """One of the authors' stage-1 configurations (their configs/{imagenet256,ffhq}/stage1 files):
-    256 x 256 images, ch 128, two ResNet blocks per level, attention at 16 x 16, C = 256,
-    K = 512, DCT m = 23; they differ in the levels and in the LISTA iterations."""
+    """One of the authors' stage-1 configurations (docs/model.md, "The authors' stage-1
+    configurations"): 256 x 256 images, ch 128, two ResNet blocks per level, attention at
+    16 x 16, C = 256, K = 512, DCT m = 23; they differ in the levels and the LISTA iterations."""
     return Config(name, 256, 128, ch_mult, 2, (16,), 256, 512, iterations, 23)
 
 
@@ -927,7 +927,8 @@ def main(argv=None) -> None:
     p.add_argument("--weights", required=True, help="safetensors with scvae's names")
     p.add_argument("--out", required=True)
     p.add_argument("--prefix", default="module.", help="prefix of every key (DistributedDataParallel's 'module.')")
-    p.add_argument("--bare", action="store_true", help="save the state_dict itself, as main-stage1.py does")
+    p.add_argument("--bare", action="store_true",
+                   help="save the state_dict itself, as their single-process training script does")
     p.add_argument("--scalar-c", action="store_true", help="store c with shape [] instead of [1]")
     p.add_argument("--no-extras", action="store_true", help="leave out el1, el2, GAT, SGC and w")
     p.add_argument("--drop", action="append", default=[], help="leave out this tensor")
