@@ -101,6 +101,14 @@ public struct CoordinatorSettings: Sendable, Equatable {
         case tiny, small
         case imagenetF8 = "imagenet-f8"
         case imagenetF16 = "imagenet-f16"
+        case im256SCVAE1x1 = "im256-scvae1x1"
+        case im256SCVAE4x4 = "im256-scvae4x4"
+        case im256SCVAE16x16 = "im256-scvae16x16"
+        case im256SCVAE32x32 = "im256-scvae32x32"
+        case ffhq256SCVAE1x1 = "ffhq256-scvae1x1"
+        case ffhq256SCVAE4x4 = "ffhq256-scvae4x4"
+        case ffhq256SCVAE16x16 = "ffhq256-scvae16x16"
+        case ffhq256SCVAE32x32 = "ffhq256-scvae32x32"
     }
 
     /// `ConfigName`'s names, in the model's order.

@@ -12,10 +12,13 @@ struct GradCommand: ParsableCommand {
         discussion: """
             The gradients go to a safetensors file with the reference model's parameter names (docs/model.md); the loss \
             terms (loss, recon, latent, sparsity) go in its metadata as decimal strings. The loss \
-            is the batch mean, as PyTorch's F.mse_loss computes it.
+            is the batch mean, as PyTorch's F.mse_loss computes it; --beta and --latent-weight change \
+            the threshold and the weight of the latent term (the written latent is the weighted one).
             """)
 
     @OptionGroup var model: ModelOptions
+
+    @OptionGroup var loss: LossOptions
 
     @Option(help: "Weights (safetensors with the reference model's tensor names, docs/model.md).")
     var weights: String
@@ -30,7 +33,7 @@ struct GradCommand: ParsableCommand {
 
     func run() throws {
         logging.bootstrap()
-        let config = model.prepare()
+        let config = try loss.apply(to: model.prepare())
         let layout = ParameterLayout(config: config)
         let loaded = try WeightsFile.load(weights, layout: layout)
         if !loaded.unknownNames.isEmpty {

@@ -11,6 +11,8 @@ struct ReconstructCommand: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
+    @OptionGroup var loss: LossOptions
+
     @Option(help: "Weights (safetensors with the reference model's tensor names, docs/model.md).")
     var weights: String
 
@@ -31,7 +33,7 @@ struct ReconstructCommand: ParsableCommand {
 
     func run() throws {
         logging.bootstrap()
-        let config = model.prepare()
+        let config = try loss.apply(to: model.prepare())
         let loaded = try WeightsFile.load(weights, layout: ParameterLayout(config: config))
         if !loaded.unknownNames.isEmpty {
             printError("warning: \(weights): ignoring tensors this model does not use: \(loaded.unknownNames.joined(separator: ", "))")

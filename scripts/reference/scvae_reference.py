@@ -10,6 +10,8 @@ Subcommands:
   lista-fixture  a LISTA-only fixture: forward and gradients of sum(hHat * G)
   check-load     load a safetensors file strictly into the model and run one forward
   layout         print the state_dict names and shapes (to compare with the Swift layout)
+  layouts        write the names, shapes and totals of every configuration as JSON files
+  authors-checkpoint  a .pt laid out as the authors' trainer saves one (to test the converter)
 
 Run `python3 scvae_reference.py SUBCOMMAND --help` for the options.
 """
@@ -20,7 +22,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +69,75 @@ class Config:
         return min(self.max_groups, channels)
 
 
+def _authors(name: str, ch_mult: tuple, iterations: int) -> Config:
+    """One of the authors' stage-1 configurations (docs/model.md, "The authors' stage-1
+    configurations"): 256 x 256 images, ch 128, two ResNet blocks per level, attention at
+    16 x 16, C = 256, K = 512, DCT m = 23; they differ in the levels and the LISTA iterations."""
+    return Config(name, 256, 128, ch_mult, 2, (16,), 256, 512, iterations, 23)
+
+
+_MULT_1X1 = (1, 1, 1, 2, 2, 2, 4, 4, 4)
+_MULT_4X4 = (1, 1, 1, 2, 2, 4, 4)
+_MULT_16X16 = (1, 1, 2, 2, 4)
+_MULT_32X32 = (1, 2, 2, 4)
+
 CONFIGS = {
-    "imagenet-f16": Config("imagenet-f16", 256, 128, (1, 1, 2, 2, 4), 2, (16,), 256, 512, 16, 23),
-    "imagenet-f8": Config("imagenet-f8", 256, 128, (1, 2, 2, 4), 2, (16,), 256, 512, 16, 23),
-    "small": Config("small", 64, 64, (1, 2, 2), 1, (16,), 64, 128, 5, 12),
     "tiny": Config("tiny", 32, 32, (1, 2, 2), 1, (8,), 64, 128, 5, 12),
+    "small": Config("small", 64, 64, (1, 2, 2), 1, (16,), 64, 128, 5, 12),
+    "imagenet-f8": Config("imagenet-f8", 256, 128, (1, 2, 2, 4), 2, (16,), 256, 512, 16, 23),
+    "imagenet-f16": Config("imagenet-f16", 256, 128, (1, 1, 2, 2, 4), 2, (16,), 256, 512, 16, 23),
+    "im256-scvae1x1": _authors("im256-scvae1x1", _MULT_1X1, 16),
+    "im256-scvae4x4": _authors("im256-scvae4x4", _MULT_4X4, 16),
+    "im256-scvae16x16": _authors("im256-scvae16x16", _MULT_16X16, 16),
+    "im256-scvae32x32": _authors("im256-scvae32x32", _MULT_32X32, 16),
+    "ffhq256-scvae1x1": _authors("ffhq256-scvae1x1", _MULT_1X1, 30),
+    "ffhq256-scvae4x4": _authors("ffhq256-scvae4x4", _MULT_4X4, 16),
+    "ffhq256-scvae16x16": _authors("ffhq256-scvae16x16", _MULT_16X16, 30),
+    "ffhq256-scvae32x32": _authors("ffhq256-scvae32x32", _MULT_32X32, 16),
 }
+"""Every configuration of Sources/Model/ModelConfig.swift, in `ModelConfig.all` order."""
+
+REDUCED = {
+    # name: (reduced config, the full configuration whose block structure it keeps)
+    "scvae1x1": (Config("scvae1x1", 256, 4, _MULT_1X1, 2, (16,), 64, 128, 30, 12, max_groups=2),
+                 "ffhq256-scvae1x1"),
+    "scvae4x4": (Config("scvae4x4", 128, 4, _MULT_4X4, 2, (8,), 64, 128, 16, 12, max_groups=2),
+                 "im256-scvae4x4"),
+    "scvae16x16": (Config("scvae16x16", 64, 4, _MULT_16X16, 2, (4,), 64, 128, 30, 12, max_groups=2),
+                   "ffhq256-scvae16x16"),
+    "scvae32x32": (Config("scvae32x32", 32, 4, _MULT_32X32, 2, (2,), 64, 128, 16, 12, max_groups=2),
+                   "im256-scvae32x32"),
+}
+"""Gradient-fixture configurations: each keeps the levels, ch_mult, ResNet blocks and the levels
+that carry attention of an authors' configuration, at a smaller width, image and latent size."""
+
+
+def attention_levels(cfg: Config) -> list:
+    """The encoder levels whose resolution carries attention (the decoder mirrors them)."""
+    return [level for level in range(cfg.levels) if (cfg.image_size >> level) in cfg.attn_resolutions]
+
+
+def any_config(name: str) -> Config:
+    """A configuration of CONFIGS or REDUCED by name."""
+    return CONFIGS[name] if name in CONFIGS else REDUCED[name][0]
+
+
+def with_loss(cfg: Config, beta: float | None, latent_weight: str | None) -> Config:
+    """cfg with another beta and latent weight ('auto' = 1 / (H * W * C) of the latent grid)."""
+    changes = {}
+    if beta is not None:
+        if not (math.isfinite(beta) and beta > 0):
+            raise SystemExit(f"error: beta must be a positive finite number (got {beta})")
+        changes["beta"] = beta
+    if latent_weight is not None:
+        if latent_weight == "auto":
+            weight = 1.0 / (cfg.latent_size * cfg.latent_size * cfg.latent_channels)
+        else:
+            weight = float(latent_weight)
+            if not (math.isfinite(weight) and weight >= 0):
+                raise SystemExit(f"error: latent weight must be 'auto' or a finite number >= 0 (got {latent_weight})")
+        changes["latent_weight"] = weight
+    return replace(cfg, **changes)
 
 # ----------------------------------------------------------------------------------------------
 # Building blocks
@@ -320,14 +385,15 @@ def dct_dictionary(channels: int, per_axis: int, atoms: int) -> np.ndarray:
 class SCVAE(nn.Module):
     """Encoder -> per-position LISTA over (Dict, c) -> Decoder."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, initialise: bool = True):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.Dict = nn.Parameter(torch.zeros(cfg.latent_channels, cfg.atoms))
         self.c = nn.Parameter(torch.ones(1))
         self.decoder = Decoder(cfg)
-        self.reset_parameters()
+        if initialise:
+            self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Xavier-uniform conv weights, zero biases, GroupNorm 1/0, DCT Dict, c = ||D||_2^2."""
@@ -361,6 +427,34 @@ class SCVAE(nn.Module):
         sparsity = (codes == 0).to(torch.float64).mean()
         return {"loss": total, "recon": recon, "latent": latent, "sparsity": sparsity,
                 "xhat": xhat, "h": h, "h_hat": h_hat, "codes": codes}
+
+
+def parameter_shapes(cfg: Config) -> dict:
+    """{name: shape} of the model's state_dict, built on the meta device (no memory, no init)."""
+    with torch.device("meta"):
+        model = SCVAE(cfg, initialise=False)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+def authors_extra_shapes(cfg: Config, alpha_hidden: int = 64, alpha_out: int = 1, heads: int = 6) -> dict:
+    """Tensors the authors' model (Model_VAEf16) registers besides ours, with their shapes: the
+    equivariance layers el1/el2 (Linear C->H_1, H_1->H_2), the graph attention GAT (6 heads of
+    K->64, then 384->1), SGC (Linear K->1) and w [C]. Their configs set H_1 = 64 and H_2 = 1;
+    their code fixes the GAT and SGC inputs at 512, the K of all their configurations. These
+    serve their learned latent weightings; scvae implements only the constant one, which uses
+    none of them."""
+    c, k = cfg.latent_channels, cfg.atoms
+    shapes = {"el1.0.weight": (alpha_hidden, c), "el1.0.bias": (alpha_hidden,),
+              "el2.0.weight": (alpha_out, alpha_hidden), "el2.0.bias": (alpha_out,)}
+    for head in range(heads):
+        shapes[f"GAT.attention_{head}.W"] = (k, 64)
+        shapes[f"GAT.attention_{head}.a"] = (128, 1)
+    shapes["GAT.out_att.W"] = (64 * heads, 1)
+    shapes["GAT.out_att.a"] = (2, 1)
+    shapes["SGC.W.weight"] = (1, k)
+    shapes["SGC.W.bias"] = (1,)
+    shapes["w"] = (c,)
+    return shapes
 
 
 def xavier_uniform(weight: torch.Tensor, generator: torch.Generator | None) -> None:
@@ -590,18 +684,32 @@ def compute_step(model: SCVAE, x: torch.Tensor, record: list | None = None):
 
 
 def cmd_fixtures(args) -> None:
-    """Weights, input, gradients and forward outputs of one step of a config."""
-    cfg = CONFIGS[args.config]
+    """Weights, input, gradients and forward outputs of one step of a config.
+
+    With --weights-from DIR the weights and input of that fixture are reused and only c is
+    searched for the margin; the folder then holds just the tensors that differ (c)."""
+    cfg = with_loss(any_config(args.config), args.beta, args.latent_weight)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    x = torch.from_numpy(smooth_images(args.batch, cfg.image_size, args.seed))
+    base = Path(args.weights_from) if args.weights_from else None
+    if base is not None:
+        x = torch.from_numpy(np.load(base / "input.npy").astype(np.float32))
+    else:
+        x = torch.from_numpy(smooth_images(args.batch, cfg.image_size, args.seed))
     best = None
-    for attempt in range(args.max_attempts):
+    for attempt in range(1 if base is not None else args.max_attempts):
         seed = args.seed * 100003 + attempt
         model = SCVAE(cfg)
-        model.reset_parameters(torch.Generator().manual_seed(seed))
-        perturb(model, seed + 1, args.bias_noise, args.norm_noise, args.dict_noise, args.c_noise)
+        if base is not None:
+            load_strict(model, load_safetensors(base / "weights.safetensors")[0])
+        else:
+            model.reset_parameters(torch.Generator().manual_seed(seed))
+            perturb(model, seed + 1, args.bias_noise, args.norm_noise, args.dict_noise, args.c_noise)
+            with torch.no_grad():
+                # A narrow encoder's h is small next to theta; scaling its last conv gives codes.
+                model.encoder.conv_out.weight.mul_(args.h_gain)
+                model.encoder.conv_out.bias.mul_(args.h_gain)
         factor, margin, theta = scan_c(model, x, args.c_scan, args.c_scan_points)
         print(f"  attempt {attempt}: c scaled by {factor:.5f}: margin {margin:.3e} = {margin / theta:.3e} * theta")
         if best is None or margin > best[0]:
@@ -651,15 +759,24 @@ def cmd_fixtures(args) -> None:
     for key in ("loss", "recon", "latent"):
         print(f"  {key}: f32 {float(terms[key].detach())!r}  f64 {float(terms64[key].detach())!r}")
     print(f"  sparsity: {float(terms['sparsity'])!r}")
+    if float(terms["sparsity"]) > args.max_sparsity:
+        raise SystemExit(f"error: sparsity {float(terms['sparsity'])} is above {args.max_sparsity}: too few codes "
+                         "reach LISTA's gradients; raise --h-gain")
 
     meta = {key: repr(float(terms[key].detach())) for key in ("loss", "recon", "latent", "sparsity")}
-    save_safetensors(dict(model.state_dict()), out / "weights.safetensors")
-    np.save(out / "input.npy", x.numpy().astype("<f4"))
+    if base is not None:
+        # Everything but c is the base fixture's; the test overlays this file on its weights.
+        save_safetensors({"c": model.c}, out / "weights.safetensors")
+    else:
+        save_safetensors(dict(model.state_dict()), out / "weights.safetensors")
+        np.save(out / "input.npy", x.numpy().astype("<f4"))
     save_safetensors(grads, out / "grads.safetensors", meta)
-    outputs = {"xhat": terms["xhat"], "h": terms["h"], "hHat": terms["h_hat"], "codes": terms["codes"]}
-    save_safetensors(outputs, out / "outputs.safetensors", meta)
+    if not args.no_outputs:
+        outputs = {"xhat": terms["xhat"], "h": terms["h"], "hHat": terms["h_hat"], "codes": terms["codes"]}
+        save_safetensors(outputs, out / "outputs.safetensors", meta)
     info = {"config": cfg.name, "batch": args.batch, "seed": args.seed, "attempt": attempt,
             "beta": cfg.beta, "latent_weight": cfg.latent_weight, "c_floor": C_FLOOR,
+            **({"h_gain": args.h_gain} if args.h_gain != 1 else {}),
             "theta": theta, "margin": margin,
             "margin_rule": f"margin >= max({args.margin_rel} * theta, {args.margin_abs}) and "
                            f">= {args.noise_factor} * max|u_f32 - u_f64|",
@@ -668,8 +785,19 @@ def cmd_fixtures(args) -> None:
             "worst_grad_rel_diff_tensor": worst[1], "zero_by_construction": structural_zero,
             "terms_f32": meta, "terms_f64": {k: repr(float(terms64[k].detach())) for k in ("loss", "recon", "latent")},
             "torch": torch.__version__}
+    if args.config in REDUCED:
+        full = CONFIGS[REDUCED[args.config][1]]
+        info["structure_of"] = full.name
+        info["attention_levels"] = attention_levels(cfg)
+        assert attention_levels(cfg) == attention_levels(full) and cfg.ch_mult == full.ch_mult
+    if base is not None:
+        info["weights_base"] = base.name
+        info["input_base"] = base.name
+    if args.config in REDUCED or base is not None:
+        info["model"] = {key: (list(value) if isinstance(value, tuple) else value)
+                         for key, value in asdict(cfg).items()}
     (out / "fixture.json").write_text(json.dumps(info, indent=2) + "\n")
-    print(f"wrote weights.safetensors, input.npy, grads.safetensors, outputs.safetensors, fixture.json in {out}")
+    print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} in {out}")
 
 
 def cmd_check_load(args) -> None:
@@ -701,12 +829,63 @@ def cmd_layout(args) -> None:
     print(f"total {total}")
 
 
+def cmd_authors_checkpoint(args) -> None:
+    """Write a PyTorch checkpoint laid out as the authors' trainer saves one, from a safetensors
+    weights file with scvae's names: {'epoch', 'state_dict': {PREFIX + name: tensor, ...}} with
+    their extra tensors (el1, el2, GAT, SGC, w; random values) unless --no-extras. --drop,
+    --misshape and --unknown spoil it on purpose, to test the converter's refusals."""
+    cfg = CONFIGS[args.config]
+    tensors, _ = load_safetensors(Path(args.weights))
+    state = {}
+    for name, value in tensors.items():
+        if name == "c" and args.scalar_c:
+            value = value.reshape(())
+        state[name] = value
+    if not args.no_extras:
+        g = torch.Generator().manual_seed(0)
+        for name, shape in authors_extra_shapes(cfg).items():
+            state[name] = torch.randn(shape, generator=g)
+    for name in args.drop:
+        del state[name]
+    for name in args.misshape:
+        state[name] = torch.cat([state[name].reshape(-1), torch.zeros(1)])
+    for name in args.unknown:
+        state[name] = torch.zeros(3)
+    prefixed = {args.prefix + name: value for name, value in state.items()}
+    checkpoint = prefixed if args.bare else {"epoch": 0, "state_dict": prefixed}
+    torch.save(checkpoint, args.out)
+    print(f"wrote {len(prefixed)} tensors to {args.out}")
+
+
+def cmd_layouts(args) -> None:
+    """Write NAME.json per configuration: every parameter's name and shape in registration order,
+    and the total (the Swift layout test compares Sources/Model/ParameterLayout.swift with them)."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, cfg in CONFIGS.items():
+        model = SCVAE(cfg)
+        rows = [f'    [{json.dumps(n)}, {json.dumps(list(p.shape))}]' for n, p in model.named_parameters()]
+        total = sum(p.numel() for p in model.parameters())
+        text = (f'{{\n  "config": {json.dumps(name)},\n  "total": {total},\n  "tensors": [\n'
+                + ",\n".join(rows) + "\n  ]\n}\n")
+        (out / f"{name}.json").write_text(text)
+        print(f"{name}: {len(rows)} tensors, {total:,} parameters")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("fixtures", help="write weights/input/grads fixtures for one config")
-    p.add_argument("--config", default="tiny", choices=sorted(CONFIGS))
+    p.add_argument("--config", default="tiny", choices=sorted(CONFIGS) + sorted(REDUCED))
+    p.add_argument("--beta", type=float, help="override the configuration's beta (theta = beta / c)")
+    p.add_argument("--latent-weight", help="override the latent weight: a number >= 0 or 'auto' (1 / (H*W*C))")
+    p.add_argument("--weights-from", help="reuse this fixture folder's weights and input; search only c")
+    p.add_argument("--no-outputs", action="store_true", help="do not write outputs.safetensors")
+    p.add_argument("--h-gain", type=float, default=1.0,
+                   help="scale encoder.conv_out (weight and bias) by this so that h reaches past theta")
+    p.add_argument("--max-sparsity", type=float, default=0.99,
+                   help="fail if a larger fraction of the final codes is zero")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
@@ -742,6 +921,24 @@ def main(argv=None) -> None:
     p.add_argument("--input", help="optional .npy input [B,3,S,S]; default: structured images")
     p.add_argument("--batch", type=int, default=2)
     p.set_defaults(func=cmd_check_load)
+
+    p = sub.add_parser("authors-checkpoint", help="write a .pt in the authors' checkpoint layout (to test the converter)")
+    p.add_argument("--config", default="tiny", choices=sorted(CONFIGS))
+    p.add_argument("--weights", required=True, help="safetensors with scvae's names")
+    p.add_argument("--out", required=True)
+    p.add_argument("--prefix", default="module.", help="prefix of every key (DistributedDataParallel's 'module.')")
+    p.add_argument("--bare", action="store_true",
+                   help="save the state_dict itself, as their single-process training script does")
+    p.add_argument("--scalar-c", action="store_true", help="store c with shape [] instead of [1]")
+    p.add_argument("--no-extras", action="store_true", help="leave out el1, el2, GAT, SGC and w")
+    p.add_argument("--drop", action="append", default=[], help="leave out this tensor")
+    p.add_argument("--misshape", action="append", default=[], help="give this tensor a wrong shape")
+    p.add_argument("--unknown", action="append", default=[], help="add a tensor of this unknown name")
+    p.set_defaults(func=cmd_authors_checkpoint)
+
+    p = sub.add_parser("layouts", help="write NAME.json (names, shapes, total) for every configuration")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_layouts)
 
     p = sub.add_parser("layout", help="print parameter names and shapes")
     p.add_argument("--config", default="tiny", choices=sorted(CONFIGS))
