@@ -35,7 +35,8 @@ public struct TrainedWeights: Sendable {
             throw .weights(path: path, reason: "made for configuration \(named), not \(config.name) (--config)")
         }
         self.path = path
-        self.config = config
+        // The beta the weights were trained with sets the threshold of the codes.
+        self.config = config.applying(weightsMetadata: loaded.metadata)
         parameters = loaded.parameters
         unknownNames = loaded.unknownNames
         fingerprint = SHA256.hex(bytes)

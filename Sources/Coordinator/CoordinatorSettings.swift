@@ -30,6 +30,9 @@ public struct CoordinatorSettings: Sendable, Equatable {
     public var beta: Double = 1
     /// --latent-weight: the weight of the latent term in the loss, or `auto` (1 / (H * W * C)).
     public var latentWeight: LatentWeight = .value(1)
+    /// --shard-window: shards per shuffle window on a shard directory (0: one permutation of
+    /// the whole dataset).
+    public var shardWindow: Int = 0
     public var listen: String = "tcp://127.0.0.1:5555"
     /// Where `listen` came from when not from --listen (an environment variable such as
     /// MASTER_PORT), for the messages about it.
@@ -144,6 +147,7 @@ public struct CoordinatorSettings: Sendable, Equatable {
         if let problem = latentWeight.problem {
             found.append("--latent-weight must be a number of 0 or more, or auto (got \(problem)).")
         }
+        if shardWindow < 0 { found.append("--shard-window must be 0 (one permutation of the whole dataset) or more shards (got \(shardWindow)).") }
         if warmupSteps < 0 { found.append("--warmup must be 0 or more steps (got \(warmupSteps)).") }
         if microBatch < 1 { found.append("--micro-batch must be at least 1 (got \(microBatch)).") }
         if checksumEvery < 1 { found.append("--checksum-every must be at least 1 (got \(checksumEvery)).") }

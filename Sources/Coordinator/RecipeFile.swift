@@ -29,7 +29,7 @@ public enum RecipeFile {
     /// Every key a recipe may hold, in the order `render` writes them.
     public static let keys: [Key] = [
         Key("data"), Key("config"), Key("beta"), Key("latent-weight"),
-        Key("global-batch"), Key("micro-batch"), Key("steps"), Key("epochs"),
+        Key("global-batch"), Key("micro-batch"), Key("steps"), Key("epochs"), Key("shard-window"),
         Key("lr"), Key("optimizer"), Key("warmup"), Key("schedule"), Key("seed"),
         Key("exact-reduction", flag: true), Key("checksum-every"), Key("bucket-mib"),
         Key("checkpoint-every"), Key("keep"),
@@ -170,6 +170,7 @@ public enum RecipeFile {
         add("micro-batch", "\(settings.microBatch)")
         add("steps", settings.steps.map { "\($0)" })
         add("epochs", settings.epochs.map { "\($0)" })
+        add("shard-window", "\(settings.shardWindow)")
         add("lr", number(settings.learningRate))
         add("optimizer", settings.optimizer)
         add("warmup", "\(settings.warmupSteps)")

@@ -58,9 +58,16 @@ private func train(_ settings: CoordinatorSettings, stopSignal: StopSignal, logg
     }
     logger.info("dataset \(index.root): \(index.count) images, fingerprint \(index.fingerprint.prefix(16))")
     warnAboutNamesLeftOut(index, logger: logger)
+    let windows: ShardWindows?
+    do { windows = try index.shardWindows(settings.shardWindow) } catch {
+        throw CoordinatorFailure.plan("--shard-window \(settings.shardWindow): \(error)")
+    }
     let sampler: Sampler
-    do { sampler = try Sampler(sampleCount: index.count, globalBatch: settings.globalBatch, seed: settings.seed) } catch {
+    do { sampler = try Sampler(sampleCount: index.count, globalBatch: settings.globalBatch, seed: settings.seed, windows: windows) } catch {
         throw CoordinatorFailure.plan("\(index.root): \(error)")
+    }
+    if let windows {
+        logger.info("shard windows: \(windows.shards.count) shards of \(index.root) in windows of \(windows.window), each window's samples shuffled together")
     }
     let totalSteps = settings.steps ?? (settings.epochs ?? 1) * sampler.stepsPerEpoch
     logger.info("plan: config \(settings.config), \(settings.workers) workers, global batch \(settings.globalBatch), \(totalSteps) steps (\(sampler.stepsPerEpoch) per epoch of \(index.count) images), \(settings.optimizer) lr \(settings.learningRate), seed \(settings.seed)")
@@ -165,7 +172,7 @@ private func findCheckpoint(_ store: CheckpointStore, lock: CheckpointDirectoryL
     }
     if state.globalBatch != settings.globalBatch { conflicts.append("global batch \(state.globalBatch) (this run: \(settings.globalBatch))") }
     if state.seed != settings.seed { conflicts.append("seed \(state.seed) (this run: \(settings.seed))") }
-    conflicts += lossConflicts(checkpointRecipe: state.recipeJSON, settings: settings)
+    conflicts += recipeConflicts(checkpointRecipe: state.recipeJSON, settings: settings)
     guard conflicts.isEmpty else {
         throw CoordinatorFailure.plan("\(store.directory) holds a checkpoint of step \(state.step) with \(conflicts.joined(separator: ", ")); use another --checkpoint-dir or the same settings")
     }
@@ -173,15 +180,17 @@ private func findCheckpoint(_ store: CheckpointStore, lock: CheckpointDirectoryL
     return checkpoint
 }
 
-/// The loss settings (beta, latent weight) in which a checkpoint's recipe differs from this run's,
+/// The recipe settings (beta, latent weight, shard window) in which a checkpoint's recipe differs from this run's,
 /// described. A recipe without them was written at their defaults.
-func lossConflicts(checkpointRecipe json: String, settings: CoordinatorSettings) -> [String] {
+func recipeConflicts(checkpointRecipe json: String, settings: CoordinatorSettings) -> [String] {
     guard let recipe = try? TrainingRecipe.decode(json) else { return [] }
     var conflicts: [String] = []
     let beta = recipe.beta ?? 1
     if beta != settings.beta { conflicts.append("beta \(beta) (this run: \(settings.beta))") }
     let weight = recipe.latentWeight ?? .value(1)
     if weight != settings.latentWeight { conflicts.append("latent weight \(weight) (this run: \(settings.latentWeight))") }
+    let window = recipe.shardWindow ?? 0
+    if window != settings.shardWindow { conflicts.append("shard window \(window) (this run: \(settings.shardWindow))") }
     return conflicts
 }
 

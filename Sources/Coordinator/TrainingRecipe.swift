@@ -12,5 +12,6 @@ extension TrainingRecipe {
         // Left out at their defaults, so that the recipe of a default run is what it always was.
         beta = settings.beta == 1 ? nil : settings.beta
         latentWeight = settings.latentWeight == .value(1) ? nil : settings.latentWeight
+        shardWindow = settings.shardWindow == 0 ? nil : settings.shardWindow
     }
 }

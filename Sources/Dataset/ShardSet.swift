@@ -11,13 +11,13 @@ import TensorFiles
 ///
 /// How training reads it. Every epoch visits the samples in a seeded permutation (`Sampler`),
 /// and that exact order is what makes a run independent of the number of workers and lets it
-/// resume bit-identically (docs/decisions.md, "A fixed global batch"). So a sample is read where the index says it
-/// is: one pread(2) of the member's bytes at its data offset, through descriptors that all
-/// reading threads share (`ShardFiles`); no shard is read from its start, no member is scanned
-/// past. Reading whole shards in order with a shuffle buffer, as WebDataset does, would change
-/// which samples share a step; sorting a step's reads by offset would gain nothing, because the
-/// samples of a random step almost never lie near each other. The shards themselves are written
-/// and verified sequentially, and WebDataset's loaders read them sequentially.
+/// resume bit-identically (docs/decisions.md, "A fixed global batch"). By default the permutation
+/// covers the whole set, so a sample is read where the index says it is: one pread(2) of the
+/// member's bytes at its data offset, through descriptors that all reading threads share
+/// (`ShardFiles`). With `--shard-window W` the permutation keeps windows of W shards together
+/// (`ShardWindows`), still the same for any number of workers, and `WindowedShardReader` reads a
+/// rank's samples of each window in file order, in a few large reads (docs/data.md, "Shard
+/// windows").
 ///
 /// Damage. Opening checks that the index is well formed: data offsets on 512-byte blocks after a
 /// header (where a tar member's data starts), members of a shard in increasing order without

@@ -44,6 +44,21 @@ public enum TrainingData: SampleSource, Equatable {
         }
     }
 
+    /// Why `--shard-window` cannot apply.
+    public struct ShardWindowProblem: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The shard windows of `window` shards each (nil for 0: one permutation of everything). An
+    /// image folder has no shards to window.
+    public func shardWindows(_ window: Int) throws(ShardWindowProblem) -> ShardWindows? {
+        guard window > 0 else { return nil }
+        guard case let .shards(set) = self else {
+            throw ShardWindowProblem(description: "\(root) is an image folder; shard windows need a shard directory (scvae pack --input \(root) --out DIR)")
+        }
+        return ShardWindows(set, window: window)
+    }
+
     public func name(of index: Int) -> String {
         switch self {
         case .folder(let folder): folder.name(of: index)

@@ -94,4 +94,14 @@ extension ModelConfig {
         }
         return config
     }
+
+    /// This configuration with the loss settings a weights file was trained with: the `beta` and
+    /// `latent_weight` entries of its metadata, which `scvae-coordinator` writes (beta sets
+    /// LISTA's threshold, so the codes the weights were trained to give). Files without them,
+    /// or with values that cannot be used, leave the configuration as it is.
+    public func applying(weightsMetadata metadata: [String: String]) -> ModelConfig {
+        let beta = metadata["beta"].flatMap(Float.init)
+        let weight = metadata["latent_weight"].flatMap { try? LatentWeightSetting.parse($0) }
+        return (try? applying(beta: beta, latentWeight: weight)) ?? self
+    }
 }

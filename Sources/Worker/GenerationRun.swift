@@ -45,7 +45,8 @@ struct GenerationRun {
         let config = named.applying(recipe)
         let sampler: Sampler
         do {
-            sampler = try Sampler(sampleCount: index.count, globalBatch: Int(assignment.globalBatch), seed: assignment.seed)
+            sampler = try Sampler(sampleCount: index.count, globalBatch: Int(assignment.globalBatch), seed: assignment.seed,
+                                  windows: index.shardWindows(recipe.shardWindow ?? 0))
         } catch {
             throw WorkerFailure.sampler("\(error)")
         }

@@ -50,7 +50,14 @@ struct TrainingLoop {
         let start = sampler.cursor(afterSteps: startStep)
         let plan = TrainingPlan(sampler: sampler, rank: rank, worldSize: world, start: start, stepCount: remaining)
         let logger = self.logger
-        let prefetcher = Prefetcher(source: index, transform: ImageTransform(size: replica.model.config.imageSize, mode: .training),
+        // With shard windows a loader streams this rank's samples of each window from its shards.
+        let streamed: WindowedShardReader? = if case let .shards(set) = index, sampler.windows != nil {
+            WindowedShardReader(shards: set, plan: plan)
+        } else {
+            nil
+        }
+        defer { streamed?.stop() }
+        let prefetcher = Prefetcher(source: streamed.map { $0 as any SampleSource } ?? index, transform: ImageTransform(size: replica.model.config.imageSize, mode: .training),
                                     plan: plan, threads: 1, depth: 2,
                                     onFailure: { logger.warning("\($0.path): \($0)") })
         defer { prefetcher.stop() }

@@ -53,6 +53,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Learning-rate schedule after the warm-up.")
     var schedule: TrainingRecipe.ScheduleName = .constant
 
+    @Option(name: .customLong("shard-window"), help: "On a shard directory: shuffle the shards each epoch and the samples within windows of this many shards, so that each worker reads its samples shard by shard in large sequential reads (network file systems, object stores). 0: one permutation of the whole dataset.")
+    var shardWindow: Int = 0
+
     @Option(name: .customLong("micro-batch"), help: "Images per forward/backward on a worker; larger slices are accumulated.")
     var microBatch: Int = 16
 
@@ -166,6 +169,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         s.seed = seed
         s.beta = beta
         s.latentWeight = latentWeight
+        s.shardWindow = shardWindow
         s.listen = defaults.listen.value
         s.listenSource = defaults.listen.source == "--listen" ? nil : defaults.listen.source
         s.checkpointDir = checkpointDir

@@ -33,9 +33,11 @@ struct GradCommand: ParsableCommand {
 
     func run() throws {
         logging.bootstrap()
-        let config = try loss.apply(to: model.prepare())
-        let layout = ParameterLayout(config: config)
+        let base = model.prepare()
+        let layout = ParameterLayout(config: base)
         let loaded = try WeightsFile.load(weights, layout: layout)
+        // The weights' own beta and latent weight, unless given here.
+        let config = try loss.apply(to: base.applying(weightsMetadata: loaded.metadata))
         if !loaded.unknownNames.isEmpty {
             printError("warning: \(weights): ignoring \(loaded.unknownNames.count) tensors this model does not use: \(loaded.unknownNames.joined(separator: ", "))")
         }

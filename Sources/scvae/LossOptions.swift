@@ -3,11 +3,11 @@ import Model
 
 /// --beta and --latent-weight: the loss settings of the tools that run the model's maths.
 struct LossOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: ArgumentHelp("LISTA threshold parameter (theta = beta / c); a finite number > 0. Default: the configuration's (1).", valueName: "beta"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("LISTA threshold parameter (theta = beta / c); a finite number > 0. Default: the weights' own (the beta in their metadata, which scvae-coordinator writes), else 1.", valueName: "beta"))
     var beta: Float?
 
     @Option(name: .customLong("latent-weight"), parsing: .unconditional,
-            help: ArgumentHelp("Weight of MSE(h, D z) in the loss: a finite number >= 0, or 'auto' for 1 / (H * W * C) of the latent grid (the authors' default). Default: the configuration's (1).", valueName: "x|auto"))
+            help: ArgumentHelp("Weight of MSE(h, D z) in the loss: a finite number >= 0, or 'auto' for 1 / (H * W * C) of the latent grid (the authors' default). Default: the weights' own (their metadata's latent_weight), else 1.", valueName: "x|auto"))
     var latentWeight: String?
 
     func validate() throws {

@@ -33,8 +33,10 @@ struct ReconstructCommand: ParsableCommand {
 
     func run() throws {
         logging.bootstrap()
-        let config = try loss.apply(to: model.prepare())
-        let loaded = try WeightsFile.load(weights, layout: ParameterLayout(config: config))
+        let base = model.prepare()
+        let loaded = try WeightsFile.load(weights, layout: ParameterLayout(config: base))
+        // The weights' own beta and latent weight, unless given here.
+        let config = try loss.apply(to: base.applying(weightsMetadata: loaded.metadata))
         if !loaded.unknownNames.isEmpty {
             printError("warning: \(weights): ignoring tensors this model does not use: \(loaded.unknownNames.joined(separator: ", "))")
         }

@@ -54,14 +54,19 @@ import Wire
     @Test func resumingWithOtherLossSettingsIsAConflict() {
         var settings = CoordinatorSettings()
         let defaults = TrainingRecipe(settings: settings, totalSteps: 5).json
-        #expect(lossConflicts(checkpointRecipe: defaults, settings: settings).isEmpty)
+        #expect(recipeConflicts(checkpointRecipe: defaults, settings: settings).isEmpty)
         settings.beta = 0.5
-        #expect(lossConflicts(checkpointRecipe: defaults, settings: settings) == ["beta 1.0 (this run: 0.5)"])
+        #expect(recipeConflicts(checkpointRecipe: defaults, settings: settings) == ["beta 1.0 (this run: 0.5)"])
         let half = TrainingRecipe(settings: settings, totalSteps: 5).json
         settings.latentWeight = .auto
-        #expect(lossConflicts(checkpointRecipe: half, settings: settings) == ["latent weight 1.0 (this run: auto)"])
+        #expect(recipeConflicts(checkpointRecipe: half, settings: settings) == ["latent weight 1.0 (this run: auto)"])
         settings.beta = 1
-        #expect(lossConflicts(checkpointRecipe: half, settings: settings).count == 2)
+        #expect(recipeConflicts(checkpointRecipe: half, settings: settings).count == 2)
+        // The shard window decides the order of the samples: a resume keeps it.
+        settings = CoordinatorSettings()
+        settings.shardWindow = 4
+        #expect(recipeConflicts(checkpointRecipe: defaults, settings: settings) == ["shard window 0 (this run: 4)"])
+        #expect(recipeConflicts(checkpointRecipe: TrainingRecipe(settings: settings, totalSteps: 5).json, settings: settings).isEmpty)
     }
 
     @Test func theWeightsFileNamesTheLossSettings() throws {

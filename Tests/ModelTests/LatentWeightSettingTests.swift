@@ -54,4 +54,15 @@ import Testing
         #expect(throws: LossSettingError.latentWeightOutOfRange(-1)) { try ModelConfig.tiny.applying(latentWeight: .value(-1)) }
         #expect(LossSettingError.betaOutOfRange(0).description == "beta must be a finite number greater than 0 (got 0.0).")
     }
+
+    /// What scvae-coordinator writes into a weights file's metadata sets the tools' loss settings.
+    @Test func aWeightsFilesMetadataCarriesItsLossSettings() {
+        let trained = ModelConfig.tiny.applying(weightsMetadata: ["config": "tiny", "beta": "0.5", "latent_weight": "auto"])
+        #expect(trained.beta == 0.5 && trained.latentWeight == 1 / 4096)
+        #expect(ModelConfig.tiny.applying(weightsMetadata: ["beta": "1.0", "latent_weight": "0.25"]).latentWeight == 0.25)
+        // Without the entries (the reference's files), or with unusable ones, nothing changes.
+        #expect(ModelConfig.tiny.applying(weightsMetadata: ["format": "pt"]) == .tiny)
+        #expect(ModelConfig.tiny.applying(weightsMetadata: ["beta": "-2"]) == .tiny)
+        #expect(ModelConfig.tiny.applying(weightsMetadata: ["beta": "lots"]) == .tiny)
+    }
 }

@@ -46,4 +46,28 @@ extension ProcessTests {
         #expect(loaded.metadata["step"] == "6")
         #expect(loaded.parameters != Self.initialParameters(seed: 0))
     }
+
+    /// `--shard-window 2`: one worker and two (their ranks streaming their samples window by
+    /// window) train bit-identical weights with exact reduction, and the order is not the global
+    /// permutation's; on an image folder the option is refused with what to do.
+    @Test func shardWindowsKeepTheRunIndependentOfTheWorkers() throws {
+        let folder = try Scratch.folder("shard-windows")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let images = try SampleData.ensure(at: "\(folder)/source", count: 24, size: 40, seed: 6)
+        let packed = try ShardPacker.pack(try DatasetIndex.scan(root: images), to: "\(folder)/shards",
+                                          size: ModelConfig.tiny.imageSize, maximumShardBytes: 12 << 10)
+        #expect(Set(packed.entries.map(\.shard)).count >= 4, "\(Set(packed.entries.map(\.shard)))")
+        let common = ["--data", "\(folder)/shards", "--steps", "5", "--global-batch", "8", "--lr", "1e-3", "--optimizer", "sgd",
+                      "--exact-reduction", "--checkpoint-every", "0"]
+        let one = try Self.train(workers: 1, common + ["--shard-window", "2"], name: "windows-1")
+        let two = try Self.train(workers: 2, common + ["--shard-window", "2"], name: "windows-2")
+        #expect(one == two, "N = 1 and N = 2 train the same weights")
+        let global = try Self.train(workers: 1, common, name: "windows-none")
+        #expect(global != one, "the window order is another order than the global permutation")
+
+        let refused = try Self.coordinator(["--workers", "1", "--data", images, "--shard-window", "2"], folder: folder, log: "refused.log")
+        let status = refused.waitForExit(seconds: 120)
+        #expect(status != nil && status != 0)
+        #expect(refused.output.contains("is an image folder; shard windows need a shard directory (scvae pack"), "\(refused.output.suffix(2000))")
+    }
 }

@@ -40,6 +40,9 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var beta: Double?
     /// Weight of the latent term MSE(h, D z) in the loss (absent: 1).
     public var latentWeight: LatentWeight?
+    /// Shards per shuffle window when training on shards (absent or 0: one permutation of the
+    /// whole dataset).
+    public var shardWindow: Int?
 
     public init(learningRate: Double, optimizer: String, warmupSteps: Int, schedule: String,
                 totalSteps: Int, microBatch: Int, checksumEvery: Int, exactReduction: Bool? = nil,
@@ -103,6 +106,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         guard recipe.warmupSteps >= 0 else { throw .invalid(field: "warmupSteps", value: "\(recipe.warmupSteps)") }
         if let beta = recipe.beta, !(beta > 0 && beta.isFinite) { throw .invalid(field: "beta", value: "\(beta)") }
         if let weight = recipe.latentWeight, let problem = weight.problem { throw .invalid(field: "latentWeight", value: problem) }
+        if let window = recipe.shardWindow, window < 0 { throw .invalid(field: "shardWindow", value: "\(window)") }
         if let validation = recipe.validation, let problem = validation.problem {
             throw .invalid(field: "validation.\(problem.field)", value: problem.value)
         }
