@@ -74,6 +74,20 @@ public struct ShardSet: SampleSource, Equatable {
         return try files.read(shard: entry.shard, offset: entry.offset, count: entry.size, name: name(of: index))
     }
 
+    /// Asks the kernel to drop the shards' pages from its cache (posix_fadvise DONTNEED), so
+    /// that the next reads come from the storage: a cold read for benchmarks, without privileges.
+    public func dropFromPageCache() {
+        #if os(Linux)
+        for shard in shardSizes.keys {
+            let descriptor = Glibc.open(directory + "/" + shard, O_RDONLY)
+            guard descriptor >= 0 else { continue }
+            fdatasync(descriptor)
+            _ = posix_fadvise(descriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
+            close(descriptor)
+        }
+        #endif
+    }
+
     /// `count` bytes at `offset` of shard file `shard` in one read (`WindowedShardReader`'s ranges).
     func readRange(shard: String, offset: Int, count: Int) throws(ImageError) -> [UInt8] {
         try files.read(shard: shard, offset: offset, count: count, name: directory + "/" + shard)

@@ -31,8 +31,8 @@ public final class WindowedShardReader: SampleSource, @unchecked Sendable {
     private var consumedChunk = -1
     private var stopped = false
     private var loader: NativeThread?
-    /// Samples handed out from memory and read directly, and range reads done.
-    private var counts = (fromMemory: 0, direct: 0, ranges: 0)
+    /// Samples handed out from memory and read directly, range reads done and their bytes.
+    private var counts = (fromMemory: 0, direct: 0, ranges: 0, rangeBytes: 0)
 
     public init(shards: ShardSet, plan: TrainingPlan, options: ShardReadPlan.Options = .init()) {
         self.shards = shards
@@ -89,8 +89,8 @@ public final class WindowedShardReader: SampleSource, @unchecked Sendable {
         return try shards.readBytes(of: index)
     }
 
-    /// Samples served from memory, samples read directly, and range reads done.
-    public var statistics: (fromMemory: Int, direct: Int, ranges: Int) { lock.withLock { counts } }
+    /// Samples served from memory, samples read directly, range reads done and the bytes they read.
+    public var statistics: (fromMemory: Int, direct: Int, ranges: Int, rangeBytes: Int) { lock.withLock { counts } }
 
     private func publish(_ samples: [Int], chunk: Int) {
         lock.withLock {
@@ -136,6 +136,7 @@ public final class WindowedShardReader: SampleSource, @unchecked Sendable {
             let bytes = try? shards.readRange(shard: range.shard, offset: range.offset, count: range.size)
             let stop: Bool = lock.withLock {
                 counts.ranges += 1
+                counts.rangeBytes += range.size
                 for member in range.members where chunkOf[member.sample]?.contains(chunk) == true {
                     if let bytes {
                         let start = member.offset - range.offset

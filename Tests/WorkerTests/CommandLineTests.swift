@@ -1,3 +1,4 @@
+import Dataset
 import Foundation
 import Testing
 
@@ -41,6 +42,27 @@ import Testing
         let lines = output.split(separator: "\n").filter { $0.contains("images, fingerprint") }
         #expect(lines.count == 2 && lines.allSatisfy { $0.contains(": 5 images") }, "\(output)")
         #expect(lines.first?.contains("cache written") == true && lines.last?.contains("cache reused") == true, "\(output)")
+    }
+
+    /// The shard reading benchmark reads the same images in both orders, the windowed one in
+    /// far fewer requests.
+    @Test func theShardBenchmarkReadsTheSameImagesInFewerRequests() throws {
+        let folder = try Scratch.folder("bench-shards")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let images = try SampleData.ensure(at: "\(folder)/source", count: 40, size: 32, seed: 3)
+        _ = try ShardPacker.pack(try DatasetIndex.scan(root: images), to: "\(folder)/shards", size: 32, maximumShardBytes: 24 << 10)
+        let (status, output) = try Self.run("scvae", ["bench", "shards", "--data", "\(folder)/shards", "--shard-window", "2",
+                                                      "--global-batch", "8", "--rounds", "1"])
+        #expect(status == 0, "\(output)")
+        func figures(_ label: String) -> (images: Int, requests: Int)? {
+            guard let line = output.split(separator: "\n").first(where: { $0.contains(label) }),
+                  let images = line.firstMatch(of: /\((\d+) images/)?.1, let requests = line.firstMatch(of: /; (\d+) requests/)?.1 else { return nil }
+            return (Int(images)!, Int(requests)!)
+        }
+        let global = try #require(figures("global order"), "\(output)")
+        let windows = try #require(figures("windows of 2"), "\(output)")
+        #expect(global.images == 40 && windows.images == 40 && global.requests == 40, "\(output)")
+        #expect(windows.requests < 10, "\(output)")
     }
 
     @Test(arguments: [
