@@ -81,7 +81,7 @@ for (name, g) in shapes where ProcessInfo.processInfo.environment["SCVAE_BENCH_S
     if Conv2dShifted.applies(to: g) { methods.append(("shifted", .shifted)) }
     // The tap-GEMM kernel: forward and grad-input; its backward column includes grad-weight on BLAS.
     // (Forced here even above Conv2dDirect.maximumChannels, where the model uses BLAS, to show why.)
-    if Conv2dDirect.isAvailable && (Conv2dShifted.applies(to: g) || g.isPlainProduct) { methods.append(("direct", .direct)) }
+    if KernelVariant.selected.runsOwnKernels && (Conv2dShifted.applies(to: g) || g.isPlainProduct) { methods.append(("direct", .direct)) }
     for (label, method) in methods where methodNames?.contains(label) ?? true {
         let forward = best(3) {
             Conv2d.forward(out: output, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: method)

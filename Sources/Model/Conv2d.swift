@@ -11,20 +11,22 @@ import CKernels
 /// built in row chunks so its scratch stays a few MiB whatever the image size.
 enum Conv2d {
     /// How a convolution is computed. `automatic` takes the tap-GEMM kernel where it applies and
-    /// runs (Conv2dDirect.swift), else BLAS by shape (`blas`; docs/decisions.md, "Convolution kernels").
+    /// the workspace's kernel variant runs it (Conv2dDirect.swift), else BLAS by shape (`blas`;
+    /// docs/decisions.md, "Convolution kernels"). `direct` runs the workspace's variant, never the fallback.
     enum Method: Sendable { case automatic, blas, direct, im2col, shifted }
 
     /// Maps with at least this many pixels use shifted GEMMs for 3x3 stride-1 convolutions on BLAS.
     static let shiftedMinimumPixels = 64 * 64
 
-    static func resolve(_ method: Method, _ g: Conv2dGeometry) -> Method {
+    static func resolve(_ method: Method, _ g: Conv2dGeometry, kernels: KernelVariant = .selected) -> Method {
         switch method {
         case .automatic:
-            return Conv2dDirect.isAvailable && Conv2dDirect.applies(to: g) ? .direct : resolve(.blas, g)
+            return kernels.runsOwnKernels && Conv2dDirect.applies(to: g) ? .direct : resolve(.blas, g)
         case .blas:
             return Conv2dShifted.applies(to: g) && g.height * g.width >= shiftedMinimumPixels ? .shifted : .im2col
         case .direct:
             precondition(Conv2dShifted.applies(to: g) || g.isPlainProduct, "the tap-GEMM kernel needs a 3x3 same or a 1x1 convolution")
+            precondition(kernels.runsOwnKernels, "the tap-GEMM kernel does not run with the \(kernels) kernels")
             return .direct
         case .shifted:
             precondition(Conv2dShifted.applies(to: g), "shifted GEMMs need a 3x3 stride-1 pad-1 convolution")
@@ -44,7 +46,7 @@ enum Conv2d {
                         geometry g: Conv2dGeometry, accumulate: Bool = false, workspace: Workspace,
                         rowsPerChunk chunkOverride: Int? = nil, method: Method = .automatic) {
         let co = g.outChannels
-        let resolved = resolve(method, g)
+        let resolved = resolve(method, g, kernels: workspace.kernels)
         if resolved == .direct {
             Conv2dDirect.forward(out: out, inp: inp, weight: weight, bias: bias, geometry: g, accumulate: accumulate,
                                  workspace: workspace)
@@ -89,16 +91,17 @@ enum Conv2d {
                          inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          geometry g: Conv2dGeometry, accumulateInput: Bool = true, workspace: Workspace,
                          rowsPerChunk chunkOverride: Int? = nil, method: Method = .automatic) {
-        let resolved = resolve(method, g)
+        let resolved = resolve(method, g, kernels: workspace.kernels)
         if resolved == .direct {
-            accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: g.outChannels, pool: workspace.pool)
+            accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: g.outChannels, kernels: workspace.kernels,
+                                   pool: workspace.pool)
             Conv2dDirect.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, inp: inp, weight: weight, geometry: g,
                                   accumulateInput: accumulateInput, workspace: workspace)
             return
         }
         let inputBeta: Float = accumulateInput ? 1 : 0
         let co = g.outChannels
-        accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: co)
+        accumulateBiasGradient(dBias, dOut, rows: g.rows, channels: co, kernels: workspace.kernels)
         let wr = repackedWeight(weight, g, workspace)
         let width = g.patchWidth
         let dwr = workspace.zeroed(.convWeightGradient, width * co)
@@ -223,16 +226,16 @@ enum Conv2d {
     /// dBias[c] += sum over rows of dOut[r, c]; summed in Double in row order (deterministic),
     /// eight channels per SIMD lane group, rows in blocks so that the sums stay in registers.
     static func accumulateBiasGradient(_ dBias: UnsafeMutablePointer<Float>, _ dOut: UnsafePointer<Float>,
-                                       rows: Int, channels: Int, avx512: Bool = Conv2dDirect.isAvailable,
+                                       rows: Int, channels: Int, kernels variant: KernelVariant = .selected,
                                        pool: ThreadPool = .serial) {
-        if avx512 {
-            // The same sums, sixteen channels per register (Sources/CKernels), a chunk of
+        if let kernels = variant.kernels {
+            // The same sums, eight or sixteen channels per register (Sources/CKernels), a chunk of
             // channels per pool task (a channel's sum does not depend on the others).
             let channelsPerChunk = 16
             withUnsafeTemporaryAllocation(of: Double.self, capacity: channels) { sums in
                 pool.run(chunks: Conv2dDirect.chunkCount(channels, channelsPerChunk)) { chunk, _ in
                     let first = chunk * channelsPerChunk
-                    scvae_column_moments(sums.baseAddress! + first, nil, dOut + first, rows, channels,
+                    scvae_column_moments(kernels, sums.baseAddress! + first, nil, dOut + first, rows, channels,
                                          Int32(min(channelsPerChunk, channels - first)))
                 }
                 for c in 0..<channels { dBias[c] += Float(sums[c]) }

@@ -1,7 +1,8 @@
 import CKernels
 import Foundation
 
-/// 3x3 same and 1x1 convolutions on the tap-GEMM kernel of Sources/CKernels (AVX-512): the forward
+/// 3x3 same and 1x1 convolutions on the tap-GEMM kernel of Sources/CKernels (AVX-512 or AVX2+FMA,
+/// the workspace's `kernels`, KernelVariant.swift; both give the same bits): the forward
 /// pass and the input gradient read the activations where they lie (a zero-bordered copy for 3x3)
 /// and sum the nine taps in registers, so there is no im2col matrix, no BLAS packing and no
 /// read-modify-write of the output per tap. The weight gradient is the transposed product over
@@ -10,13 +11,12 @@ import Foundation
 /// Legend as in Conv2dShifted.swift: Wp = W + 2, wide row r = y*Wp + x, tap = ky*3 + kx.
 /// ld(n) = leadingDimension(n), the row stride the kernel reads n-float rows at.
 public enum Conv2dDirect {
-    /// The kernel runs on this CPU, and `SCVAE_DIRECT_CONV=0` does not turn it off (for comparisons).
-    static let isAvailable: Bool = scvae_tap_gemm_available() && ProcessInfo.processInfo.environment["SCVAE_DIRECT_CONV"] != "0"
-
-    /// What runs the 3x3 same and 1x1 convolutions in this process, for `scvae info` and the benchmarks.
-    public static var kernelDescription: String {
-        if isAvailable { return "tap-GEMM (AVX-512) for 3x3 same and 1x1 up to \(maximumChannels) channels, OpenBLAS for the rest" }
-        return scvae_tap_gemm_available() ? "OpenBLAS (SCVAE_DIRECT_CONV=0)" : "OpenBLAS (no AVX-512F on this CPU)"
+    /// What runs the 3x3 same and 1x1 convolutions with `kernels`, for `scvae info` and the benchmarks.
+    public static func kernelDescription(_ kernels: KernelVariant = .selected) -> String {
+        if kernels.runsOwnKernels {
+            return "tap-GEMM (\(kernels)) for 3x3 same and 1x1 up to \(maximumChannels) channels, OpenBLAS for the rest"
+        }
+        return "OpenBLAS"
     }
 
     /// Channel counts above this go to BLAS: the kernel sums a tile's whole depth (nine taps of
@@ -36,7 +36,7 @@ public enum Conv2dDirect {
         count % 128 == 0 ? count + 16 : count
     }
 
-    /// Rows of a 1x1 convolution per chunk of work: sixteen register tiles.
+    /// Rows of a 1x1 convolution per chunk of work: sixteen AVX-512 register tiles (37-38 AVX2 ones).
     static let plainRowsPerChunk = 224
 
     /// Wide rows per chunk of a 3x3 input gradient (whole image rows of one image, at least one).
@@ -49,13 +49,14 @@ public enum Conv2dDirect {
                         bias: UnsafePointer<Float>, geometry g: Conv2dGeometry, accumulate: Bool, workspace: Workspace) {
         let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
         let (ldIn, ldOut) = (leadingDimension(ci), leadingDimension(co))
+        let kernels = workspace.kernels.cKernels
         // [k*k*Ci, Co] with rows ld(Co) apart.
         let weight = UnsafePointer(Conv2d.repackedWeight(original, g, workspace, rowStride: ldOut))
         if g.isPlainProduct {
             let input = strided(inp, rows: g.rows, columns: ci, into: .convColumns, workspace)
             workspace.pool.run(chunks: chunkCount(g.rows, plainRowsPerChunk)) { chunk, _ in
                 let start = chunk * plainRowsPerChunk, rows = min(plainRowsPerChunk, g.rows - start)
-                run(input: input + start * ldIn, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: [0],
+                run(kernels, input: input + start * ldIn, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: [0],
                     depth: ci, columns: co, rows: rows, wideWidth: rows, width: rows, bias: bias,
                     output: out + start * co, accumulate: accumulate)
             }
@@ -65,7 +66,7 @@ public enum Conv2dDirect {
         workspace.pool.run(chunks: g.batch) { b, slot in
             let padded = workspace.scratch(for: slot).floats(.convColumns, paddedRows(g) * ldIn)
             pad(padded, inp + b * h * w * ci, height: h, width: w, channels: ci)
-            run(input: padded, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: shifts, depth: ci,
+            run(kernels, input: padded, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: shifts, depth: ci,
                 columns: co, rows: h * (w + 2), wideWidth: w + 2, width: w, bias: bias, output: out + b * h * w * co,
                 accumulate: accumulate)
         }
@@ -88,19 +89,19 @@ public enum Conv2dDirect {
                          imagesPerGroup groupOverride: Int? = nil) {
         let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
         let (ldIn, ldOut) = (leadingDimension(ci), leadingDimension(co))
-        let pool = workspace.pool
+        let pool = workspace.pool, kernels = workspace.kernels.cKernels
         let dwr = workspace.zeroed(.convWeightGradient, g.weightCount)
         if g.isPlainProduct {
             // dW[ci, co] = sum over pixels of X[r, ci] dOut[r, co]; dX = dOut W with W [Co, Ci] as stored.
             let gradient = dInput == nil ? dOut : strided(dOut, rows: g.rows, columns: co, into: .convPaddedGradient, workspace)
             let transposed = dInput == nil ? weight : strided(weight, rows: co, columns: ci, workspace)
             let inputChunks = dInput == nil ? 0 : chunkCount(g.rows, plainRowsPerChunk)
-            withWeightGradientJob(a: inp, aStride: ci, b: dOut, bStride: co, shifts: [0], rows: ci, columns: co,
+            withWeightGradientJob(kernels, a: inp, aStride: ci, b: dOut, bStride: co, shifts: [0], rows: ci, columns: co,
                                   depth: g.rows, output: dwr) { job, tiles in
                 pool.run(chunks: inputChunks + tiles) { chunk, _ in
-                    guard chunk < inputChunks, let dInput else { return runTile(job, chunk - inputChunks) }
+                    guard chunk < inputChunks, let dInput else { return runTile(kernels, job, chunk - inputChunks) }
                     let start = chunk * plainRowsPerChunk, rows = min(plainRowsPerChunk, g.rows - start)
-                    run(input: gradient + start * ldOut, inputStride: ldOut, weight: transposed, weightStride: ldIn,
+                    run(kernels, input: gradient + start * ldOut, inputStride: ldOut, weight: transposed, weightStride: ldIn,
                         shifts: [0], depth: co, columns: ci, rows: rows, wideWidth: rows, width: rows, bias: nil,
                         output: dInput + start * ci, accumulate: accumulateInput)
                 }
@@ -131,15 +132,15 @@ public enum Conv2dDirect {
                 }
             }
             let inputChunks = dInput == nil ? 0 : count * bands
-            withWeightGradientJob(a: paddedInput, aStride: ldIn, b: paddedGrad + (wp + 1) * ldOut, bStride: ldOut,
+            withWeightGradientJob(kernels, a: paddedInput, aStride: ldIn, b: paddedGrad + (wp + 1) * ldOut, bStride: ldOut,
                                   shifts: shifts, rows: ci, columns: co, depth: (count - 1) * stride + h * wp,
                                   output: dwr) { job, tiles in
                 pool.run(chunks: inputChunks + tiles) { chunk, _ in
-                    guard chunk < inputChunks, let dInput, let flipped else { return runTile(job, chunk - inputChunks) }
+                    guard chunk < inputChunks, let dInput, let flipped else { return runTile(kernels, job, chunk - inputChunks) }
                     // dX[r] = sum over taps of dOutPadded[r + shift(8 - tap)] W[:, :, tap]: the same taps
                     // over the padded output gradient, with the flipped weight [tap', Co, Ci].
                     let j = chunk / bands, y0 = (chunk % bands) * bandRows, rows = min(bandRows, h - y0)
-                    run(input: paddedGrad + (j * stride + y0 * wp) * ldOut, inputStride: ldOut, weight: flipped,
+                    run(kernels, input: paddedGrad + (j * stride + y0 * wp) * ldOut, inputStride: ldOut, weight: flipped,
                         weightStride: ldIn, shifts: shifts, depth: co, columns: ci, rows: rows * wp, wideWidth: wp,
                         width: w, bias: nil, output: dInput + ((first + j) * h + y0) * w * ci, accumulate: accumulateInput)
                 }
@@ -198,33 +199,32 @@ public enum Conv2dDirect {
 
     /// Runs `body` with the weight-gradient product dW[tap] += A[shifted rows]^T B (see tap_gemm.h)
     /// and its number of row tiles; `body` runs the tiles (`runTile`).
-    private static func withWeightGradientJob(a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int,
-                                              shifts: [Int], rows: Int, columns: Int, depth: Int,
-                                              output: UnsafeMutablePointer<Float>,
+    private static func withWeightGradientJob(_ kernels: scvae_kernels, a: UnsafePointer<Float>, aStride: Int,
+                                              b: UnsafePointer<Float>, bStride: Int, shifts: [Int], rows: Int,
+                                              columns: Int, depth: Int, output: UnsafeMutablePointer<Float>,
                                               _ body: (UnsafePointer<scvae_tap_gemm_transposed>, Int) -> Void) {
-        precondition(isAvailable, "the tap-GEMM kernel does not run on this CPU")
         shifts.withUnsafeBufferPointer { shiftPointer in
             var job = scvae_tap_gemm_transposed(a: a, a_stride: aStride, b: b, b_stride: bStride, shifts: shiftPointer.baseAddress,
                                                 taps: Int32(shifts.count), rows: Int32(rows), columns: Int32(columns),
                                                 depth: depth, output: output)
-            withUnsafePointer(to: &job) { body($0, scvae_tap_gemm_transposed_tiles($0)) }
+            withUnsafePointer(to: &job) { body($0, scvae_tap_gemm_transposed_tiles(kernels, $0)) }
         }
     }
 
-    private static func runTile(_ job: UnsafePointer<scvae_tap_gemm_transposed>, _ tile: Int) {
-        scvae_tap_gemm_transposed_run_tile(job, tile)
+    private static func runTile(_ kernels: scvae_kernels, _ job: UnsafePointer<scvae_tap_gemm_transposed>, _ tile: Int) {
+        scvae_tap_gemm_transposed_run_tile(kernels, job, tile)
     }
 
-    private static func run(input: UnsafePointer<Float>, inputStride: Int, weight: UnsafePointer<Float>, weightStride: Int,
-                            shifts: [Int], depth: Int, columns: Int, rows: Int, wideWidth: Int, width: Int,
-                            bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        precondition(isAvailable, "the tap-GEMM kernel does not run on this CPU")
+    private static func run(_ kernels: scvae_kernels, input: UnsafePointer<Float>, inputStride: Int,
+                            weight: UnsafePointer<Float>, weightStride: Int, shifts: [Int], depth: Int, columns: Int,
+                            rows: Int, wideWidth: Int, width: Int, bias: UnsafePointer<Float>?,
+                            output: UnsafeMutablePointer<Float>, accumulate: Bool) {
         shifts.withUnsafeBufferPointer { shiftPointer in
             var job = scvae_tap_gemm(input: input, input_stride: inputStride, weight: weight, weight_stride: Int32(weightStride),
                                      shifts: shiftPointer.baseAddress, taps: Int32(shifts.count), depth: Int32(depth),
                                      columns: Int32(columns), rows: rows, wide_width: wideWidth, width: width, bias: bias,
                                      output: output, accumulate: accumulate)
-            scvae_tap_gemm_run(&job)
+            scvae_tap_gemm_run(kernels, &job)
         }
     }
 }

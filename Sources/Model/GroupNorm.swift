@@ -13,13 +13,11 @@ import CKernels
 /// nothing that matters at float precision. Channels run eight at a time in SIMD lanes, with
 /// VectorMath's exp for the sigmoid; rows run in blocks of four so that the Double
 /// accumulators stay in registers. Every sum has a fixed order: results are deterministic.
-/// Where the CPU has AVX-512 the per-image passes run in Sources/CKernels (sixteen channels per
-/// register, the same maths and summation order); `avx512: false` keeps the Swift lanes.
+/// With a kernel variant other than the fallback (KernelVariant.swift) the per-image passes run in
+/// Sources/CKernels (sixteen or eight channels per register, the same maths and summation order);
+/// `kernels: .fallback` keeps the Swift lanes.
 /// The tests hold it against a plain scalar version (Tests/ModelTests/GroupNormReference.swift).
 enum GroupNorm {
-    /// The C passes run on this CPU (and the tap-GEMM kernel is not turned off by SCVAE_DIRECT_CONV=0).
-    static var avx512Available: Bool { Conv2dDirect.isAvailable }
-
     /// Rows summed into the same accumulators before they go back to memory.
     static let rowBlock = 4
 
@@ -27,7 +25,7 @@ enum GroupNorm {
                         rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                         batch: Int, positions: Int, channels: Int, groups: Int, epsilon: Float, swish: Bool,
-                        avx512: Bool = avx512Available, pool: ThreadPool = .serial) {
+                        kernels variant: KernelVariant = .selected, pool: ThreadPool = .serial) {
         let chunks = (channels + 7) / 8
         let count = Double(positions * (channels / groups))
         // One chunk per image: its statistics and output are its own.
@@ -37,9 +35,9 @@ enum GroupNorm {
             let sums = moments.baseAddress!, squares = sums + chunks
             let scale = coefficients.baseAddress!, shift = scale + chunks
             let x = inp + b * positions * channels
-            if avx512 {
+            if let kernels = variant.kernels {
                 withLanes(moments) { lane in
-                    scvae_column_moments(lane(sums), lane(squares), x, positions, channels, Int32(channels))
+                    scvae_column_moments(kernels, lane(sums), lane(squares), x, positions, channels, Int32(channels))
                 }
             } else {
                 accumulateMoments(x, positions: positions, channels: channels, sums: sums, squares: squares)
@@ -58,9 +56,9 @@ enum GroupNorm {
                 bias[c] - mean[stats + c / (channels / groups)] * scale[c / 8][c % 8]
             }
             let y = out + b * positions * channels
-            if avx512 {
+            if let kernels = variant.kernels {
                 withLanes(coefficients) { lane in
-                    scvae_group_norm_apply(y, x, lane(scale), lane(shift), positions, Int32(channels), swish)
+                    scvae_group_norm_apply(kernels, y, x, lane(scale), lane(shift), positions, Int32(channels), swish)
                 }
             } else {
                 normalise(y, x, scale: scale, shift: shift, positions: positions, channels: channels, swish: swish)
@@ -83,7 +81,7 @@ enum GroupNorm {
                          weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                          batch: Int, positions: Int, channels: Int, groups: Int, swish: Bool,
                          accumulateInput: Bool = true, scratch: UnsafeMutablePointer<Float>,
-                         avx512: Bool = avx512Available, pool: ThreadPool = .serial) {
+                         kernels variant: KernelVariant = .selected, pool: ThreadPool = .serial) {
         let perGroup = channels / groups
         let chunks = (channels + 7) / 8
         let count = Double(positions * perGroup)
@@ -107,10 +105,10 @@ enum GroupNorm {
             let dy = swish ? UnsafePointer(imageScratch) : dOutSample
             // dy is the gradient at y = xhat * gamma + beta (through swish when fused); it is
             // summed in the same pass that computes it.
-            if avx512 {
+            if let kernels = variant.kernels {
                 withLanes(moments) { sum in
                     withLanes(perChannel) { lane in
-                        scvae_group_norm_backward_sums(sum(sumDy), sum(sumDyXhat), imageScratch, dOutSample, x,
+                        scvae_group_norm_backward_sums(kernels, sum(sumDy), sum(sumDyXhat), imageScratch, dOutSample, x,
                                                        lane(channelMean), lane(channelRstd), lane(gamma), lane(beta),
                                                        positions, Int32(channels), swish)
                     }
@@ -144,9 +142,9 @@ enum GroupNorm {
                 }
             }
             let dx = dInput + b * positions * channels
-            if avx512 {
+            if let kernels = variant.kernels {
                 withLanes(perChannel) { lane in
-                    scvae_group_norm_backward_apply(dx, dy, x, lane(scaleDy), lane(slopeDx), lane(shiftDx), positions,
+                    scvae_group_norm_backward_apply(kernels, dx, dy, x, lane(scaleDy), lane(slopeDx), lane(shiftDx), positions,
                                                     Int32(channels), accumulateInput)
                 }
             } else {

@@ -44,7 +44,7 @@ final class GroupNormLayer: ChainLayer {
         GroupNorm.forward(out: output.pointer, mean: mean.pointer, rstd: rstd.pointer, inp: input,
                           weight: parameters + weightOffset, bias: parameters + biasOffset,
                           batch: batch, positions: positions, channels: channels, groups: groups,
-                          epsilon: epsilon, swish: swish, pool: workspace.pool)
+                          epsilon: epsilon, swish: swish, kernels: workspace.kernels, pool: workspace.pool)
         return UnsafePointer(output.pointer)
     }
 
@@ -58,6 +58,6 @@ final class GroupNormLayer: ChainLayer {
                            batch: batch, positions: positions, channels: channels, groups: groups, swish: swish,
                            accumulateInput: accumulateInput,
                            scratch: workspace.floats(.normGradient, min(workspace.pool.threads, batch) * positions * channels),
-                           pool: workspace.pool)
+                           kernels: workspace.kernels, pool: workspace.pool)
     }
 }

@@ -51,12 +51,13 @@ public final class SCVAEModel {
     public let backwardStages: [Range<Int>]
 
     /// `threads`: the threads its own kernels run on (the process's OpenBLAS threads by default);
-    /// results are bit-identical whatever the count.
-    public init(config: ModelConfig, maxBatch: Int, threads: Int = BLAS.threads) {
+    /// results are bit-identical whatever the count. `kernels`: which of them run (the process's
+    /// choice by default, KernelVariant.selected); it must be one this CPU supports.
+    public init(config: ModelConfig, maxBatch: Int, threads: Int = BLAS.threads, kernels: KernelVariant = .selected) {
         precondition(maxBatch >= 1)
         self.config = config
         self.maxBatch = maxBatch
-        let workspace = Workspace(threads: max(1, threads))
+        let workspace = Workspace(threads: max(1, threads), kernels: kernels)
         self.workspace = workspace
         let layout = ParameterLayout(config: config)
         self.layout = layout

@@ -24,17 +24,22 @@ final class FloatStorage {
 final class Workspace {
     /// The threads the model's own kernels run on.
     let pool: ThreadPool
+    /// Which of our kernels the layers run (KernelVariant.swift); one supported by this CPU.
+    let kernels: KernelVariant
     /// One set of slots per pool thread, by its slot in the job (empty in those sets themselves).
     private let threadScratch: [Workspace]
 
-    init(threads: Int = 1) {
+    init(threads: Int = 1, kernels: KernelVariant = .selected) {
+        precondition(kernels.isSupported, "this CPU does not run the \(kernels) kernels")
         let pool = ThreadPool(threads: threads)
         self.pool = pool
-        threadScratch = (0..<threads).map { _ in Workspace(sharing: pool) }
+        self.kernels = kernels
+        threadScratch = (0..<threads).map { _ in Workspace(sharing: pool, kernels: kernels) }
     }
 
-    private init(sharing pool: ThreadPool) {
+    private init(sharing pool: ThreadPool, kernels: KernelVariant) {
         self.pool = pool
+        self.kernels = kernels
         threadScratch = []
     }
 

@@ -32,7 +32,7 @@ struct BenchStepCommand: ParsableCommand {
         let peak = StepBenchmark.sgemmPeak()
         print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; \(model.threads) BLAS thread(s); config \(config.name), batch \(batch)")
         print(String(format: "sgemm 1024^3 peak now: %.1f GFLOP/s", peak))
-        print("convolutions: \(Conv2dDirect.kernelDescription)")
+        print("kernels: \(KernelVariant.selected); convolutions: \(Conv2dDirect.kernelDescription()); OpenBLAS kernels: \(BLAS.coreName)")
         print(String(format: "step: median %.1f ms, best %.1f ms over %d steps; %.2f images/s; %.1f GFLOP/s (%.0f%% of sgemm peak); peak RSS %.2f GiB",
                      figures.medianSeconds * 1000, figures.bestSeconds * 1000, steps, Double(batch) / figures.medianSeconds,
                      figures.flopsPerStep / figures.medianSeconds / 1e9,

@@ -73,12 +73,13 @@ import Testing
     /// Forward, accumulate, and every gradient of one method against the reference; returns the
     /// reference gradients (dInput, dWeight) with the inputs, for further checks.
     @discardableResult
-    static func expectMatchesReference(_ g: Conv2dGeometry, method: Conv2d.Method, random: inout KernelRandom)
+    static func expectMatchesReference(_ g: Conv2dGeometry, method: Conv2d.Method, kernels: KernelVariant = .selected,
+                                       random: inout KernelRandom)
         -> (input: [Float], weight: [Float], dOut: [Float], start: ([Float], [Float]), reference: ([Float], [Float])) {
         let input = random.array(g.inputCount), weight = random.array(g.weightCount), bias = random.array(g.outChannels)
         var expected = [Float](repeating: 0, count: g.outputCount)
         Conv2dReference.forward(out: &expected, inp: input, weight: weight, bias: bias, geometry: g)
-        let workspace = Workspace()
+        let workspace = Workspace(kernels: kernels)
         var fast = random.array(g.outputCount)
         Conv2d.forward(out: &fast, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: method)
         #expect(maxAbsDifference(fast, expected) < 1e-4, "\(g) \(method) forward: first \(Array(fast.prefix(4))) vs \(Array(expected.prefix(4)))")
@@ -114,13 +115,15 @@ import Testing
         #expect(Conv2d.resolve(.automatic, wide) == .im2col, "512 channels go to BLAS")
         for g in [Conv2dGeometry.same3x3(batch: 1, height: 8, width: 8, inChannels: 1, outChannels: 1),
                   .pointwise(batch: 1, height: 8, width: 8, inChannels: 1, outChannels: 1)] {
-            #expect(Conv2d.resolve(.automatic, g) == (Conv2dDirect.isAvailable ? .direct : Conv2d.resolve(.blas, g)))
+            for kernels in KernelVariant.allCases {
+                #expect(Conv2d.resolve(.automatic, g, kernels: kernels) == (kernels == .fallback ? Conv2d.resolve(.blas, g) : .direct))
+            }
         }
     }
 
-    /// Channel counts around the kernel's 16-float vectors and 32-column tiles (masked tails), maps
-    /// narrower than a 14-row tile and wider than a 224-row block, 1x1 products, and multiples of
-    /// 128 channels (padded strides).
+    /// Channel counts around the kernels' vectors and column tiles (AVX-512: 16 floats, 32 columns;
+    /// AVX2: 8 floats, 16 columns; masked tails), maps narrower than a row tile and wider than a
+    /// row block (224 and 216 rows), 1x1 products, and multiples of 128 channels (padded strides).
     static let directCases: [Conv2dGeometry] = [
         .same3x3(batch: 3, height: 7, width: 5, inChannels: 3, outChannels: 5),
         .same3x3(batch: 1, height: 1, width: 1, inChannels: 2, outChannels: 17),
@@ -129,39 +132,76 @@ import Testing
         .same3x3(batch: 1, height: 6, width: 6, inChannels: 40, outChannels: 3),
         .pointwise(batch: 3, height: 9, width: 11, inChannels: 19, outChannels: 33),
         .pointwise(batch: 1, height: 1, width: 3, inChannels: 4, outChannels: 16),
+        // Columns ending inside the second vector of an AVX2 tile (29 = 16 + 13, 12 < 16).
+        .same3x3(batch: 2, height: 5, width: 6, inChannels: 12, outChannels: 29),
         // Multiples of 128 channels: rows and weights at padded strides.
         .same3x3(batch: 2, height: 3, width: 4, inChannels: 128, outChannels: 40),
         .pointwise(batch: 2, height: 3, width: 5, inChannels: 40, outChannels: 128),
     ]
 
-    /// The tap-GEMM kernel against the reference: forward, accumulate, and every gradient.
-    @Test(.enabled(if: Conv2dDirect.isAvailable, "the tap-GEMM kernel needs AVX-512F"), arguments: 0..<directCases.count)
-    func directMatchesReference(caseIndex: Int) {
+    /// The variants of the C kernels this CPU runs (none on a CPU without AVX2 and FMA).
+    static let cVariants = KernelVariant.supported.filter(\.runsOwnKernels)
+
+    /// The tap-GEMM kernel of every variant this CPU runs against the reference: forward,
+    /// accumulate, and every gradient.
+    @Test(arguments: 0..<directCases.count, cVariants)
+    func directMatchesReference(caseIndex: Int, kernels: KernelVariant) {
         let g = Self.directCases[caseIndex]
         var random = KernelRandom(seed: UInt64(400 + caseIndex))
-        let checked = Self.expectMatchesReference(g, method: .direct, random: &random)
+        let checked = Self.expectMatchesReference(g, method: .direct, kernels: kernels, random: &random)
 
         // Padded in smaller groups than the whole batch (3 images: a group of 2, then 1).
         var (dInput, dWeight) = checked.start
         checked.dOut.withUnsafeBufferPointer { dOut in
             Conv2dDirect.backward(dInput: &dInput, dWeight: &dWeight, dOut: dOut.baseAddress!, inp: checked.input,
-                                  weight: checked.weight, geometry: g, accumulateInput: true, workspace: Workspace(),
-                                  imagesPerGroup: max(1, g.batch - 1))
+                                  weight: checked.weight, geometry: g, accumulateInput: true,
+                                  workspace: Workspace(kernels: kernels), imagesPerGroup: max(1, g.batch - 1))
         }
         let diffs = [maxAbsDifference(dInput, checked.reference.0), maxAbsDifference(dWeight, checked.reference.1)]
-        #expect(diffs.allSatisfy { $0 < 2e-4 }, "\(g) backward in smaller groups: max diff dInput/dWeight \(diffs)")
+        #expect(diffs.allSatisfy { $0 < 2e-4 }, "\(g) \(kernels) backward in smaller groups: max diff dInput/dWeight \(diffs)")
     }
 
-    /// The bias gradient sums rows in Double in row order, so both paths give the same bits.
+    /// The C variants sum every output in the same order, so they agree bit for bit: forward
+    /// (overwriting and accumulating), input, weight and bias gradients, on two threads too.
+    @Test(.enabled(if: cVariants.count > 1, "this CPU runs at most one variant of the C kernels"),
+          arguments: 0..<directCases.count)
+    func directVariantsAgreeBitForBit(caseIndex: Int) {
+        let g = Self.directCases[caseIndex]
+        var random = KernelRandom(seed: UInt64(500 + caseIndex))
+        let input = random.array(g.inputCount), weight = random.array(g.weightCount), bias = random.array(g.outChannels)
+        let dOut = random.array(g.outputCount), start = random.array(g.outputCount)
+        let dInputStart = random.array(g.inputCount), dWeightStart = random.array(g.weightCount)
+        func results(_ kernels: KernelVariant, threads: Int) -> [UInt32] {
+            let workspace = Workspace(threads: threads, kernels: kernels)
+            var out = [Float](repeating: 0, count: g.outputCount), accumulated = start
+            Conv2d.forward(out: &out, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: .direct)
+            Conv2d.forward(out: &accumulated, inp: input, weight: weight, bias: bias, geometry: g, accumulate: true,
+                           workspace: workspace, method: .direct)
+            var dInput = dInputStart, dWeight = dWeightStart, dBias = [Float](repeating: 0, count: g.outChannels)
+            Conv2d.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, weight: weight,
+                            geometry: g, workspace: workspace, method: .direct)
+            return (out + accumulated + dInput + dWeight + dBias).map(\.bitPattern)
+        }
+        let first = results(Self.cVariants[0], threads: 1)
+        for kernels in Self.cVariants {
+            for threads in [1, 2] {
+                let other = results(kernels, threads: threads)
+                let differing = zip(first, other).filter { $0 != $1 }.count
+                #expect(differing == 0, "\(g): \(kernels) on \(threads) thread(s) differs from \(Self.cVariants[0]) in \(differing) values")
+            }
+        }
+    }
+
+    /// The bias gradient sums rows in Double in row order, so every variant gives the same bits.
     @Test func biasGradientPathsAgreeBitForBit() {
         let (rows, channels) = (37, 20)
         var random = KernelRandom(seed: 9)
         let dOut = random.array(rows * channels), start = random.array(channels)
         let expected = (0..<channels).map { c in start[c] + Float((0..<rows).reduce(0.0) { $0 + Double(dOut[$1 * channels + c]) }) }
-        for avx512 in [false] + (Conv2dDirect.isAvailable ? [true] : []) {
+        for kernels in KernelVariant.supported {
             var dBias = start
-            Conv2d.accumulateBiasGradient(&dBias, dOut, rows: rows, channels: channels, avx512: avx512)
-            #expect(dBias.map(\.bitPattern) == expected.map(\.bitPattern), "avx512 \(avx512): \(dBias.prefix(4)) vs \(expected.prefix(4))")
+            Conv2d.accumulateBiasGradient(&dBias, dOut, rows: rows, channels: channels, kernels: kernels)
+            #expect(dBias.map(\.bitPattern) == expected.map(\.bitPattern), "\(kernels): \(dBias.prefix(4)) vs \(expected.prefix(4))")
         }
     }
 

@@ -14,14 +14,14 @@ import Testing
         maxAbsDifference(value, reference) / max(maxAbs(reference), .leastNormalMagnitude)
     }
 
-    /// (swish, avx512): the C passes where this CPU runs them, and the Swift lanes everywhere.
-    static let variants: [(Bool, Bool)] = [(true, false), (false, false)]
-        + (GroupNorm.avx512Available ? [(true, true), (false, true)] : [])
+    /// (swish, kernels): the Swift lanes (fallback) everywhere, and the C passes of every variant
+    /// this CPU runs.
+    static let variants: [(Bool, KernelVariant)] = KernelVariant.supported.flatMap { [(true, $0), (false, $0)] }
 
     @Test(arguments: 0..<shapes.count, 0..<variants.count)
     func forwardMatchesReference(shapeIndex: Int, variant: Int) {
         let (positions, channels, groups) = Self.shapes[shapeIndex]
-        let (swish, avx512) = Self.variants[variant]
+        let (swish, kernels) = Self.variants[variant]
         let batch = 2
         var random = KernelRandom(seed: UInt64(100 + shapeIndex))
         // An offset larger than the spread makes one-pass statistics work for their accuracy.
@@ -30,7 +30,7 @@ import Testing
         var out = [Float](repeating: 0, count: input.count), outRef = out
         var mean = [Float](repeating: 0, count: batch * groups), rstd = mean, meanRef = mean, rstdRef = mean
         GroupNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: input, weight: weight, bias: bias, batch: batch,
-                          positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish, avx512: avx512)
+                          positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish, kernels: kernels)
         GroupNormReference.forward(out: &outRef, mean: &meanRef, rstd: &rstdRef, inp: input, weight: weight, bias: bias,
                                    batch: batch, positions: positions, channels: channels, groups: groups,
                                    epsilon: 1e-6, swish: swish)
@@ -42,7 +42,7 @@ import Testing
     @Test(arguments: 0..<shapes.count, 0..<variants.count)
     func backwardMatchesReference(shapeIndex: Int, variant: Int) {
         let (positions, channels, groups) = Self.shapes[shapeIndex]
-        let (swish, avx512) = Self.variants[variant]
+        let (swish, kernels) = Self.variants[variant]
         let batch = 2
         var random = KernelRandom(seed: UInt64(200 + shapeIndex))
         let input = random.array(batch * positions * channels, scale: 2)
@@ -61,7 +61,7 @@ import Testing
         var scratch = [Float](repeating: 0, count: positions * channels)
         GroupNorm.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, mean: mean,
                            rstd: rstd, weight: weight, bias: bias, batch: batch, positions: positions,
-                           channels: channels, groups: groups, swish: swish, scratch: &scratch, avx512: avx512)
+                           channels: channels, groups: groups, swish: swish, scratch: &scratch, kernels: kernels)
         GroupNormReference.backward(dInput: &dInputRef, dWeight: &dWeightRef, dBias: &dBiasRef, dOut: dOut, inp: input,
                                     mean: mean, rstd: rstd, weight: weight, bias: bias, batch: batch,
                                     positions: positions, channels: channels, groups: groups, swish: swish,
@@ -73,8 +73,8 @@ import Testing
         }
     }
 
-    @Test(arguments: [false] + (GroupNorm.avx512Available ? [true] : []))
-    func backwardIsDeterministic(avx512: Bool) {
+    @Test(arguments: KernelVariant.supported)
+    func backwardIsDeterministic(kernels: KernelVariant) {
         let (positions, channels, groups, batch) = (37, 12, 4, 2)
         var random = KernelRandom(seed: 7)
         let input = random.array(batch * positions * channels), dOut = random.array(input.count)
@@ -83,18 +83,49 @@ import Testing
         var mean = [Float](repeating: 0, count: batch * groups), rstd = mean
         GroupNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: input, weight: weight, bias: bias, batch: batch,
                           positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: true,
-                          avx512: avx512)
+                          kernels: kernels)
         func gradients() -> [Float] {
             var dInput = [Float](repeating: 0, count: input.count)
             var dWeight = [Float](repeating: 0, count: channels), dBias = dWeight
             var scratch = [Float](repeating: 0, count: positions * channels)
             GroupNorm.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, mean: mean,
                                rstd: rstd, weight: weight, bias: bias, batch: batch, positions: positions,
-                               channels: channels, groups: groups, swish: true, scratch: &scratch, avx512: avx512)
+                               channels: channels, groups: groups, swish: true, scratch: &scratch, kernels: kernels)
             return dInput + dWeight + dBias
         }
         let first = gradients(), second = gradients()
         #expect(first.map(\.bitPattern) == second.map(\.bitPattern))
+    }
+
+    /// The C variants run the same operations per channel in the same order: the forward's
+    /// outputs and statistics and every gradient agree bit for bit between them.
+    @Test(.enabled(if: KernelVariant.supported.filter(\.runsOwnKernels).count > 1, "this CPU runs at most one C variant"),
+          arguments: 0..<shapes.count, [true, false])
+    func cVariantsAgreeBitForBit(shapeIndex: Int, swish: Bool) {
+        let (positions, channels, groups) = Self.shapes[shapeIndex]
+        let batch = 2
+        var random = KernelRandom(seed: UInt64(300 + shapeIndex))
+        let input = random.array(batch * positions * channels, scale: 2), dOut = random.array(input.count)
+        let weight = random.array(channels), bias = random.array(channels), start = random.array(input.count)
+        func results(_ kernels: KernelVariant) -> [UInt32] {
+            var out = [Float](repeating: 0, count: input.count)
+            var mean = [Float](repeating: 0, count: batch * groups), rstd = mean
+            GroupNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: input, weight: weight, bias: bias, batch: batch,
+                              positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish,
+                              kernels: kernels)
+            var dInput = start, dWeight = [Float](repeating: 0, count: channels), dBias = dWeight
+            var scratch = [Float](repeating: 0, count: positions * channels)
+            GroupNorm.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, mean: mean,
+                               rstd: rstd, weight: weight, bias: bias, batch: batch, positions: positions,
+                               channels: channels, groups: groups, swish: swish, scratch: &scratch, kernels: kernels)
+            return (out + mean + rstd + dInput + dWeight + dBias).map(\.bitPattern)
+        }
+        let variants = KernelVariant.supported.filter(\.runsOwnKernels)
+        let first = results(variants[0])
+        for kernels in variants.dropFirst() {
+            let differing = zip(first, results(kernels)).filter { $0 != $1 }.count
+            #expect(differing == 0, "\(positions)x\(channels): \(kernels) differs from \(variants[0]) in \(differing) values")
+        }
     }
 
     @Test func vectorExpMatchesDouble() {

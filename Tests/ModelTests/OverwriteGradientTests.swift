@@ -6,34 +6,35 @@ import Testing
 /// zeroing scratch buffers.
 @Suite struct OverwriteGradientTests {
     /// Every convolution path: im2col (same 3x3 via the transposed conv, downsample via col2im),
-    /// a plain 1x1 product, the shifted GEMMs, and the tap-GEMM kernel where it runs.
-    static let convolutions: [(Conv2dGeometry, Conv2d.Method)] = [
-        (.same3x3(batch: 2, height: 7, width: 5, inChannels: 3, outChannels: 5), .im2col),
-        (.downsample(batch: 2, height: 7, width: 9, channels: 3), .im2col),
-        (.pointwise(batch: 3, height: 4, width: 6, inChannels: 6, outChannels: 4), .im2col),
-        (.same3x3(batch: 2, height: 7, width: 5, inChannels: 3, outChannels: 5), .shifted),
-    ] + (Conv2dDirect.isAvailable ? [
-        (.same3x3(batch: 2, height: 7, width: 5, inChannels: 3, outChannels: 5), .direct),
-        (.pointwise(batch: 3, height: 4, width: 6, inChannels: 6, outChannels: 4), .direct),
-    ] : [])
+    /// a plain 1x1 product, the shifted GEMMs (on the fallback variant, which has no say in
+    /// them), and the tap-GEMM kernel of every C variant this CPU runs.
+    static let convolutions: [(Conv2dGeometry, Conv2d.Method, KernelVariant)] = [
+        (.same3x3(batch: 2, height: 7, width: 5, inChannels: 3, outChannels: 5), .im2col, .fallback),
+        (.downsample(batch: 2, height: 7, width: 9, channels: 3), .im2col, .fallback),
+        (.pointwise(batch: 3, height: 4, width: 6, inChannels: 6, outChannels: 4), .im2col, .fallback),
+        (.same3x3(batch: 2, height: 7, width: 5, inChannels: 3, outChannels: 5), .shifted, .fallback),
+    ] + KernelVariant.supported.filter(\.runsOwnKernels).flatMap { kernels -> [(Conv2dGeometry, Conv2d.Method, KernelVariant)] in [
+        (.same3x3(batch: 2, height: 7, width: 5, inChannels: 3, outChannels: 5), .direct, kernels),
+        (.pointwise(batch: 3, height: 4, width: 6, inChannels: 6, outChannels: 4), .direct, kernels),
+    ] }
 
     @Test(arguments: 0..<convolutions.count)
     func convolutionWritesInputGradient(caseIndex: Int) {
-        let (g, method) = Self.convolutions[caseIndex]
+        let (g, method, kernels) = Self.convolutions[caseIndex]
         var random = KernelRandom(seed: UInt64(300 + caseIndex))
         let input = random.array(g.inputCount), weight = random.array(g.weightCount), dOut = random.array(g.outputCount)
         var accumulated = [Float](repeating: 0, count: g.inputCount)
         var written = random.array(g.inputCount, scale: 100)
         var dWeight = [Float](repeating: 0, count: g.weightCount), dBias = [Float](repeating: 0, count: g.outChannels)
         Conv2d.backward(dInput: &accumulated, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, weight: weight,
-                        geometry: g, workspace: Workspace(), method: method)
+                        geometry: g, workspace: Workspace(kernels: kernels), method: method)
         Conv2d.backward(dInput: &written, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, weight: weight,
-                        geometry: g, accumulateInput: false, workspace: Workspace(), method: method)
-        #expect(written.map(\.bitPattern) == accumulated.map(\.bitPattern), "\(g) \(method)")
+                        geometry: g, accumulateInput: false, workspace: Workspace(kernels: kernels), method: method)
+        #expect(written.map(\.bitPattern) == accumulated.map(\.bitPattern), "\(g) \(method) \(kernels)")
     }
 
-    @Test(arguments: [true, false])
-    func groupNormWritesInputGradient(swish: Bool) {
+    @Test(arguments: [true, false], KernelVariant.supported)
+    func groupNormWritesInputGradient(swish: Bool, kernels: KernelVariant) {
         let (batch, positions, channels, groups) = (2, 9, 12, 4)
         var random = KernelRandom(seed: 41)
         let input = random.array(batch * positions * channels), dOut = random.array(input.count)
@@ -41,17 +42,19 @@ import Testing
         var out = [Float](repeating: 0, count: input.count)
         var mean = [Float](repeating: 0, count: batch * groups), rstd = mean
         GroupNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: input, weight: weight, bias: bias, batch: batch,
-                          positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish)
+                          positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish,
+                          kernels: kernels)
         var scratch = [Float](repeating: 0, count: positions * channels)
         var dWeight = [Float](repeating: 0, count: channels), dBias = dWeight
         var accumulated = [Float](repeating: 0, count: input.count)
         var written = random.array(input.count, scale: 100)
         GroupNorm.backward(dInput: &accumulated, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, mean: mean,
                            rstd: rstd, weight: weight, bias: bias, batch: batch, positions: positions,
-                           channels: channels, groups: groups, swish: swish, scratch: &scratch)
+                           channels: channels, groups: groups, swish: swish, scratch: &scratch, kernels: kernels)
         GroupNorm.backward(dInput: &written, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, mean: mean,
                            rstd: rstd, weight: weight, bias: bias, batch: batch, positions: positions,
-                           channels: channels, groups: groups, swish: swish, accumulateInput: false, scratch: &scratch)
+                           channels: channels, groups: groups, swish: swish, accumulateInput: false, scratch: &scratch,
+                           kernels: kernels)
         #expect(written.map(\.bitPattern) == accumulated.map(\.bitPattern))
     }
 

@@ -66,9 +66,14 @@ import Testing
             var tensorChecks: [GradientCheck] = []
             for i in picks.sorted() {
                 // Parameters upstream of LISTA move many soft-threshold inputs at once; a small step
-                // keeps them from crossing theta (a kink) between the two evaluations.
-                let upstream = name.hasPrefix("encoder") || name == "Dict" || name == "c"
-                let epsilon: Float = upstream ? 1e-3 : 5e-3
+                // keeps them from crossing theta (a kink) between the two evaluations. Not so c
+                // (7.28 here), which moves every threshold: a code crosses theta every 0.002 of c or
+                // so, and over +-1e-3 one crossing and the loss's float rounding (a change of 7e-6
+                // against 5e-7 between OpenBLAS's kernel sets) decided the difference (3.19e-3 to
+                // 3.52e-3 by kernels, analytic 3.52e-3). Over +-1e-2 the dozen crossings act as
+                // curvature: 3.64e-3 to 3.65e-3 with every kernel variant and OpenBLAS kernel set.
+                let upstream = name.hasPrefix("encoder") || name == "Dict"
+                let epsilon: Float = name == "c" ? 1e-2 : upstream ? 1e-3 : 5e-3
                 tensorChecks.append(GradientCheck(name: name, index: i, analytic: Double(grads[i]),
                                                   numeric: centralDifference(parameters.pointer + entry.offset + i, epsilon: epsilon, loss)))
             }

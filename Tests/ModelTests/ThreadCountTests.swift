@@ -24,27 +24,53 @@ import Testing
     }
 
     /// tiny with three images and small with two (fewer images than threads): forward and
-    /// backward through every layer kind, 3x3 maps up to 64x64 (several row bands) and 1x1.
-    @Test(arguments: [(ModelConfig.tiny, 3), (ModelConfig.small, 2)])
-    func gradientsAreBitIdenticalForOneToThreeThreads(config: ModelConfig, batch: Int) {
-        let parameters = PinnedFloats(SCVAEModelTests.parameters(config, seed: 11))
-        let images = SCVAEModelTests.images(config, count: batch, seed: 12)
+    /// backward through every layer kind, 3x3 maps up to 64x64 (several row bands) and 1x1, with
+    /// every kernel variant this CPU runs (each rounds its own way, the same for any thread count).
+    @Test(arguments: [(ModelConfig.tiny, 3), (ModelConfig.small, 2)], KernelVariant.supported)
+    func gradientsAreBitIdenticalForOneToThreeThreads(model: (ModelConfig, Int), kernels: KernelVariant) {
+        let (config, batch) = model
         func step(threads: Int) -> (loss: UInt64, gradients: [UInt32]) {
-            let model = SCVAEModel(config: config, maxBatch: batch, threads: threads)
-            let gradients = PinnedFloats(zeros: model.layout.totalCount)
-            let terms = model.forwardBackward(parameters: UnsafeBufferPointer(parameters.buffer), images: images,
-                                              batch: batch, gradients: gradients.buffer, gradientScale: 1)
-            return (terms.total.bitPattern, gradients.buffer.map(\.bitPattern))
+            Self.step(config, batch: batch, threads: threads, kernels: kernels)
         }
         let single = step(threads: 1)
         let layout = ParameterLayout(config: config)
         for threads in [2, 3] {
             let threaded = step(threads: threads)
-            #expect(threaded.loss == single.loss, "\(config.name), \(threads) threads: loss differs")
+            #expect(threaded.loss == single.loss, "\(config.name), \(kernels), \(threads) threads: loss differs")
             let differing = layout.entries.filter { entry in
                 threaded.gradients[entry.offset..<(entry.offset + entry.count)] != single.gradients[entry.offset..<(entry.offset + entry.count)]
             }
-            #expect(differing.isEmpty, "\(config.name), \(threads) threads: \(differing.map(\.name).prefix(5)) differ from 1 thread")
+            #expect(differing.isEmpty, "\(config.name), \(kernels), \(threads) threads: \(differing.map(\.name).prefix(5)) differ from 1 thread")
         }
+    }
+
+    /// The AVX-512 and AVX2 kernels sum every output in the same order: a whole step of tiny
+    /// (every layer kind) has the same loss and gradients with either.
+    @Test(.enabled(if: KernelVariant.supported.filter(\.runsOwnKernels).count > 1, "this CPU runs at most one C variant"))
+    func cKernelVariantsGiveTheSameStep() {
+        let variants = KernelVariant.supported.filter(\.runsOwnKernels)
+        let first = Self.step(.tiny, batch: 3, threads: 2, kernels: variants[0])
+        let layout = ParameterLayout(config: .tiny)
+        for kernels in variants.dropFirst() {
+            let other = Self.step(.tiny, batch: 3, threads: 2, kernels: kernels)
+            #expect(other.loss == first.loss, "\(kernels): loss differs from \(variants[0])")
+            let differing = layout.entries.filter { entry in
+                other.gradients[entry.offset..<(entry.offset + entry.count)] != first.gradients[entry.offset..<(entry.offset + entry.count)]
+            }
+            #expect(differing.isEmpty, "\(kernels): \(differing.map(\.name).prefix(5)) differ from \(variants[0])")
+        }
+    }
+
+    /// One forward and backward of `config` on `batch` images (fixed parameters and images): the
+    /// loss and the gradients, as bits.
+    static func step(_ config: ModelConfig, batch: Int, threads: Int, kernels: KernelVariant)
+        -> (loss: UInt64, gradients: [UInt32]) {
+        let parameters = PinnedFloats(SCVAEModelTests.parameters(config, seed: 11))
+        let images = SCVAEModelTests.images(config, count: batch, seed: 12)
+        let model = SCVAEModel(config: config, maxBatch: batch, threads: threads, kernels: kernels)
+        let gradients = PinnedFloats(zeros: model.layout.totalCount)
+        let terms = model.forwardBackward(parameters: UnsafeBufferPointer(parameters.buffer), images: images,
+                                          batch: batch, gradients: gradients.buffer, gradientScale: 1)
+        return (terms.total.bitPattern, gradients.buffer.map(\.bitPattern))
     }
 }

@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "kernel_variant.h"
+
 /// A convolution as a sum of shifted matrix products, computed without packing or im2col
 /// ("implicit GEMM"): for every computed row i,
 ///
@@ -14,8 +16,9 @@
 /// A 3x3 same convolution reads a zero-bordered input whose rows are wide_width = width + 2 pixels
 /// long; a 1x1 convolution has one tap, shift 0 and wide_width = width.
 ///
-/// Every output value is summed in the same order (taps, then depth) whatever the blocking, so
-/// results are deterministic. Strides of a multiple of 128 floats map the fourteen rows a tile
+/// Every output value is summed in the same order (taps, then depth) whatever the blocking or the
+/// variant (kernel_variant.h), so results are deterministic and the variants agree bit for bit.
+/// The AVX-512 variant computes 14x32 tiles, the AVX2 one 6x16. Strides of a multiple of 128 floats map the fourteen rows a tile
 /// reads onto a few L1 sets, and the kernel slows down 2-3x: callers pad such strides by 16
 /// floats (Conv2dDirect.leadingDimension).
 typedef struct {
@@ -55,21 +58,18 @@ typedef struct {
     float *output;            ///< [taps][rows][columns], added to
 } scvae_tap_gemm_transposed;
 
-/// True when this CPU and operating system run the kernel (AVX-512F with its registers enabled).
-bool scvae_tap_gemm_available(void);
+/// Runs the product with `kernels`; only call when scvae_kernels_supported(kernels).
+void scvae_tap_gemm_run(scvae_kernels kernels, const scvae_tap_gemm *job);
 
-/// Runs the product; only call when scvae_tap_gemm_available().
-void scvae_tap_gemm_run(const scvae_tap_gemm *job);
-
-/// Runs the weight-gradient product; only call when scvae_tap_gemm_available().
-void scvae_tap_gemm_transposed_run(const scvae_tap_gemm_transposed *job);
+/// Runs the weight-gradient product with `kernels`; only call when scvae_kernels_supported(kernels).
+void scvae_tap_gemm_transposed_run(scvae_kernels kernels, const scvae_tap_gemm_transposed *job);
 
 /// The weight-gradient product splits into this many tiles of output rows (of every tap, all
-/// columns). They write disjoint outputs and each output is summed in the same order whichever
-/// tiles run, in whichever order or on whichever thread: running all of them is _run.
-ptrdiff_t scvae_tap_gemm_transposed_tiles(const scvae_tap_gemm_transposed *job);
+/// columns) for `kernels`. They write disjoint outputs and each output is summed in the same order
+/// whichever tiles run, in whichever order or on whichever thread: running all of them is _run.
+ptrdiff_t scvae_tap_gemm_transposed_tiles(scvae_kernels kernels, const scvae_tap_gemm_transposed *job);
 
-/// Runs row tile `tile` (0 ..< scvae_tap_gemm_transposed_tiles) of the weight-gradient product.
-void scvae_tap_gemm_transposed_run_tile(const scvae_tap_gemm_transposed *job, ptrdiff_t tile);
+/// Runs row tile `tile` (0 ..< scvae_tap_gemm_transposed_tiles(kernels, job)) of the weight-gradient product.
+void scvae_tap_gemm_transposed_run_tile(scvae_kernels kernels, const scvae_tap_gemm_transposed *job, ptrdiff_t tile);
 
 #endif
