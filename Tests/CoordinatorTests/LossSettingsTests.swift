@@ -46,11 +46,6 @@ import Wire
         #expect(throws: (any Error).self) { try TrainingRecipe.decode(other) }
     }
 
-    @Test func autoIsOneOverTheLatentGridsSize() {
-        #expect(LatentWeight.auto.resolved(positions: 64, channels: 64) == 1.0 / 4096)
-        #expect(LatentWeight.value(0.3).resolved(positions: 64, channels: 64) == 0.3)
-    }
-
     @Test func resumingWithOtherLossSettingsIsAConflict() {
         var settings = CoordinatorSettings()
         let defaults = TrainingRecipe(settings: settings, totalSteps: 5).json

@@ -147,8 +147,8 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
 
 /// The weight of the latent term in the loss: a number, or `auto`, the SC-VAE authors' default
 /// ("constant" attention): 1 / (H * W * C) for a latent grid of H x W positions of C channels, so
-/// that the term is a sum over the latent grid rather than a mean. Written in JSON and on the
-/// command line as a decimal number or the string "auto".
+/// that the term is a sum over the latent grid rather than a mean; each worker resolves it for its
+/// configuration. Written in JSON and on the command line as a decimal number or the string "auto".
 public enum LatentWeight: Codable, Sendable, Equatable, CustomStringConvertible {
     case value(Double)
     case auto
@@ -161,14 +161,6 @@ public enum LatentWeight: Codable, Sendable, Equatable, CustomStringConvertible 
             self = .value(number)
         } else {
             return nil
-        }
-    }
-
-    /// The weight for a latent grid of `positions` positions of `channels` channels.
-    public func resolved(positions: Int, channels: Int) -> Double {
-        switch self {
-        case let .value(weight): weight
-        case .auto: 1 / Double(positions * channels)
         }
     }
 
