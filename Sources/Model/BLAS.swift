@@ -19,7 +19,8 @@ public enum BLAS {
         Int(openblas_get_num_threads())
     }
 
-    /// C[m x n] = alpha * op(A) * op(B) + beta * C, all row-major.
+    /// C[m x n] = alpha * op(A) * op(B) + beta * C, all row-major. `fileID` and `function` name the
+    /// call in a step profile (StepProfile.swift).
     /// `transA`/`transB` select op(X) = X^T. A is m x k after op, B is k x n after op.
     public static func sgemm(
         transA: Bool = false, transB: Bool = false,
@@ -28,14 +29,17 @@ public enum BLAS {
         a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0,
-        c: UnsafeMutablePointer<Float>, ldc: Int
+        c: UnsafeMutablePointer<Float>, ldc: Int,
+        fileID: StaticString = #fileID, function: StaticString = #function
     ) {
-        cblas_sgemm(
-            CblasRowMajor,
-            transA ? CblasTrans : CblasNoTrans,
-            transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k),
-            alpha, a, Int32(lda), b, Int32(ldb),
-            beta, c, Int32(ldc))
+        StepProfile.measure(StepProfile.label(fileID, function), .blas) {
+            cblas_sgemm(
+                CblasRowMajor,
+                transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k),
+                alpha, a, Int32(lda), b, Int32(ldb),
+                beta, c, Int32(ldc))
+        }
     }
 }

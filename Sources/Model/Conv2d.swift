@@ -66,20 +66,19 @@ enum Conv2d {
             }
         }
         if g.isPlainProduct {
-            BLAS.sgemm(m: g.rows, n: co, k: g.inChannels, a: inp, lda: g.inChannels,
-                       b: wr, ldb: co, beta: 1, c: out, ldc: co)
+            for rows in imageChunks(g, size: g.rows) {
+                BLAS.sgemm(m: rows.count, n: co, k: g.inChannels, a: inp + rows.lowerBound * g.inChannels, lda: g.inChannels,
+                           b: wr, ldb: co, beta: 1, c: out + rows.lowerBound * co, ldc: co)
+            }
             return
         }
         let width = g.patchWidth
         let chunk = chunkOverride ?? rowsPerChunk(g)
         let columns = workspace.floats(.convColumns, chunk * width)
-        var start = 0
-        while start < g.rows {
-            let count = min(chunk, g.rows - start)
-            im2col(columns, inp, g, rows: start..<(start + count))
-            BLAS.sgemm(m: count, n: co, k: width, a: columns, lda: width,
-                       b: wr, ldb: co, beta: 1, c: out + start * co, ldc: co)
-            start += count
+        for rows in imageChunks(g, size: chunk) {
+            im2col(columns, inp, g, rows: rows)
+            BLAS.sgemm(m: rows.count, n: co, k: width, a: columns, lda: width,
+                       b: wr, ldb: co, beta: 1, c: out + rows.lowerBound * co, ldc: co)
         }
     }
 
@@ -112,8 +111,10 @@ enum Conv2d {
             BLAS.sgemm(transA: true, m: width, n: co, k: g.rows, a: inp, lda: width,
                        b: dOut, ldb: co, beta: 1, c: dwr, ldc: co)
             if let dInput {
-                BLAS.sgemm(transB: true, m: g.rows, n: width, k: co, a: dOut, lda: co,
-                           b: wr, ldb: co, beta: inputBeta, c: dInput, ldc: width)
+                for rows in imageChunks(g, size: g.rows) {
+                    BLAS.sgemm(transB: true, m: rows.count, n: width, k: co, a: dOut + rows.lowerBound * co, lda: co,
+                               b: wr, ldb: co, beta: inputBeta, c: dInput + rows.lowerBound * width, ldc: width)
+                }
             }
         } else if let dInput, Conv2dShifted.applies(to: g) {
             // The input gradient of a same-size 3x3 conv is itself a same-size 3x3 conv of dOut
@@ -121,47 +122,37 @@ enum Conv2d {
             // straight into dInput, instead of a patch-gradient matrix and a scatter-add.
             let chunk = chunkOverride ?? rowsPerChunk(g)
             let columns = workspace.floats(.convColumns, chunk * width)
-            var start = 0
-            while start < g.rows {
-                let count = min(chunk, g.rows - start)
-                im2col(columns, inp, g, rows: start..<(start + count))
-                BLAS.sgemm(transA: true, m: width, n: co, k: count, a: columns, lda: width,
-                           b: dOut + start * co, ldb: co, beta: 1, c: dwr, ldc: co)
-                start += count
+            for rows in imageChunks(g, size: chunk) {
+                im2col(columns, inp, g, rows: rows)
+                BLAS.sgemm(transA: true, m: width, n: co, k: rows.count, a: columns, lda: width,
+                           b: dOut + rows.lowerBound * co, ldb: co, beta: 1, c: dwr, ldc: co)
             }
             var t = g
             (t.inChannels, t.outChannels) = (co, g.inChannels)
             let flipped = flippedWeight(weight, g, workspace)
             let transposedChunk = chunkOverride ?? rowsPerChunk(t)
             let transposedColumns = workspace.floats(.convColumns, transposedChunk * t.patchWidth)
-            start = 0
-            while start < t.rows {
-                let count = min(transposedChunk, t.rows - start)
-                im2col(transposedColumns, dOut, t, rows: start..<(start + count))
-                BLAS.sgemm(m: count, n: t.outChannels, k: t.patchWidth, a: transposedColumns, lda: t.patchWidth,
-                           b: flipped, ldb: t.outChannels, beta: inputBeta, c: dInput + start * t.outChannels,
+            for rows in imageChunks(t, size: transposedChunk) {
+                im2col(transposedColumns, dOut, t, rows: rows)
+                BLAS.sgemm(m: rows.count, n: t.outChannels, k: t.patchWidth, a: transposedColumns, lda: t.patchWidth,
+                           b: flipped, ldb: t.outChannels, beta: inputBeta, c: dInput + rows.lowerBound * t.outChannels,
                            ldc: t.outChannels)
-                start += count
             }
         } else {
             // Patches overlap (stride 2 downsample): col2im always adds, onto zeros if asked to overwrite.
             if let dInput, !accumulateInput { dInput.update(repeating: 0, count: g.inputCount) }
             let chunk = chunkOverride ?? rowsPerChunk(g)
             let columns = workspace.floats(.convColumns, chunk * width)
-            var start = 0
-            while start < g.rows {
-                let count = min(chunk, g.rows - start)
-                let rows = start..<(start + count)
+            for rows in imageChunks(g, size: chunk) {
                 im2col(columns, inp, g, rows: rows)
-                BLAS.sgemm(transA: true, m: width, n: co, k: count, a: columns, lda: width,
-                           b: dOut + start * co, ldb: co, beta: 1, c: dwr, ldc: co)
+                BLAS.sgemm(transA: true, m: width, n: co, k: rows.count, a: columns, lda: width,
+                           b: dOut + rows.lowerBound * co, ldb: co, beta: 1, c: dwr, ldc: co)
                 if let dInput {
                     // The patch rows are no longer needed: reuse them for the patch gradients.
-                    BLAS.sgemm(transB: true, m: count, n: width, k: co, a: dOut + start * co, lda: co,
+                    BLAS.sgemm(transB: true, m: rows.count, n: width, k: co, a: dOut + rows.lowerBound * co, lda: co,
                                b: wr, ldb: co, beta: 0, c: columns, ldc: width)
                     col2imAdd(dInput, columns, g, rows: rows)
                 }
-                start += count
             }
         }
         unpackAddWeightGradient(dWeight, dwr, g)
@@ -171,6 +162,22 @@ enum Conv2d {
 
     static func rowsPerChunk(_ g: Conv2dGeometry) -> Int {
         max(1, min(g.rows, columnBudget / g.patchWidth))
+    }
+
+    /// The output rows in chunks of at most `size` rows that never cross from one image into the
+    /// next, so that every GEMM over them has the same shape whatever the batch. OpenBLAS's AVX2
+    /// (Haswell, Zen) sgemm rounds a row differently with the number of rows in the call, so a
+    /// chunk that spans images would make an image's output depend on the batch it is in
+    /// (docs/model.md, "One image, the same bits in any batch").
+    static func imageChunks(_ g: Conv2dGeometry, size: Int) -> [Range<Int>] {
+        let perImage = g.outHeight * g.outWidth, size = max(1, min(size, perImage))
+        var chunks: [Range<Int>] = []
+        chunks.reserveCapacity(g.batch * ((perImage + size - 1) / size))
+        for image in 0..<g.batch {
+            let end = (image + 1) * perImage
+            for start in stride(from: image * perImage, to: end, by: size) { chunks.append(start..<min(start + size, end)) }
+        }
+        return chunks
     }
 
     /// Wr[(ky*k + kx)*Ci + ci, co] = W[co, ci, ky, kx].

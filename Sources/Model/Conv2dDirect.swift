@@ -39,12 +39,15 @@ public enum Conv2dDirect {
     /// Rows of a 1x1 convolution per chunk of work: sixteen AVX-512 register tiles (37-38 AVX2 ones).
     static let plainRowsPerChunk = 224
 
-    /// Wide rows per chunk of a 3x3 input gradient (whole image rows of one image, at least one).
+    /// Wide rows per chunk of a 3x3 forward pass or input gradient (whole image rows of one
+    /// image, at least one).
     static let wideRowsPerBand = 1024
 
     /// out = conv(inp) + bias (out += that when `accumulate`); `weight` is PyTorch's [Co, Ci, k, k].
-    /// Chunks on the workspace's threads: one per image (3x3, each padded in its thread's
-    /// scratch) or per `plainRowsPerChunk` rows (1x1). Every output is computed by one chunk.
+    /// Chunks on the workspace's threads: one per band of `wideRowsPerBand` wide rows of an image
+    /// (3x3, each band padded in its thread's scratch; so that many threads have work at a small
+    /// batch) or per `plainRowsPerChunk` rows (1x1). Every output is computed by one chunk, by the
+    /// same sums whatever the chunks.
     static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight original: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>, geometry g: Conv2dGeometry, accumulate: Bool, workspace: Workspace) {
         let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
@@ -63,11 +66,13 @@ public enum Conv2dDirect {
             return
         }
         let shifts = tapShifts(g)
-        workspace.pool.run(chunks: g.batch) { b, slot in
-            let padded = workspace.scratch(for: slot).floats(.convColumns, paddedRows(g) * ldIn)
-            pad(padded, inp + b * h * w * ci, height: h, width: w, channels: ci)
+        let wp = w + 2, bandRows = max(1, wideRowsPerBand / wp), bands = chunkCount(h, bandRows)
+        workspace.pool.run(chunks: g.batch * bands) { chunk, slot in
+            let b = chunk / bands, y0 = (chunk % bands) * bandRows, rows = min(bandRows, h - y0)
+            let padded = workspace.scratch(for: slot).floats(.convColumns, ((rows + 2) * wp + 2) * ldIn)
+            padBand(padded, inp + b * h * w * ci, height: h, width: w, channels: ci, rows: y0..<(y0 + rows))
             run(kernels, input: padded, inputStride: ldIn, weight: weight, weightStride: ldOut, shifts: shifts, depth: ci,
-                columns: co, rows: h * (w + 2), wideWidth: w + 2, width: w, bias: bias, output: out + b * h * w * co,
+                columns: co, rows: rows * wp, wideWidth: wp, width: w, bias: bias, output: out + (b * h + y0) * w * co,
                 accumulate: accumulate)
         }
     }
@@ -123,7 +128,7 @@ public enum Conv2dDirect {
         var first = 0
         while first < g.batch {
             let count = min(group, g.batch - first)
-            pool.run(chunks: 2 * count) { chunk, _ in
+            pool.run(chunks: 2 * count, label: "Conv2dDirect.backward padding") { chunk, _ in
                 let j = chunk / 2
                 if chunk % 2 == 0 {
                     pad(paddedInput + j * stride * ldIn, inp + (first + j) * h * w * ci, height: h, width: w, channels: ci)
@@ -184,6 +189,31 @@ public enum Conv2dDirect {
             VectorMath.zero(rowStart + width * ld, count: 2 * ld)
         }
         VectorMath.zero(padded + ((height + 1) * wp + 1) * ld, count: (wp + 1) * ld)
+    }
+
+    /// The part of the zero-bordered image (`pad`) that output rows `rows` read: padded rows
+    /// rows.lowerBound ..< rows.upperBound + 2 (image rows one above to one below, zeros off the
+    /// image), then two spare rows, so that the band's wide row r reads what row
+    /// rows.lowerBound * Wp + r of the whole padded image holds.
+    static func padBand(_ padded: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>,
+                        height: Int, width: Int, channels: Int, rows: Range<Int>) {
+        let ld = leadingDimension(channels), wp = width + 2
+        VectorMath.zero(padded, count: ld)  // the left border of the band's first row
+        for (index, paddedRow) in (rows.lowerBound..<(rows.upperBound + 2)).enumerated() {
+            let y = paddedRow - 1
+            // Row `index` of the band starts one float row in: its left border is the previous
+            // row's right border (both written as zeros here).
+            let rowStart = padded + (index * wp + 1) * ld
+            if y < 0 || y >= height {
+                VectorMath.zero(rowStart, count: wp * ld)
+                continue
+            }
+            for x in 0..<width {
+                (rowStart + x * ld).update(from: image + (y * width + x) * channels, count: channels)
+            }
+            VectorMath.zero(rowStart + width * ld, count: 2 * ld)
+        }
+        VectorMath.zero(padded + ((rows.count + 2) * wp + 1) * ld, count: ld)
     }
 
     /// `matrix` [rows, columns] with rows ld(columns) apart: itself when that is its own stride,

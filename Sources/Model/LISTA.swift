@@ -42,6 +42,7 @@ public final class LISTA {
     private let gradUSum: UnsafeMutablePointer<Float>   // sum over t >= 1 of dL/dU_t [maxPositions, K]
     private let gradStep: UnsafeMutablePointer<Float>   // dL/dS [K, K]
     private var lastPositions = -1
+    private var lastImagePositions = 1
     private var lastC: Float = .nan
 
     /// Allocates caches for up to `maxPositions` rows.
@@ -79,19 +80,26 @@ public final class LISTA {
 
     /// h: [P, C]; dictionary: [C, K] row-major (the `Dict` tensor); c: the `c` scalar.
     /// Writes hHat [P, C] = D z and codes z [P, K]; keeps what backward needs. Returns the number of exactly-zero codes.
+    /// The rows come in images of `imagePositions` rows (P by default): every GEMM whose rows are
+    /// positions runs one image at a time, so an image's codes do not depend on the batch.
     public func forward(h: UnsafePointer<Float>, dictionary: UnsafePointer<Float>, c: Float, positions: Int,
+                        imagePositions: Int? = nil,
                         hHat: UnsafeMutablePointer<Float>, codes: UnsafeMutablePointer<Float>) -> Int {
         precondition(positions >= 1 && positions <= maxPositions,
                      "LISTA.forward: \(positions) positions, room for 1...\(maxPositions)")
         let C = channels, K = atoms, P = positions
+        let images = ImageRows(positions: P, perImage: imagePositions ?? P)
         let cEffective = max(c, Self.cFloor)
         let theta = beta / cEffective
         let inverseC = 1 / cEffective
         lastPositions = P
+        lastImagePositions = images.perImage
         lastC = c
 
         // Y = H D; G = D^T D; S = I - G / c.
-        BLAS.sgemm(m: P, n: K, k: C, a: h, lda: C, b: dictionary, ldb: K, c: y, ldc: K)
+        images.each { first, rows in
+            BLAS.sgemm(m: rows, n: K, k: C, a: h + first * C, lda: C, b: dictionary, ldb: K, c: y + first * K, ldc: K)
+        }
         BLAS.sgemm(transA: true, m: K, n: K, k: C, a: dictionary, lda: K, b: dictionary, ldb: K, c: gram, ldc: K)
         for i in 0..<(K * K) { step[i] = -gram[i] * inverseC }
         for i in 0..<K { step[i * K + i] += 1 }
@@ -102,12 +110,18 @@ public final class LISTA {
             let previous = iterate(t - 1), current = iterate(t)
             // U_t = Y / c + Z_{t-1} S, built in place, then thresholded.
             for i in 0..<(P * K) { current[i] = y[i] * inverseC }
-            BLAS.sgemm(m: P, n: K, k: K, a: previous, lda: K, b: step, ldb: K, beta: 1, c: current, ldc: K)
+            images.each { first, rows in
+                BLAS.sgemm(m: rows, n: K, k: K, a: previous + first * K, lda: K, b: step, ldb: K, beta: 1,
+                           c: current + first * K, ldc: K)
+            }
             for i in 0..<(P * K) { current[i] = softThreshold(current[i], theta) }
         }
         // hHat = Z_T D^T; the codes are Z_T.
         let zLast = iterate(iterations)
-        BLAS.sgemm(transB: true, m: P, n: C, k: K, a: zLast, lda: K, b: dictionary, ldb: K, c: hHat, ldc: C)
+        images.each { first, rows in
+            BLAS.sgemm(transB: true, m: rows, n: C, k: K, a: zLast + first * K, lda: K, b: dictionary, ldb: K,
+                       c: hHat + first * C, ldc: C)
+        }
         codes.update(from: zLast, count: P * K)
         var zeros = 0
         for i in 0..<(P * K) where codes[i] == 0 { zeros += 1 }
@@ -121,6 +135,7 @@ public final class LISTA {
                      "LISTA.backward: \(positions) positions, but the last forward had \(lastPositions)")
         precondition(c.bitPattern == lastC.bitPattern, "LISTA.backward: c = \(c), but the last forward used \(lastC)")
         let C = channels, K = atoms, P = positions
+        let images = ImageRows(positions: P, perImage: lastImagePositions)
         let cEffective = max(c, Self.cFloor)
         let inverseC = 1 / cEffective
         // Sums that feed dL/dc, in Double so that their order of magnitude cannot swamp them.
@@ -130,7 +145,9 @@ public final class LISTA {
 
         // hHat = Z_T D^T: dZ_T = dHHat D; dD += dHHat^T Z_T.
         let zLast = iterate(iterations)
-        BLAS.sgemm(m: P, n: K, k: C, a: dHHat, lda: C, b: dictionary, ldb: K, c: gradZ, ldc: K)
+        images.each { first, rows in
+            BLAS.sgemm(m: rows, n: K, k: C, a: dHHat + first * C, lda: C, b: dictionary, ldb: K, c: gradZ + first * K, ldc: K)
+        }
         BLAS.sgemm(transA: true, m: C, n: K, k: P, a: dHHat, lda: C, b: zLast, ldb: K,
                    beta: 1, c: dDictionary, ldc: K)
 
@@ -145,7 +162,9 @@ public final class LISTA {
             }
             gradYOverC += dot
             // U_t = Z_{t-1} S + Y / c: dZ_{t-1} = dU_t S (S symmetric); dS += Z_{t-1}^T dU_t.
-            BLAS.sgemm(m: P, n: K, k: K, a: gradU, lda: K, b: step, ldb: K, c: gradZ, ldc: K)
+            images.each { first, rows in
+                BLAS.sgemm(m: rows, n: K, k: K, a: gradU + first * K, lda: K, b: step, ldb: K, c: gradZ + first * K, ldc: K)
+            }
             BLAS.sgemm(transA: true, m: K, n: K, k: P, a: iterate(t - 1), lda: K, b: gradU, ldb: K,
                        beta: 1, c: gradStep, ldc: K)
         }
@@ -154,8 +173,10 @@ public final class LISTA {
         for i in 0..<(P * K) { gradU[i] += gradUSum[i] * inverseC }
 
         // Y = H D: dH += dY D^T; dD += H^T dY.
-        BLAS.sgemm(transB: true, m: P, n: C, k: K, a: gradU, lda: K, b: dictionary, ldb: K,
-                   beta: 1, c: dH, ldc: C)
+        images.each { first, rows in
+            BLAS.sgemm(transB: true, m: rows, n: C, k: K, a: gradU + first * K, lda: K, b: dictionary, ldb: K,
+                       beta: 1, c: dH + first * C, ldc: C)
+        }
         BLAS.sgemm(transA: true, m: C, n: K, k: P, a: h, lda: C, b: gradU, ldb: K,
                    beta: 1, c: dDictionary, ldc: K)
 
@@ -176,6 +197,25 @@ public final class LISTA {
         let cDouble = Double(cEffective)
         let gradC = -(Double(beta) * gradTheta + gradYOverC - gradStepDotGram) / (cDouble * cDouble)
         dC.pointee += Float(gradC)
+    }
+}
+
+/// Rows [P, *] in images of `perImage` rows (the last may be shorter): the GEMMs of one image.
+/// OpenBLAS's AVX2 sgemm rounds a row differently with the number of rows in the call, so a GEMM
+/// over the whole batch would make an image's result depend on the batch it is in.
+struct ImageRows {
+    let positions: Int
+    let perImage: Int
+
+    init(positions: Int, perImage: Int) {
+        precondition(perImage >= 1, "images of at least one row")
+        self.positions = positions
+        self.perImage = perImage
+    }
+
+    /// Calls `body(firstRow, rows)` for each image in order.
+    func each(_ body: (_ first: Int, _ rows: Int) -> Void) {
+        for first in stride(from: 0, to: positions, by: perImage) { body(first, min(perImage, positions - first)) }
     }
 }
 

@@ -98,7 +98,8 @@ public final class SCVAEModel {
         loadImages(source, batch: batch)
         let h = encoder.forward(images.pointer, batch: batch, parameters: parameters)
         let zeros = lista.forward(h: h, dictionary: parameters + dictionaryOffset, c: parameters[cOffset],
-                                  positions: batch * latentPositions, hHat: hHat.pointer, codes: codes.pointer)
+                                  positions: batch * latentPositions, imagePositions: latentPositions,
+                                  hHat: hHat.pointer, codes: codes.pointer)
         let xHat = decoder.forward(hHat.pointer, batch: batch, parameters: parameters)
         return (h, xHat, zeros)
     }
@@ -197,7 +198,8 @@ public final class SCVAEModel {
         loadImages(source, batch: batch)
         let h = encoder.forward(images.pointer, batch: batch, parameters: params)
         return lista.forward(h: h, dictionary: params + dictionaryOffset, c: params[cOffset],
-                             positions: batch * latentPositions, hHat: hHat.pointer, codes: output)
+                             positions: batch * latentPositions, imagePositions: latentPositions,
+                             hHat: hHat.pointer, codes: output)
     }
 
     /// The decoder from given codes z [batch * P, K]: hHat = z Dᵀ, as LISTA computes it, then the
@@ -209,8 +211,12 @@ public final class SCVAEModel {
         precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
         let params = parameters.baseAddress!
         let (c, k) = (config.latentChannels, config.atoms)
-        BLAS.sgemm(transB: true, m: batch * latentPositions, n: c, k: k, a: source, lda: k,
-                   b: params + dictionaryOffset, ldb: k, c: hHat.pointer, ldc: c)
+        // One image at a time, as LISTA computes hHat (its ImageRows).
+        for image in 0..<batch {
+            let first = image * latentPositions
+            BLAS.sgemm(transB: true, m: latentPositions, n: c, k: k, a: source + first * k, lda: k,
+                       b: params + dictionaryOffset, ldb: k, c: hHat.pointer + first * c, ldc: c)
+        }
         let xHat = decoder.forward(hHat.pointer, batch: batch, parameters: params)
         storeImages(xHat, batch: batch, into: reconstruction)
     }

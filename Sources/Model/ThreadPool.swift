@@ -32,8 +32,17 @@ final class ThreadPool: @unchecked Sendable {
     /// threads taking part and only selects per-thread scratch (`Workspace.scratch(for:)`), so a
     /// job of few chunks touches little of it. Chunks run concurrently: each must write only its
     /// own outputs.
-    func run(chunks: Int, _ body: (_ chunk: Int, _ slot: Int) -> Void) {
+    /// `label` (by default the calling file and function) names the job in a step profile
+    /// (StepProfile.swift).
+    func run(chunks: Int, label: String? = nil, fileID: StaticString = #fileID, function: StaticString = #function,
+             _ body: (_ chunk: Int, _ slot: Int) -> Void) {
         if chunks <= 0 { return }
+        StepProfile.measure(label ?? StepProfile.label(fileID, function), .pool(chunks: chunks)) {
+            runUntimed(chunks: chunks, body)
+        }
+    }
+
+    private func runUntimed(chunks: Int, _ body: (_ chunk: Int, _ slot: Int) -> Void) {
         if threads == 1 || chunks == 1 {
             for chunk in 0..<chunks { body(chunk, 0) }
             return
@@ -54,18 +63,21 @@ extension ThreadPool {
     static let elementsPerChunk = 1 << 16
 
     /// destination[i] = source[i] for i < count, in chunks.
-    func copy(_ source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int) {
-        eachElementChunk(count) { (destination + $0).update(from: source + $0, count: $1) }
+    func copy(_ source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int,
+              fileID: StaticString = #fileID, function: StaticString = #function) {
+        eachElementChunk(count, label: StepProfile.label(fileID, function)) { (destination + $0).update(from: source + $0, count: $1) }
     }
 
     /// destination[i] += source[i] for i < count, in chunks.
-    func add(_ source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int) {
-        eachElementChunk(count) { VectorMath.add(source + $0, to: destination + $0, count: $1) }
+    func add(_ source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int,
+             fileID: StaticString = #fileID, function: StaticString = #function) {
+        eachElementChunk(count, label: StepProfile.label(fileID, function)) { VectorMath.add(source + $0, to: destination + $0, count: $1) }
     }
 
-    private func eachElementChunk(_ count: Int, _ body: (_ start: Int, _ count: Int) -> Void) {
+    private func eachElementChunk(_ count: Int, label: @autoclosure () -> String,
+                                  _ body: (_ start: Int, _ count: Int) -> Void) {
         let size = Self.elementsPerChunk
-        run(chunks: (count + size - 1) / size) { chunk, _ in
+        run(chunks: (count + size - 1) / size, label: StepProfile.isRecording ? label() + " (copy/add)" : "") { chunk, _ in
             body(chunk * size, min(size, count - chunk * size))
         }
     }

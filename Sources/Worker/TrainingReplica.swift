@@ -126,7 +126,7 @@ public final class TrainingReplica {
         let overlapping = exactSlots == nil && bucketElements > 0 ? reducer as? OverlappingReducer : nil
         let stages = model.backwardStages
         try buffer.withUnsafeMutableBufferPointer { buffer throws in
-            buffer.update(repeating: 0)
+            StepProfile.measure("zero the gradients") { buffer.update(repeating: 0) }
             var terms = (loss: 0.0, recon: 0.0, latent: 0.0, zero: 0, codes: 0)
             func add(_ l: LossTerms) {
                 terms.loss += l.total
@@ -181,7 +181,9 @@ public final class TrainingReplica {
             if overlapping != nil {
                 finite = terms.loss.isFinite && stagesFinite
             } else {
-                finite = terms.loss.isFinite && globalNorm(UnsafeBufferPointer(rebasing: buffer[0..<t])).isFinite
+                finite = StepProfile.measure("finiteness check") {
+                    terms.loss.isFinite && globalNorm(UnsafeBufferPointer(rebasing: buffer[0..<t])).isFinite
+                }
             }
             buffer[t + Trailer.samples.rawValue] = Float(count)
             buffer[t + Trailer.nonFinite.rawValue] = finite ? 0 : 1
@@ -201,7 +203,7 @@ public final class TrainingReplica {
                 // Keep the reduced sum finite so every rank sees the flag, not NaN bytes.
                 UnsafeMutableBufferPointer(rebasing: buffer[0..<t]).update(repeating: 0)
             }
-            try reducer.allReduceSum(buffer)
+            try StepProfile.measure("all-reduce") { try reducer.allReduceSum(buffer) }
         }
         if slots > 1 {
             // Sum the slots in global-batch order into slot 0: the same order on every rank and N.
@@ -226,13 +228,15 @@ public final class TrainingReplica {
             stopRequested: buffer[t + Trailer.stopRequests.rawValue] > 0)
         guard !skip else { return outcome }
         let inverse = Float(1 / divisor)
-        buffer.withUnsafeMutableBufferPointer { buffer in
-            for i in 0..<n { buffer[i] *= inverse }
-            parameters.withUnsafeMutableBufferPointer { params in
-                let report = optimizer.update(parameters: params, gradients: UnsafeBufferPointer(rebasing: buffer[0..<n]))
-                outcome.applied = report.applied
-                outcome.learningRate = report.learningRate
-                outcome.gradientNorm = report.gradientNorm
+        StepProfile.measure("optimizer") {
+            buffer.withUnsafeMutableBufferPointer { buffer in
+                for i in 0..<n { buffer[i] *= inverse }
+                parameters.withUnsafeMutableBufferPointer { params in
+                    let report = optimizer.update(parameters: params, gradients: UnsafeBufferPointer(rebasing: buffer[0..<n]))
+                    outcome.applied = report.applied
+                    outcome.learningRate = report.learningRate
+                    outcome.gradientNorm = report.gradientNorm
+                }
             }
         }
         return outcome

@@ -12,10 +12,12 @@ enum StepBenchmark {
     }
 
     /// Runs one warm-up step and `steps` (at least 1) timed steps (forward, backward, Adam) on
-    /// smooth synthetic images; parameters from the seed-0 initialisation.
-    static func run(config: ModelConfig, batch: Int, steps: Int) throws -> Figures {
+    /// smooth synthetic images; parameters from the seed-0 initialisation. The model's kernels run
+    /// on `threads` threads (OpenBLAS's as set); the timed steps are recorded into `profile`.
+    static func run(config: ModelConfig, batch: Int, steps: Int, threads: Int = BLAS.threads,
+                    profile: StepProfile? = nil) throws -> Figures {
         precondition(steps >= 1 && batch >= 1, "StepBenchmark needs at least one step of one image")
-        let model = SCVAEModel(config: config, maxBatch: batch)
+        let model = SCVAEModel(config: config, maxBatch: batch, threads: threads)
         var parameters = [Float](repeating: 0, count: model.layout.totalCount)
         parameters.withUnsafeMutableBufferPointer {
             initializeParameters($0, layout: model.layout, config: config, seed: 0)
@@ -33,8 +35,18 @@ enum StepBenchmark {
         try images.withUnsafeBufferPointer { pixels in
             for step in 0...steps {
                 let start = DispatchTime.now().uptimeNanoseconds
-                _ = try replica.step(images: pixels.baseAddress!, count: batch, reducer: reducer)
-                if step > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+                if step > 0, let profile {
+                    _ = try StepProfile.record(profile) {
+                        try replica.step(images: pixels.baseAddress!, count: batch, reducer: reducer)
+                    }
+                } else {
+                    _ = try replica.step(images: pixels.baseAddress!, count: batch, reducer: reducer)
+                }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                if step > 0 {
+                    times.append(seconds)
+                    profile?.addStep(seconds: seconds)
+                }
             }
         }
         let sorted = times.sorted()
