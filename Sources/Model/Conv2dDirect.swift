@@ -160,11 +160,6 @@ public enum Conv2dDirect {
         (count + size - 1) / size
     }
 
-    /// Rows of one zero-bordered image: H+2 wide rows and two spare rows for the last taps' reach.
-    static func paddedRows(_ g: Conv2dGeometry) -> Int {
-        (g.height + 2) * (g.width + 2) + 2
-    }
-
     /// Row offset of tap (ky, kx) in the padded image: ky*Wp + kx.
     static func tapShifts(_ g: Conv2dGeometry) -> [Int] {
         (0..<9).map { ($0 / 3) * (g.width + 2) + $0 % 3 }
@@ -183,8 +178,12 @@ public enum Conv2dDirect {
         VectorMath.zero(padded, count: (wp + 1) * ld)
         for y in 0..<height {
             let rowStart = padded + ((y + 1) * wp + 1) * ld
-            for x in 0..<width {
-                (rowStart + x * ld).update(from: image + (y * width + x) * channels, count: channels)
+            if ld == channels {
+                rowStart.update(from: image + y * width * channels, count: width * channels)
+            } else {
+                for x in 0..<width {
+                    (rowStart + x * ld).update(from: image + (y * width + x) * channels, count: channels)
+                }
             }
             VectorMath.zero(rowStart + width * ld, count: 2 * ld)
         }
@@ -208,8 +207,12 @@ public enum Conv2dDirect {
                 VectorMath.zero(rowStart, count: wp * ld)
                 continue
             }
-            for x in 0..<width {
-                (rowStart + x * ld).update(from: image + (y * width + x) * channels, count: channels)
+            if ld == channels {
+                rowStart.update(from: image + y * width * channels, count: width * channels)
+            } else {
+                for x in 0..<width {
+                    (rowStart + x * ld).update(from: image + (y * width + x) * channels, count: channels)
+                }
             }
             VectorMath.zero(rowStart + width * ld, count: 2 * ld)
         }

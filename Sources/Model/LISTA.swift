@@ -1,5 +1,6 @@
 // The LISTA bottleneck of SC-VAE (docs/model.md, "The LISTA bottleneck"), forward and backward, on all latent
-// positions at once so that every step is one GEMM.
+// positions at once: every step is one GEMM per image (ImageRows), and the elementwise passes
+// run over all rows.
 //
 // Shape legend:
 //   P = positions (batch * Hl * Wl, NHWC order: one row per latent vector)

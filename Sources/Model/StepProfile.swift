@@ -32,10 +32,15 @@ public final class StepProfile: @unchecked Sendable {
     public private(set) var stepSeconds = 0.0
     public private(set) var steps = 0
 
-    private let owner = pthread_self()
+    /// Seconds spent keeping this profile (labels, the table), left out of the untimed rest.
+    public private(set) var overheadSeconds = 0.0
+
+    private var owner: pthread_t?
     private var depth = 0
 
     /// The profile being recorded, nil when none is (the usual case: then timing costs one load).
+    /// Written only by the recording thread before and after it records; other threads read it
+    /// and ignore a profile that is not theirs.
     nonisolated(unsafe) private static var active: StepProfile?
 
     public init() {}
@@ -43,8 +48,12 @@ public final class StepProfile: @unchecked Sendable {
     /// Records into `profile` what `body` does on this thread, then stops recording.
     public static func record<T>(_ profile: StepProfile, _ body: () throws -> T) rethrows -> T {
         precondition(active == nil, "one step profile at a time")
+        profile.owner = pthread_self()
         active = profile
-        defer { active = nil }
+        defer {
+            active = nil
+            profile.owner = nil
+        }
         return try body()
     }
 
@@ -59,15 +68,18 @@ public final class StepProfile: @unchecked Sendable {
     @inline(__always)
     public static func measure<T>(_ label: @autoclosure () -> String, _ kind: Kind = .serial,
                                   _ body: () throws -> T) rethrows -> T {
-        guard let profile = active, pthread_equal(profile.owner, pthread_self()) != 0, profile.depth == 0 else {
+        guard let profile = active, let owner = profile.owner, pthread_equal(owner, pthread_self()) != 0,
+              profile.depth == 0 else {
             return try body()
         }
         profile.depth += 1
         let start = DispatchTime.now().uptimeNanoseconds
         defer {
             profile.depth -= 1
-            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            profile.seconds[Key(label: label(), kind: kind), default: 0] += elapsed
+            let end = DispatchTime.now().uptimeNanoseconds
+            profile.seconds[Key(label: label(), kind: kind), default: 0] += Double(end - start) / 1e9
+            // Building the label and updating the table is the profile's own cost, not the step's.
+            profile.overheadSeconds += Double(DispatchTime.now().uptimeNanoseconds - end) / 1e9
         }
         return try body()
     }
@@ -82,17 +94,16 @@ public final class StepProfile: @unchecked Sendable {
         return name + "." + ("\(function)".split(separator: "(").first.map(String.init) ?? "")
     }
 
-    /// Whether a profile is being recorded (on any thread).
-    public static var isRecording: Bool { active != nil }
 
     /// Seconds per step of `key` (0 before any step).
     public func perStep(_ key: Key) -> Double {
         steps == 0 ? 0 : (seconds[key] ?? 0) / Double(steps)
     }
 
-    /// Seconds per step outside every timed region: serial work no region names.
+    /// Seconds per step outside every timed region (and outside the profile's own keeping):
+    /// serial work no region names.
     public var untimedPerStep: Double {
         guard steps > 0 else { return 0 }
-        return max(0, stepSeconds - seconds.values.reduce(0, +)) / Double(steps)
+        return max(0, stepSeconds - seconds.values.reduce(0, +) - overheadSeconds) / Double(steps)
     }
 }

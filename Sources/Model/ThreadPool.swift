@@ -42,7 +42,7 @@ final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    private func runUntimed(chunks: Int, _ body: (_ chunk: Int, _ slot: Int) -> Void) {
+    fileprivate func runUntimed(chunks: Int, _ body: (_ chunk: Int, _ slot: Int) -> Void) {
         if threads == 1 || chunks == 1 {
             for chunk in 0..<chunks { body(chunk, 0) }
             return
@@ -77,8 +77,10 @@ extension ThreadPool {
     private func eachElementChunk(_ count: Int, label: @autoclosure () -> String,
                                   _ body: (_ start: Int, _ count: Int) -> Void) {
         let size = Self.elementsPerChunk
-        run(chunks: (count + size - 1) / size, label: StepProfile.isRecording ? label() + " (copy/add)" : "") { chunk, _ in
-            body(chunk * size, min(size, count - chunk * size))
+        let chunks = (count + size - 1) / size
+        guard chunks > 0 else { return }
+        StepProfile.measure(label() + " (copy/add)", .pool(chunks: chunks)) {
+            runUntimed(chunks: chunks) { chunk, _ in body(chunk * size, min(size, count - chunk * size)) }
         }
     }
 }

@@ -58,6 +58,10 @@ struct BenchScalingCommand: ParsableCommand {
         BLAS.setThreads(threads)
         let multi = try StepBenchmark.run(config: config, batch: batch, steps: steps, threads: threads, profile: many)
         let scaling = ScalingModel(one: one, many: many, measuredThreads: threads)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if threads > cores {
+            print("warning: \(threads) threads on \(cores) cores: the threads share cores, and the model is fitted to that")
+        }
         print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; config \(config.name), batch \(batch), \(steps) timed steps per thread count")
         print("kernels: \(KernelVariant.selected); OpenBLAS kernels: \(BLAS.coreName)")
         print(String(format: "step (median): 1 thread %.1f ms, %d threads %.1f ms: %.2fx", single.medianSeconds * 1000, threads,
@@ -126,9 +130,9 @@ enum ScalingReport {
     static func projection(_ model: ScalingModel, threads: [Int], batch: Int) -> String {
         let one = model.oneThreadSeconds
         var lines = ["projection (ms per step, images/s, speedup over 1 thread):"]
-        for count in [1, model.measuredThreads] + threads {
+        for count in Array(Set([1, model.measuredThreads] + threads)).sorted() {
             let seconds = model.projectedSeconds(threads: count)
-            let note = count == model.measuredThreads ? String(format: " (measured %.1f ms)", model.measuredSeconds * 1000) : ""
+            let note = count == model.measuredThreads ? String(format: " (measured %.1f ms, mean of the steps)", model.measuredSeconds * 1000) : ""
             lines.append(String(format: "  T=%-3d %9.1f ms %8.2f images/s %6.2fx%@", count, seconds * 1000, Double(batch) / seconds,
                                 one / seconds, note as NSString))
         }

@@ -37,7 +37,7 @@ import Testing
         // Projected back to the measured thread count, the model gives what was measured (but
         // for serial work, which it keeps at its one-thread time).
         #expect(abs(model.projectedSeconds(threads: 2) - (0.4 + 0.25 + 0.15 + 0.1)) < 1e-12)
-        #expect(abs(model.projectedSeconds(threads: 1) - model.oneThreadSeconds) < 0.1 * model.oneThreadSeconds)
+        #expect(model.projectedSeconds(threads: 1) == model.oneThreadSeconds, "one thread: as measured")
         // Floor: the serial part, half the gemm, one chunk of each pool job at its efficiency.
         #expect(abs(model.floorSeconds - (0.1 + 0.1 + 0.8 / 8 + 0.1 / 0.8)) < 1e-12)
         #expect(model.projectedSeconds(threads: 1_000) >= model.floorSeconds - 1e-12)
@@ -63,7 +63,9 @@ import Testing
         StepProfile.record(profile) {
             pool.run(chunks: 3) { _, _ in }
             pool.run(chunks: 3) { chunk, _ in
-                if chunk == 0 { BLAS.sgemm(m: 64, n: 64, k: 64, a: a, lda: 64, b: a, ldb: 64, c: &c, ldc: 64) }
+                // Inside the job, on whichever thread runs the chunk: part of the job's time.
+                if chunk == 0 { BLAS.sgemm(m: 64, n: 64, k: 64, a: a, lda: 64, b: a, ldb: 64, c: &c, ldc: 64, function: "nested") }
+                StepProfile.measure("inside a chunk") {}
             }
             BLAS.sgemm(m: 64, n: 64, k: 64, a: a, lda: 64, b: a, ldb: 64, c: &c, ldc: 64)
             StepProfile.measure("outer") {
@@ -83,8 +85,21 @@ import Testing
         #expect(c[0] == 64)
         #expect(profile.steps == 1 && profile.stepSeconds == 1)
         #expect(profile.untimedPerStep > 0.9, "the timed regions took well under a second")
-        let model = ScalingModel(one: profile, many: profile, measuredThreads: 2)
+        #expect(profile.untimedPerStep < 1, "the timed regions are not untimed")
+        // The one-thread and many-thread sides are kept apart.
+        let other = StepProfile()
+        StepProfile.record(other) {
+            StepProfile.measure("outer") {}
+            other.addStep(seconds: 3)
+        }
+        let model = ScalingModel(one: profile, many: other, measuredThreads: 2)
         #expect(model.parts.count == 4)
-        #expect(model.parts.contains { $0.label == ScalingModel.untimedLabel && $0.kind == .serial })
+        let outer = model.parts.first { $0.label == "outer" }!
+        #expect(outer.one == profile.perStep(StepProfile.Key(label: "outer", kind: .serial)))
+        #expect(outer.many == other.perStep(StepProfile.Key(label: "outer", kind: .serial)))
+        let rest = model.parts.first { $0.label == ScalingModel.untimedLabel && $0.kind == .serial }!
+        #expect(rest.one < 1 && rest.many > 2.9)
+        let job = model.parts.first { $0.kind == .pool(chunks: 3) }!
+        #expect(job.one > 0 && job.many == 0, "missing from the second profile: 0 there")
     }
 }
