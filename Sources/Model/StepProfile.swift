@@ -21,7 +21,7 @@ public final class StepProfile: @unchecked Sendable {
     }
 
     public struct Key: Hashable, Sendable {
-        /// The source file (or name) that started the region.
+        /// What started the region: "File.function" (StepProfile.label) or a name given to `measure`.
         public var label: String
         public var kind: Kind
     }
@@ -93,7 +93,6 @@ public final class StepProfile: @unchecked Sendable {
         guard let function else { return name }
         return name + "." + ("\(function)".split(separator: "(").first.map(String.init) ?? "")
     }
-
 
     /// Seconds per step of `key` (0 before any step).
     public func perStep(_ key: Key) -> Double {
