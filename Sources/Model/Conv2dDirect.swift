@@ -102,7 +102,7 @@ public enum Conv2dDirect {
             let transposed = dInput == nil ? weight : strided(weight, rows: co, columns: ci, workspace)
             let inputChunks = dInput == nil ? 0 : chunkCount(g.rows, plainRowsPerChunk)
             withWeightGradientJob(kernels, a: inp, aStride: ci, b: dOut, bStride: co, shifts: [0], rows: ci, columns: co,
-                                  depth: g.rows, output: dwr) { job, tiles in
+                                  depth: g.rows, pixels: nil, output: dwr) { job, tiles in
                 pool.run(chunks: inputChunks + tiles) { chunk, _ in
                     guard chunk < inputChunks, let dInput else { return runTile(kernels, job, chunk - inputChunks) }
                     let start = chunk * plainRowsPerChunk, rows = min(plainRowsPerChunk, g.rows - start)
@@ -139,6 +139,7 @@ public enum Conv2dDirect {
             let inputChunks = dInput == nil ? 0 : count * bands
             withWeightGradientJob(kernels, a: paddedInput, aStride: ldIn, b: paddedGrad + (wp + 1) * ldOut, bStride: ldOut,
                                   shifts: shifts, rows: ci, columns: co, depth: (count - 1) * stride + h * wp,
+                                  pixels: PixelRows(length: w, period: wp, imageRows: h, imagePeriod: stride),
                                   output: dwr) { job, tiles in
                 pool.run(chunks: inputChunks + tiles) { chunk, _ in
                     guard chunk < inputChunks, let dInput, let flipped else { return runTile(kernels, job, chunk - inputChunks) }
@@ -230,16 +231,26 @@ public enum Conv2dDirect {
         return UnsafePointer(copy)
     }
 
+    /// Where the rows that hold pixels lie in a weight-gradient product's depth (tap_gemm.h): runs
+    /// of `length` rows, `period` apart, `imageRows` runs per image, images `imagePeriod` rows apart.
+    struct PixelRows {
+        var length: Int, period: Int, imageRows: Int, imagePeriod: Int
+    }
+
     /// Runs `body` with the weight-gradient product dW[tap] += A[shifted rows]^T B (see tap_gemm.h)
-    /// and its number of row tiles; `body` runs the tiles (`runTile`).
+    /// and its number of row tiles; `body` runs the tiles (`runTile`). `pixels` says which depth
+    /// rows hold pixels (the others are zeros in B); nil when every row does.
     private static func withWeightGradientJob(_ kernels: scvae_kernels, a: UnsafePointer<Float>, aStride: Int,
                                               b: UnsafePointer<Float>, bStride: Int, shifts: [Int], rows: Int,
-                                              columns: Int, depth: Int, output: UnsafeMutablePointer<Float>,
+                                              columns: Int, depth: Int, pixels: PixelRows?,
+                                              output: UnsafeMutablePointer<Float>,
                                               _ body: (UnsafePointer<scvae_tap_gemm_transposed>, Int) -> Void) {
         shifts.withUnsafeBufferPointer { shiftPointer in
             var job = scvae_tap_gemm_transposed(a: a, a_stride: aStride, b: b, b_stride: bStride, shifts: shiftPointer.baseAddress,
                                                 taps: Int32(shifts.count), rows: Int32(rows), columns: Int32(columns),
-                                                depth: depth, output: output)
+                                                depth: depth, output: output, row_length: pixels?.length ?? 0,
+                                                row_period: pixels?.period ?? 0, image_rows: pixels?.imageRows ?? 0,
+                                                image_period: pixels?.imagePeriod ?? 0)
             withUnsafePointer(to: &job) { body($0, scvae_tap_gemm_transposed_tiles(kernels, $0)) }
         }
     }

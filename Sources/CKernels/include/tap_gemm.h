@@ -56,6 +56,10 @@ typedef struct {
     int columns;
     ptrdiff_t depth;
     float *output;            ///< [taps][rows][columns], added to
+    /// When row_length > 0, the depth rows that hold pixels: k = j * image_period + y * row_period + x
+    /// for y < image_rows and x < row_length. The other rows of b must be zeros; a variant may
+    /// skip them, which changes no sum. When row_length is 0 every row is summed.
+    ptrdiff_t row_length, row_period, image_rows, image_period;
 } scvae_tap_gemm_transposed;
 
 /// Runs the product with `kernels`; only call when scvae_kernels_supported(kernels).

@@ -1,0 +1,119 @@
+import Testing
+@testable import Model
+
+/// The tap-GEMM kernels' rounding contract, bit for bit, on every C variant this CPU runs: each
+/// output is one chain of fused multiply-adds, starting at zero, over the taps in order and within
+/// each tap over the depth in order (the forward pass and the input gradient: input channels or
+/// output channels; the weight gradient: the pixels of every image in order), the bias added after
+/// the chain. Terms from the zero border are in the chain (adding x * 0 to a sum that started at
+/// +0 changes no bit), so a kernel that skips them, as the AVX2 variant does, must still give these
+/// bits. Because the chain is written out here, the contract is checked on an AVX2-only CPU too,
+/// where the AVX-512 variant cannot run beside it.
+@Suite struct TapGEMMChainTests {
+    /// The 3x3 and 1x1 cases of the kernel tests, and maps that cross the AVX2 variant's row blocks
+    /// (216 pixel rows) inside an image row, several images per stacked group and images one row high.
+    static let cases: [Conv2dGeometry] = Conv2dTests.directCases + [
+        .same3x3(batch: 2, height: 9, width: 40, inChannels: 8, outChannels: 24),
+        .same3x3(batch: 4, height: 1, width: 9, inChannels: 5, outChannels: 8),
+    ]
+
+    @Test(arguments: 0..<cases.count, Conv2dTests.cVariants)
+    func everyOutputIsOneFMAChain(caseIndex: Int, kernels: KernelVariant) {
+        let g = Self.cases[caseIndex]
+        var random = KernelRandom(seed: UInt64(700 + caseIndex))
+        let input = random.array(g.inputCount), weight = random.array(g.weightCount), bias = random.array(g.outChannels)
+        let dOut = random.array(g.outputCount)
+        let workspace = Workspace(threads: 2, kernels: kernels)
+
+        var out = [Float](repeating: 0, count: g.outputCount)
+        Conv2d.forward(out: &out, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: .direct)
+        var dInput = [Float](repeating: 0, count: g.inputCount), dWeight = [Float](repeating: 0, count: g.weightCount)
+        Conv2dDirect.backward(dInput: &dInput, dWeight: &dWeight, dOut: dOut, inp: input, weight: weight, geometry: g,
+                              accumulateInput: false, workspace: workspace, imagesPerGroup: max(1, g.batch / 2))
+
+        let chain = ChainReference(g)
+        let expected = (chain.forward(input, weight, bias), chain.inputGradient(dOut, weight), chain.weightGradient(input, dOut))
+        for (name, got, want) in [("forward", out, expected.0), ("input gradient", dInput, expected.1),
+                                  ("weight gradient", dWeight, expected.2)] {
+            let differing = zip(got, want).filter { $0.bitPattern != $1.bitPattern }.count
+            #expect(differing == 0, "\(g) \(kernels) \(name): \(differing) of \(want.count) values are not the chain's bits")
+        }
+    }
+}
+
+/// The chains of TapGEMMChainTests for a stride-1 convolution of kernel 1 or 3 ("same" padding),
+/// NHWC activations and PyTorch's [Co, Ci, k, k] weights.
+private struct ChainReference {
+    let g: Conv2dGeometry
+    let pad: Int
+
+    init(_ g: Conv2dGeometry) {
+        self.g = g
+        pad = (g.kernel - 1) / 2
+    }
+
+    /// The value at pixel (y, x) of image b, channel c, of an NHWC tensor with `channels`; zero off the map.
+    private func at(_ tensor: [Float], _ b: Int, _ y: Int, _ x: Int, _ c: Int, channels: Int) -> Float {
+        guard y >= 0, y < g.height, x >= 0, x < g.width else { return 0 }
+        return tensor[((b * g.height + y) * g.width + x) * channels + c]
+    }
+
+    private func weightAt(_ weight: [Float], _ co: Int, _ ci: Int, _ tap: Int) -> Float {
+        weight[(co * g.inChannels + ci) * g.kernel * g.kernel + tap]
+    }
+
+    private var taps: Range<Int> { 0..<(g.kernel * g.kernel) }
+
+    /// out = (chain over taps, then input channels) + bias.
+    func forward(_ input: [Float], _ weight: [Float], _ bias: [Float]) -> [Float] {
+        var out = [Float](repeating: 0, count: g.outputCount)
+        for b in 0..<g.batch { for y in 0..<g.height { for x in 0..<g.width { for co in 0..<g.outChannels {
+            var sum: Float = 0
+            for tap in taps {
+                let (ky, kx) = (tap / g.kernel, tap % g.kernel)
+                for ci in 0..<g.inChannels {
+                    sum = sum.addingProduct(at(input, b, y + ky - pad, x + kx - pad, ci, channels: g.inChannels),
+                                            weightAt(weight, co, ci, tap))
+                }
+            }
+            out[((b * g.height + y) * g.width + x) * g.outChannels + co] = sum + bias[co]
+        } } } }
+        return out
+    }
+
+    /// dInput: the chain over the flipped taps (tap t reads the output gradient at offset (t / k, t % k)
+    /// of the padded map, with the weight of tap k*k - 1 - t), then output channels.
+    func inputGradient(_ dOut: [Float], _ weight: [Float]) -> [Float] {
+        var dInput = [Float](repeating: 0, count: g.inputCount)
+        let last = g.kernel * g.kernel - 1
+        for b in 0..<g.batch { for y in 0..<g.height { for x in 0..<g.width { for ci in 0..<g.inChannels {
+            var sum: Float = 0
+            for tap in taps {
+                let (ky, kx) = (tap / g.kernel, tap % g.kernel)
+                for co in 0..<g.outChannels {
+                    sum = sum.addingProduct(at(dOut, b, y + ky - pad, x + kx - pad, co, channels: g.outChannels),
+                                            weightAt(weight, co, ci, last - tap))
+                }
+            }
+            dInput[((b * g.height + y) * g.width + x) * g.inChannels + ci] = sum
+        } } } }
+        return dInput
+    }
+
+    /// dWeight[co, ci, tap]: the chain over every image's pixels in order.
+    func weightGradient(_ input: [Float], _ dOut: [Float]) -> [Float] {
+        var dWeight = [Float](repeating: 0, count: g.weightCount)
+        for tap in taps {
+            let (ky, kx) = (tap / g.kernel, tap % g.kernel)
+            for ci in 0..<g.inChannels { for co in 0..<g.outChannels {
+                var sum: Float = 0
+                for b in 0..<g.batch { for y in 0..<g.height { for x in 0..<g.width {
+                    sum = sum.addingProduct(at(input, b, y + ky - pad, x + kx - pad, ci, channels: g.inChannels),
+                                            at(dOut, b, y, x, co, channels: g.outChannels))
+                } } }
+                dWeight[(co * g.inChannels + ci) * g.kernel * g.kernel + tap] = sum
+            } }
+        }
+        return dWeight
+    }
+}
