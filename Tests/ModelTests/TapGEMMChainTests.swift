@@ -64,40 +64,40 @@ private struct ChainReference {
 
     private var taps: Range<Int> { 0..<(g.kernel * g.kernel) }
 
-    /// out = (chain over taps, then input channels) + bias.
-    func forward(_ input: [Float], _ weight: [Float], _ bias: [Float]) -> [Float] {
-        var out = [Float](repeating: 0, count: g.outputCount)
-        for b in 0..<g.batch { for y in 0..<g.height { for x in 0..<g.width { for co in 0..<g.outChannels {
+    /// For every pixel and channel o < `channels`: the chain over taps, then the channels c of
+    /// `source` (NHWC, `sourceChannels`), of source at (pixel + the tap's offset, c) times weight(o, c, tap).
+    private func tapChains(_ source: [Float], sourceChannels: Int, channels: Int,
+                           weight: (_ o: Int, _ c: Int, _ tap: Int) -> Float) -> [Float] {
+        var result = [Float](repeating: 0, count: g.batch * g.height * g.width * channels)
+        for b in 0..<g.batch { for y in 0..<g.height { for x in 0..<g.width { for o in 0..<channels {
             var sum: Float = 0
             for tap in taps {
                 let (ky, kx) = (tap / g.kernel, tap % g.kernel)
-                for ci in 0..<g.inChannels {
-                    sum = sum.addingProduct(at(input, b, y + ky - pad, x + kx - pad, ci, channels: g.inChannels),
-                                            weightAt(weight, co, ci, tap))
+                for c in 0..<sourceChannels {
+                    sum = sum.addingProduct(at(source, b, y + ky - pad, x + kx - pad, c, channels: sourceChannels),
+                                            weight(o, c, tap))
                 }
             }
-            out[((b * g.height + y) * g.width + x) * g.outChannels + co] = sum + bias[co]
+            result[((b * g.height + y) * g.width + x) * channels + o] = sum
         } } } }
-        return out
+        return result
+    }
+
+    /// out = (chain over taps, then input channels) + bias.
+    func forward(_ input: [Float], _ weight: [Float], _ bias: [Float]) -> [Float] {
+        let chains = tapChains(input, sourceChannels: g.inChannels, channels: g.outChannels) { co, ci, tap in
+            weightAt(weight, co, ci, tap)
+        }
+        return chains.indices.map { chains[$0] + bias[$0 % g.outChannels] }
     }
 
     /// dInput: the chain over the flipped taps (tap t reads the output gradient at offset (t / k, t % k)
     /// of the padded map, with the weight of tap k*k - 1 - t), then output channels.
     func inputGradient(_ dOut: [Float], _ weight: [Float]) -> [Float] {
-        var dInput = [Float](repeating: 0, count: g.inputCount)
         let last = g.kernel * g.kernel - 1
-        for b in 0..<g.batch { for y in 0..<g.height { for x in 0..<g.width { for ci in 0..<g.inChannels {
-            var sum: Float = 0
-            for tap in taps {
-                let (ky, kx) = (tap / g.kernel, tap % g.kernel)
-                for co in 0..<g.outChannels {
-                    sum = sum.addingProduct(at(dOut, b, y + ky - pad, x + kx - pad, co, channels: g.outChannels),
-                                            weightAt(weight, co, ci, last - tap))
-                }
-            }
-            dInput[((b * g.height + y) * g.width + x) * g.inChannels + ci] = sum
-        } } } }
-        return dInput
+        return tapChains(dOut, sourceChannels: g.outChannels, channels: g.inChannels) { ci, co, tap in
+            weightAt(weight, co, ci, last - tap)
+        }
     }
 
     /// dWeight[co, ci, tap]: the chain over every image's pixels in order.
