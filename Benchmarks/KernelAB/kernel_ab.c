@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     // small's levels and tiny's smallest; the weight gradient over as many images as one
-    // stacked group of the backward pass holds (Conv2dDirect.stackBudget).
+    // stacked group of the backward pass holds (DirectBackwardPlan.stackBudget).
     shape(64, 64, 1, repeats);
     shape(32, 128, 1, repeats);
     shape(16, 128, 4, repeats);

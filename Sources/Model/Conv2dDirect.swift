@@ -39,12 +39,16 @@ public enum Conv2dDirect {
     /// Rows of a 1x1 convolution per chunk of work: sixteen AVX-512 register tiles (37-38 AVX2 ones).
     static let plainRowsPerChunk = 224
 
-    /// Wide rows per chunk of a 3x3 forward pass or input gradient (whole image rows of one
-    /// image, at least one).
-    static let wideRowsPerBand = 1024
+    /// Pixels per chunk of a 3x3 forward pass or input gradient: bands of whole image rows of one
+    /// image, at least one row. Small enough that 64 threads have work at small's batch of 16 on
+    /// 32 x 32 maps; a band of 256 pixels still fills the AVX-512 variant's 14-row tiles.
+    static let pixelsPerBand = 256
+
+    /// Image rows per band of a 3x3 forward pass or input gradient on `width`-pixel rows.
+    static func rowsPerBand(width: Int) -> Int { max(1, pixelsPerBand / width) }
 
     /// out = conv(inp) + bias (out += that when `accumulate`); `weight` is PyTorch's [Co, Ci, k, k].
-    /// Chunks on the workspace's threads: one per band of `wideRowsPerBand` wide rows of an image
+    /// Chunks on the workspace's threads: one per band of about `pixelsPerBand` pixels of an image
     /// (3x3, each band padded in its thread's scratch; so that many threads have work at a small
     /// batch) or per `plainRowsPerChunk` rows (1x1). Every output is computed by one chunk, by the
     /// same sums whatever the chunks.
@@ -66,7 +70,7 @@ public enum Conv2dDirect {
             return
         }
         let shifts = tapShifts(g)
-        let wp = w + 2, bandRows = max(1, wideRowsPerBand / wp), bands = chunkCount(h, bandRows)
+        let wp = w + 2, bandRows = rowsPerBand(width: w), bands = chunkCount(h, bandRows)
         workspace.pool.run(chunks: g.batch * bands) { chunk, slot in
             let b = chunk / bands, y0 = (chunk % bands) * bandRows, rows = min(bandRows, h - y0)
             let padded = workspace.scratch(for: slot).floats(.convColumns, ((rows + 2) * wp + 2) * ldIn)
@@ -77,21 +81,19 @@ public enum Conv2dDirect {
         }
     }
 
-    /// Floats per stacked padded buffer of the backward pass (1 MiB, so that a group stays in L2
-    /// between its padding and its products): small maps are stacked many images to a product,
-    /// large ones go one image at a time.
-    static let stackBudget = 1 << 18
-
     /// dWeight += dL/dweight and, when dInput is non-nil, dInput = dL/dinp (+= when `accumulateInput`),
     /// from dOut = dL/dout; `weight` is PyTorch's [Co, Ci, k, k]. The bias gradient is the caller's.
     ///
-    /// Chunks on the workspace's threads: the weight gradient's row tiles (every tile sums its
-    /// outputs over the whole depth in order, so it does not matter which thread runs it) and the
-    /// input gradient's row bands. Groups of images run one after another, as without threads.
+    /// The weight gradient's depth (every pixel of the batch) is split into parts
+    /// (DirectBackwardPlan; for 1x1, `partPixels` rows each), each summed from zero by its own
+    /// chain, and the parts' sums are added in order: so the bits depend on the geometry only.
+    /// Chunks on the workspace's threads: the input gradient's row bands and every part's row
+    /// tiles (each tile sums its outputs over its part's depth in order, so it does not matter which
+    /// thread runs it), a wave of groups of images at a time.
     static func backward(dInput: UnsafeMutablePointer<Float>?, dWeight: UnsafeMutablePointer<Float>,
                          dOut: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          geometry g: Conv2dGeometry, accumulateInput: Bool, workspace: Workspace,
-                         imagesPerGroup groupOverride: Int? = nil) {
+                         imagesPerGroup groupOverride: Int? = nil, partPixels: Int = DirectBackwardPlan.partPixels) {
         let (h, w, ci, co) = (g.height, g.width, g.inChannels, g.outChannels)
         let (ldIn, ldOut) = (leadingDimension(ci), leadingDimension(co))
         let pool = workspace.pool, kernels = workspace.kernels.cKernels
@@ -101,57 +103,85 @@ public enum Conv2dDirect {
             let gradient = dInput == nil ? dOut : strided(dOut, rows: g.rows, columns: co, into: .convPaddedGradient, workspace)
             let transposed = dInput == nil ? weight : strided(weight, rows: co, columns: ci, workspace)
             let inputChunks = dInput == nil ? 0 : chunkCount(g.rows, plainRowsPerChunk)
-            withWeightGradientJob(kernels, a: inp, aStride: ci, b: dOut, bStride: co, shifts: [0], rows: ci, columns: co,
-                                  depth: g.rows, pixels: nil, output: dwr) { job, tiles in
-                pool.run(chunks: inputChunks + tiles) { chunk, _ in
-                    guard chunk < inputChunks, let dInput else { return runTile(kernels, job, chunk - inputChunks) }
+            let parts = stride(from: 0, to: g.rows, by: partPixels).map { $0..<min($0 + partPixels, g.rows) }
+            let sums = PartSums(parts: 0..<parts.count, weightCount: g.weightCount, first: dwr, workspace)
+            sums.zero(pool)
+            let jobs = parts.indices.map { p in
+                WeightGradientJob(a: inp + parts[p].lowerBound * ci, aStride: ci, b: dOut + parts[p].lowerBound * co,
+                                  bStride: co, rows: ci, columns: co, depth: parts[p].count, pixels: nil, output: sums[p])
+            }
+            withWeightGradientJobs(kernels, jobs, shifts: [0]) { jobs, tiles in
+                pool.run(chunks: inputChunks + jobs.count * tiles) { chunk, _ in
+                    guard chunk < inputChunks, let dInput else {
+                        let tile = chunk - inputChunks
+                        return runTile(kernels, jobs.baseAddress! + tile / tiles, tile % tiles)
+                    }
                     let start = chunk * plainRowsPerChunk, rows = min(plainRowsPerChunk, g.rows - start)
                     run(kernels, input: gradient + start * ldOut, inputStride: ldOut, weight: transposed, weightStride: ldIn,
                         shifts: [0], depth: co, columns: ci, rows: rows, wideWidth: rows, width: rows, bias: nil,
                         output: dInput + start * ci, accumulate: accumulateInput)
                 }
             }
+            sums.addInOrder(pool)
             Conv2d.unpackAddWeightGradient(dWeight, dwr, g)
             return
         }
         // Images are padded one after another, P wide rows apart, input and output gradient alike.
         // dOut on wide rows (zeros in the two extra columns and in the border rows between images)
-        // is the padded gradient one row and column on, so one product over the stacked rows gives
-        // dW[tap] = sum over r of Xpad[r + shift(tap)]^T dOutWide[r] for the whole group.
+        // is the padded gradient one row and column on, so one product over a part's stacked rows gives
+        // dW[tap] = sum over r of Xpad[r + shift(tap)]^T dOutWide[r] for the part.
         let wp = w + 2, stride = (h + 2) * wp
-        let group = max(1, min(g.batch, groupOverride ?? stackBudget / (stride * max(ldIn, ldOut))))
-        let paddedInput = workspace.floats(.convColumns, (group * stride + 2) * ldIn)
-        let paddedGrad = workspace.floats(.convPaddedGradient, (group * stride + 2) * ldOut)
+        let plan = DirectBackwardPlan(geometry: g, inputStride: ldIn, outputStride: ldOut, imagesPerGroup: groupOverride,
+                                      partPixels: partPixels)
+        let largest = plan.largestWave
+        let paddedInput = workspace.floats(.convColumns, largest.groups * plan.rowsPerGroup * ldIn)
+        let paddedGrad = workspace.floats(.convPaddedGradient, largest.groups * plan.rowsPerGroup * ldOut)
         let flipped = dInput == nil ? nil : UnsafePointer(Conv2d.flippedWeight(weight, g, workspace, rowStride: ldIn))
         let shifts = tapShifts(g)
-        let bandRows = max(1, wideRowsPerBand / wp), bands = chunkCount(h, bandRows)
-        var first = 0
-        while first < g.batch {
-            let count = min(group, g.batch - first)
-            pool.run(chunks: 2 * count, label: "Conv2dDirect.backward padding") { chunk, _ in
+        let bandRows = rowsPerBand(width: w), bands = chunkCount(h, bandRows)
+        for wave in plan.waves {
+            let images = plan.images(of: wave), first = images.lowerBound
+            let sums = PartSums(parts: wave.parts, weightCount: g.weightCount, first: dwr, workspace)
+            // Row offset of image `first + j` in the wave's stacked buffers.
+            func offset(_ j: Int) -> Int {
+                let image = first + j, group = image / plan.imagesPerGroup
+                return (group - wave.groups.lowerBound) * plan.rowsPerGroup + (image - group * plan.imagesPerGroup) * stride
+            }
+            pool.run(chunks: 2 * images.count + sums.count, label: "Conv2dDirect.backward padding") { chunk, _ in
                 let j = chunk / 2
-                if chunk % 2 == 0 {
-                    pad(paddedInput + j * stride * ldIn, inp + (first + j) * h * w * ci, height: h, width: w, channels: ci)
+                if chunk >= 2 * images.count {
+                    sums.zero(chunk - 2 * images.count)
+                } else if chunk % 2 == 0 {
+                    pad(paddedInput + offset(j) * ldIn, inp + (first + j) * h * w * ci, height: h, width: w, channels: ci)
                 } else {
-                    pad(paddedGrad + j * stride * ldOut, dOut + (first + j) * h * w * co, height: h, width: w, channels: co)
+                    pad(paddedGrad + offset(j) * ldOut, dOut + (first + j) * h * w * co, height: h, width: w, channels: co)
                 }
             }
-            let inputChunks = dInput == nil ? 0 : count * bands
-            withWeightGradientJob(kernels, a: paddedInput, aStride: ldIn, b: paddedGrad + (wp + 1) * ldOut, bStride: ldOut,
-                                  shifts: shifts, rows: ci, columns: co, depth: (count - 1) * stride + h * wp,
-                                  pixels: PixelRows(length: w, period: wp, imageRows: h, imagePeriod: stride),
-                                  output: dwr) { job, tiles in
-                pool.run(chunks: inputChunks + tiles) { chunk, _ in
-                    guard chunk < inputChunks, let dInput, let flipped else { return runTile(kernels, job, chunk - inputChunks) }
+            let jobs = wave.parts.map { p in
+                let part = plan.parts[p], group = plan.groups[part.group]
+                let start = (part.group - wave.groups.lowerBound) * plan.rowsPerGroup + part.rows.lowerBound * wp
+                return WeightGradientJob(a: paddedInput + start * ldIn, aStride: ldIn, b: paddedGrad + (start + wp + 1) * ldOut,
+                                         bStride: ldOut, rows: ci, columns: co,
+                                         depth: (group.count - 1) * stride + part.rows.count * wp,
+                                         pixels: PixelRows(length: w, period: wp, imageRows: part.rows.count, imagePeriod: stride),
+                                         output: sums[p])
+            }
+            let inputChunks = dInput == nil ? 0 : images.count * bands
+            withWeightGradientJobs(kernels, jobs, shifts: shifts) { jobs, tiles in
+                pool.run(chunks: inputChunks + jobs.count * tiles) { chunk, _ in
+                    guard chunk < inputChunks, let dInput, let flipped else {
+                        let tile = chunk - inputChunks
+                        return runTile(kernels, jobs.baseAddress! + tile / tiles, tile % tiles)
+                    }
                     // dX[r] = sum over taps of dOutPadded[r + shift(8 - tap)] W[:, :, tap]: the same taps
                     // over the padded output gradient, with the flipped weight [tap', Co, Ci].
                     let j = chunk / bands, y0 = (chunk % bands) * bandRows, rows = min(bandRows, h - y0)
-                    run(kernels, input: paddedGrad + (j * stride + y0 * wp) * ldOut, inputStride: ldOut, weight: flipped,
+                    run(kernels, input: paddedGrad + (offset(j) + y0 * wp) * ldOut, inputStride: ldOut, weight: flipped,
                         weightStride: ldIn, shifts: shifts, depth: co, columns: ci, rows: rows * wp, wideWidth: wp,
                         width: w, bias: nil, output: dInput + ((first + j) * h + y0) * w * ci, accumulate: accumulateInput)
                 }
             }
-            first += count
+            sums.addInOrder(pool)
         }
         Conv2d.unpackAddWeightGradient(dWeight, dwr, g)
     }
@@ -237,21 +267,30 @@ public enum Conv2dDirect {
         var length: Int, period: Int, imageRows: Int, imagePeriod: Int
     }
 
-    /// Runs `body` with the weight-gradient product dW[tap] += A[shifted rows]^T B (see tap_gemm.h)
-    /// and its number of row tiles; `body` runs the tiles (`runTile`). `pixels` says which depth
-    /// rows hold pixels (the others are zeros in B); nil when every row does.
-    private static func withWeightGradientJob(_ kernels: scvae_kernels, a: UnsafePointer<Float>, aStride: Int,
-                                              b: UnsafePointer<Float>, bStride: Int, shifts: [Int], rows: Int,
-                                              columns: Int, depth: Int, pixels: PixelRows?,
-                                              output: UnsafeMutablePointer<Float>,
-                                              _ body: (UnsafePointer<scvae_tap_gemm_transposed>, Int) -> Void) {
+    /// One weight-gradient product dW[tap] += A[shifted rows]^T B (see tap_gemm.h) before its shifts
+    /// are known: the part of the depth from `a` and `b`, into `output`.
+    struct WeightGradientJob {
+        var a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int
+        var rows: Int, columns: Int, depth: Int, pixels: PixelRows?
+        var output: UnsafeMutablePointer<Float>
+    }
+
+    /// Runs `body` with the C jobs of `jobs` (all with `shifts`) and the number of row tiles each
+    /// splits into (the same for all: it depends on `rows` only); `body` runs the tiles (`runTile`).
+    private static func withWeightGradientJobs(_ kernels: scvae_kernels, _ jobs: [WeightGradientJob], shifts: [Int],
+                                               _ body: (UnsafeBufferPointer<scvae_tap_gemm_transposed>, Int) -> Void) {
         shifts.withUnsafeBufferPointer { shiftPointer in
-            var job = scvae_tap_gemm_transposed(a: a, a_stride: aStride, b: b, b_stride: bStride, shifts: shiftPointer.baseAddress,
-                                                taps: Int32(shifts.count), rows: Int32(rows), columns: Int32(columns),
-                                                depth: depth, output: output, row_length: pixels?.length ?? 0,
-                                                row_period: pixels?.period ?? 0, image_rows: pixels?.imageRows ?? 0,
-                                                image_period: pixels?.imagePeriod ?? 0)
-            withUnsafePointer(to: &job) { body($0, scvae_tap_gemm_transposed_tiles(kernels, $0)) }
+            let cJobs = jobs.map { job in
+                scvae_tap_gemm_transposed(a: job.a, a_stride: job.aStride, b: job.b, b_stride: job.bStride,
+                                          shifts: shiftPointer.baseAddress, taps: Int32(shifts.count), rows: Int32(job.rows),
+                                          columns: Int32(job.columns), depth: job.depth, output: job.output,
+                                          row_length: job.pixels?.length ?? 0, row_period: job.pixels?.period ?? 0,
+                                          image_rows: job.pixels?.imageRows ?? 0, image_period: job.pixels?.imagePeriod ?? 0)
+            }
+            cJobs.withUnsafeBufferPointer { cJobs in
+                guard let first = cJobs.baseAddress else { return }
+                body(cJobs, scvae_tap_gemm_transposed_tiles(kernels, first))
+            }
         }
     }
 
@@ -269,6 +308,58 @@ public enum Conv2dDirect {
                                      columns: Int32(columns), rows: rows, wide_width: wideWidth, width: width, bias: bias,
                                      output: output, accumulate: accumulate)
             scvae_tap_gemm_run(kernels, &job)
+        }
+    }
+}
+
+extension Conv2dDirect {
+    /// The sums of a run of a weight gradient's parts (DirectBackwardPlan): part 0 sums straight
+    /// into the result, which the caller zeroes; every other part into a buffer of its own, zeroed
+    /// by `zero`. `addInOrder` adds those to the result in part order, the same order whatever the
+    /// threads.
+    struct PartSums {
+        let parts: Range<Int>
+        let weightCount: Int
+        let result: UnsafeMutablePointer<Float>
+        private let buffer: UnsafeMutablePointer<Float>
+
+        init(parts: Range<Int>, weightCount: Int, first result: UnsafeMutablePointer<Float>, _ workspace: Workspace) {
+            self.parts = parts
+            self.weightCount = weightCount
+            self.result = result
+            buffer = workspace.floats(.convPartSums, parts.count * weightCount)
+        }
+
+        /// Where part `p` sums to.
+        subscript(p: Int) -> UnsafeMutablePointer<Float> {
+            p == 0 ? result : buffer + (p - parts.lowerBound) * weightCount
+        }
+
+        /// Chunks of zeroing: one per part.
+        var count: Int { parts.count }
+
+        /// Zeroes the sum of the wave's `index`th part (not the result's).
+        func zero(_ index: Int) {
+            let p = parts.lowerBound + index
+            if p != 0 { VectorMath.zero(self[p], count: weightCount) }
+        }
+
+        /// Zeroes every part's sum, on the pool.
+        func zero(_ pool: ThreadPool) {
+            if parts.count > 1 || parts.first != 0 {
+                pool.run(chunks: count, label: "Conv2dDirect.backward part sums") { chunk, _ in zero(chunk) }
+            }
+        }
+
+        /// result += the sum of every part but 0, in part order, on the pool in chunks of elements.
+        func addInOrder(_ pool: ThreadPool) {
+            let added = parts.filter { $0 != 0 }
+            guard !added.isEmpty else { return }
+            let size = ThreadPool.elementsPerChunk
+            pool.run(chunks: Conv2dDirect.chunkCount(weightCount, size), label: "Conv2dDirect.backward part sums") { chunk, _ in
+                let start = chunk * size, count = min(size, weightCount - start)
+                for p in added { VectorMath.add(self[p] + start, to: result + start, count: count) }
+            }
         }
     }
 }

@@ -8,11 +8,13 @@ import CKernels
 /// y = (x - mean) * rstd * gamma + beta; out = y, or swish(y) = y * sigmoid(y) when fused.
 ///
 /// Each image is read twice forward (statistics, then normalise with swish) and twice backward
-/// (gradient at y with its sums, then the input gradient). Statistics are one pass of per-channel
+/// (gradient at y with its sums, then the input gradient), each pass in bands of
+/// `positionsPerBand` positions that run as chunks on the pool. Statistics are one pass of per-channel
 /// sums of x and x^2 in Double: x^2 of a float is exact in Double, so E[x^2] - mean^2 loses
 /// nothing that matters at float precision. Channels run eight at a time in SIMD lanes, with
 /// VectorMath's exp for the sigmoid; rows run in blocks of four so that the Double
-/// accumulators stay in registers. Every sum has a fixed order: results are deterministic.
+/// accumulators stay in registers. Every sum has a fixed order (within a band in position order,
+/// then the bands in band order): results are deterministic and independent of the threads.
 /// With a kernel variant other than the fallback (KernelVariant.swift) the per-image passes run in
 /// Sources/CKernels (sixteen or eight channels per register, the same maths and summation order);
 /// `kernels: .fallback` keeps the Swift lanes.
@@ -21,146 +23,202 @@ enum GroupNorm {
     /// Rows summed into the same accumulators before they go back to memory.
     static let rowBlock = 4
 
+    /// Positions per band: the pool's chunks are bands of one image, so that many threads share a
+    /// batch of a few large images. Each band's sums start from zero and an image's bands are
+    /// added in band order, so the results depend on the band size, never on the threads.
+    static let positionsPerBand = 256
+
+    /// The bands of `positions` positions, `size` each (the last may be shorter).
+    struct Bands {
+        let positions: Int, size: Int
+        var count: Int { (positions + size - 1) / size }
+        func range(_ band: Int) -> Range<Int> { (band * size)..<min((band + 1) * size, positions) }
+    }
+
     static func forward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                         rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                         batch: Int, positions: Int, channels: Int, groups: Int, epsilon: Float, swish: Bool,
-                        kernels variant: KernelVariant = .selected, pool: ThreadPool = .serial) {
+                        kernels variant: KernelVariant = .selected, pool: ThreadPool = .serial,
+                        positionsPerBand: Int = positionsPerBand) {
         let chunks = (channels + 7) / 8
         let count = Double(positions * (channels / groups))
-        // One chunk per image: its statistics and output are its own.
-        pool.run(chunks: batch) { b, _ in
-        withUnsafeTemporaryAllocation(of: Double8.self, capacity: 2 * chunks) { moments in
-        withUnsafeTemporaryAllocation(of: Float8.self, capacity: 2 * chunks) { coefficients in
-            let sums = moments.baseAddress!, squares = sums + chunks
-            let scale = coefficients.baseAddress!, shift = scale + chunks
-            let x = inp + b * positions * channels
-            if let kernels = variant.kernels {
-                withLanes(moments) { lane in
-                    scvae_column_moments(kernels, lane(sums), lane(squares), x, positions, channels, Int32(channels))
+        let bands = Bands(positions: positions, size: max(1, positionsPerBand))
+        let items = batch * bands.count
+        // moments[item]: the band's sums of x, then of x^2 (chunks vectors each).
+        var moments = [Double8](repeating: .zero, count: 2 * chunks * items)
+        moments.withUnsafeMutableBufferPointer { moments in
+            pool.run(chunks: items, label: "GroupNorm.forward statistics") { item, _ in
+                let b = item / bands.count, rows = bands.range(item % bands.count)
+                let block = UnsafeMutableBufferPointer(rebasing: moments[(2 * chunks * item)..<(2 * chunks * (item + 1))])
+                let sums = block.baseAddress!, squares = sums + chunks
+                let x = inp + (b * positions + rows.lowerBound) * channels
+                if let kernels = variant.kernels {
+                    withLanes(block) { lane in
+                        scvae_column_moments(kernels, lane(sums), lane(squares), x, rows.count, channels, Int32(channels))
+                    }
+                } else {
+                    accumulateMoments(x, positions: rows.count, channels: channels, sums: sums, squares: squares)
                 }
-            } else {
-                accumulateMoments(x, positions: positions, channels: channels, sums: sums, squares: squares)
             }
-            let stats = b * groups
-            for g in 0..<groups {
-                let (sum, square) = groupTotals(sums, squares, group: g, of: groups, channels: channels)
-                let groupMean = sum / count
-                let variance = max(square / count - groupMean * groupMean, 0)
-                mean[stats + g] = Float(groupMean)
-                rstd[stats + g] = Float(1 / (variance + Double(epsilon)).squareRoot())
-            }
-            // out = x * scale + shift, per channel; lanes past C stay 0.
-            fillChunks(scale, channels: channels) { c in rstd[stats + c / (channels / groups)] * weight[c] }
-            fillChunks(shift, channels: channels) { c in
-                bias[c] - mean[stats + c / (channels / groups)] * scale[c / 8][c % 8]
-            }
-            let y = out + b * positions * channels
-            if let kernels = variant.kernels {
-                withLanes(coefficients) { lane in
-                    scvae_group_norm_apply(kernels, y, x, lane(scale), lane(shift), positions, Int32(channels), swish)
+            // coefficients[b]: image b's scale, then shift, per channel.
+            var coefficients = [Float8](repeating: .zero, count: 2 * chunks * batch)
+            coefficients.withUnsafeMutableBufferPointer { coefficients in
+                for b in 0..<batch {
+                    let sums = moments.baseAddress! + 2 * chunks * b * bands.count
+                    addBands(sums, count: bands.count, vectors: 2 * chunks)
+                    let squares = sums + chunks, stats = b * groups
+                    for g in 0..<groups {
+                        let (sum, square) = groupTotals(sums, squares, group: g, of: groups, channels: channels)
+                        let groupMean = sum / count
+                        let variance = max(square / count - groupMean * groupMean, 0)
+                        mean[stats + g] = Float(groupMean)
+                        rstd[stats + g] = Float(1 / (variance + Double(epsilon)).squareRoot())
+                    }
+                    // out = x * scale + shift, per channel; lanes past C stay 0.
+                    let scale = coefficients.baseAddress! + 2 * chunks * b, shift = scale + chunks
+                    fillChunks(scale, channels: channels) { c in rstd[stats + c / (channels / groups)] * weight[c] }
+                    fillChunks(shift, channels: channels) { c in
+                        bias[c] - mean[stats + c / (channels / groups)] * scale[c / 8][c % 8]
+                    }
                 }
-            } else {
-                normalise(y, x, scale: scale, shift: shift, positions: positions, channels: channels, swish: swish)
+                pool.run(chunks: items, label: "GroupNorm.forward") { item, _ in
+                    let b = item / bands.count, rows = bands.range(item % bands.count)
+                    let block = UnsafeMutableBufferPointer(rebasing: coefficients[(2 * chunks * b)..<(2 * chunks * (b + 1))])
+                    let scale = block.baseAddress!, shift = scale + chunks
+                    let offset = (b * positions + rows.lowerBound) * channels
+                    if let kernels = variant.kernels {
+                        withLanes(block) { lane in
+                            scvae_group_norm_apply(kernels, out + offset, inp + offset, lane(scale), lane(shift), rows.count,
+                                                   Int32(channels), swish)
+                        }
+                    } else {
+                        normalise(out + offset, inp + offset, scale: scale, shift: shift, positions: rows.count,
+                                  channels: channels, swish: swish)
+                    }
+                }
             }
         }
-        }
+    }
+
+    /// vectors[0..<vectors] = the sum of the `count` blocks of `vectors` from `vectors`, added in
+    /// block order (an image's bands, into its first band's block).
+    static func addBands(_ blocks: UnsafeMutablePointer<Double8>, count: Int, vectors: Int) {
+        for band in 1..<max(1, count) {
+            for v in 0..<vectors { blocks[v] += blocks[band * vectors + v] }
         }
     }
 
     /// dInput +=, dWeight +=, dBias += from dOut; `inp`, `mean`, `rstd` as written by forward.
     /// With `accumulateInput` false, dInput = instead (callers need not zero it first).
-    /// `scratch` holds P*C floats for each of min(pool threads, batch) slots: with swish fused, dy
-    /// (the gradient at y) is computed once there instead of re-evaluating the sigmoid in the
-    /// second pass.
-    /// Images run as chunks on the pool; each leaves its share of dWeight and dBias in a partial
-    /// that is added in image order afterwards, as without threads.
+    /// `scratch` holds B*P*C floats: with swish fused, dy (the gradient at y) is computed once
+    /// there instead of re-evaluating the sigmoid in the second pass. Unused without swish.
+    /// Both passes run in bands of each image on the pool; each image's sums (its bands' added in
+    /// band order) give its share of dWeight and dBias, which are added in image order afterwards,
+    /// as without threads.
     static func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>,
                          dBias: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                          weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                          batch: Int, positions: Int, channels: Int, groups: Int, swish: Bool,
                          accumulateInput: Bool = true, scratch: UnsafeMutablePointer<Float>,
-                         kernels variant: KernelVariant = .selected, pool: ThreadPool = .serial) {
+                         kernels variant: KernelVariant = .selected, pool: ThreadPool = .serial,
+                         positionsPerBand: Int = positionsPerBand) {
         let perGroup = channels / groups
         let chunks = (channels + 7) / 8
         let count = Double(positions * perGroup)
-        // partials[b] = image b's dBias (C floats), then its dWeight (C floats).
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * batch * channels) { partials in
-        pool.run(chunks: batch) { b, slot in
-        withUnsafeTemporaryAllocation(of: Double8.self, capacity: 2 * chunks) { moments in
-        withUnsafeTemporaryAllocation(of: Float8.self, capacity: 7 * chunks) { perChannel in
-            let sumDy = moments.baseAddress!, sumDyXhat = sumDy + chunks
-            let channelMean = perChannel.baseAddress!, channelRstd = channelMean + chunks
-            let gamma = channelRstd + chunks, beta = gamma + chunks
-            let scaleDy = beta + chunks, slopeDx = scaleDy + chunks, shiftDx = slopeDx + chunks
-            let imageScratch = scratch + slot * positions * channels
-            fillChunks(gamma, channels: channels) { weight[$0] }
-            fillChunks(beta, channels: channels) { bias[$0] }
-            let x = inp + b * positions * channels
-            let stats = b * groups
-            fillChunks(channelMean, channels: channels) { mean[stats + $0 / perGroup] }
-            fillChunks(channelRstd, channels: channels) { rstd[stats + $0 / perGroup] }
-            let dOutSample = dOut + b * positions * channels
-            let dy = swish ? UnsafePointer(imageScratch) : dOutSample
-            // dy is the gradient at y = xhat * gamma + beta (through swish when fused); it is
-            // summed in the same pass that computes it.
-            if let kernels = variant.kernels {
-                withLanes(moments) { sum in
-                    withLanes(perChannel) { lane in
-                        scvae_group_norm_backward_sums(kernels, sum(sumDy), sum(sumDyXhat), imageScratch, dOutSample, x,
-                                                       lane(channelMean), lane(channelRstd), lane(gamma), lane(beta),
-                                                       positions, Int32(channels), swish)
+        let bands = Bands(positions: positions, size: max(1, positionsPerBand))
+        let items = batch * bands.count
+        // sums[item]: the band's sums of dy, then of dy * xhat.
+        var sums = [Double8](repeating: .zero, count: 2 * chunks * items)
+        sums.withUnsafeMutableBufferPointer { sums in
+            pool.run(chunks: items, label: "GroupNorm.backward sums") { item, _ in
+                withUnsafeTemporaryAllocation(of: Float8.self, capacity: 4 * chunks) { perChannel in
+                    let b = item / bands.count, rows = bands.range(item % bands.count), stats = b * groups
+                    let channelMean = perChannel.baseAddress!, channelRstd = channelMean + chunks
+                    let gamma = channelRstd + chunks, beta = gamma + chunks
+                    fillChunks(gamma, channels: channels) { weight[$0] }
+                    fillChunks(beta, channels: channels) { bias[$0] }
+                    fillChunks(channelMean, channels: channels) { mean[stats + $0 / perGroup] }
+                    fillChunks(channelRstd, channels: channels) { rstd[stats + $0 / perGroup] }
+                    let block = UnsafeMutableBufferPointer(rebasing: sums[(2 * chunks * item)..<(2 * chunks * (item + 1))])
+                    let sumDy = block.baseAddress!, sumDyXhat = sumDy + chunks
+                    let offset = (b * positions + rows.lowerBound) * channels
+                    // dy is the gradient at y = xhat * gamma + beta (through swish when fused); it is
+                    // summed in the same pass that computes it.
+                    if let kernels = variant.kernels {
+                        withLanes(block) { sum in
+                            withLanes(perChannel) { lane in
+                                scvae_group_norm_backward_sums(kernels, sum(sumDy), sum(sumDyXhat), scratch + offset,
+                                                               dOut + offset, inp + offset, lane(channelMean),
+                                                               lane(channelRstd), lane(gamma), lane(beta), rows.count,
+                                                               Int32(channels), swish)
+                            }
+                        }
+                    } else {
+                        gradientSums(sumDy, sumDyXhat, scratch: scratch + offset, dOut: dOut + offset, inp + offset,
+                                     mean: channelMean, rstd: channelRstd, gamma: gamma, beta: beta,
+                                     positions: rows.count, channels: channels, swish: swish)
                     }
                 }
-            } else {
-                gradientSums(sumDy, sumDyXhat, scratch: imageScratch, dOut: dOutSample, x, mean: channelMean,
-                             rstd: channelRstd, gamma: gamma, beta: beta, positions: positions, channels: channels,
-                             swish: swish)
             }
-            let partial = partials.baseAddress! + 2 * b * channels
-            for c in 0..<channels {
-                partial[c] = Float(sumDy[c / 8][c % 8])
-                partial[channels + c] = Float(sumDyXhat[c / 8][c % 8])
-            }
-            // dxhat = dy * gamma; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-            // = scaleDy * dy - slopeDx * x - shiftDx, with xhat = (x - m) r.
-            for g in 0..<groups {
-                var meanDxhat = 0.0, meanDxhatXhat = 0.0
-                for c in (g * perGroup)..<((g + 1) * perGroup) {
-                    meanDxhat += Double(weight[c]) * sumDy[c / 8][c % 8]
-                    meanDxhatXhat += Double(weight[c]) * sumDyXhat[c / 8][c % 8]
+            // coefficients[b]: image b's scaleDy, slopeDx, shiftDx; partials[b]: its dBias, then dWeight.
+            var coefficients = [Float8](repeating: .zero, count: 3 * chunks * batch)
+            var partials = [Float](repeating: 0, count: 2 * batch * channels)
+            coefficients.withUnsafeMutableBufferPointer { coefficients in
+                for b in 0..<batch {
+                    let sumDy = sums.baseAddress! + 2 * chunks * b * bands.count, sumDyXhat = sumDy + chunks
+                    addBands(sumDy, count: bands.count, vectors: 2 * chunks)
+                    for c in 0..<channels {
+                        partials[2 * b * channels + c] = Float(sumDy[c / 8][c % 8])
+                        partials[(2 * b + 1) * channels + c] = Float(sumDyXhat[c / 8][c % 8])
+                    }
+                    // dxhat = dy * gamma; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+                    // = scaleDy * dy - slopeDx * x - shiftDx, with xhat = (x - m) r.
+                    let scaleDy = coefficients.baseAddress! + 3 * chunks * b, slopeDx = scaleDy + chunks
+                    let shiftDx = slopeDx + chunks, stats = b * groups
+                    for g in 0..<groups {
+                        var meanDxhat = 0.0, meanDxhatXhat = 0.0
+                        for c in (g * perGroup)..<((g + 1) * perGroup) {
+                            meanDxhat += Double(weight[c]) * sumDy[c / 8][c % 8]
+                            meanDxhatXhat += Double(weight[c]) * sumDyXhat[c / 8][c % 8]
+                        }
+                        meanDxhat /= count
+                        meanDxhatXhat /= count
+                        let r = rstd[stats + g], m = mean[stats + g]
+                        for c in (g * perGroup)..<((g + 1) * perGroup) {
+                            let slope = r * r * Float(meanDxhatXhat)
+                            scaleDy[c / 8][c % 8] = r * weight[c]
+                            slopeDx[c / 8][c % 8] = slope
+                            shiftDx[c / 8][c % 8] = r * Float(meanDxhat) - m * slope
+                        }
+                    }
                 }
-                meanDxhat /= count
-                meanDxhatXhat /= count
-                let r = rstd[stats + g], m = mean[stats + g]
-                for c in (g * perGroup)..<((g + 1) * perGroup) {
-                    let slope = r * r * Float(meanDxhatXhat)
-                    scaleDy[c / 8][c % 8] = r * weight[c]
-                    slopeDx[c / 8][c % 8] = slope
-                    shiftDx[c / 8][c % 8] = r * Float(meanDxhat) - m * slope
+                pool.run(chunks: items, label: "GroupNorm.backward") { item, _ in
+                    let b = item / bands.count, rows = bands.range(item % bands.count)
+                    let block = UnsafeMutableBufferPointer(rebasing: coefficients[(3 * chunks * b)..<(3 * chunks * (b + 1))])
+                    let scaleDy = block.baseAddress!, slopeDx = scaleDy + chunks, shiftDx = slopeDx + chunks
+                    let offset = (b * positions + rows.lowerBound) * channels
+                    let dy = swish ? UnsafePointer(scratch + offset) : dOut + offset
+                    if let kernels = variant.kernels {
+                        withLanes(block) { lane in
+                            scvae_group_norm_backward_apply(kernels, dInput + offset, dy, inp + offset, lane(scaleDy),
+                                                            lane(slopeDx), lane(shiftDx), rows.count, Int32(channels),
+                                                            accumulateInput)
+                        }
+                    } else {
+                        applyInputGradient(dInput + offset, dy: dy, inp + offset, scaleDy: scaleDy, slopeDx: slopeDx,
+                                           shiftDx: shiftDx, positions: rows.count, channels: channels,
+                                           accumulate: accumulateInput)
+                    }
                 }
             }
-            let dx = dInput + b * positions * channels
-            if let kernels = variant.kernels {
-                withLanes(perChannel) { lane in
-                    scvae_group_norm_backward_apply(kernels, dx, dy, x, lane(scaleDy), lane(slopeDx), lane(shiftDx), positions,
-                                                    Int32(channels), accumulateInput)
+            for b in 0..<batch {
+                for c in 0..<channels {
+                    dBias[c] += partials[2 * b * channels + c]
+                    dWeight[c] += partials[(2 * b + 1) * channels + c]
                 }
-            } else {
-                applyInputGradient(dx, dy: dy, x, scaleDy: scaleDy, slopeDx: slopeDx, shiftDx: shiftDx,
-                                   positions: positions, channels: channels, accumulate: accumulateInput)
             }
-        }
-        }
-        }
-        for b in 0..<batch {
-            let partial = partials.baseAddress! + 2 * b * channels
-            for c in 0..<channels {
-                dBias[c] += partial[c]
-                dWeight[c] += partial[channels + c]
-            }
-        }
         }
     }
 

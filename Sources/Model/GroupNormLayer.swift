@@ -57,7 +57,7 @@ final class GroupNormLayer: ChainLayer {
                            weight: parameters + weightOffset, bias: parameters + biasOffset,
                            batch: batch, positions: positions, channels: channels, groups: groups, swish: swish,
                            accumulateInput: accumulateInput,
-                           scratch: workspace.floats(.normGradient, min(workspace.pool.threads, batch) * positions * channels),
+                           scratch: workspace.floats(.normGradient, swish ? batch * positions * channels : 1),
                            kernels: workspace.kernels, pool: workspace.pool)
     }
 }

@@ -53,7 +53,7 @@ final class Workspace {
         case blockGradientA, blockGradientB
         /// Gradients inside an AttnBlock.
         case attentionNorm, attentionQuery, attentionKey, attentionValue, attentionMixed, attentionScores
-        /// GroupNorm backward: the gradient at the pre-swish output of one image.
+        /// GroupNorm backward: the gradient at the pre-swish output of the batch.
         case normGradient
         /// Convolution: repacked weights [kh, kw, in, out], their gradient, and im2col rows.
         case convWeight, convWeightGradient, convColumns
@@ -61,6 +61,8 @@ final class Workspace {
         case convFlippedWeight
         /// Tap-GEMM convolution: a weight copied to a padded row stride (Conv2dDirect.leadingDimension).
         case convStridedWeight
+        /// Tap-GEMM weight gradient: the sums of its parts but the first (Conv2dDirect.PartSums).
+        case convPartSums
         /// Shifted-GEMM convolution: wide output rows and the padded output gradient.
         case convWide, convPaddedGradient
     }

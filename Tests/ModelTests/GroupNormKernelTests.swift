@@ -18,10 +18,14 @@ import Testing
     /// this CPU runs.
     static let variants: [(Bool, KernelVariant)] = KernelVariant.supported.flatMap { [(true, $0), (false, $0)] }
 
-    @Test(arguments: 0..<shapes.count, 0..<variants.count)
-    func forwardMatchesReference(shapeIndex: Int, variant: Int) {
+    /// Positions per band: several bands an image (5), and the model's (one band at these sizes).
+    static let bandSizes = [5, GroupNorm.positionsPerBand]
+
+    @Test(arguments: 0..<shapes.count, 0..<(variants.count * bandSizes.count))
+    func forwardMatchesReference(shapeIndex: Int, variantAndBand: Int) {
         let (positions, channels, groups) = Self.shapes[shapeIndex]
-        let (swish, kernels) = Self.variants[variant]
+        let (swish, kernels) = Self.variants[variantAndBand / Self.bandSizes.count]
+        let band = Self.bandSizes[variantAndBand % Self.bandSizes.count]
         let batch = 2
         var random = KernelRandom(seed: UInt64(100 + shapeIndex))
         // An offset larger than the spread makes one-pass statistics work for their accuracy.
@@ -30,7 +34,8 @@ import Testing
         var out = [Float](repeating: 0, count: input.count), outRef = out
         var mean = [Float](repeating: 0, count: batch * groups), rstd = mean, meanRef = mean, rstdRef = mean
         GroupNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: input, weight: weight, bias: bias, batch: batch,
-                          positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish, kernels: kernels)
+                          positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish, kernels: kernels,
+                          positionsPerBand: band)
         GroupNormReference.forward(out: &outRef, mean: &meanRef, rstd: &rstdRef, inp: input, weight: weight, bias: bias,
                                    batch: batch, positions: positions, channels: channels, groups: groups,
                                    epsilon: 1e-6, swish: swish)
@@ -39,10 +44,11 @@ import Testing
         #expect(Self.relativeError(out, outRef) <= 1e-6, "out \(out.prefix(4)) vs \(outRef.prefix(4))")
     }
 
-    @Test(arguments: 0..<shapes.count, 0..<variants.count)
-    func backwardMatchesReference(shapeIndex: Int, variant: Int) {
+    @Test(arguments: 0..<shapes.count, 0..<(variants.count * bandSizes.count))
+    func backwardMatchesReference(shapeIndex: Int, variantAndBand: Int) {
         let (positions, channels, groups) = Self.shapes[shapeIndex]
-        let (swish, kernels) = Self.variants[variant]
+        let (swish, kernels) = Self.variants[variantAndBand / Self.bandSizes.count]
+        let band = Self.bandSizes[variantAndBand % Self.bandSizes.count]
         let batch = 2
         var random = KernelRandom(seed: UInt64(200 + shapeIndex))
         let input = random.array(batch * positions * channels, scale: 2)
@@ -58,10 +64,11 @@ import Testing
         let start = random.array(input.count), startWeight = random.array(channels), startBias = random.array(channels)
         var dInput = start, dWeight = startWeight, dBias = startBias
         var dInputRef = start, dWeightRef = startWeight, dBiasRef = startBias
-        var scratch = [Float](repeating: 0, count: positions * channels)
+        var scratch = [Float](repeating: 0, count: batch * positions * channels)
         GroupNorm.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, mean: mean,
                            rstd: rstd, weight: weight, bias: bias, batch: batch, positions: positions,
-                           channels: channels, groups: groups, swish: swish, scratch: &scratch, kernels: kernels)
+                           channels: channels, groups: groups, swish: swish, scratch: &scratch, kernels: kernels,
+                           positionsPerBand: band)
         GroupNormReference.backward(dInput: &dInputRef, dWeight: &dWeightRef, dBias: &dBiasRef, dOut: dOut, inp: input,
                                     mean: mean, rstd: rstd, weight: weight, bias: bias, batch: batch,
                                     positions: positions, channels: channels, groups: groups, swish: swish,
@@ -87,7 +94,7 @@ import Testing
         func gradients() -> [Float] {
             var dInput = [Float](repeating: 0, count: input.count)
             var dWeight = [Float](repeating: 0, count: channels), dBias = dWeight
-            var scratch = [Float](repeating: 0, count: positions * channels)
+            var scratch = [Float](repeating: 0, count: batch * positions * channels)
             GroupNorm.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, mean: mean,
                                rstd: rstd, weight: weight, bias: bias, batch: batch, positions: positions,
                                channels: channels, groups: groups, swish: true, scratch: &scratch, kernels: kernels)
@@ -95,6 +102,35 @@ import Testing
         }
         let first = gradients(), second = gradients()
         #expect(first.map(\.bitPattern) == second.map(\.bitPattern))
+    }
+
+    /// Bands of an image run as chunks on the pool, each summed from zero and added in band order:
+    /// one thread and three give the same bits. (Bands of another size reorder Double sums, which
+    /// almost never changes a float, so that is not asserted.)
+    @Test(arguments: KernelVariant.supported, [true, false])
+    func bandsGiveTheSameBitsOnAnyThreadCount(kernels: KernelVariant, swish: Bool) {
+        let (positions, channels, groups, batch) = (37, 12, 4, 3)
+        var random = KernelRandom(seed: 11)
+        let input = random.array(batch * positions * channels, scale: 2).map { $0 + 1 }, dOut = random.array(input.count)
+        let weight = random.array(channels), bias = random.array(channels), start = random.array(input.count)
+        func results(threads: Int, band: Int) -> [UInt32] {
+            let pool = ThreadPool(threads: threads)
+            var out = [Float](repeating: 0, count: input.count)
+            var mean = [Float](repeating: 0, count: batch * groups), rstd = mean
+            GroupNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: input, weight: weight, bias: bias, batch: batch,
+                              positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish,
+                              kernels: kernels, pool: pool, positionsPerBand: band)
+            var dInput = start, dWeight = [Float](repeating: 0, count: channels), dBias = dWeight
+            var scratch = [Float](repeating: 0, count: batch * positions * channels)
+            GroupNorm.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, mean: mean,
+                               rstd: rstd, weight: weight, bias: bias, batch: batch, positions: positions,
+                               channels: channels, groups: groups, swish: swish, scratch: &scratch, kernels: kernels,
+                               pool: pool, positionsPerBand: band)
+            return (out + mean + rstd + dInput + dWeight + dBias).map(\.bitPattern)
+        }
+        let one = results(threads: 1, band: 5), three = results(threads: 3, band: 5)
+        let differing = zip(one, three).filter { $0 != $1 }.count
+        #expect(differing == 0, "\(kernels): three threads differ from one in \(differing) of \(one.count) values")
     }
 
     /// The C variants run the same operations per channel in the same order: the forward's
@@ -114,7 +150,7 @@ import Testing
                               positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish,
                               kernels: kernels)
             var dInput = start, dWeight = [Float](repeating: 0, count: channels), dBias = dWeight
-            var scratch = [Float](repeating: 0, count: positions * channels)
+            var scratch = [Float](repeating: 0, count: batch * positions * channels)
             GroupNorm.backward(dInput: &dInput, dWeight: &dWeight, dBias: &dBias, dOut: dOut, inp: input, mean: mean,
                                rstd: rstd, weight: weight, bias: bias, batch: batch, positions: positions,
                                channels: channels, groups: groups, swish: swish, scratch: &scratch, kernels: kernels)

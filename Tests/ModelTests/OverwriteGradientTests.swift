@@ -44,7 +44,7 @@ import Testing
         GroupNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: input, weight: weight, bias: bias, batch: batch,
                           positions: positions, channels: channels, groups: groups, epsilon: 1e-6, swish: swish,
                           kernels: kernels)
-        var scratch = [Float](repeating: 0, count: positions * channels)
+        var scratch = [Float](repeating: 0, count: batch * positions * channels)
         var dWeight = [Float](repeating: 0, count: channels), dBias = dWeight
         var accumulated = [Float](repeating: 0, count: input.count)
         var written = random.array(input.count, scale: 100)

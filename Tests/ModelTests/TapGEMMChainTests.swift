@@ -4,8 +4,9 @@ import Testing
 /// The tap-GEMM kernels' rounding contract, bit for bit, on every C variant this CPU runs: each
 /// output is one chain of fused multiply-adds, starting at zero, over the taps in order and within
 /// each tap over the depth in order (the forward pass and the input gradient: input channels or
-/// output channels; the weight gradient: the pixels of every image in order), the bias added after
-/// the chain. Terms from the zero border are in the chain (adding x * 0 to a sum that started at
+/// output channels), the bias added after the chain. The weight gradient is one chain per part of
+/// the batch's pixels (DirectBackwardPlan), over the part's pixels in order, and the parts' sums are
+/// added in order. Terms from the zero border are in the chain (adding x * 0 to a sum that started at
 /// +0 changes no bit), so a kernel that skips them, as the AVX2 variant does, must still give these
 /// bits. Because the chain is written out here, the contract is checked on an AVX2-only CPU too,
 /// where the AVX-512 variant cannot run beside it.
@@ -28,15 +29,36 @@ import Testing
         var out = [Float](repeating: 0, count: g.outputCount)
         Conv2d.forward(out: &out, inp: input, weight: weight, bias: bias, geometry: g, workspace: workspace, method: .direct)
         var dInput = [Float](repeating: 0, count: g.inputCount), dWeight = [Float](repeating: 0, count: g.weightCount)
+        // Groups of half the batch, and parts of a third of an image where a group holds one image.
+        let imagesPerGroup = max(1, g.batch / 2), partPixels = max(1, g.height * g.width / 3)
         Conv2dDirect.backward(dInput: &dInput, dWeight: &dWeight, dOut: dOut, inp: input, weight: weight, geometry: g,
-                              accumulateInput: false, workspace: workspace, imagesPerGroup: max(1, g.batch / 2))
+                              accumulateInput: false, workspace: workspace, imagesPerGroup: imagesPerGroup,
+                              partPixels: partPixels)
 
         let chain = ChainReference(g)
-        let expected = (chain.forward(input, weight, bias), chain.inputGradient(dOut, weight), chain.weightGradient(input, dOut))
+        let parts = Self.parts(g, imagesPerGroup: imagesPerGroup, partPixels: partPixels)
+        let expected = (chain.forward(input, weight, bias), chain.inputGradient(dOut, weight),
+                        chain.weightGradient(input, dOut, parts: parts))
         for (name, got, want) in [("forward", out, expected.0), ("input gradient", dInput, expected.1),
                                   ("weight gradient", dWeight, expected.2)] {
             let differing = zip(got, want).filter { $0.bitPattern != $1.bitPattern }.count
             #expect(differing == 0, "\(g) \(kernels) \(name): \(differing) of \(want.count) values are not the chain's bits")
+        }
+    }
+
+    /// The weight gradient's parts as ranges of the batch's pixels (b * H * W + y * W + x): for
+    /// 3x3, DirectBackwardPlan's; for 1x1, runs of `partPixels`.
+    static func parts(_ g: Conv2dGeometry, imagesPerGroup: Int, partPixels: Int) -> [Range<Int>] {
+        let pixels = g.height * g.width
+        guard g.kernel == 3 else {
+            return stride(from: 0, to: g.batch * pixels, by: partPixels).map { $0..<min($0 + partPixels, g.batch * pixels) }
+        }
+        let plan = DirectBackwardPlan(geometry: g, inputStride: g.inChannels, outputStride: g.outChannels,
+                                      imagesPerGroup: imagesPerGroup, partPixels: partPixels)
+        return plan.parts.map { part in
+            let images = plan.groups[part.group]
+            return (images.lowerBound * pixels + part.rows.lowerBound * g.width)..<((images.upperBound - 1) * pixels
+                + part.rows.upperBound * g.width)
         }
     }
 }
@@ -100,18 +122,22 @@ private struct ChainReference {
         }
     }
 
-    /// dWeight[co, ci, tap]: the chain over every image's pixels in order.
-    func weightGradient(_ input: [Float], _ dOut: [Float]) -> [Float] {
+    /// dWeight[co, ci, tap]: for each part (a range of the batch's pixels b * H * W + y * W + x),
+    /// the chain over its pixels in order; then the parts' sums added in order.
+    func weightGradient(_ input: [Float], _ dOut: [Float], parts: [Range<Int>]) -> [Float] {
         var dWeight = [Float](repeating: 0, count: g.weightCount)
+        let pixels = g.height * g.width
         for tap in taps {
             let (ky, kx) = (tap / g.kernel, tap % g.kernel)
             for ci in 0..<g.inChannels { for co in 0..<g.outChannels {
-                var sum: Float = 0
-                for b in 0..<g.batch { for y in 0..<g.height { for x in 0..<g.width {
-                    sum = sum.addingProduct(at(input, b, y + ky - pad, x + kx - pad, ci, channels: g.inChannels),
-                                            at(dOut, b, y, x, co, channels: g.outChannels))
-                } } }
-                dWeight[(co * g.inChannels + ci) * g.kernel * g.kernel + tap] = sum
+                let sums = parts.map { part in
+                    part.reduce(Float(0)) { sum, pixel in
+                        let (b, y, x) = (pixel / pixels, pixel % pixels / g.width, pixel % g.width)
+                        return sum.addingProduct(at(input, b, y + ky - pad, x + kx - pad, ci, channels: g.inChannels),
+                                                 at(dOut, b, y, x, co, channels: g.outChannels))
+                    }
+                }
+                dWeight[(co * g.inChannels + ci) * g.kernel * g.kernel + tap] = sums.dropFirst().reduce(sums[0], +)
             } }
         }
         return dWeight
