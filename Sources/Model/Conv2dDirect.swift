@@ -103,7 +103,7 @@ public enum Conv2dDirect {
             let gradient = dInput == nil ? dOut : strided(dOut, rows: g.rows, columns: co, into: .convPaddedGradient, workspace)
             let transposed = dInput == nil ? weight : strided(weight, rows: co, columns: ci, workspace)
             let inputChunks = dInput == nil ? 0 : chunkCount(g.rows, plainRowsPerChunk)
-            let parts = stride(from: 0, to: g.rows, by: partPixels).map { $0..<min($0 + partPixels, g.rows) }
+            let parts = consecutiveRanges(covering: g.rows, size: partPixels)
             let sums = PartSums(parts: 0..<parts.count, weightCount: g.weightCount, first: dwr, workspace)
             sums.zero(pool)
             let jobs = parts.indices.map { p in
@@ -130,24 +130,20 @@ public enum Conv2dDirect {
         // dOut on wide rows (zeros in the two extra columns and in the border rows between images)
         // is the padded gradient one row and column on, so one product over a part's stacked rows gives
         // dW[tap] = sum over r of Xpad[r + shift(tap)]^T dOutWide[r] for the part.
-        let wp = w + 2, stride = (h + 2) * wp
         let plan = DirectBackwardPlan(geometry: g, inputStride: ldIn, outputStride: ldOut, imagesPerGroup: groupOverride,
                                       partPixels: partPixels)
-        let largest = plan.largestWave
-        let paddedInput = workspace.floats(.convColumns, largest.groups * plan.rowsPerGroup * ldIn)
-        let paddedGrad = workspace.floats(.convPaddedGradient, largest.groups * plan.rowsPerGroup * ldOut)
+        let wp = w + 2, stride = plan.rowsPerImage
+        let bufferRows = plan.mostGroupsPerWave * plan.rowsPerGroup
+        let paddedInput = workspace.floats(.convColumns, bufferRows * ldIn)
+        let paddedGrad = workspace.floats(.convPaddedGradient, bufferRows * ldOut)
         let flipped = dInput == nil ? nil : UnsafePointer(Conv2d.flippedWeight(weight, g, workspace, rowStride: ldIn))
         let shifts = tapShifts(g)
         let bandRows = rowsPerBand(width: w), bands = chunkCount(h, bandRows)
         for wave in plan.waves {
             let images = plan.images(of: wave), first = images.lowerBound
             let sums = PartSums(parts: wave.parts, weightCount: g.weightCount, first: dwr, workspace)
-            // Row offset of image `first + j` in the wave's stacked buffers.
-            func offset(_ j: Int) -> Int {
-                let image = first + j, group = image / plan.imagesPerGroup
-                return (group - wave.groups.lowerBound) * plan.rowsPerGroup + (image - group * plan.imagesPerGroup) * stride
-            }
-            pool.run(chunks: 2 * images.count + sums.count, label: "Conv2dDirect.backward padding") { chunk, _ in
+            func offset(_ j: Int) -> Int { plan.firstRow(of: first + j, in: wave) }
+            pool.run(chunks: 2 * images.count + sums.separate.count, label: "Conv2dDirect.backward padding") { chunk, _ in
                 let j = chunk / 2
                 if chunk >= 2 * images.count {
                     sums.zero(chunk - 2 * images.count)
@@ -159,7 +155,7 @@ public enum Conv2dDirect {
             }
             let jobs = wave.parts.map { p in
                 let part = plan.parts[p], group = plan.groups[part.group]
-                let start = (part.group - wave.groups.lowerBound) * plan.rowsPerGroup + part.rows.lowerBound * wp
+                let start = plan.firstRow(of: group.lowerBound, in: wave) + part.rows.lowerBound * wp
                 return WeightGradientJob(a: paddedInput + start * ldIn, aStride: ldIn, b: paddedGrad + (start + wp + 1) * ldOut,
                                          bStride: ldOut, rows: ci, columns: co,
                                          depth: (group.count - 1) * stride + part.rows.count * wp,
@@ -314,9 +310,9 @@ public enum Conv2dDirect {
 
 extension Conv2dDirect {
     /// The sums of a run of a weight gradient's parts (DirectBackwardPlan): part 0 sums straight
-    /// into the result, which the caller zeroes; every other part into a buffer of its own, zeroed
-    /// by `zero`. `addInOrder` adds those to the result in part order, the same order whatever the
-    /// threads.
+    /// into the result, which the caller zeroes; every other part (`separate`) into a buffer of its
+    /// own, zeroed by `zero`. `addInOrder` adds those to the result in part order, the same order
+    /// whatever the threads.
     struct PartSums {
         let parts: Range<Int>
         let weightCount: Int
@@ -330,35 +326,31 @@ extension Conv2dDirect {
             buffer = workspace.floats(.convPartSums, parts.count * weightCount)
         }
 
+        /// The parts with a buffer of their own: all but part 0.
+        var separate: Range<Int> { parts.clamped(to: 1..<max(1, parts.upperBound)) }
+
         /// Where part `p` sums to.
         subscript(p: Int) -> UnsafeMutablePointer<Float> {
             p == 0 ? result : buffer + (p - parts.lowerBound) * weightCount
         }
 
-        /// Chunks of zeroing: one per part.
-        var count: Int { parts.count }
-
-        /// Zeroes the sum of the wave's `index`th part (not the result's).
+        /// Zeroes the sum of separate part `separate.lowerBound + index`.
         func zero(_ index: Int) {
-            let p = parts.lowerBound + index
-            if p != 0 { VectorMath.zero(self[p], count: weightCount) }
+            VectorMath.zero(self[separate.lowerBound + index], count: weightCount)
         }
 
-        /// Zeroes every part's sum, on the pool.
+        /// Zeroes every separate part's sum, on the pool.
         func zero(_ pool: ThreadPool) {
-            if parts.count > 1 || parts.first != 0 {
-                pool.run(chunks: count, label: "Conv2dDirect.backward part sums") { chunk, _ in zero(chunk) }
-            }
+            pool.run(chunks: separate.count, label: "Conv2dDirect.backward part sums") { chunk, _ in zero(chunk) }
         }
 
-        /// result += the sum of every part but 0, in part order, on the pool in chunks of elements.
+        /// result += the sum of every separate part, in part order, on the pool in chunks of elements.
         func addInOrder(_ pool: ThreadPool) {
-            let added = parts.filter { $0 != 0 }
-            guard !added.isEmpty else { return }
+            guard !separate.isEmpty else { return }
             let size = ThreadPool.elementsPerChunk
             pool.run(chunks: Conv2dDirect.chunkCount(weightCount, size), label: "Conv2dDirect.backward part sums") { chunk, _ in
                 let start = chunk * size, count = min(size, weightCount - start)
-                for p in added { VectorMath.add(self[p] + start, to: result + start, count: count) }
+                for p in separate { VectorMath.add(self[p] + start, to: result + start, count: count) }
             }
         }
     }

@@ -9,16 +9,16 @@
 ///   the tiles of every part of a wave are chunks of one pool job.
 /// - **Waves**: consecutive groups whose buffers (about `waveBudget` floats with the parts' sums)
 ///   are filled by one pool job and used by the next.
-struct DirectBackwardPlan: Equatable {
+struct DirectBackwardPlan {
     /// Depth rows of one part: all the rows of a group's images when `rows` is the whole image
     /// (0 ..< H), else image rows `rows` of the group's one image.
-    struct Part: Equatable {
+    struct Part {
         var group: Int
         var rows: Range<Int>
     }
 
     /// Groups of `groups` and parts of `parts` (indices) handled by one fill and one product.
-    struct Wave: Equatable {
+    struct Wave {
         var groups: Range<Int>
         var parts: Range<Int>
     }
@@ -42,6 +42,8 @@ struct DirectBackwardPlan: Equatable {
     let waves: [Wave]
     /// Images per group (the last group may hold fewer).
     let imagesPerGroup: Int
+    /// Padded rows per image: (H + 2) * Wp.
+    let rowsPerImage: Int
     /// Padded rows per group of each stacked buffer: imagesPerGroup * (H + 2) * Wp, and 2 rows the
     /// last taps reach past the end.
     let rowsPerGroup: Int
@@ -52,17 +54,16 @@ struct DirectBackwardPlan: Equatable {
         let imageRows = (h + 2) * (w + 2)
         let perGroup = max(1, min(g.batch, imagesPerGroup ?? Self.stackBudget / (imageRows * max(inputStride, outputStride))))
         self.imagesPerGroup = perGroup
-        let groups = stride(from: 0, to: g.batch, by: perGroup).map { $0..<min($0 + perGroup, g.batch) }
+        rowsPerImage = imageRows
+        let groups = consecutiveRanges(covering: g.batch, size: perGroup)
         self.groups = groups
         let rowsPerPart = perGroup == 1 && h * w > partPixels ? max(1, partPixels / w) : h
-        let bands = stride(from: 0, to: h, by: rowsPerPart).map { $0..<min($0 + rowsPerPart, h) }
+        let bands = consecutiveRanges(covering: h, size: rowsPerPart)
         parts = groups.indices.flatMap { group in bands.map { Part(group: group, rows: $0) } }
         rowsPerGroup = perGroup * imageRows + 2
         let groupFloats = rowsPerGroup * (inputStride + outputStride) + bands.count * g.weightCount
-        let groupsPerWave = max(1, waveBudget / groupFloats)
-        waves = stride(from: 0, to: groups.count, by: groupsPerWave).map { first in
-            let last = min(first + groupsPerWave, groups.count)
-            return Wave(groups: first..<last, parts: (first * bands.count)..<(last * bands.count))
+        waves = consecutiveRanges(covering: groups.count, size: max(1, waveBudget / groupFloats)).map { waveGroups in
+            Wave(groups: waveGroups, parts: (waveGroups.lowerBound * bands.count)..<(waveGroups.upperBound * bands.count))
         }
     }
 
@@ -71,9 +72,17 @@ struct DirectBackwardPlan: Equatable {
         groups[wave.groups.lowerBound].lowerBound..<groups[wave.groups.upperBound - 1].upperBound
     }
 
-
-    /// The most groups and parts any wave holds: what the buffers are sized for.
-    var largestWave: (groups: Int, parts: Int) {
-        (waves.map(\.groups.count).max() ?? 0, waves.map(\.parts.count).max() ?? 0)
+    /// The padded row of a wave's stacked buffers where `image` (one of the wave's) starts.
+    func firstRow(of image: Int, in wave: Wave) -> Int {
+        let group = image / imagesPerGroup
+        return (group - wave.groups.lowerBound) * rowsPerGroup + (image - group * imagesPerGroup) * rowsPerImage
     }
+
+    /// The most groups any wave holds: what the stacked buffers are sized for.
+    var mostGroupsPerWave: Int { waves.map(\.groups.count).max() ?? 0 }
+}
+
+/// 0 ..< count in consecutive ranges of `size` (the last may be shorter).
+func consecutiveRanges(covering count: Int, size: Int) -> [Range<Int>] {
+    stride(from: 0, to: count, by: size).map { $0..<min($0 + size, count) }
 }

@@ -28,13 +28,6 @@ enum GroupNorm {
     /// added in band order, so the results depend on the band size, never on the threads.
     static let positionsPerBand = 256
 
-    /// The bands of `positions` positions, `size` each (the last may be shorter).
-    struct Bands {
-        let positions: Int, size: Int
-        var count: Int { (positions + size - 1) / size }
-        func range(_ band: Int) -> Range<Int> { (band * size)..<min((band + 1) * size, positions) }
-    }
-
     static func forward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                         rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
@@ -43,13 +36,13 @@ enum GroupNorm {
                         positionsPerBand: Int = positionsPerBand) {
         let chunks = (channels + 7) / 8
         let count = Double(positions * (channels / groups))
-        let bands = Bands(positions: positions, size: max(1, positionsPerBand))
+        let bands = consecutiveRanges(covering: positions, size: max(1, positionsPerBand))
         let items = batch * bands.count
         // moments[item]: the band's sums of x, then of x^2 (chunks vectors each).
         var moments = [Double8](repeating: .zero, count: 2 * chunks * items)
         moments.withUnsafeMutableBufferPointer { moments in
             pool.run(chunks: items, label: "GroupNorm.forward statistics") { item, _ in
-                let b = item / bands.count, rows = bands.range(item % bands.count)
+                let b = item / bands.count, rows = bands[item % bands.count]
                 let block = UnsafeMutableBufferPointer(rebasing: moments[(2 * chunks * item)..<(2 * chunks * (item + 1))])
                 let sums = block.baseAddress!, squares = sums + chunks
                 let x = inp + (b * positions + rows.lowerBound) * channels
@@ -83,7 +76,7 @@ enum GroupNorm {
                     }
                 }
                 pool.run(chunks: items, label: "GroupNorm.forward") { item, _ in
-                    let b = item / bands.count, rows = bands.range(item % bands.count)
+                    let b = item / bands.count, rows = bands[item % bands.count]
                     let block = UnsafeMutableBufferPointer(rebasing: coefficients[(2 * chunks * b)..<(2 * chunks * (b + 1))])
                     let scale = block.baseAddress!, shift = scale + chunks
                     let offset = (b * positions + rows.lowerBound) * channels
@@ -127,14 +120,14 @@ enum GroupNorm {
         let perGroup = channels / groups
         let chunks = (channels + 7) / 8
         let count = Double(positions * perGroup)
-        let bands = Bands(positions: positions, size: max(1, positionsPerBand))
+        let bands = consecutiveRanges(covering: positions, size: max(1, positionsPerBand))
         let items = batch * bands.count
         // sums[item]: the band's sums of dy, then of dy * xhat.
         var sums = [Double8](repeating: .zero, count: 2 * chunks * items)
         sums.withUnsafeMutableBufferPointer { sums in
             pool.run(chunks: items, label: "GroupNorm.backward sums") { item, _ in
                 withUnsafeTemporaryAllocation(of: Float8.self, capacity: 4 * chunks) { perChannel in
-                    let b = item / bands.count, rows = bands.range(item % bands.count), stats = b * groups
+                    let b = item / bands.count, rows = bands[item % bands.count], stats = b * groups
                     let channelMean = perChannel.baseAddress!, channelRstd = channelMean + chunks
                     let gamma = channelRstd + chunks, beta = gamma + chunks
                     fillChunks(gamma, channels: channels) { weight[$0] }
@@ -195,7 +188,7 @@ enum GroupNorm {
                     }
                 }
                 pool.run(chunks: items, label: "GroupNorm.backward") { item, _ in
-                    let b = item / bands.count, rows = bands.range(item % bands.count)
+                    let b = item / bands.count, rows = bands[item % bands.count]
                     let block = UnsafeMutableBufferPointer(rebasing: coefficients[(3 * chunks * b)..<(3 * chunks * (b + 1))])
                     let scaleDy = block.baseAddress!, slopeDx = scaleDy + chunks, shiftDx = slopeDx + chunks
                     let offset = (b * positions + rows.lowerBound) * channels

@@ -5,17 +5,6 @@ import Testing
 /// of the batch in exactly one part, in order; waves that cover the groups and parts in order
 /// within their memory budget; and the splits of the configurations' layers.
 @Suite struct DirectBackwardPlanTests {
-    /// Pixel ranges (b * H * W + y * W + x) of the plan's parts, in part order.
-    private func pixelRanges(_ plan: DirectBackwardPlan, _ g: Conv2dGeometry) -> [Range<Int>] {
-        let pixels = g.height * g.width
-        return plan.parts.map { part in
-            let images = plan.groups[part.group]
-            #expect(images.count == 1 || part.rows == 0..<g.height, "a part of a group of several images is the whole group")
-            return (images.lowerBound * pixels + part.rows.lowerBound * g.width)..<((images.upperBound - 1) * pixels
-                + part.rows.upperBound * g.width)
-        }
-    }
-
     static let geometries: [Conv2dGeometry] = [
         .same3x3(batch: 16, height: 64, width: 64, inChannels: 64, outChannels: 64),
         .same3x3(batch: 16, height: 16, width: 16, inChannels: 128, outChannels: 128),
@@ -30,7 +19,9 @@ import Testing
         for partPixels in [1, 5, DirectBackwardPlan.partPixels] {
             let plan = DirectBackwardPlan(geometry: g, inputStride: g.inChannels, outputStride: g.outChannels,
                                           imagesPerGroup: imagesPerGroup, partPixels: partPixels)
-            let ranges = pixelRanges(plan, g)
+            let ranges = plan.pixelRanges(g)
+            #expect(plan.parts.allSatisfy { plan.groups[$0.group].count == 1 || $0.rows == 0..<g.height },
+                    "a part of a group of several images is the whole group")
             #expect(ranges.first?.lowerBound == 0)
             #expect(ranges.last?.upperBound == g.batch * g.height * g.width)
             #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "\(g): parts leave a gap or overlap")
@@ -58,6 +49,10 @@ import Testing
                 let floats = wave.groups.count * plan.rowsPerGroup * (g.inChannels + 16 + g.outChannels)
                     + wave.parts.count * g.weightCount
                 #expect(wave.groups.count == 1 || floats <= budget, "\(g): a wave of \(floats) floats over a budget of \(budget)")
+                // Each image's padded rows, and the 2 rows past the last, lie in the wave's buffers without overlapping.
+                let rows = plan.images(of: wave).map { plan.firstRow(of: $0, in: wave) }
+                #expect(rows.first == 0 && zip(rows, rows.dropFirst()).allSatisfy { $1 - $0 >= plan.rowsPerImage })
+                #expect(rows.last! + plan.rowsPerImage + 2 <= wave.groups.count * plan.rowsPerGroup)
             }
             #expect(plan.images(of: plan.waves[0]).lowerBound == 0)
             #expect(plan.images(of: plan.waves.last!).upperBound == g.batch)
@@ -80,5 +75,17 @@ import Testing
         let imagenet = plan(Self.geometries[2])
         #expect(imagenet.groups.count == 8 && imagenet.parts.count == 8 * 32 && imagenet.waves.count == 8)
         #expect(imagenet.parts.allSatisfy { $0.rows.count == 8 })
+    }
+}
+
+extension DirectBackwardPlan {
+    /// The pixels of the batch (b * H * W + y * W + x) that each part sums over, in part order.
+    func pixelRanges(_ g: Conv2dGeometry) -> [Range<Int>] {
+        let pixels = g.height * g.width
+        return parts.map { part in
+            let images = groups[part.group]
+            return (images.lowerBound * pixels + part.rows.lowerBound * g.width)..<((images.upperBound - 1) * pixels
+                + part.rows.upperBound * g.width)
+        }
     }
 }

@@ -53,13 +53,8 @@ import Testing
         guard g.kernel == 3 else {
             return stride(from: 0, to: g.batch * pixels, by: partPixels).map { $0..<min($0 + partPixels, g.batch * pixels) }
         }
-        let plan = DirectBackwardPlan(geometry: g, inputStride: g.inChannels, outputStride: g.outChannels,
-                                      imagesPerGroup: imagesPerGroup, partPixels: partPixels)
-        return plan.parts.map { part in
-            let images = plan.groups[part.group]
-            return (images.lowerBound * pixels + part.rows.lowerBound * g.width)..<((images.upperBound - 1) * pixels
-                + part.rows.upperBound * g.width)
-        }
+        return DirectBackwardPlan(geometry: g, inputStride: g.inChannels, outputStride: g.outChannels,
+                                  imagesPerGroup: imagesPerGroup, partPixels: partPixels).pixelRanges(g)
     }
 }
 
